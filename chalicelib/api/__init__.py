@@ -1,0 +1,1 @@
+"""HTTP edge: one Blueprint per resource; parse + validate, one service call, envelope."""

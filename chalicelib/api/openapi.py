@@ -1,0 +1,123 @@
+"""OpenAPI 3.1 from the routes `endpoint` recorded and their pydantic models."""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import pydantic
+from pydantic import TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from chalicelib.api.routing import ROUTES, RouteSpec
+
+REF = "#/components/schemas/{model}"
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "status_code"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "status_code": {"type": "integer"},
+    },
+}
+
+
+def _models(spec: RouteSpec) -> list[type[pydantic.BaseModel]]:
+    found = [spec.query, spec.body]
+    response = spec.response
+    if getattr(response, "__origin__", None) is list:
+        response = response.__args__[0]
+    found.append(response if isinstance(response, type) and issubclass(response, pydantic.BaseModel) else None)
+    return [model for model in found if model is not None]
+
+
+def _ref(model: type[pydantic.BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _data_schema(response: Any) -> dict[str, Any]:
+    if response is None:
+        return {}
+    if getattr(response, "__origin__", None) is list:
+        return {"type": "array", "items": _ref(response.__args__[0])}
+    return _ref(response)
+
+
+def _parameters(spec: RouteSpec, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", spec.path)
+    ]
+    if spec.query is not None:
+        query_schema = TypeAdapter(spec.query).json_schema(ref_template=REF)
+        required = set(query_schema.get("required", []))
+        for name, prop in query_schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop,
+                           "description": prop.get("description", "")})
+    return params
+
+
+def _operation(spec: RouteSpec, schemas: dict[str, Any]) -> dict[str, Any]:
+    envelope: dict[str, Any] = {
+        "type": "object",
+        "required": ["data", "message", "status_code"],
+        "properties": {"data": _data_schema(spec.response), "message": {"type": "string"},
+                       "status_code": {"type": "integer"}},
+    }
+    if spec.paginated:
+        envelope["properties"]["meta"] = _ref(schemas["__PageMeta"])
+    operation: dict[str, Any] = {
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "operationId": f"{spec.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', spec.path).strip('_')}",
+        "parameters": _parameters(spec, schemas),
+        "responses": {
+            str(spec.status): {"description": "success", "content": {"application/json": {"schema": envelope}}},
+            "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}},
+        },
+    }
+    if spec.body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(spec.body)}}}
+    if spec.public:
+        operation["security"] = []
+    return operation
+
+
+@lru_cache(maxsize=1)
+def document_dict() -> dict[str, Any]:
+    from chalicelib.schemas.base import PageMeta
+
+    models = {model for spec in ROUTES for model in _models(spec)} | {PageMeta}
+    _, definitions = models_json_schema([(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
+                                        ref_template=REF)
+    schemas = dict(definitions.get("$defs", {}))
+    schemas["Error"] = ERROR_SCHEMA
+    lookup = {"__PageMeta": PageMeta}
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in ROUTES:
+        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, lookup)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "pixelpool", "version": "1.0.0",
+                 "description": "Serverless backend for the image data behind machine-learning work."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def document() -> str:
+    import json
+
+    return json.dumps(document_dict())

@@ -1,0 +1,157 @@
+"""`endpoint`: how every route is declared.
+
+It registers the Chalice route, parses and validates the query and body with the route's
+pydantic models (unknown fields rejected), resolves the caller's identity, maps domain errors to
+the error envelope, and records the route's models for the OpenAPI document.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pydantic
+from aws_lambda_powertools import Logger
+from chalice import Blueprint
+from chalice.app import Request
+
+from chalicelib import errors
+from chalicelib.api import responses
+from chalicelib.api.auth import jwt_auth
+from chalicelib.services import container
+from chalicelib.services.identity import Identity
+
+logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    path: str
+    method: str
+    summary: str
+    tag: str
+    query: type[pydantic.BaseModel] | None
+    body: type[pydantic.BaseModel] | None
+    response: Any
+    status: int
+    public: bool
+    paginated: bool
+
+
+ROUTES: list[RouteSpec] = []
+
+
+def field_errors(exc: pydantic.ValidationError, location: str) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in err["loc"]) or location
+        details.append({"field": path, "location": location, "message": err["msg"], "type": err["type"]})
+    return details
+
+
+def _validation_error(exc: pydantic.ValidationError, location: str) -> errors.ValidationError:
+    details = field_errors(exc, location)
+    names = ", ".join(sorted({detail["field"] for detail in details}))
+    return errors.ValidationError(f"Invalid {location}: {names}", details)
+
+
+def parse_body(request: Request, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+    raw = request.raw_body or b""
+    try:
+        document = json.loads(raw) if raw.strip() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.BadRequestError(f"Request body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise errors.BadRequestError("Request body must be a JSON object")
+    try:
+        return model.model_validate(document)
+    except pydantic.ValidationError as exc:
+        raise _validation_error(exc, "body") from exc
+
+
+def parse_query(request: Request, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+    params: dict[str, Any] = {}
+    query_params = request.query_params or {}
+    for name in query_params:
+        values = query_params.getlist(name)
+        field = model.model_fields.get(name)
+        is_list = field is not None and getattr(field.annotation, "__origin__", None) is list
+        if is_list:
+            params[name] = [item for value in values for item in value.split(",") if item]
+        else:
+            params[name] = values[-1]
+    try:
+        return model.model_validate(params)
+    except pydantic.ValidationError as exc:
+        raise _validation_error(exc, "query") from exc
+
+
+def identity_of(request: Request) -> Identity:
+    context = (request.context or {}).get("authorizer") or {}
+    if not context.get("principalId"):
+        raise errors.UnauthorizedError("Missing or invalid bearer token")
+    identity = Identity(
+        sub=context["principalId"],
+        email=context.get("email") or None,
+        groups=tuple(json.loads(context.get("groups") or "[]")),
+        is_admin=context.get("is_admin") == "true",
+    )
+    container.users().record_seen(identity)
+    return identity
+
+
+def endpoint(
+    bp: Blueprint,
+    path: str,
+    method: str = "GET",
+    *,
+    query: type[pydantic.BaseModel] | None = None,
+    body: type[pydantic.BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+    public: bool = False,
+    paginated: bool = False,
+) -> Callable:
+    """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared."""
+
+    def decorate(view: Callable) -> Callable:
+        ROUTES.append(
+            RouteSpec(
+                path=path,
+                method=method,
+                summary=(view.__doc__ or view.__name__).strip().splitlines()[0],
+                tag=bp.__dict__.get("_import_name", "").rsplit(".", 1)[-1] or "api",
+                query=query,
+                body=body,
+                response=response,
+                status=status,
+                public=public,
+                paginated=paginated,
+            )
+        )
+
+        @functools.wraps(view)
+        def handle(**url_params: Any):
+            request = bp.current_request
+            try:
+                kwargs: dict[str, Any] = dict(url_params)
+                if not public:
+                    kwargs["identity"] = identity_of(request)
+                if query is not None:
+                    kwargs["query"] = parse_query(request, query)
+                if body is not None:
+                    kwargs["body"] = parse_body(request, body)
+                return view(**kwargs)
+            except errors.PixelpoolError as exc:
+                if isinstance(exc, errors.StoreError):
+                    logger.exception("store failure", extra={"path": path})
+                return responses.error(exc)
+            except Exception:
+                logger.exception("unhandled error", extra={"path": path})
+                return responses.internal_error()
+
+        bp.route(path, methods=[method], authorizer=None if public else jwt_auth)(handle)
+        return view
+
+    return decorate

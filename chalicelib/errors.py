@@ -1,0 +1,49 @@
+"""Domain errors. Every layer raises these; `chalicelib/api/responses.py` maps them to HTTP."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class PixelpoolError(Exception):
+    """Base of every domain error; `code` is the machine-readable name in the error envelope."""
+
+    code = "error"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class ValidationError(PixelpoolError):
+    """Input that is well-formed but not acceptable (422)."""
+
+    code = "validation_error"
+
+
+class BadRequestError(PixelpoolError):
+    """Input that cannot be read at all: bad JSON, a forbidden path (400)."""
+
+    code = "bad_request"
+
+
+class UnauthorizedError(PixelpoolError):
+    code = "unauthorized"
+
+
+class ForbiddenError(PixelpoolError):
+    code = "forbidden"
+
+
+class NotFoundError(PixelpoolError):
+    code = "not_found"
+
+
+class ConflictError(PixelpoolError):
+    code = "conflict"
+
+
+class StoreError(PixelpoolError):
+    """An AWS call failed for a reason the caller cannot fix (500)."""
+
+    code = "store_error"

@@ -1,0 +1,1 @@
+"""Event handlers (SQS-delivered S3 notifications): thin, they call services."""

@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from chalicelib.schemas.base import ResponseModel
+
+
+class HealthOut(ResponseModel):
+    status: str
+    stage: str

@@ -1,0 +1,1 @@
+"""The domain: framework-free services that take and return typed objects."""

@@ -1,0 +1,12 @@
+"""Who is calling: built by the API edge from the authorizer's verdict, passed to every service."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Identity:
+    sub: str
+    email: str | None = None
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    is_admin: bool = False

@@ -1,0 +1,59 @@
+"""Global tags: create, list, rename, recolor, delete (refused while in use unless forced)."""
+from __future__ import annotations
+
+from chalicelib.errors import ValidationError
+from chalicelib.services.activity import ActivityService
+from chalicelib.services.identity import Identity
+from chalicelib.store.base import new_id, utcnow
+from chalicelib.store.tags import Tag, TagRepository
+
+NOT_NULLABLE = ("name", "color")
+
+
+class TagService:
+    def __init__(self, repository: TagRepository, activity: ActivityService) -> None:
+        self._repository = repository
+        self._activity = activity
+
+    def create(self, actor: Identity, name: str, color: str, description: str | None, category: str | None) -> Tag:
+        now = utcnow()
+        tag = self._repository.create(
+            Tag(
+                id=new_id(),
+                name=name,
+                category=category,
+                color=color.upper(),
+                description=description,
+                usage_count=0,
+                created_by=actor.sub,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        self._activity.record(actor, "tag", tag.id, "created", details={"name": tag.name})
+        return tag
+
+    def get(self, tag_id: str) -> Tag:
+        return self._repository.get(tag_id)
+
+    def list(self, search: str | None = None) -> list[Tag]:
+        needle = (search or "").casefold()
+        return [tag for tag in self._repository.list() if needle in tag.name.casefold()]
+
+    def update(self, actor: Identity, tag_id: str, changes: dict) -> Tag:
+        nulls = [field for field in NOT_NULLABLE if field in changes and changes[field] is None]
+        if nulls:
+            raise ValidationError(
+                "Fields cannot be null",
+                [{"field": field, "message": "may be omitted but not null", "type": "null_not_allowed"} for field in nulls],
+            )
+        if changes.get("color"):
+            changes["color"] = changes["color"].upper()
+        tag = self._repository.update(tag_id, changes) if changes else self._repository.get(tag_id)
+        self._activity.record(actor, "tag", tag.id, "updated", details={"fields": sorted(changes)})
+        return tag
+
+    def delete(self, actor: Identity, tag_id: str, force: bool = False) -> Tag:
+        tag = self._repository.delete(tag_id, only_if_unused=not force)
+        self._activity.record(actor, "tag", tag.id, "deleted", details={"name": tag.name, "force": force})
+        return tag

@@ -1,0 +1,1 @@
+"""Step Functions task handlers: thin `lambda_function`s that call services."""

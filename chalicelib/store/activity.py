@@ -1,0 +1,87 @@
+"""The activity log: one item per mutation, partitioned by project (or `GLOBAL`), newest last.
+
+`sk = <ISO time>#<id>` keeps a partition in time order, so a timeline is one Query read backwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pynamodb.attributes import JSONAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.models import Model
+
+from chalicelib.store.base import store_errors, table_meta
+
+GLOBAL_SCOPE = "GLOBAL"
+
+
+class ActivityItem(Model):
+    Meta = table_meta("activity_table")
+
+    scope = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    id = UnicodeAttribute()
+    entity_type = UnicodeAttribute()
+    entity_id = UnicodeAttribute()
+    action = UnicodeAttribute()
+    actor = UnicodeAttribute(null=True)
+    project_id = UnicodeAttribute(null=True)
+    details = JSONAttribute(default=dict)
+    created_at = UTCDateTimeAttribute()
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    id: str
+    entity_type: str
+    entity_id: str
+    action: str
+    actor: str | None
+    project_id: str | None
+    created_at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _scope(project_id: str | None) -> str:
+    return f"PROJECT#{project_id}" if project_id else GLOBAL_SCOPE
+
+
+def _to_entry(item: ActivityItem) -> ActivityEntry:
+    return ActivityEntry(
+        id=item.id,
+        entity_type=item.entity_type,
+        entity_id=item.entity_id,
+        action=item.action,
+        actor=item.actor,
+        project_id=item.project_id,
+        created_at=item.created_at,
+        details=item.details or {},
+    )
+
+
+class ActivityRepository:
+    def add(self, entry: ActivityEntry) -> None:
+        item = ActivityItem(
+            scope=_scope(entry.project_id),
+            sk=f"{entry.created_at.isoformat()}#{entry.id}",
+            id=entry.id,
+            entity_type=entry.entity_type,
+            entity_id=entry.entity_id,
+            action=entry.action,
+            actor=entry.actor,
+            project_id=entry.project_id,
+            details=entry.details,
+            created_at=entry.created_at,
+        )
+        with store_errors("recording activity"):
+            item.save()
+
+    def newest(self, project_id: str | None, limit: int, cursor: dict | None = None) -> tuple[list[ActivityEntry], dict | None]:
+        """One page of a scope's entries, newest first, and the key to continue from."""
+        with store_errors("reading activity"):
+            result = ActivityItem.query(
+                _scope(project_id), scan_index_forward=False, limit=limit, last_evaluated_key=cursor
+            )
+            entries = [_to_entry(item) for item in result]
+            return entries, result.last_evaluated_key

@@ -1,0 +1,53 @@
+"""PynamoDB plumbing shared by the repositories: table binding, SDK-error translation, ids, time."""
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator
+
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+
+from chalicelib.config import get_settings
+from chalicelib.errors import StoreError
+from chalicelib.store.aws import endpoint_url
+
+
+def table_meta(setting: str) -> type:
+    """A PynamoDB `Meta` bound to the table named by `setting` (read once, at import)."""
+    settings = get_settings()
+    return type(
+        "Meta",
+        (),
+        {
+            "table_name": getattr(settings, setting),
+            "region": settings.region,
+            "host": endpoint_url("dynamodb"),
+            "max_retry_attempts": 5,
+            "connect_timeout_seconds": 5,
+            "read_timeout_seconds": 10,
+        },
+    )
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def cancellation_codes(exc: TransactWriteError) -> list[str | None]:
+    """The per-action reasons of a cancelled transaction, in action order."""
+    reasons = exc.cancellation_reasons or []
+    return [reason.code if reason else None for reason in reasons]
+
+
+@contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """Re-raise SDK failures the caller cannot act on as a domain `StoreError`."""
+    try:
+        yield
+    except PynamoDBException as exc:
+        raise StoreError(f"{action} failed: {exc.msg}") from exc

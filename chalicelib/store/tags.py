@@ -1,0 +1,193 @@
+"""Tags and their case-insensitive name guards, in one table.
+
+Items: the tag (`pk = TAG#<id>`, in the sparse `by_name` index under `kind = TAG`) and one guard
+per lower-cased name (`pk = NAME#<name>`), written in the same transaction so two concurrent
+creates of `Cat` and `cat` cannot both succeed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterator
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store.base import cancellation_codes, store_errors, table_meta, utcnow
+
+TAG_KIND = "TAG"
+
+
+class TagsByName(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_name"
+        projection = AllProjection()
+
+    kind = UnicodeAttribute(hash_key=True)
+    name_lower = UnicodeAttribute(range_key=True)
+
+
+class TagItem(Model):
+    Meta = table_meta("tags_table")
+
+    pk = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(default=TAG_KIND)
+    id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    name_lower = UnicodeAttribute()
+    category = UnicodeAttribute(null=True)
+    color = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    usage_count = NumberAttribute(default=0)
+    created_by = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+    by_name = TagsByName()
+
+
+class TagNameGuard(Model):
+    Meta = table_meta("tags_table")
+
+    pk = UnicodeAttribute(hash_key=True)
+    tag_id = UnicodeAttribute()
+
+
+@dataclass(frozen=True)
+class Tag:
+    id: str
+    name: str
+    category: str | None
+    color: str
+    description: str | None
+    usage_count: int
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _tag_key(tag_id: str) -> str:
+    return f"TAG#{tag_id}"
+
+
+def _name_key(name: str) -> str:
+    return f"NAME#{name.casefold()}"
+
+
+def _to_tag(item: TagItem) -> Tag:
+    return Tag(
+        id=item.id,
+        name=item.name,
+        category=item.category,
+        color=item.color,
+        description=item.description,
+        usage_count=int(item.usage_count or 0),
+        created_by=item.created_by,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _connection() -> Connection:
+    return TagItem._get_connection().connection
+
+
+def _raise_name_conflict(exc: TransactWriteError, name: str, guard_index: int) -> None:
+    codes = cancellation_codes(exc)
+    if len(codes) > guard_index and codes[guard_index] == "ConditionalCheckFailed":
+        raise ConflictError(f"A tag named '{name}' already exists") from exc
+
+
+class TagRepository:
+    def create(self, tag: Tag) -> Tag:
+        item = TagItem(
+            pk=_tag_key(tag.id),
+            id=tag.id,
+            name=tag.name,
+            name_lower=tag.name.casefold(),
+            category=tag.category,
+            color=tag.color,
+            description=tag.description,
+            usage_count=0,
+            created_by=tag.created_by,
+            created_at=tag.created_at,
+            updated_at=tag.updated_at,
+        )
+        guard = TagNameGuard(pk=_name_key(tag.name), tag_id=tag.id)
+        try:
+            with TransactWrite(connection=_connection(), client_request_token=f"tag-create-{tag.id}") as tx:
+                tx.save(item, condition=TagItem.pk.does_not_exist())
+                tx.save(guard, condition=TagNameGuard.pk.does_not_exist())
+        except TransactWriteError as exc:
+            _raise_name_conflict(exc, tag.name, guard_index=1)
+            raise
+        return _to_tag(item)
+
+    def get(self, tag_id: str) -> Tag:
+        return _to_tag(self._get_item(tag_id))
+
+    def _get_item(self, tag_id: str) -> TagItem:
+        try:
+            with store_errors("reading a tag"):
+                return TagItem.get(_tag_key(tag_id))
+        except DoesNotExist as exc:
+            raise NotFoundError(f"Tag '{tag_id}' not found") from exc
+
+    def get_many(self, tag_ids: list[str]) -> dict[str, Tag]:
+        keys = [_tag_key(tag_id) for tag_id in dict.fromkeys(tag_ids)]
+        with store_errors("reading tags"):
+            return {item.id: _to_tag(item) for item in TagItem.batch_get(keys)}
+
+    def list(self) -> Iterator[Tag]:
+        """Every tag, ordered by lower-cased name (one Query on the sparse index)."""
+        with store_errors("listing tags"):
+            for item in TagItem.by_name.query(TAG_KIND):
+                yield _to_tag(item)
+
+    def update(self, tag_id: str, changes: dict) -> Tag:
+        """Apply `changes` (already validated); a rename moves the name guard in one transaction."""
+        item = self._get_item(tag_id)
+        old_key = _name_key(item.name)
+        for field, value in changes.items():
+            setattr(item, field, value)
+        item.name_lower = item.name.casefold()
+        item.updated_at = utcnow()
+        new_key = _name_key(item.name)
+        try:
+            with TransactWrite(connection=_connection()) as tx:
+                tx.save(item, condition=TagItem.pk.exists())
+                if new_key != old_key:
+                    tx.save(TagNameGuard(pk=new_key, tag_id=tag_id),
+                            condition=TagNameGuard.pk.does_not_exist())
+                    tx.delete(TagNameGuard(pk=old_key), condition=TagNameGuard.tag_id == tag_id)
+        except TransactWriteError as exc:
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                raise NotFoundError(f"Tag '{tag_id}' not found") from exc
+            _raise_name_conflict(exc, item.name, guard_index=1)
+            raise
+        return _to_tag(item)
+
+    def delete(self, tag_id: str, *, only_if_unused: bool) -> Tag:
+        """Delete the tag and its name guard; with `only_if_unused`, refuse while it is in use."""
+        item = self._get_item(tag_id)
+        condition = TagItem.pk.exists()
+        if only_if_unused:
+            condition &= TagItem.usage_count <= 0
+        try:
+            with TransactWrite(connection=_connection()) as tx:
+                tx.delete(item, condition=condition)
+                tx.delete(TagNameGuard(pk=_name_key(item.name)), condition=TagNameGuard.tag_id == tag_id)
+        except TransactWriteError as exc:
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                current = self._get_item(tag_id)
+                raise ConflictError(
+                    f"Tag '{current.name}' is used by {int(current.usage_count)} image(s); "
+                    "pass force=true to delete it anyway"
+                ) from exc
+            raise
+        return _to_tag(item)

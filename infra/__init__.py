@@ -1,0 +1,1 @@
+"""Deployment definitions (CloudFormation merge template, state machines) and the local stack."""

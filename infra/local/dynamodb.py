@@ -1,0 +1,169 @@
+"""Partition-keyed Query for the emulator's DynamoDB.
+
+moto's `Table.query` starts from `Table.all_items()`, which walks and sorts the whole table on
+every call and every page. Here, while one Query runs, `all_items()` answers with only the
+candidate items of the queried partition: the base table's own `items[hash]` bucket, or a
+per-index bucket kept up to date on every write. moto then runs its own key conditions, sort,
+pagination, filters and projections on that list unchanged, so results are the same as moto's
+(tests/unit/test_local_dynamodb.py compares both) at a cost that follows the partition size, not
+the table size. Only the embedded emulator is patched; code running on AWS never sees this.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
+
+_state = threading.local()
+_lock = threading.RLock()
+_originals: dict[str, Any] = {}
+
+
+def accelerate_queries() -> None:
+    """Install the acceleration (idempotent)."""
+    with _lock:
+        if _originals:
+            return
+        _originals.update(
+            query=Table.query,
+            all_items=Table.all_items,
+            put_item=Table.put_item,
+            delete_item=Table.delete_item,
+            update_item=DynamoDBBackend.update_item,
+        )
+        Table.query = _query
+        Table.all_items = _all_items
+        Table.put_item = _put_item
+        Table.delete_item = _delete_item
+        DynamoDBBackend.update_item = _update_item
+
+
+def restore() -> None:
+    """Put moto's own methods back (used by the test that compares both answers)."""
+    with _lock:
+        if not _originals:
+            return
+        Table.query = _originals["query"]
+        Table.all_items = _originals["all_items"]
+        Table.put_item = _originals["put_item"]
+        Table.delete_item = _originals["delete_item"]
+        DynamoDBBackend.update_item = _originals["update_item"]
+        _originals.clear()
+
+
+class _IndexBuckets:
+    """For one secondary index: index-hash value → {item key → item}, and item key → its value."""
+
+    def __init__(self, attr: str, items: list) -> None:
+        self.attr = attr
+        self.buckets: dict[Any, dict[tuple, Any]] = {}
+        self.placed: dict[tuple, Any] = {}
+        for item in items:
+            self.place(item)
+
+    def place(self, item: Any) -> None:
+        key = _key(item)
+        self.remove(key)
+        value = item.attrs.get(self.attr)
+        if value is not None:
+            self.buckets.setdefault(value, {})[key] = item
+            self.placed[key] = value
+
+    def remove(self, key: tuple) -> None:
+        value = self.placed.pop(key, None)
+        if value is not None:
+            bucket = self.buckets.get(value, {})
+            bucket.pop(key, None)
+            if not bucket:
+                self.buckets.pop(value, None)
+
+
+def _key(item: Any) -> tuple:
+    return (item.hash_key, item.range_key)
+
+
+def _sort_key(item: Any) -> Any:
+    return (item.hash_key, item.range_key) if item.range_key else item.hash_key
+
+
+def _index_buckets(table: Table, index_name: str, attr: str) -> _IndexBuckets:
+    cache = table.__dict__.setdefault("_pixelpool_indexes", {})
+    buckets = cache.get(index_name)
+    if buckets is None or buckets.attr != attr:
+        buckets = cache[index_name] = _IndexBuckets(attr, _originals["all_items"](table))
+    return buckets
+
+
+def _candidates(table: Table, hash_key: Any, index_name: str | None, hash_conditions: list | None) -> list | None:
+    if not index_name:
+        if hash_key is None:
+            return None
+        bucket = table.items.get(hash_key) if hash_key in table.items else None
+        if bucket is None:
+            return []
+        return list(bucket.values()) if table.range_key_attr else [bucket]
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    if index is None:
+        return None  # moto raises the proper validation error
+    hash_attrs = [key["AttributeName"] for key in index.schema if key["KeyType"] == "HASH"]
+    if not hash_attrs:
+        return None
+    wanted = dict(hash_conditions or {}).get(hash_attrs[0], hash_key if len(hash_attrs) == 1 else None)
+    if wanted is None:
+        return None
+    with _lock:
+        found = list(_index_buckets(table, index_name, hash_attrs[0]).buckets.get(wanted, {}).values())
+    return sorted(found, key=_sort_key)
+
+
+def _query(self: Table, hash_key: Any, *args: Any, **kwargs: Any):
+    index_name = kwargs.get("index_name")
+    candidates = _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
+    if candidates is None:
+        return _originals["query"](self, hash_key, *args, **kwargs)
+    _state.candidates = (self, candidates)
+    try:
+        return _originals["query"](self, hash_key, *args, **kwargs)
+    finally:
+        _state.candidates = None
+
+
+def _all_items(self: Table) -> list:
+    current = getattr(_state, "candidates", None)
+    if current is not None and current[0] is self:
+        return current[1]
+    return _originals["all_items"](self)
+
+
+def _reindex(table: Table, item: Any | None, removed_key: tuple | None = None) -> None:
+    indexes = table.__dict__.get("_pixelpool_indexes")
+    if not indexes:
+        return
+    with _lock:
+        for buckets in indexes.values():
+            if removed_key is not None:
+                buckets.remove(removed_key)
+            if item is not None:
+                buckets.place(item)
+
+
+def _put_item(self: Table, *args: Any, **kwargs: Any):
+    item = _originals["put_item"](self, *args, **kwargs)
+    _reindex(self, item)
+    return item
+
+
+def _delete_item(self: Table, hash_key: Any, range_key: Any):
+    item = _originals["delete_item"](self, hash_key, range_key)
+    if item is not None:
+        _reindex(self, None, removed_key=_key(item))
+    return item
+
+
+def _update_item(self: DynamoDBBackend, table_name: str, *args: Any, **kwargs: Any):
+    item = _originals["update_item"](self, table_name, *args, **kwargs)
+    if item is not None:
+        _reindex(self.get_table(table_name), item)
+    return item
