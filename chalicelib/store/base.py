@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 
 from chalicelib.config import get_settings
 from chalicelib.errors import StoreError
@@ -49,5 +49,7 @@ def store_errors(action: str) -> Iterator[None]:
     """Re-raise SDK failures the caller cannot act on as a domain `StoreError`."""
     try:
         yield
+    except DoesNotExist:
+        raise  # a lookup answer, for the repository to turn into NotFoundError
     except PynamoDBException as exc:
         raise StoreError(f"{action} failed: {exc.msg}") from exc

@@ -12,12 +12,12 @@ from typing import Iterator
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.errors import ConflictError, NotFoundError, StoreError
 from chalicelib.store.base import cancellation_codes, store_errors, table_meta, utcnow
 
 TAG_KIND = "TAG"
@@ -97,6 +97,8 @@ def _connection() -> Connection:
     return TagItem._get_connection().connection
 
 
+# PynamoDB sends a transaction's actions grouped: condition checks, deletes, puts, updates; the
+# cancellation reasons follow that order, so the indexes below name the action that failed.
 def _raise_name_conflict(exc: TransactWriteError, name: str, guard_index: int) -> None:
     codes = cancellation_codes(exc)
     if len(codes) > guard_index and codes[guard_index] == "ConditionalCheckFailed":
@@ -166,9 +168,12 @@ class TagRepository:
                             condition=TagNameGuard.pk.does_not_exist())
                     tx.delete(TagNameGuard(pk=old_key), condition=TagNameGuard.tag_id == tag_id)
         except TransactWriteError as exc:
-            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            renamed = new_key != old_key
+            item_index = 1 if renamed else 0  # [delete old guard,] put tag[, put new guard]
+            codes = cancellation_codes(exc)
+            if len(codes) > item_index and codes[item_index] == "ConditionalCheckFailed":
                 raise NotFoundError(f"Tag '{tag_id}' not found") from exc
-            _raise_name_conflict(exc, item.name, guard_index=1)
+            _raise_name_conflict(exc, item.name, guard_index=2)
             raise
         return _to_tag(item)
 
@@ -191,3 +196,14 @@ class TagRepository:
                 ) from exc
             raise
         return _to_tag(item)
+
+    def adjust_usage(self, tag_id: str, delta: int) -> int:
+        """Atomically add `delta` to the tag's usage count; returns the new count."""
+        item = TagItem(pk=_tag_key(tag_id))
+        try:
+            item.update(actions=[TagItem.usage_count.add(delta)], condition=TagItem.pk.exists())
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise NotFoundError(f"Tag '{tag_id}' not found") from exc
+            raise StoreError(f"counting tag usage failed: {exc.msg}") from exc
+        return int(item.usage_count)

@@ -10,6 +10,7 @@ the table size. Only the embedded emulator is patched; code running on AWS never
 """
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
@@ -19,6 +20,7 @@ from moto.dynamodb.models.table import Table
 _state = threading.local()
 _lock = threading.RLock()
 _originals: dict[str, Any] = {}
+_QUERY_SIGNATURE: inspect.Signature
 
 
 def accelerate_queries() -> None:
@@ -33,6 +35,8 @@ def accelerate_queries() -> None:
             delete_item=Table.delete_item,
             update_item=DynamoDBBackend.update_item,
         )
+        global _QUERY_SIGNATURE
+        _QUERY_SIGNATURE = inspect.signature(Table.query)
         Table.query = _query
         Table.all_items = _all_items
         Table.put_item = _put_item
@@ -119,8 +123,8 @@ def _candidates(table: Table, hash_key: Any, index_name: str | None, hash_condit
 
 
 def _query(self: Table, hash_key: Any, *args: Any, **kwargs: Any):
-    index_name = kwargs.get("index_name")
-    candidates = _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
+    bound = _QUERY_SIGNATURE.bind(self, hash_key, *args, **kwargs).arguments
+    candidates = _candidates(self, hash_key, bound.get("index_name"), bound.get("hash_key_conditions"))
     if candidates is None:
         return _originals["query"](self, hash_key, *args, **kwargs)
     _state.candidates = (self, candidates)

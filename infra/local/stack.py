@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 from chalice.config import Config
 
 from infra.local.emulator import Emulator
@@ -44,6 +45,8 @@ class LocalStack:
         self.physical: dict[str, dict[str, str]] = {}
         self.app: Any = None
         self.pump: EventPump | None = None
+        self._session = boto3.session.Session()
+        self._clients: dict[str, Any] = {}
 
     @property
     def endpoint(self) -> str:
@@ -111,9 +114,10 @@ class LocalStack:
         return self.issuer.token(sub, email=email, groups=["admin"] if groups is None else groups, **claims)
 
     def _client(self, service: str):
-        import boto3
-
-        return boto3.session.Session().client(service, region_name=self.region, endpoint_url=self.endpoint)
+        """A client of the emulator (built once per service: building one costs ~0.1 s)."""
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service, region_name=self.region, endpoint_url=self.endpoint)
+        return self._clients[service]
 
     def _refresh_settings(self) -> None:
         if "chalicelib.config" in sys.modules:
