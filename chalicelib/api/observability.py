@@ -13,8 +13,13 @@ metrics = Metrics(namespace="pixelpool")
 
 def _request_id(event) -> str | None:
     if isinstance(event, Request):
-        return (event.context or {}).get("requestId")
-    context = getattr(event, "context", None)
+        # API Gateway's request id; the Lambda request id when the gateway gives none.
+        request_id = (event.context or {}).get("requestId")
+        if request_id:
+            return request_id
+        context = event.lambda_context
+    else:
+        context = getattr(event, "context", None)
     return getattr(context, "aws_request_id", None)
 
 
@@ -29,15 +34,15 @@ def observe(event, get_response):
         metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
         logger.exception("invocation failed", extra={"event_type": kind})
         raise
+    else:
+        if isinstance(event, Request):
+            status = getattr(response, "status_code", 200)
+            logger.info("request", extra={"method": event.method, "path": event.path, "status": status,
+                                          "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
+            if status >= 500:
+                metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+        return response
     finally:
-        elapsed_ms = (time.perf_counter() - started) * 1000
         metrics.add_metric(name="Invocations", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
-    if isinstance(event, Request):
-        status = getattr(response, "status_code", 200)
-        logger.info("request", extra={"method": event.method, "path": event.path, "status": status,
-                                      "elapsed_ms": round(elapsed_ms, 2)})
-        if status >= 500:
-            metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
-    metrics.flush_metrics()
-    return response
+        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+        metrics.flush_metrics()
