@@ -6,11 +6,11 @@ from pydantic import BaseModel, ConfigDict, Field
 class RequestModel(BaseModel):
     """Base of every request body and query: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class ResponseModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, defer_build=True)
 
 
 class PageQuery(RequestModel):

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import jwt
-
 from chalicelib.config import Settings, get_settings
 from chalicelib.errors import UnauthorizedError
 from chalicelib.services.identity import Identity
@@ -17,13 +15,21 @@ ALGORITHMS = ["RS256"]
 GROUPS_CLAIM = "cognito:groups"
 
 
+# PyJWT (and the `cryptography` it loads) is imported on first use: only the authorizer verifies
+# tokens, and the API function's cold start should not pay for it.
+
+
 class _InlineKeys:
     """The `PyJWKClient` interface over a JWKS document held in memory."""
 
     def __init__(self, document: str) -> None:
+        import jwt
+
         self._keys = jwt.PyJWKSet.from_json(document)
 
-    def get_signing_key_from_jwt(self, token: str) -> jwt.PyJWK:
+    def get_signing_key_from_jwt(self, token: str):
+        import jwt
+
         kid = jwt.get_unverified_header(token).get("kid")
         for key in self._keys.keys:
             if key.key_id == kid:
@@ -36,12 +42,16 @@ def _key_source(jwks_url: str | None, jwks_json: str | None):
     if jwks_json:
         return _InlineKeys(jwks_json)
     if jwks_url:
+        import jwt
+
         return jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600)
     raise UnauthorizedError("No token issuer is configured")
 
 
 def verify_token(token: str, settings: Settings | None = None) -> Identity:
     """The identity a valid token carries; `UnauthorizedError` for anything else."""
+    import jwt
+
     settings = settings or get_settings()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
