@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.api.routing import ROUTES, RouteSpec
+from chalicelib.schemas.base import PageMeta
 
 REF = "#/components/schemas/{model}"
 ERROR_SCHEMA = {
@@ -51,7 +52,7 @@ def _data_schema(response: Any) -> dict[str, Any]:
     return _ref(response)
 
 
-def _parameters(spec: RouteSpec, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+def _parameters(spec: RouteSpec) -> list[dict[str, Any]]:
     params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", spec.path)
@@ -65,7 +66,7 @@ def _parameters(spec: RouteSpec, schemas: dict[str, Any]) -> list[dict[str, Any]
     return params
 
 
-def _operation(spec: RouteSpec, schemas: dict[str, Any]) -> dict[str, Any]:
+def _operation(spec: RouteSpec) -> dict[str, Any]:
     envelope: dict[str, Any] = {
         "type": "object",
         "required": ["data", "message", "status_code"],
@@ -73,12 +74,12 @@ def _operation(spec: RouteSpec, schemas: dict[str, Any]) -> dict[str, Any]:
                        "status_code": {"type": "integer"}},
     }
     if spec.paginated:
-        envelope["properties"]["meta"] = _ref(schemas["__PageMeta"])
+        envelope["properties"]["meta"] = _ref(PageMeta)
     operation: dict[str, Any] = {
         "summary": spec.summary,
         "tags": [spec.tag],
         "operationId": f"{spec.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', spec.path).strip('_')}",
-        "parameters": _parameters(spec, schemas),
+        "parameters": _parameters(spec),
         "responses": {
             str(spec.status): {"description": "success", "content": {"application/json": {"schema": envelope}}},
             "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}},
@@ -93,17 +94,14 @@ def _operation(spec: RouteSpec, schemas: dict[str, Any]) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def document_dict() -> dict[str, Any]:
-    from chalicelib.schemas.base import PageMeta
-
     models = {model for spec in ROUTES for model in _models(spec)} | {PageMeta}
     _, definitions = models_json_schema([(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
                                         ref_template=REF)
     schemas = dict(definitions.get("$defs", {}))
     schemas["Error"] = ERROR_SCHEMA
-    lookup = {"__PageMeta": PageMeta}
     paths: dict[str, dict[str, Any]] = {}
     for spec in ROUTES:
-        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, lookup)
+        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec)
     return {
         "openapi": "3.1.0",
         "info": {"title": "pixelpool", "version": "1.0.0",

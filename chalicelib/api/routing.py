@@ -121,7 +121,7 @@ def endpoint(
                 path=path,
                 method=method,
                 summary=(view.__doc__ or view.__name__).strip().splitlines()[0],
-                tag=bp.__dict__.get("_import_name", "").rsplit(".", 1)[-1] or "api",
+                tag=view.__module__.rsplit(".", 1)[-1],
                 query=query,
                 body=body,
                 response=response,

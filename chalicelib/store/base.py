@@ -38,10 +38,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def cancellation_codes(exc: TransactWriteError) -> list[str | None]:
-    """The per-action reasons of a cancelled transaction, in action order."""
+def condition_failed(exc: TransactWriteError, index: int) -> bool:
+    """Whether the transaction's action at `index` was cancelled by its condition.
+
+    PynamoDB sends a transaction's actions grouped — condition checks, deletes, puts, updates —
+    and the cancellation reasons follow that order, so `index` counts in that order.
+    """
     reasons = exc.cancellation_reasons or []
-    return [reason.code if reason else None for reason in reasons]
+    return index < len(reasons) and reasons[index] is not None and reasons[index].code == "ConditionalCheckFailed"
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import cancellation_codes, store_errors, table_meta, utcnow
+from chalicelib.store.base import condition_failed, store_errors, table_meta, utcnow
 
 TAG_KIND = "TAG"
 
@@ -97,14 +97,6 @@ def _connection() -> Connection:
     return TagItem._get_connection().connection
 
 
-# PynamoDB sends a transaction's actions grouped: condition checks, deletes, puts, updates; the
-# cancellation reasons follow that order, so the indexes below name the action that failed.
-def _raise_name_conflict(exc: TransactWriteError, name: str, guard_index: int) -> None:
-    codes = cancellation_codes(exc)
-    if len(codes) > guard_index and codes[guard_index] == "ConditionalCheckFailed":
-        raise ConflictError(f"A tag named '{name}' already exists") from exc
-
-
 class TagRepository:
     def create(self, tag: Tag) -> Tag:
         item = TagItem(
@@ -126,7 +118,8 @@ class TagRepository:
                 tx.save(item, condition=TagItem.pk.does_not_exist())
                 tx.save(guard, condition=TagNameGuard.pk.does_not_exist())
         except TransactWriteError as exc:
-            _raise_name_conflict(exc, tag.name, guard_index=1)
+            if condition_failed(exc, 1):  # [put tag, put guard]
+                raise ConflictError(f"A tag named '{tag.name}' already exists") from exc
             raise
         return _to_tag(item)
 
@@ -139,11 +132,6 @@ class TagRepository:
                 return TagItem.get(_tag_key(tag_id))
         except DoesNotExist as exc:
             raise NotFoundError(f"Tag '{tag_id}' not found") from exc
-
-    def get_many(self, tag_ids: list[str]) -> dict[str, Tag]:
-        keys = [_tag_key(tag_id) for tag_id in dict.fromkeys(tag_ids)]
-        with store_errors("reading tags"):
-            return {item.id: _to_tag(item) for item in TagItem.batch_get(keys)}
 
     def list(self) -> Iterator[Tag]:
         """Every tag, ordered by lower-cased name (one Query on the sparse index)."""
@@ -160,20 +148,20 @@ class TagRepository:
         item.name_lower = item.name.casefold()
         item.updated_at = utcnow()
         new_key = _name_key(item.name)
+        renamed = new_key != old_key
         try:
             with TransactWrite(connection=_connection()) as tx:
                 tx.save(item, condition=TagItem.pk.exists())
-                if new_key != old_key:
+                if renamed:
                     tx.save(TagNameGuard(pk=new_key, tag_id=tag_id),
                             condition=TagNameGuard.pk.does_not_exist())
                     tx.delete(TagNameGuard(pk=old_key), condition=TagNameGuard.tag_id == tag_id)
         except TransactWriteError as exc:
-            renamed = new_key != old_key
-            item_index = 1 if renamed else 0  # [delete old guard,] put tag[, put new guard]
-            codes = cancellation_codes(exc)
-            if len(codes) > item_index and codes[item_index] == "ConditionalCheckFailed":
+            # [delete old guard,] put tag[, put new guard]
+            if condition_failed(exc, 1 if renamed else 0):
                 raise NotFoundError(f"Tag '{tag_id}' not found") from exc
-            _raise_name_conflict(exc, item.name, guard_index=2)
+            if renamed and condition_failed(exc, 2):
+                raise ConflictError(f"A tag named '{item.name}' already exists") from exc
             raise
         return _to_tag(item)
 
@@ -188,7 +176,7 @@ class TagRepository:
                 tx.delete(item, condition=condition)
                 tx.delete(TagNameGuard(pk=_name_key(item.name)), condition=TagNameGuard.tag_id == tag_id)
         except TransactWriteError as exc:
-            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            if condition_failed(exc, 0):  # [delete tag, delete guard]
                 current = self._get_item(tag_id)
                 raise ConflictError(
                     f"Tag '{current.name}' is used by {int(current.usage_count)} image(s); "
