@@ -34,6 +34,9 @@ class Settings(BaseModel):
     tags_table: str = "pixelpool-tags"
     users_table: str = "pixelpool-users"
     activity_table: str = "pixelpool-activity"
+    images_table: str = "pixelpool-images"
+    image_tags_table: str = "pixelpool-image-tags"
+    operations_table: str = "pixelpool-operations"
 
     share_bucket: str = "pixelpool-share"
     datasets_bucket: str = "pixelpool-datasets"
@@ -42,6 +45,15 @@ class Settings(BaseModel):
     ingest_queue: str = "pixelpool-ingest"
 
     selfcheck_state_machine: str = ""
+    index_state_machine: str = ""
+
+    # Ingestion safety and output (DESIGN §6).
+    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    thumbnail_size: int = Field(default=256, ge=32, le=1024)
+    # Registration answers synchronously up to this many images, else 202 with an operation.
+    register_sync_limit: int = Field(default=50, ge=1, le=500)
+    upload_max_bytes: int = Field(default=200 * 2**20, gt=0)
+    upload_url_ttl_seconds: int = Field(default=900, gt=0, le=3600)
 
     # Token validation: issuer and audience are checked; keys come from a JWKS document,
     # fetched from `jwks_url` (Cognito) or given inline (the local issuer).
@@ -52,7 +64,6 @@ class Settings(BaseModel):
     admin_group: str = "admin"
 
     presign_ttl_seconds: int = Field(default=3600, gt=0, le=3600)
-
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":

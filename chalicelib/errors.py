@@ -47,3 +47,12 @@ class StoreError(PixelpoolError):
     """An AWS call failed for a reason the caller cannot fix (500)."""
 
     code = "store_error"
+
+
+class ImageRejectedError(PixelpoolError):
+    """Bytes that are not an image we accept: empty, truncated, a bomb, a disallowed format (422).
+
+    Ingestion records the image as `failed` with `message` as the reason; it never fails a batch.
+    """
+
+    code = "image_rejected"

@@ -16,6 +16,7 @@ STATUS_BY_ERROR: dict[type[errors.PixelpoolError], int] = {
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
     errors.ValidationError: 422,
+    errors.ImageRejectedError: 422,
     errors.StoreError: 500,
 }
 JSON = {"Content-Type": "application/json"}

@@ -1,19 +1,25 @@
 """Global tags: create, list, rename, recolor, delete (refused while in use unless forced)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalicelib.errors import ValidationError
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.store.base import new_id, utcnow
 from chalicelib.store.tags import Tag, TagRepository
 
+if TYPE_CHECKING:
+    from chalicelib.store.image_tags import ImageTagRepository
+
 NOT_NULLABLE = ("name", "color")
 
 
 class TagService:
-    def __init__(self, repository: TagRepository, activity: ActivityService) -> None:
+    def __init__(self, repository: TagRepository, activity: ActivityService, links: "ImageTagRepository") -> None:
         self._repository = repository
         self._activity = activity
+        self._links = links
 
     def create(self, actor: Identity, name: str, color: str, description: str | None, category: str | None) -> Tag:
         now = utcnow()
@@ -55,5 +61,7 @@ class TagService:
 
     def delete(self, actor: Identity, tag_id: str, force: bool = False) -> Tag:
         tag = self._repository.delete(tag_id, only_if_unused=not force)
-        self._activity.record(actor, "tag", tag.id, "deleted", details={"name": tag.name, "force": force})
+        untagged = self._links.drop_tag(tag_id) if force else 0
+        self._activity.record(actor, "tag", tag.id, "deleted",
+                              details={"name": tag.name, "force": force, "images_untagged": untagged})
         return tag

@@ -4,8 +4,9 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Any, Iterator
 
+from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 
 from chalicelib.config import get_settings
@@ -36,6 +37,19 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def plain(value: Any) -> Any:
+    """A raw `MapAttribute` as plain JSON-able Python (whole-number floats back to int)."""
+    if isinstance(value, MapAttribute):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def condition_failed(exc: TransactWriteError, index: int) -> bool:

@@ -71,7 +71,7 @@ class Tag:
     updated_at: datetime
 
 
-def _tag_key(tag_id: str) -> str:
+def tag_key(tag_id: str) -> str:
     return f"TAG#{tag_id}"
 
 
@@ -100,7 +100,7 @@ def _connection() -> Connection:
 class TagRepository:
     def create(self, tag: Tag) -> Tag:
         item = TagItem(
-            pk=_tag_key(tag.id),
+            pk=tag_key(tag.id),
             id=tag.id,
             name=tag.name,
             name_lower=tag.name.casefold(),
@@ -129,7 +129,7 @@ class TagRepository:
     def _get_item(self, tag_id: str) -> TagItem:
         try:
             with store_errors("reading a tag"):
-                return TagItem.get(_tag_key(tag_id))
+                return TagItem.get(tag_key(tag_id))
         except DoesNotExist as exc:
             raise NotFoundError(f"Tag '{tag_id}' not found") from exc
 
@@ -187,7 +187,7 @@ class TagRepository:
 
     def adjust_usage(self, tag_id: str, delta: int) -> int:
         """Atomically add `delta` to the tag's usage count; returns the new count."""
-        item = TagItem(pk=_tag_key(tag_id))
+        item = TagItem(pk=tag_key(tag_id))
         try:
             item.update(actions=[TagItem.usage_count.add(delta)], condition=TagItem.pk.exists())
         except UpdateError as exc:

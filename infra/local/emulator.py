@@ -8,7 +8,7 @@ from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from infra.local import dynamodb
+from infra.local import dynamodb, s3events
 from infra.local.lambdas import LambdaDispatcher
 
 
@@ -34,6 +34,7 @@ class Emulator:
         # answering every execution with an immediate success.
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         dynamodb.accelerate_queries()
+        s3events.add_sequencers()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(

@@ -149,6 +149,10 @@ class Provisioner:
         params = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
                                          "LocalSecondaryIndexes", "ProvisionedThroughput") if k in props}
         self._client("dynamodb").create_table(TableName=name, **params)
+        if props.get("TimeToLiveSpecification"):
+            self._client("dynamodb").update_time_to_live(
+                TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+            )
         arn = f"arn:aws:dynamodb:{self.context.region}:{self.context.account}:table/{name}"
         self.context.physical[lid] = {"Ref": name, "Arn": arn, "StreamArn": f"{arn}/stream/local"}
 

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from chalicelib.schemas.base import PageQuery, RequestModel, ResponseModel
+
+Status = Literal["ready", "failed", "missing"]
+Id = Field(min_length=1, max_length=64)
+
+
+class TagRef(ResponseModel):
+    id: str
+    name: str
+    color: str
+    category: str | None = None
+
+
+class ImageOut(ResponseModel):
+    id: str
+    file_path: str = Field(description="key in the share bucket")
+    filename: str
+    folder: str
+    status: Status = Field(description="ready, failed (see reason) or missing (object removed)")
+    reason: str | None = None
+    width: int | None = Field(default=None, description="as displayed: EXIF orientation applied")
+    height: int | None = None
+    file_size_bytes: int | None = None
+    mime_type: str | None = None
+    format: str | None = None
+    frames: int | None = None
+    checksum_sha256: str | None = Field(default=None, description="SHA-256 of the bytes")
+    perceptual_hash: str | None = Field(default=None, description="64-bit DCT pHash, hex")
+    exif: dict[str, Any] | None = None
+    etag: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    mask_of: str | None = None
+    mask_category: str | None = None
+    registered_by: str | None = None
+    thumbnail_url: str | None = Field(default=None, description="presigned GET of the 256 px JPEG thumbnail")
+    tags: list[TagRef] = Field(default_factory=list)
+    created_at: datetime = Field(description="when the object landed in the share")
+    updated_at: datetime
+
+
+class ImageListQuery(PageQuery):
+    search: str | None = Field(default=None, max_length=200, description="case-insensitive substring of the filename")
+    tag_ids: list[str] = Field(default_factory=list, description="images carrying ALL of these tags")
+    folder: str | None = Field(default=None, max_length=1024, description="folder prefix, e.g. datasets/cats")
+    status: Status | None = None
+
+
+class RegisterBody(RequestModel):
+    file_paths: list[str] = Field(min_length=1, max_length=10_000, description="files or folders (expanded recursively)")
+
+
+class FailedPath(ResponseModel):
+    file_path: str
+    reason: str
+
+
+class RegisterOut(ResponseModel):
+    registered: list[ImageOut]
+    already_existed: list[str]
+    failed: list[FailedPath]
+    total_registered: int
+    total_already_existed: int
+    total_failed: int
+
+
+class MetadataPatch(RequestModel):
+    metadata: dict[str, Any] = Field(description="merged into the custom metadata (RFC 7396: null deletes a key)")
+
+
+class UrlQuery(RequestModel):
+    expires_in: int | None = Field(default=None, ge=1, le=3600, description="seconds, at most one hour")
+
+
+class UrlOut(ResponseModel):
+    url: str
+    thumbnail_url: str | None
+    expires_in: int
+    expires_at: datetime
+
+
+class SimilarQuery(RequestModel):
+    max_distance: int = Field(default=8, ge=0, le=64, description="Hamming distance between perceptual hashes")
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class SimilarOut(ImageOut):
+    distance: int
+
+
+class DuplicateGroupOut(ResponseModel):
+    checksum_sha256: str
+    count: int
+    images: list[ImageOut]
+
+
+class MaskBody(RequestModel):
+    source_image_id: str | None = Field(default=None, max_length=64, description="null makes it an ordinary image again")
+    mask_category: str | None = Field(default=None, min_length=1, max_length=100, description="e.g. person, background")
+
+
+class TagIdsBody(RequestModel):
+    tag_ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class BulkTagBody(RequestModel):
+    shared_image_ids: list[str] = Field(min_length=1, max_length=1000)
+    tag_ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class BulkTagOut(ResponseModel):
+    tags_added: int
+    images_affected: int
+
+
+class BulkUntagOut(ResponseModel):
+    tags_removed: int
+    images_affected: int

@@ -1,0 +1,175 @@
+"""The registry's read side and user-owned fields: list, get, URLs, near and exact duplicates,
+custom metadata, masks."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.errors import ConflictError, ValidationError
+from chalicelib.services import paths
+from chalicelib.store.images import MISSING, READY, CatalogEntry, Image, ImageRepository
+from chalicelib.store.objects import Bucket
+from chalicelib.store.tags import Tag, TagRepository
+
+MAX_METADATA_BYTES = 16 * 1024
+METADATA_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """An image as the API shows it: its record, its tags and a short-lived thumbnail URL."""
+
+    image: Image
+    tags: list[Tag]
+    thumbnail_url: str | None
+
+
+@dataclass(frozen=True)
+class Similar:
+    view: ImageView
+    distance: int
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    sha256: str
+    views: list[ImageView]
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: objects merge key by key, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class ImageService:
+    def __init__(self, settings: Settings, images: ImageRepository, tags: TagRepository,
+                 share: Bucket, cache: Bucket) -> None:
+        self._settings = settings
+        self._images = images
+        self._tags = tags
+        self._share = share
+        self._cache = cache
+
+    def list(self, *, page: int, page_size: int, search: str | None = None, tag_ids: list[str] | None = None,
+             folder: str | None = None, status: str | None = None) -> tuple[list[ImageView], int]:
+        """Images in path order matching every given filter (tags: ALL of them), one page and the total."""
+        prefix = paths.folder_prefix(folder) if folder else ""
+        needle = (search or "").casefold()
+        wanted = frozenset(tag_ids or ())
+        matches = [
+            entry for entry in self._images.catalog(prefix)
+            if (status is None or entry.status == status)
+            and wanted <= entry.tag_ids
+            and needle in entry.file_path.rsplit("/", 1)[-1].casefold()
+        ]
+        matches.sort(key=lambda entry: entry.file_path)
+        start = (page - 1) * page_size
+        return self.views([entry.id for entry in matches[start : start + page_size]]), len(matches)
+
+    def get(self, image_id: str) -> ImageView:
+        return self._view(self._images.get(image_id), self._tag_index())
+
+    def views(self, image_ids: list[str]) -> list[ImageView]:
+        found = self._images.find(image_ids)
+        tags = self._tag_index()
+        return [self._view(found[image_id], tags) for image_id in image_ids if image_id in found]
+
+    def urls(self, image_id: str, expires_in: int | None) -> dict[str, Any]:
+        """Presigned GETs of the original and its thumbnail (never logged)."""
+        image = self._images.get(image_id)
+        if image.status == MISSING:
+            raise ConflictError(f"Shared image '{image_id}' is missing from the share")
+        ttl = expires_in or self._settings.presign_ttl_seconds
+        return {
+            "url": self._share.presign_get(image.file_path, ttl, filename=image.filename),
+            "thumbnail_url": self._cache.presign_get(image.thumbnail_key, ttl) if image.thumbnail_key else None,
+            "expires_in": ttl,
+        }
+
+    def similar(self, image_id: str, max_distance: int, limit: int) -> list[Similar]:
+        """Near-duplicates: ready images whose perceptual hash is within `max_distance` bits."""
+        image = self._images.get(image_id)
+        if not image.phash:
+            raise ConflictError(f"Shared image '{image_id}' has no perceptual hash (status {image.status})")
+        close = sorted(
+            ((hamming(image.phash, entry.phash), entry.file_path, entry.id)
+             for entry in self._images.catalog()
+             if entry.id != image_id and entry.status == READY and entry.phash),
+        )
+        close = [item for item in close if item[0] <= max_distance][:limit]
+        views = {view.image.id: view for view in self.views([item[2] for item in close])}
+        return [Similar(views[item[2]], item[0]) for item in close if item[2] in views]
+
+    def duplicates(self, page: int, page_size: int) -> tuple[list[DuplicateGroup], int]:
+        """Groups of ready images with the same content (SHA-256), largest first."""
+        groups: dict[str, list[CatalogEntry]] = defaultdict(list)
+        for entry in self._images.catalog():
+            if entry.status == READY and entry.sha256:
+                groups[entry.sha256].append(entry)
+        repeated = sorted(((sha, sorted(entries, key=lambda e: e.file_path)) for sha, entries in groups.items()
+                           if len(entries) > 1), key=lambda group: (-len(group[1]), group[0]))
+        start = (page - 1) * page_size
+        chosen = repeated[start : start + page_size]
+        views = {view.image.id: view for view in self.views([e.id for _, entries in chosen for e in entries])}
+        return ([DuplicateGroup(sha, [views[e.id] for e in entries if e.id in views]) for sha, entries in chosen],
+                len(repeated))
+
+    def update_metadata(self, image_id: str, patch: dict[str, Any]) -> ImageView:
+        """Merge `patch` into the image's custom metadata (RFC 7396), retrying a concurrent change."""
+        for attempt in range(METADATA_ATTEMPTS):
+            image = self._images.get(image_id)
+            merged = merge_patch(image.metadata, patch)
+            size = len(json.dumps(merged).encode())
+            if size > MAX_METADATA_BYTES:
+                raise ValidationError(
+                    f"metadata would be {size} bytes; the limit is {MAX_METADATA_BYTES}",
+                    [{"field": "metadata", "location": "body", "message": "too large", "type": "too_long"}],
+                )
+            try:
+                return self._view(self._images.update_metadata(image_id, merged, image.metadata_rev), self._tag_index())
+            except ConflictError:
+                if attempt == METADATA_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def set_mask(self, image_id: str, source_id: str | None, category: str | None) -> ImageView:
+        """Make `image_id` a mask of `source_id` in `category`, or (source None) an ordinary image again."""
+        if source_id is not None:
+            if not category:
+                raise ValidationError("mask_category is required with source_image_id",
+                                      [{"field": "mask_category", "location": "body", "message": "required",
+                                        "type": "missing"}])
+            if source_id == image_id:
+                raise ValidationError("An image cannot be a mask of itself",
+                                      [{"field": "source_image_id", "location": "body", "message": "same as the mask",
+                                        "type": "value_error"}])
+            self._images.get(source_id)
+        return self._view(self._images.set_mask(image_id, source_id, category), self._tag_index())
+
+    def masks(self, image_id: str) -> list[ImageView]:
+        self._images.get(image_id)
+        return self.views(self._images.masks_of(image_id))
+
+    def _tag_index(self) -> dict[str, Tag]:
+        return {tag.id: tag for tag in self._tags.list()}
+
+    def _view(self, image: Image, tags: dict[str, Tag]) -> ImageView:
+        thumbnail = (self._cache.presign_get(image.thumbnail_key, self._settings.presign_ttl_seconds)
+                     if image.thumbnail_key else None)
+        return ImageView(image, sorted((tags[t] for t in image.tag_ids if t in tags), key=lambda t: t.name.casefold()),
+                         thumbnail)

@@ -1,0 +1,242 @@
+"""The registry's write side: turn share objects into image records.
+
+`derive` reads one object and works out its facts (the same code for S3 events, registration
+and reindexing); `ingest` applies a batch of S3 notifications idempotently; `index` registers or
+refreshes a list of keys in bulk (BatchGetItem to see what exists, BatchWriteItem for new records).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.config import Settings
+from chalicelib.errors import ImageRejectedError, PixelpoolError
+from chalicelib.services import notifications, paths
+from chalicelib.services.notifications import ObjectEvent
+from chalicelib.store.image_tags import ImageTagRepository
+from chalicelib.store.images import (
+    FAILED,
+    MISSING,
+    READY,
+    Facts,
+    Image,
+    ImageRepository,
+    image_id,
+    new_item,
+    sequencer_order,
+)
+from chalicelib.store.objects import Bucket, ObjectInfo
+
+logger = Logger(child=True)
+WORKERS = 8
+REGISTER, REINDEX = "register", "reindex"
+
+
+def thumbnail_key(sha256: str) -> str:
+    """Thumbnails are content-addressed: identical images share one, and a key never goes stale."""
+    return f"thumbnails/{sha256[:2]}/{sha256}.jpg"
+
+
+@dataclass
+class IndexResult:
+    """What indexing a list of keys did, in the seed's registration terms."""
+
+    registered: list[Image] = field(default_factory=list)
+    refreshed: list[Image] = field(default_factory=list)
+    already_existed: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"registered": len(self.registered), "refreshed": len(self.refreshed),
+                "already_existed": len(self.already_existed), "failed": len(self.failed)}
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A key to index, with what a bucket listing said about it (reindex compares ETags)."""
+
+    key: str
+    etag: str | None = None
+
+
+class RegistryService:
+    def __init__(self, settings: Settings, images: ImageRepository, links: ImageTagRepository,
+                 share: Bucket, cache: Bucket) -> None:
+        self._settings = settings
+        self._images = images
+        self._links = links
+        self._share = share
+        self._cache = cache
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="derive")
+
+    def derive(self, key: str) -> Facts | None:
+        """The facts of the share object at `key` now; None when there is no such object."""
+        from chalicelib import imaging  # Pillow: loaded by the functions that decode images only
+
+        opened = self._share.open(key)
+        if opened is None:
+            return None
+        info, chunks = opened
+        spooled = imaging.spool(chunks)
+        base = _object_facts(info)
+        try:
+            facts = imaging.inspect(spooled, max_pixels=self._settings.max_image_pixels,
+                                    thumbnail_size=self._settings.thumbnail_size)
+        except ImageRejectedError as exc:
+            return Facts(status=FAILED, reason=exc.message, sha256=spooled.sha256 if spooled.size else None, **base)
+        finally:
+            spooled.file.close()
+        thumbnail = thumbnail_key(facts.sha256)
+        self._cache.put(thumbnail, facts.thumbnail, "image/jpeg", cache_control="max-age=31536000, immutable")
+        return Facts(
+            status=READY, format=facts.format, mime_type=facts.mime_type, width=facts.width, height=facts.height,
+            frames=facts.frames, sha256=facts.sha256, phash=facts.phash, exif=facts.exif, thumbnail_key=thumbnail,
+            **base,
+        )
+
+    # S3 notifications -------------------------------------------------------------------------
+
+    def ingest(self, messages: list[tuple[str, str]]) -> list[str]:
+        """Apply a batch of SQS messages carrying S3 notifications; returns the ids of failed messages.
+
+        Events are grouped by key and only the newest of each key (highest sequencer) is applied:
+        the handler always reads the object as it is now, so older events of the same key add
+        nothing. Keys are processed in parallel; a key that fails fails every message naming it.
+        """
+        failed: set[str] = set()
+        newest: dict[str, ObjectEvent] = {}
+        messages_of: dict[str, set[str]] = {}
+        for message_id, body in messages:
+            try:
+                events = notifications.parse(body)
+            except PixelpoolError as exc:
+                logger.warning("unreadable notification", extra={"message_id": message_id, "error": exc.message})
+                failed.add(message_id)
+                continue
+            for event in events:
+                if not self._wanted(event):
+                    continue
+                messages_of.setdefault(event.key, set()).add(message_id)
+                current = newest.get(event.key)
+                if current is None or _order(event) > _order(current):
+                    newest[event.key] = event
+        outcomes = self._pool.map(self._apply_safely, newest.values())
+        for event, ok in zip(newest.values(), outcomes):
+            if not ok:
+                failed |= messages_of[event.key]
+        return sorted(failed)
+
+    def _wanted(self, event: ObjectEvent) -> bool:
+        if event.bucket != self._share.name:
+            logger.info("event for another bucket ignored", extra={"bucket": event.bucket})
+            return False
+        return (event.created or event.removed) and paths.is_image_key(event.key)
+
+    def _apply_safely(self, event: ObjectEvent) -> bool:
+        try:
+            self.apply(event)
+            return True
+        except Exception:
+            logger.exception("ingesting an object failed", extra={"key": event.key, "event": event.event_name})
+            return False
+
+    def apply(self, event: ObjectEvent) -> str:
+        """Apply one object event; returns what happened ('written', 'stale', 'missing', 'skipped')."""
+        if event.removed:
+            if self._share.exists(event.key):
+                return "skipped"  # re-created since; its own event describes it
+            return "missing" if self._images.mark_missing(event.key, event.sequencer) else "stale"
+        stored = self._images.find([image_id(event.key)]).get(image_id(event.key))
+        if stored is not None and stored.sequencer >= sequencer_order(event.sequencer):
+            return "stale"
+        facts = self.derive(event.key)
+        if facts is None:
+            return "missing" if self._images.mark_missing(event.key, event.sequencer) else "stale"
+        written = self._images.write_facts(event.key, facts, sequencer=event.sequencer)
+        logger.info("object indexed", extra={"key": event.key, "status": facts.status, "written": written})
+        return "written" if written else "stale"
+
+    # Registration and reindexing ----------------------------------------------------------------
+
+    def index(self, listed: Iterable[Listed], mode: str, actor: str | None) -> IndexResult:
+        """Register (`register`) or refresh (`reindex`) the given keys, in bulk.
+
+        register: keys with a record are reported as already existing (a failed record as failed);
+        reindex: keys whose record is absent, missing, failed or has another ETag are derived again.
+        """
+        entries = list({entry.key: entry for entry in listed}.values())
+        result = IndexResult()
+        existing = self._images.find_by_keys(entry.key for entry in entries)
+        todo: list[tuple[Listed, Image | None]] = []
+        for entry in entries:
+            if not paths.is_image_key(entry.key):
+                result.failed.append({"file_path": entry.key, "reason": "not an image file type"})
+                continue
+            record = existing.get(entry.key)
+            if record is None or _stale(record, entry, mode):
+                todo.append((entry, record))
+            elif record.status == FAILED:
+                result.failed.append({"file_path": entry.key, "reason": record.reason or "failed"})
+            else:
+                result.already_existed.append(entry.key)
+        derived = list(self._pool.map(lambda item: self._derive_safely(item[0].key), todo))
+        fresh = []
+        for (entry, record), (facts, problem) in zip(todo, derived):
+            if facts is None:
+                result.failed.append({"file_path": entry.key, "reason": problem or "not found in the share"})
+            elif record is None:
+                fresh.append(new_item(entry.key, facts, registered_by=actor))
+            elif self._images.write_facts(entry.key, facts, sequencer=None, expected_sequencer=record.sequencer,
+                                          registered_by=actor):
+                result.refreshed.append(self._images.get(record.id))
+        if fresh:
+            if mode == REINDEX:
+                self._restore_tags(fresh)
+            self._images.put_new(fresh)
+            found = self._images.find(item.id for item in fresh)
+            result.registered = [found[item.id] for item in fresh if item.id in found]
+        for image in result.registered + result.refreshed:
+            if image.status == FAILED:
+                result.failed.append({"file_path": image.file_path, "reason": image.reason or "failed"})
+        result.registered = [image for image in result.registered if image.status != FAILED]
+        result.refreshed = [image for image in result.refreshed if image.status != FAILED]
+        return result
+
+    def _derive_safely(self, key: str) -> tuple[Facts | None, str | None]:
+        try:
+            return self.derive(key), None
+        except PixelpoolError as exc:
+            logger.warning("reading an object failed", extra={"key": key, "error": exc.message})
+            return None, f"could not read the object: {exc.message}"
+
+    def _restore_tags(self, items: list) -> None:
+        """A record rebuilt after the registry was wiped gets its tag set back from the links."""
+        for item, tags in zip(items, self._pool.map(lambda item: self._links.tags_of(item.id), items)):
+            item.tag_ids = set(tags) or None
+
+    def mark_gone(self, prefix: str, present: set[str]) -> int:
+        """Mark `missing` every record under `prefix` whose key a bucket walk did not find."""
+        gone = [entry.id for entry in self._images.catalog(prefix)
+                if entry.file_path not in present and entry.status != MISSING]
+        return self._images.mark_missing_unless_seen(gone)
+
+
+def _object_facts(info: ObjectInfo) -> dict:
+    return {"size": info.size, "etag": info.etag, "version_id": info.version_id,
+            "object_modified_at": info.last_modified}
+
+
+def _order(event: ObjectEvent) -> tuple[str, int]:
+    # Same sequencer: a removal and a creation cannot share one; prefer the later record.
+    return sequencer_order(event.sequencer), 1 if event.removed else 0
+
+
+def _stale(record: Image, entry: Listed, mode: str) -> bool:
+    if record.status == MISSING:
+        return True
+    if mode != REINDEX:
+        return False
+    return record.status == FAILED or (entry.etag is not None and entry.etag != record.etag)

@@ -1,0 +1,153 @@
+"""The share bucket as a file system: browse one level, resolve selections, presigned uploads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.errors import ValidationError
+from chalicelib.services import paths
+from chalicelib.store.base import utcnow
+from chalicelib.store.images import ImageRepository
+from chalicelib.store.objects import Bucket
+
+CONTENT_TYPES = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+    ".gif": "image/gif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    path: str
+    type: str  # "folder" | "file"
+    size: int | None = None
+    last_modified: datetime | None = None
+    image_id: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Level:
+    path: str
+    entries: list[Entry]
+    next_cursor: str | None
+
+
+@dataclass
+class Selection:
+    """A selection expanded to image keys; `pending` folders still to list (prefix, cursor)."""
+
+    keys: list[str] = field(default_factory=list)
+    pending: list[tuple[str, str | None]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: str
+    method: str
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+    max_bytes: int
+
+
+class ShareService:
+    def __init__(self, settings: Settings, share: Bucket, images: ImageRepository) -> None:
+        self._settings = settings
+        self._share = share
+        self._images = images
+
+    def browse(self, path: str, cursor: str | None, page_size: int) -> Level:
+        """One level under `path`: its folders, then its image files with their registry status."""
+        prefix = paths.folder_prefix(path)
+        listing = self._share.list_page(prefix, cursor, max_keys=page_size)
+        folders = [Entry(name=p[len(prefix):].rstrip("/"), path=p.rstrip("/"), type="folder") for p in listing.prefixes]
+        files = [info for info in listing.objects if paths.is_image_key(info.key)]
+        registered = self._images.find_by_keys(info.key for info in files)
+        entries = folders + [
+            Entry(name=info.key[len(prefix):], path=info.key, type="file", size=info.size,
+                  last_modified=info.last_modified,
+                  image_id=registered[info.key].id if info.key in registered else None,
+                  status=registered[info.key].status if info.key in registered else None)
+            for info in files
+        ]
+        return Level(path=prefix.rstrip("/"), entries=entries, next_cursor=listing.next_cursor)
+
+    def expand(self, selection: list[str], recursive: bool = True, max_keys: int | None = None) -> Selection:
+        """Folders in `selection` become the image keys under them, in order, without duplicates.
+
+        With `max_keys`, listing stops once more than that many keys are known; the folders (and
+        cursors) not yet listed are returned in `pending`, so a background job can go on from
+        there without listing anything twice.
+        """
+        result = Selection()
+        seen: set[str] = set()
+
+        def add(key: str) -> None:
+            if key not in seen:
+                seen.add(key)
+                result.keys.append(key)
+
+        queue: list[tuple[str, str | None]] = []
+        for path in paths.check_all(selection):
+            if path and not path.endswith("/") and paths.is_image_key(path):
+                add(path)
+            else:
+                queue.append((paths.folder_prefix(path), None))
+        self.continue_listing(queue, recursive, add, result, max_keys)
+        return result
+
+    def continue_listing(self, queue: list[tuple[str, str | None]], recursive: bool, add, result: Selection,
+                         max_keys: int | None) -> None:
+        """List folders from `queue` (prefix, cursor) page by page, feeding image keys to `add`."""
+        while queue:
+            if max_keys is not None and len(result.keys) > max_keys:
+                result.pending.extend(queue)
+                return
+            prefix, cursor = queue.pop(0)
+            listing = self._share.list_page(prefix, cursor, recursive=recursive)
+            for info in listing.objects:
+                if paths.is_image_key(info.key):
+                    add(info.key)
+            if listing.next_cursor:
+                queue.insert(0, (prefix, listing.next_cursor))
+
+    def upload_urls(self, files: list[dict[str, Any]], folder: str | None) -> list[Upload]:
+        """One presigned POST per file, for exactly its key, its content type and at most its size."""
+        base = paths.folder_prefix(folder or "")
+        keys = paths.check_all([base + item["path"] for item in files])
+        problems = []
+        for index, (key, item) in enumerate(zip(keys, files)):
+            extension = "." + key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
+            expected = CONTENT_TYPES.get(extension)
+            if expected is None:
+                problems.append((index, "path", f"{key!r} does not end in an image extension "
+                                                f"({', '.join(sorted(CONTENT_TYPES))})"))
+            elif item["content_type"] != expected and not (expected == "image/jpeg" and item["content_type"] == "image/jpg"):
+                problems.append((index, "content_type", f"{item['content_type']!r} does not match {key!r} ({expected})"))
+            if item["size"] > self._settings.upload_max_bytes:
+                problems.append((index, "size", f"{item['size']} bytes is over the {self._settings.upload_max_bytes}-byte limit"))
+        if len(set(keys)) != len(keys):
+            problems.append((0, "path", "the same path is listed twice"))
+        if problems:
+            raise ValidationError(
+                "Invalid upload request: " + "; ".join(message for _, _, message in problems[:3]),
+                [{"field": f"files.{index}.{name}", "location": "body", "message": message, "type": "value_error"}
+                 for index, name, message in problems],
+            )
+        ttl = self._settings.upload_url_ttl_seconds
+        expires_at = utcnow() + timedelta(seconds=ttl)
+        uploads = []
+        for key, item in zip(keys, files):
+            content_type = CONTENT_TYPES["." + key.rsplit(".", 1)[-1].lower()]
+            post = self._share.presign_post(key, content_type, item["size"], ttl)
+            uploads.append(Upload(path=key, method="POST", url=post["url"], fields=post["fields"],
+                                  expires_at=expires_at, max_bytes=item["size"]))
+        return uploads

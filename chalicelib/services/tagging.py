@@ -1,0 +1,72 @@
+"""Tagging images in the registry: one image or many at once, idempotent, with exact usage counts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.errors import NotFoundError
+from chalicelib.services.activity import ActivityService
+from chalicelib.services.identity import Identity
+from chalicelib.store.image_tags import ImageTagRepository
+from chalicelib.store.images import ImageRepository
+from chalicelib.store.tags import TagRepository
+
+
+@dataclass(frozen=True)
+class TaggingResult:
+    changed: int  # links added or removed
+    images_affected: int
+
+
+class TaggingService:
+    def __init__(self, images: ImageRepository, tags: TagRepository, links: ImageTagRepository,
+                 activity: ActivityService) -> None:
+        self._images = images
+        self._tags = tags
+        self._links = links
+        self._activity = activity
+
+    def tag(self, actor: Identity, image_ids: list[str], tag_ids: list[str]) -> TaggingResult:
+        """Give every image every tag; links that exist already are left alone."""
+        image_ids, tag_ids = self._known(image_ids, tag_ids)
+        affected: set[str] = set()
+        changed = 0
+        for tag_id in tag_ids:
+            added = self._links.link(tag_id, image_ids, actor.sub)
+            changed += len(added)
+            affected |= added
+        if changed:
+            self._activity.record(actor, "shared_image", image_ids[0] if len(image_ids) == 1 else "bulk", "tagged",
+                                  details={"tag_ids": tag_ids, "images": len(image_ids), "links_added": changed})
+        return TaggingResult(changed, len(affected))
+
+    def untag(self, actor: Identity, image_ids: list[str], tag_ids: list[str]) -> TaggingResult:
+        image_ids, tag_ids = self._known(image_ids, tag_ids)
+        affected: set[str] = set()
+        changed = 0
+        for tag_id in tag_ids:
+            removed = self._links.unlink(tag_id, image_ids)
+            changed += len(removed)
+            affected |= removed
+        if changed:
+            self._activity.record(actor, "shared_image", image_ids[0] if len(image_ids) == 1 else "bulk", "untagged",
+                                  details={"tag_ids": tag_ids, "images": len(image_ids), "links_removed": changed})
+        return TaggingResult(changed, len(affected))
+
+    def _known(self, image_ids: list[str], tag_ids: list[str]) -> tuple[list[str], list[str]]:
+        """Both lists without repeats; 404 naming every id that does not exist."""
+        image_ids, tag_ids = list(dict.fromkeys(image_ids)), list(dict.fromkeys(tag_ids))
+        found_images = self._images.find(image_ids)
+        known_tags = {tag.id for tag in self._tags.list()}
+        missing_images = [i for i in image_ids if i not in found_images]
+        missing_tags = [t for t in tag_ids if t not in known_tags]
+        if missing_images or missing_tags:
+            parts = []
+            if missing_images:
+                parts.append(f"shared image(s) not found: {', '.join(missing_images)}")
+            if missing_tags:
+                parts.append(f"tag(s) not found: {', '.join(missing_tags)}")
+            raise NotFoundError("; ".join(parts).capitalize(), [
+                *({"field": "shared_image_ids", "id": i, "message": "not found"} for i in missing_images),
+                *({"field": "tag_ids", "id": t, "message": "not found"} for t in missing_tags),
+            ])
+        return image_ids, tag_ids

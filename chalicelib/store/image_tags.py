@@ -1,0 +1,141 @@
+"""Image ↔ tag links, kept exact with the tag's usage count and the image's `tag_ids` set.
+
+A link is one item (`image_id`, `tag_id`) with a `by_tag` index for "images carrying a tag".
+Adding links writes, in one transaction per tag and slice of images: each new link (only if
+absent), each image's `tag_ids` set, and the tag's usage count by the number of links created.
+Two concurrent bulk operations therefore cannot both count the same link, and a crash can never
+leave the count and the links apart. Links live in their own table so that rebuilding the image
+registry from the bucket does not lose them.
+"""
+from __future__ import annotations
+
+import random
+import time
+from typing import Iterable, Iterator
+
+from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import StoreError
+from chalicelib.store.base import store_errors, table_meta, utcnow
+from chalicelib.store.images import ImageItem
+from chalicelib.store.tags import TagItem, tag_key
+
+# Two actions per image (link, image set) plus the tag's counter: within the 100-action limit.
+SLICE = 49
+ATTEMPTS = 8
+
+
+class ByTag(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_tag"
+        projection = KeysOnlyProjection()
+
+    tag_id = UnicodeAttribute(hash_key=True)
+    image_id = UnicodeAttribute(range_key=True)
+
+
+class ImageTagItem(Model):
+    Meta = table_meta("image_tags_table")
+
+    image_id = UnicodeAttribute(hash_key=True)
+    tag_id = UnicodeAttribute(range_key=True)
+    created_by = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+
+    by_tag = ByTag()
+
+
+def _connection() -> Connection:
+    return ImageTagItem._get_connection().connection
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.02 * 2**attempt))
+
+
+class ImageTagRepository:
+    def linked(self, tag_id: str, image_ids: Iterable[str]) -> set[str]:
+        """Which of `image_ids` already carry `tag_id` (BatchGetItem)."""
+        keys = [(image, tag_id) for image in dict.fromkeys(image_ids)]
+        if not keys:
+            return set()
+        with store_errors("reading tag links"):
+            return {item.image_id for item in ImageTagItem.batch_get(keys, attributes_to_get=["image_id"])}
+
+    def link(self, tag_id: str, image_ids: list[str], created_by: str | None) -> set[str]:
+        """Link `tag_id` to every image in `image_ids` not already linked; returns the images newly linked."""
+        added: set[str] = set()
+        for start in range(0, len(image_ids), SLICE):
+            added |= self._apply(tag_id, image_ids[start : start + SLICE], created_by, adding=True)
+        return added
+
+    def unlink(self, tag_id: str, image_ids: list[str]) -> set[str]:
+        """Remove the links that exist; returns the images that lost the tag."""
+        removed: set[str] = set()
+        for start in range(0, len(image_ids), SLICE):
+            removed |= self._apply(tag_id, image_ids[start : start + SLICE], None, adding=False)
+        return removed
+
+    def images_with(self, tag_id: str) -> Iterator[str]:
+        with store_errors("reading tag links"):
+            for item in ImageTagItem.by_tag.query(tag_id):
+                yield item.image_id
+
+    def tags_of(self, image_id: str) -> list[str]:
+        with store_errors("reading tag links"):
+            return [item.tag_id for item in ImageTagItem.query(image_id)]
+
+    def drop_tag(self, tag_id: str) -> int:
+        """Remove every link of a deleted tag and the tag from each image's set; returns links removed."""
+        image_ids = list(self.images_with(tag_id))
+        for image in image_ids:
+            try:
+                ImageItem(id=image).update(actions=[ImageItem.tag_ids.delete({tag_id})], condition=ImageItem.id.exists())
+            except UpdateError as exc:  # an image removed meanwhile has no set to clean
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise StoreError(f"untagging image {image} failed: {exc.msg}") from exc
+        with store_errors("removing tag links"):
+            with ImageTagItem.batch_write() as batch:
+                for image in image_ids:
+                    batch.delete(ImageTagItem(image_id=image, tag_id=tag_id))
+        return len(image_ids)
+
+    def _apply(self, tag_id: str, image_ids: list[str], created_by: str | None, adding: bool) -> set[str]:
+        for attempt in range(ATTEMPTS):
+            present = self.linked(tag_id, image_ids)
+            todo = [image for image in dict.fromkeys(image_ids) if (image not in present) == adding]
+            if not todo:
+                return set()
+            try:
+                self._transact(tag_id, todo, created_by, adding)
+                return set(todo)
+            except TransactWriteError as exc:
+                # A concurrent call linked or unlinked some of these (ConditionalCheckFailed) or
+                # touched the same items (TransactionConflict): read again and redo the rest.
+                if attempt == ATTEMPTS - 1:
+                    raise StoreError(f"tagging did not settle after {ATTEMPTS} attempts: {exc.msg}") from exc
+                _backoff(attempt)
+        return set()
+
+    @staticmethod
+    def _transact(tag_id: str, image_ids: list[str], created_by: str | None, adding: bool) -> None:
+        now = utcnow()
+        with TransactWrite(connection=_connection()) as tx:
+            for image in image_ids:
+                link = ImageTagItem(image_id=image, tag_id=tag_id, created_by=created_by, created_at=now)
+                if adding:
+                    tx.save(link, condition=ImageTagItem.image_id.does_not_exist())
+                    tx.update(ImageItem(id=image), actions=[ImageItem.tag_ids.add({tag_id})],
+                              condition=ImageItem.id.exists())
+                else:
+                    tx.delete(link, condition=ImageTagItem.image_id.exists())
+                    tx.update(ImageItem(id=image), actions=[ImageItem.tag_ids.delete({tag_id})],
+                              condition=ImageItem.id.exists())
+            delta = len(image_ids) if adding else -len(image_ids)
+            tx.update(TagItem(pk=tag_key(tag_id)), actions=[TagItem.usage_count.add(delta)],
+                      condition=TagItem.pk.exists())

@@ -1,0 +1,391 @@
+"""The image registry: one item per share object, keyed by an id derived from its key.
+
+An image's identity is its S3 location, so its id is a UUIDv5 of the key: the same object always
+maps to the same item, registration needs no uniqueness guard, and a registry rebuilt from the
+bucket gets back the same ids (tag links, pools and annotations keep pointing at them).
+
+Access patterns (docs/data-model.md): GetItem/BatchGetItem by id; the sparse-free `catalog` index
+(`shard`, `file_path`) with the few attributes that filters, duplicate and near-duplicate search
+need, read shard by shard (8 shards so ingest writes spread over partitions); `masks`
+(`mask_of`, `file_path`) for an image's masks.
+"""
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+from pynamodb.attributes import (
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.indexes import IncludeProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.errors import ConflictError, NotFoundError, StoreError
+from chalicelib.store.base import plain, store_errors, table_meta, utcnow
+
+SHARDS = 8
+SEQUENCER_WIDTH = 32
+ID_NAMESPACE = uuid.UUID("6b1f3c0e-8a57-4f7e-9d1a-3c2b7e0f5a11")
+CATALOG_FIELDS = ("status", "sha256", "phash", "width", "height", "size", "tag_ids", "mask_of", "created_at")
+
+READY, FAILED, MISSING = "ready", "failed", "missing"
+
+
+def image_id(key: str) -> str:
+    """The registry id of the share object at `key` (stable across rebuilds)."""
+    return str(uuid.uuid5(ID_NAMESPACE, key))
+
+
+def shard_of(image_id_: str) -> str:
+    return f"{int(image_id_[:8], 16) % SHARDS:02d}"
+
+
+def sequencer_order(sequencer: str | None) -> str:
+    """S3 sequencers compare as hex of different lengths: left-pad with zeros, then compare strings."""
+    return (sequencer or "").upper().rjust(SEQUENCER_WIDTH, "0")
+
+
+class Catalog(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "catalog"
+        projection = IncludeProjection(list(CATALOG_FIELDS))
+
+    shard = UnicodeAttribute(hash_key=True)
+    file_path = UnicodeAttribute(range_key=True)
+
+
+class Masks(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "masks"
+        projection = KeysOnlyProjection()
+
+    mask_of = UnicodeAttribute(hash_key=True)
+    file_path = UnicodeAttribute(range_key=True)
+
+
+class ImageItem(Model):
+    Meta = table_meta("images_table")
+
+    id = UnicodeAttribute(hash_key=True)
+    shard = UnicodeAttribute()
+    file_path = UnicodeAttribute()
+    filename = UnicodeAttribute()
+    folder = UnicodeAttribute()
+    status = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+    size = NumberAttribute(null=True)
+    etag = UnicodeAttribute(null=True)
+    version_id = UnicodeAttribute(null=True)
+    format = UnicodeAttribute(null=True)
+    mime_type = UnicodeAttribute(null=True)
+    width = NumberAttribute(null=True)
+    height = NumberAttribute(null=True)
+    frames = NumberAttribute(null=True)
+    sha256 = UnicodeAttribute(null=True)
+    phash = UnicodeAttribute(null=True)
+    exif = MapAttribute(null=True)
+    thumbnail_key = UnicodeAttribute(null=True)
+    sequencer = UnicodeAttribute(default="")
+    object_modified_at = UTCDateTimeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    registered_by = UnicodeAttribute(null=True)
+    metadata = MapAttribute(null=True)
+    metadata_rev = NumberAttribute(default=0)
+    tag_ids = UnicodeSetAttribute(null=True)
+    mask_of = UnicodeAttribute(null=True)
+    mask_category = UnicodeAttribute(null=True)
+
+    catalog = Catalog()
+    masks = Masks()
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the share object itself says about an image: re-derivable at any time from S3."""
+
+    status: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    object_modified_at: datetime | None = None
+    reason: str | None = None
+    format: str | None = None
+    mime_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    sha256: str | None = None
+    phash: str | None = None
+    exif: dict | None = None
+    thumbnail_key: str | None = None
+
+
+FACT_FIELDS = tuple(Facts.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    file_path: str
+    filename: str
+    folder: str
+    status: str
+    reason: str | None
+    size: int | None
+    etag: str | None
+    format: str | None
+    mime_type: str | None
+    width: int | None
+    height: int | None
+    frames: int | None
+    sha256: str | None
+    phash: str | None
+    exif: dict | None
+    thumbnail_key: str | None
+    object_modified_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    registered_by: str | None
+    metadata: dict
+    tag_ids: tuple[str, ...]
+    mask_of: str | None
+    mask_category: str | None
+    sequencer: str = ""
+    metadata_rev: int = 0
+
+    @property
+    def file_size_bytes(self) -> int | None:
+        return self.size
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """An image as the catalog index sees it: enough to filter, group and compare."""
+
+    id: str
+    file_path: str
+    status: str
+    sha256: str | None
+    phash: str | None
+    width: int | None
+    height: int | None
+    size: int | None
+    tag_ids: frozenset[str] = field(default_factory=frozenset)
+    mask_of: str | None = None
+    created_at: datetime | None = None
+
+
+def _num(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _to_image(item: ImageItem) -> Image:
+    return Image(
+        id=item.id,
+        file_path=item.file_path,
+        filename=item.filename,
+        folder=item.folder,
+        status=item.status,
+        reason=item.reason,
+        size=_num(item.size),
+        etag=item.etag,
+        format=item.format,
+        mime_type=item.mime_type,
+        width=_num(item.width),
+        height=_num(item.height),
+        frames=_num(item.frames),
+        sha256=item.sha256,
+        phash=item.phash,
+        exif=plain(item.exif) if item.exif is not None else None,
+        thumbnail_key=item.thumbnail_key,
+        object_modified_at=item.object_modified_at,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        registered_by=item.registered_by,
+        metadata=plain(item.metadata) if item.metadata is not None else {},
+        tag_ids=tuple(sorted(item.tag_ids or ())),
+        mask_of=item.mask_of,
+        mask_category=item.mask_category,
+        sequencer=item.sequencer or "",
+        metadata_rev=int(item.metadata_rev or 0),
+    )
+
+
+def _to_entry(item: ImageItem) -> CatalogEntry:
+    return CatalogEntry(
+        id=item.id,
+        file_path=item.file_path,
+        status=item.status,
+        sha256=item.sha256,
+        phash=item.phash,
+        width=_num(item.width),
+        height=_num(item.height),
+        size=_num(item.size),
+        tag_ids=frozenset(item.tag_ids or ()),
+        mask_of=item.mask_of,
+        created_at=item.created_at,
+    )
+
+
+def _location(key: str) -> dict[str, str]:
+    folder, _, filename = key.rpartition("/")
+    image = image_id(key)
+    return {"id": image, "shard": shard_of(image), "file_path": key, "folder": folder, "filename": filename}
+
+
+def new_item(key: str, facts: Facts, registered_by: str | None, sequencer: str = "") -> ImageItem:
+    now = utcnow()
+    values = {name: getattr(facts, name) for name in FACT_FIELDS}
+    return ImageItem(
+        **_location(key),
+        **values,
+        sequencer=sequencer_order(sequencer) if sequencer else "",
+        created_at=facts.object_modified_at or now,
+        updated_at=now,
+        registered_by=registered_by,
+        metadata_rev=0,
+    )
+
+
+class ImageRepository:
+    def get(self, image_id_: str) -> Image:
+        try:
+            with store_errors("reading an image"):
+                return _to_image(ImageItem.get(image_id_))
+        except DoesNotExist as exc:
+            raise NotFoundError(f"Shared image '{image_id_}' not found") from exc
+
+    def find(self, image_ids: Iterable[str]) -> dict[str, Image]:
+        """The images that exist among `image_ids` (BatchGetItem, 100 keys a request)."""
+        keys = list(dict.fromkeys(image_ids))
+        if not keys:
+            return {}
+        with store_errors("reading images"):
+            return {item.id: _to_image(item) for item in ImageItem.batch_get(keys)}
+
+    def find_by_keys(self, keys: Iterable[str]) -> dict[str, Image]:
+        """The registered images among share `keys`, by key."""
+        found = self.find(image_id(key) for key in keys)
+        return {image.file_path: image for image in found.values()}
+
+    def write_facts(self, key: str, facts: Facts, *, sequencer: str | None, expected_sequencer: str = "",
+                    registered_by: str | None = None) -> bool:
+        """Record what the object at `key` is now; True if written.
+
+        With an event's `sequencer`, the write happens unless a newer event already won. Without
+        one (registration, reindex), it happens only if the record still carries
+        `expected_sequencer`, i.e. no event changed it since it was read. User-owned fields
+        (metadata, tags, mask link, creator) are left as they are, so a re-upload or a reindex
+        never loses them.
+        """
+        location = _location(key)
+        order = sequencer_order(sequencer) if sequencer is not None else expected_sequencer
+        now = utcnow()
+        actions = [getattr(ImageItem, name).set(value) for name, value in location.items() if name != "id"]
+        for name in FACT_FIELDS:
+            value = getattr(facts, name)
+            attribute = getattr(ImageItem, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        actions += [
+            ImageItem.sequencer.set(order),
+            ImageItem.updated_at.set(now),
+            ImageItem.created_at.set(ImageItem.created_at | (facts.object_modified_at or now)),
+            ImageItem.metadata_rev.set(ImageItem.metadata_rev | 0),
+        ]
+        if registered_by:
+            actions.append(ImageItem.registered_by.set(ImageItem.registered_by | registered_by))
+        if sequencer is not None:
+            condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer < order)
+        else:
+            condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer == expected_sequencer)
+        return self._conditional_update(ImageItem(id=location["id"]), actions, condition)
+
+    def mark_missing(self, key: str, sequencer: str) -> bool:
+        """Mark the record of a removed object `missing` (kept, never dropped), unless a newer event won."""
+        order = sequencer_order(sequencer)
+        item = ImageItem(id=image_id(key))
+        actions = [ImageItem.status.set(MISSING), ImageItem.reason.set("object removed from the share"),
+                   ImageItem.sequencer.set(order), ImageItem.updated_at.set(utcnow())]
+        condition = ImageItem.id.exists() & (ImageItem.sequencer < order)
+        return self._conditional_update(item, actions, condition)
+
+    def mark_missing_unless_seen(self, image_ids: Iterable[str]) -> int:
+        """Mark records `missing` whose object a bucket walk did not find; returns how many changed."""
+        changed = 0
+        for image in image_ids:
+            item = ImageItem(id=image)
+            actions = [ImageItem.status.set(MISSING), ImageItem.reason.set("object not found in the share"),
+                       ImageItem.updated_at.set(utcnow())]
+            if self._conditional_update(item, actions, ImageItem.id.exists() & (ImageItem.status != MISSING)):
+                changed += 1
+        return changed
+
+    def put_new(self, items: list[ImageItem]) -> None:
+        """Write brand-new records with BatchWriteItem (25 a request, unprocessed items retried)."""
+        with store_errors("registering images"):
+            with ImageItem.batch_write() as batch:
+                for item in items:
+                    batch.save(item)
+
+    def catalog(self, prefix: str = "") -> list[CatalogEntry]:
+        """Every image under `prefix` from the catalog index: one paginated Query per shard, in parallel."""
+
+        def read(shard: str) -> list[CatalogEntry]:
+            condition = ImageItem.file_path.startswith(prefix) if prefix else None
+            with store_errors("reading the catalog"):
+                return [_to_entry(item) for item in ImageItem.catalog.query(shard, condition)]
+
+        with ThreadPoolExecutor(max_workers=SHARDS) as pool:
+            shards = list(pool.map(read, (f"{n:02d}" for n in range(SHARDS))))
+        return [entry for entries in shards for entry in entries]
+
+    def update_metadata(self, image_id_: str, metadata: dict, expected_rev: int) -> Image:
+        """Replace the custom metadata if nobody changed it since `expected_rev` (409 otherwise)."""
+        item = ImageItem(id=image_id_)
+        actions = [ImageItem.metadata.set(metadata), ImageItem.metadata_rev.add(1), ImageItem.updated_at.set(utcnow())]
+        condition = ImageItem.id.exists() & (ImageItem.metadata_rev == expected_rev)
+        if not self._conditional_update(item, actions, condition):
+            raise ConflictError(f"Shared image '{image_id_}' metadata changed meanwhile; retry")
+        return self.get(image_id_)
+
+    def set_mask(self, image_id_: str, source_id: str | None, category: str | None) -> Image:
+        item = ImageItem(id=image_id_)
+        if source_id is None:
+            actions = [ImageItem.mask_of.remove(), ImageItem.mask_category.remove()]
+        else:
+            actions = [ImageItem.mask_of.set(source_id), ImageItem.mask_category.set(category)]
+        actions.append(ImageItem.updated_at.set(utcnow()))
+        if not self._conditional_update(item, actions, ImageItem.id.exists()):
+            raise NotFoundError(f"Shared image '{image_id_}' not found")
+        return self.get(image_id_)
+
+    def masks_of(self, image_id_: str) -> list[str]:
+        with store_errors("reading masks"):
+            return [item.id for item in ImageItem.masks.query(image_id_)]
+
+    def delete_all(self, image_ids: Iterable[str]) -> None:
+        """Remove records outright (tests of the rebuildable index; never on a request path)."""
+        with store_errors("deleting images"):
+            with ImageItem.batch_write() as batch:
+                for image in image_ids:
+                    batch.delete(ImageItem(id=image))
+
+    @staticmethod
+    def _conditional_update(item: ImageItem, actions: list, condition: Condition) -> bool:
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise StoreError(f"updating image {item.id} failed: {exc.msg}") from exc
+        return True

@@ -1,0 +1,139 @@
+"""S3 objects: the share bucket (listing, reading, presigned uploads) and small documents and
+thumbnails kept in the cache bucket. The only module that talks to S3 for the registry."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterator
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import BadRequestError, StoreError
+from chalicelib.store.aws import client
+
+CHUNK_BYTES = 1 << 20
+MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One level of a prefix: its sub-prefixes and objects, and the cursor of the next page."""
+
+    prefixes: list[str]
+    objects: list[ObjectInfo]
+    next_cursor: str | None
+
+
+def _etag(value: str) -> str:
+    return value.strip('"')
+
+
+def _info(entry: dict) -> ObjectInfo:
+    return ObjectInfo(key=entry["Key"], size=int(entry["Size"]), etag=_etag(entry["ETag"]),
+                      last_modified=entry["LastModified"])
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+class Bucket:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def list_page(self, prefix: str, cursor: str | None = None, max_keys: int = 1000, recursive: bool = False) -> Listing:
+        """One ListObjectsV2 page under `prefix`: direct children only (a '/' delimiter) unless `recursive`."""
+        params: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix, "MaxKeys": max_keys}
+        if not recursive:
+            params["Delimiter"] = "/"
+        if cursor:
+            params["ContinuationToken"] = cursor
+        try:
+            page = client("s3").list_objects_v2(**params)
+        except ClientError as exc:
+            if _code(exc) in ("InvalidArgument", "InvalidToken"):
+                raise BadRequestError(f"cursor is not valid for this listing: {_code(exc)}") from exc
+            raise StoreError(f"listing s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
+        return Listing(
+            prefixes=[entry["Prefix"] for entry in page.get("CommonPrefixes", [])],
+            objects=[_info(entry) for entry in page.get("Contents", []) if not entry["Key"].endswith("/")],
+            next_cursor=page.get("NextContinuationToken") if page.get("IsTruncated") else None,
+        )
+
+    def walk(self, prefix: str) -> Iterator[list[ObjectInfo]]:
+        """Every object under `prefix`, a page (up to 1,000) at a time: one ListObjectsV2 per page."""
+        paginator = client("s3").get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+                yield [_info(entry) for entry in page.get("Contents", []) if not entry["Key"].endswith("/")]
+        except ClientError as exc:
+            raise StoreError(f"listing s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            head = client("s3").head_object(Bucket=self.name, Key=key)
+        except ClientError as exc:
+            if _code(exc) in MISSING_CODES:
+                return None
+            raise StoreError(f"reading s3://{self.name}/{key} failed: {_code(exc)}") from exc
+        return ObjectInfo(key=key, size=int(head["ContentLength"]), etag=_etag(head["ETag"]),
+                          last_modified=head["LastModified"], version_id=head.get("VersionId"))
+
+    def open(self, key: str) -> tuple[ObjectInfo, Iterator[bytes]] | None:
+        """The object's facts and its bytes as a stream of chunks; None when there is no such object."""
+        try:
+            response = client("s3").get_object(Bucket=self.name, Key=key)
+        except ClientError as exc:
+            if _code(exc) in MISSING_CODES:
+                return None
+            raise StoreError(f"reading s3://{self.name}/{key} failed: {_code(exc)}") from exc
+        info = ObjectInfo(key=key, size=int(response["ContentLength"]), etag=_etag(response["ETag"]),
+                          last_modified=response["LastModified"], version_id=response.get("VersionId"))
+        return info, response["Body"].iter_chunks(CHUNK_BYTES)
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def put(self, key: str, data: bytes, content_type: str, cache_control: str | None = None) -> None:
+        params: dict[str, Any] = {"Bucket": self.name, "Key": key, "Body": data, "ContentType": content_type}
+        if cache_control:
+            params["CacheControl"] = cache_control
+        try:
+            client("s3").put_object(**params)
+        except ClientError as exc:
+            raise StoreError(f"writing s3://{self.name}/{key} failed: {_code(exc)}") from exc
+
+    def put_json(self, key: str, document: Any) -> None:
+        self.put(key, json.dumps(document, separators=(",", ":"), default=str).encode(), "application/json")
+
+    def get_json(self, key: str) -> Any:
+        opened = self.open(key)
+        if opened is None:
+            raise StoreError(f"s3://{self.name}/{key} is missing")
+        return json.loads(b"".join(opened[1]))
+
+    def presign_get(self, key: str, expires_in: int, filename: str | None = None) -> str:
+        params: dict[str, Any] = {"Bucket": self.name, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'inline; filename="{filename}"'
+        return client("s3").generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def presign_post(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict[str, Any]:
+        """A browser-style POST upload of exactly `key`, refused by S3 above `max_bytes` or with another type."""
+        return client("s3").generate_presigned_post(
+            Bucket=self.name,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in,
+        )

@@ -1,0 +1,23 @@
+"""Step Functions executions, started under deterministic names so a retried start is harmless."""
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import StoreError
+from chalicelib.store.aws import client
+
+
+def start(state_machine_arn: str, name: str, payload: dict) -> str:
+    """Start `name` (or find it already started); returns the execution ARN."""
+    try:
+        response = client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload)
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
+            arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+            return f"{arn}:{name}"
+        raise StoreError(f"starting {name} failed: {exc.response['Error']['Code']}") from exc
+    return response["executionArn"]
