@@ -13,7 +13,9 @@ from chalicelib.store.resources import PROBES
 def plan(settings: Settings | None = None) -> list[dict[str, str]]:
     settings = settings or get_settings()
     return [
-        *({"kind": "table", "name": name} for name in (settings.tags_table, settings.users_table, settings.activity_table)),
+        *({"kind": "table", "name": name} for name in (settings.tags_table, settings.users_table, settings.activity_table,
+                                                        settings.images_table, settings.image_tags_table,
+                                                        settings.operations_table)),
         *({"kind": "bucket", "name": name} for name in (settings.share_bucket, settings.datasets_bucket,
                                                          settings.exports_bucket, settings.cache_bucket)),
         {"kind": "queue", "name": settings.ingest_queue},

@@ -6,20 +6,21 @@ here — strictly increasing across the process — so event ordering behaves lo
 """
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from typing import Any
 
 _lock = threading.Lock()
-_counter = itertools.count()
+_last = 0
 _installed = False
 
 
 def next_sequencer() -> str:
+    """Strictly increasing, even if the wall clock steps back; time-based so restarts keep order."""
+    global _last
     with _lock:
-        # Time first so sequencers also increase across restarts of the local stack.
-        return f"{time.time_ns():016X}{next(_counter) % 0x100:02X}"
+        _last = max(time.time_ns(), _last + 1)
+        return f"{_last:018X}"
 
 
 def add_sequencers() -> None:

@@ -1,6 +1,9 @@
-"""`make run`'s program, as a user meets it: it starts, prints what is needed, serves, and stops."""
+"""`make run`'s program, as a user meets it: it starts, prints what is needed, serves over HTTP,
+ingests what lands in the share, and stops."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import queue
@@ -12,9 +15,15 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+import requests
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parents[2]
+TESTDATA = ROOT.parent / "shared" / "testdata"
 
 
 def free_port() -> int:
@@ -23,8 +32,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def get(url: str, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+def call(method: str, url: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -32,7 +46,17 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def test_run_serves_health_and_the_printed_token_works():
+@dataclass
+class Running:
+    process: subprocess.Popen
+    banner: str
+    api: str
+    emulator: str
+    token: str
+
+
+@pytest.fixture(scope="module")
+def running():
     api_port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIXELPOOL_", "AWS_"))}
     process = subprocess.Popen(
@@ -51,19 +75,55 @@ def test_run_serves_health_and_the_printed_token_works():
             except queue.Empty:
                 continue
         text = "".join(banner)
-        assert f"http://127.0.0.1:{api_port}" in text
-        assert f"http://127.0.0.1:{emulator_port}" in text
-        assert re.search(r"ShareBucket\s+pixelpool-dev-share-", text)
         token = re.search(r"admin token\s+(\S+)", text).group(1)
-        # Then
-        assert get(f"http://127.0.0.1:{api_port}/health")[0] == 200
-        status, body = get(f"http://127.0.0.1:{api_port}/api/v1/tags", token)
-        assert (status, body["data"]) == (200, [])
-        assert get(f"http://127.0.0.1:{api_port}/api/v1/tags")[0] == 401
-        # And it stops cleanly on SIGTERM
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        yield Running(process, text, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{emulator_port}", token)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_run_serves_health_and_the_printed_token_works(running):
+    assert running.api in running.banner and running.emulator in running.banner
+    assert re.search(r"ShareBucket\s+pixelpool-dev-share-", running.banner)
+    assert call("GET", f"{running.api}/health")[0] == 200
+    status, body = call("GET", f"{running.api}/api/v1/tags", running.token)
+    assert (status, body["data"]) == (200, [])
+    assert call("GET", f"{running.api}/api/v1/tags")[0] == 401
+
+
+def test_a_photo_uploaded_through_upload_urls_is_ready_within_ten_seconds(running):
+    # Given a real photo and a presigned upload for it
+    photo = (TESTDATA / "rocket.jpg").read_bytes()
+    status, body = call("POST", f"{running.api}/api/v1/share/upload-urls", running.token,
+                        {"folder": "e2e launches", "files": [{"path": "rocket 1.jpg", "content_type": "image/jpeg",
+                                                              "size": len(photo)}]})
+    assert status == 200, body
+    upload, = body["data"]
+    # When the client uploads straight to S3
+    started = time.monotonic()
+    response = requests.post(upload["url"], data=upload["fields"], files={"file": ("rocket 1.jpg", photo)}, timeout=10)
+    assert response.status_code in (200, 204), response.text
+    # Then the S3 event is ingested: the image is listed ready with its facts within 10 s
+    image = None
+    while time.monotonic() - started < 10:
+        status, listing = call("GET", f"{running.api}/api/v1/shared-images?search=rocket%201", running.token)
+        ready = [item for item in listing["data"] if item["status"] == "ready"]
+        if ready:
+            image = ready[0]
+            break
+        time.sleep(0.2)
+    assert image is not None, "not ready within 10 s"
+    assert image["file_path"] == "e2e launches/rocket 1.jpg"
+    assert (image["width"], image["height"]) == (640, 427)
+    assert image["checksum_sha256"] == hashlib.sha256(photo).hexdigest()
+    # And its thumbnail URL serves a JPEG
+    thumbnail = requests.get(image["thumbnail_url"], timeout=10)
+    assert thumbnail.status_code == 200
+    with Image.open(io.BytesIO(thumbnail.content)) as small:
+        assert small.format == "JPEG" and small.size == (256, 171)
+
+
+def test_run_stops_cleanly_on_sigterm(running):
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=20) == 0

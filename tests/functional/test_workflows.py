@@ -31,10 +31,10 @@ def test_selfcheck_runs_plan_map_and_summary(stack):
     # Then
     assert result["status"] == "SUCCEEDED", result
     output = json.loads(result["output"])
-    assert output == {"status": "ok", "checked": 8, "unhealthy": []}
+    assert output == {"status": "ok", "checked": 11, "unhealthy": []}
     states = entered_states(result["history"])
     assert states[0] == "Plan" and states[-1] == "Summarize"
-    assert states.count("RunProbe") == 8
+    assert states.count("RunProbe") == 11
     assert "ReportFailure" not in states
 
 
