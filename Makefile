@@ -22,7 +22,7 @@ package: $(STAMP)
 	$(BIN)/python -m infra.package build/package
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(NAMES)
 
 clean:
 	rm -rf build .pytest_cache

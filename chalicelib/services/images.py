@@ -40,6 +40,9 @@ class DuplicateGroup:
 
 
 def hamming(a: str, b: str) -> int:
+    """Number of differing bits between two perceptual hashes given as hex strings of equal length."""
+    if len(a) != len(b):
+        raise ValueError(f"hashes differ in length: {len(a)} and {len(b)} hex digits")
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import posixpath
+import unicodedata
 
 from chalicelib.errors import BadRequestError
 
@@ -14,7 +15,8 @@ def is_image_key(key: str) -> bool:
 
 
 def _problem(path: str) -> str | None:
-    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+    # Category Cc: C0, DEL and the C1 controls (U+0080-U+009F, e.g. the terminal's CSI).
+    if any(unicodedata.category(char) == "Cc" for char in path):
         return "contains a control character"
     if "\\" in path:
         return "contains a backslash"

@@ -1,6 +1,7 @@
 """The share bucket as a file system: browse one level, resolve selections, presigned uploads."""
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +39,8 @@ class Level:
 
 @dataclass
 class Selection:
-    """A selection expanded to image keys; `pending` folders still to list (prefix, cursor)."""
+    """A selection expanded to image keys; `pending` what is still to do, in selection order:
+    folders to list as (prefix, cursor) and files to take as (key, None)."""
 
     keys: list[str] = field(default_factory=list)
     pending: list[tuple[str, str | None]] = field(default_factory=list)
@@ -84,8 +86,8 @@ class ShareService:
         """Folders in `selection` become the image keys under them, in order, without duplicates.
 
         With `max_keys`, listing stops once more than that many keys are known; the folders (and
-        cursors) not yet listed are returned in `pending`, so a background job can go on from
-        there without listing anything twice.
+        cursors) not yet listed and the files not yet taken are returned in `pending`, so a
+        background job can go on from there without listing anything twice.
         """
         result = Selection()
         seen: set[str] = set()
@@ -95,23 +97,27 @@ class ShareService:
                 seen.add(key)
                 result.keys.append(key)
 
-        queue: list[tuple[str, str | None]] = []
-        for path in paths.check_all(selection):
-            if path and not path.endswith("/") and paths.is_image_key(path):
-                add(path)
-            else:
-                queue.append((paths.folder_prefix(path), None))
+        # Files go through the queue too, so a file selected after a folder comes after its images.
+        queue: list[tuple[str, str | None]] = [
+            (path, None) if path and not path.endswith("/") and paths.is_image_key(path)
+            else (paths.folder_prefix(path), None)
+            for path in paths.check_all(selection)
+        ]
         self.continue_listing(queue, recursive, add, result, max_keys)
         return result
 
     def continue_listing(self, queue: list[tuple[str, str | None]], recursive: bool, add, result: Selection,
                          max_keys: int | None) -> None:
-        """List folders from `queue` (prefix, cursor) page by page, feeding image keys to `add`."""
+        """Work through `queue` in order, feeding image keys to `add`: a file key (no trailing '/')
+        as is, a folder (prefix, cursor) listed page by page."""
         while queue:
             if max_keys is not None and len(result.keys) > max_keys:
                 result.pending.extend(queue)
                 return
             prefix, cursor = queue.pop(0)
+            if prefix and not prefix.endswith("/"):
+                add(prefix)
+                continue
             listing = self._share.list_page(prefix, cursor, recursive=recursive)
             for info in listing.objects:
                 if paths.is_image_key(info.key):
@@ -125,8 +131,8 @@ class ShareService:
         keys = paths.check_all([base + item["path"] for item in files])
         problems = []
         for index, (key, item) in enumerate(zip(keys, files)):
-            extension = "." + key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
-            expected = CONTENT_TYPES.get(extension)
+            # As `paths.is_image_key` reads it, so '.jpg' (a dot file) is no image, as for ingestion.
+            expected = CONTENT_TYPES.get(posixpath.splitext(key)[1].lower())
             if expected is None:
                 problems.append((index, "path", f"{key!r} does not end in an image extension "
                                                 f"({', '.join(sorted(CONTENT_TYPES))})"))
@@ -146,7 +152,7 @@ class ShareService:
         expires_at = utcnow() + timedelta(seconds=ttl)
         uploads = []
         for key, item in zip(keys, files):
-            content_type = CONTENT_TYPES["." + key.rsplit(".", 1)[-1].lower()]
+            content_type = CONTENT_TYPES[posixpath.splitext(key)[1].lower()]
             post = self._share.presign_post(key, content_type, item["size"], ttl)
             uploads.append(Upload(path=key, method="POST", url=post["url"], fields=post["fields"],
                                   expires_at=expires_at, max_bytes=item["size"]))
