@@ -4,6 +4,8 @@ no Scan. Requests are counted, so the emulator's speed does not change the figur
 from __future__ import annotations
 
 import io
+import os
+import sys
 import math
 import time
 
@@ -12,7 +14,7 @@ from PIL import Image
 from bench.harness import counting
 from infra.local.stack import LocalStack
 
-IMAGES = 10_000
+IMAGES = int(os.environ.get("BENCH_REGISTER_IMAGES", "10000"))
 WRITE_OPERATIONS = ("BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")
 
 
@@ -31,9 +33,15 @@ def run() -> list[tuple[str, str, str]]:
         s3 = stack._client("s3")
         bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
         tiles = _tiles(97)
+        # Already uploaded: objects that were there before notifications were configured.
+        notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
+        notifications.pop("ResponseMetadata", None)
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
         for n in range(IMAGES):
             s3.put_object(Bucket=bucket, Key=f"bench/{n // 1000:02d}/{n:05d}.jpg", Body=tiles[n % len(tiles)])
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
         stack._client("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
+        print(f"  {IMAGES:,} objects uploaded", file=sys.stderr, flush=True)
 
         from chalicelib.services import container
         from chalicelib.services.identity import Identity
@@ -49,13 +57,14 @@ def run() -> list[tuple[str, str, str]]:
                 state = OperationRepository().get(operation.id)
                 if state.status in ("completed", "failed"):
                     break
+                print(f"  {state.status} {state.done}/{state.total}", file=sys.stderr, flush=True)
                 time.sleep(0.5)
             elapsed = time.perf_counter() - started
         assert state.status == "completed", state.error
         assert state.result["total_registered"] == IMAGES, state.result
 
         dynamodb_writes = sum(requests[f"dynamodb.{name}"] for name in WRITE_OPERATIONS)
-        write_budget = math.ceil(1.1 * math.ceil(IMAGES / 25))
+        write_budget = math.floor(1.1 * math.ceil(IMAGES / 25) + 1e-9)
         lists = requests["s3.ListObjectsV2"]
         scans = requests["dynamodb.Scan"]
         breakdown = ", ".join(f"{name} {requests[f'dynamodb.{name}']}" for name in WRITE_OPERATIONS

@@ -91,7 +91,7 @@ def indexing() -> "IndexingService":
     from chalicelib.store.operations import OperationRepository
 
     share_bucket, cache = _buckets()
-    return IndexingService(get_settings(), registry(), share(), OperationRepository(), share_bucket, cache)
+    return IndexingService(get_settings(), registry(), share(), OperationRepository(), share_bucket, cache, activity())
 
 
 FACTORIES = (activity, users, tags, _buckets, registry, share, images, tagging, indexing)

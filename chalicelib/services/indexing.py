@@ -14,6 +14,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.errors import ForbiddenError, NotFoundError
 from chalicelib.services import paths
+from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.services.registry import REGISTER, REINDEX, IndexResult, Listed, RegistryService
 from chalicelib.services.share import Selection, ShareService
@@ -23,7 +24,7 @@ from chalicelib.store.images import Image
 from chalicelib.store.objects import Bucket
 from chalicelib.store.operations import Operation, OperationRepository
 
-CHUNK = 1000
+CHUNK = 500
 INLINE_RESULT_ENTRIES = 1000
 
 
@@ -46,8 +47,10 @@ def _image_summary(image: Image) -> dict[str, Any]:
 
 class IndexingService:
     def __init__(self, settings: Settings, registry: RegistryService, share: ShareService,
-                 operations: OperationRepository, share_bucket: Bucket, cache: Bucket) -> None:
+                 operations: OperationRepository, share_bucket: Bucket, cache: Bucket,
+                 activity: ActivityService) -> None:
         self._settings = settings
+        self._activity = activity
         self._registry = registry
         self._share = share
         self._operations = operations
@@ -61,7 +64,10 @@ class IndexingService:
         limit = self._settings.register_sync_limit
         selection = self._share.expand(file_paths, recursive=True, max_keys=limit)
         if selection.complete and len(selection.keys) <= limit:
-            return Registration(result=self._registry.index((Listed(key) for key in selection.keys), REGISTER, actor.sub))
+            result = self._registry.index((Listed(key) for key in selection.keys), REGISTER, actor.sub)
+            if result.registered or result.refreshed:
+                self._activity.record(actor, "shared_images", "register", "registered", details=result.counts())
+            return Registration(result=result)
         operation = self._operations.create(new_id(), REGISTER, {"paths": file_paths[:100], "path_count": len(file_paths)},
                                             actor.sub)
         self._cache.put_json(f"{_folder(operation.id)}/selection.json",
@@ -73,6 +79,7 @@ class IndexingService:
             raise ForbiddenError("Reindexing is for administrators")
         prefix = paths.check(prefix) if prefix else ""
         operation = self._operations.create(new_id(), REINDEX, {"prefix": prefix}, actor.sub)
+        self._activity.record(actor, "operation", operation.id, "reindex_started", details={"prefix": prefix})
         return self._start(operation)
 
     def get(self, actor: Identity, operation_id: str) -> tuple[Operation, str | None]:
@@ -165,6 +172,8 @@ class IndexingService:
         else:
             inline = document
         self._operations.finish(operation_id, inline, result_key)
+        actor = Identity(sub=operation.created_by, email=None, groups=(), is_admin=False) if operation.created_by else None
+        self._activity.record(actor, "operation", operation_id, f"{operation.kind}_completed", details=totals)
         return totals
 
     def fail(self, operation_id: str, error: dict[str, Any]) -> dict[str, str]:

@@ -123,7 +123,9 @@ class RegistryService:
                 current = newest.get(event.key)
                 if current is None or _order(event) > _order(current):
                     newest[event.key] = event
-        outcomes = self._pool.map(self._apply_safely, newest.values())
+        # One BatchGetItem for the whole batch instead of a read per key.
+        stored = self._images.find(image_id(key) for key, event in newest.items() if event.created)
+        outcomes = self._pool.map(lambda event: self._apply_safely(event, stored), newest.values())
         for event, ok in zip(newest.values(), outcomes):
             if not ok:
                 failed |= messages_of[event.key]
@@ -135,21 +137,21 @@ class RegistryService:
             return False
         return (event.created or event.removed) and paths.is_image_key(event.key)
 
-    def _apply_safely(self, event: ObjectEvent) -> bool:
+    def _apply_safely(self, event: ObjectEvent, stored: dict[str, Image]) -> bool:
         try:
-            self.apply(event)
+            self.apply(event, stored.get(image_id(event.key)))
             return True
         except Exception:
             logger.exception("ingesting an object failed", extra={"key": event.key, "event": event.event_name})
             return False
 
-    def apply(self, event: ObjectEvent) -> str:
-        """Apply one object event; returns what happened ('written', 'stale', 'missing', 'skipped')."""
+    def apply(self, event: ObjectEvent, stored: Image | None) -> str:
+        """Apply one object event, given the record as read before; returns what happened
+        ('written', 'stale', 'missing', 'skipped')."""
         if event.removed:
             if self._share.exists(event.key):
                 return "skipped"  # re-created since; its own event describes it
             return "missing" if self._images.mark_missing(event.key, event.sequencer) else "stale"
-        stored = self._images.find([image_id(event.key)]).get(image_id(event.key))
         if stored is not None and stored.sequencer >= sequencer_order(event.sequencer):
             return "stale"
         facts = self.derive(event.key)

@@ -56,7 +56,7 @@ class TaggingService:
         """Both lists without repeats; 404 naming every id that does not exist."""
         image_ids, tag_ids = list(dict.fromkeys(image_ids)), list(dict.fromkeys(tag_ids))
         found_images = self._images.find(image_ids)
-        known_tags = {tag.id for tag in self._tags.list()}
+        known_tags = self._tags.find(tag_ids)
         missing_images = [i for i in image_ids if i not in found_images]
         missing_tags = [t for t in tag_ids if t not in known_tags]
         if missing_images or missing_tags:
@@ -65,7 +65,9 @@ class TaggingService:
                 parts.append(f"shared image(s) not found: {', '.join(missing_images)}")
             if missing_tags:
                 parts.append(f"tag(s) not found: {', '.join(missing_tags)}")
-            raise NotFoundError("; ".join(parts).capitalize(), [
+            message = "; ".join(parts)
+            # str.capitalize() would lower-case the ids too; the message must name them as sent.
+            raise NotFoundError(message[:1].upper() + message[1:], [
                 *({"field": "shared_image_ids", "id": i, "message": "not found"} for i in missing_images),
                 *({"field": "tag_ids", "id": t, "message": "not found"} for t in missing_tags),
             ])

@@ -60,8 +60,11 @@ class TagService:
         return tag
 
     def delete(self, actor: Identity, tag_id: str, force: bool = False) -> Tag:
+        # Forced: untag every image while the tag still exists (a failure can simply be retried),
+        # delete it, then sweep links a concurrent tagging call added in between.
+        untagged = self._links.drop_tag(tag_id) if force and self._repository.get(tag_id) else 0
         tag = self._repository.delete(tag_id, only_if_unused=not force)
-        untagged = self._links.drop_tag(tag_id) if force else 0
+        untagged += self._links.drop_tag(tag_id) if force else 0
         self._activity.record(actor, "tag", tag.id, "deleted",
                               details={"name": tag.name, "force": force, "images_untagged": untagged})
         return tag

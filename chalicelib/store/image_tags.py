@@ -20,8 +20,8 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.errors import StoreError
-from chalicelib.store.base import store_errors, table_meta, utcnow
+from chalicelib.errors import NotFoundError, StoreError
+from chalicelib.store.base import condition_failed, store_errors, table_meta, utcnow
 from chalicelib.store.images import ImageItem
 from chalicelib.store.tags import TagItem, tag_key
 
@@ -115,6 +115,10 @@ class ImageTagRepository:
                 self._transact(tag_id, todo, created_by, adding)
                 return set(todo)
             except TransactWriteError as exc:
+                # [links, image sets, tag counter]: a tag deleted since the caller checked it
+                # never comes back, so retrying cannot help.
+                if condition_failed(exc, 2 * len(todo)):
+                    raise NotFoundError(f"Tag '{tag_id}' not found") from exc
                 # A concurrent call linked or unlinked some of these (ConditionalCheckFailed) or
                 # touched the same items (TransactionConflict): read again and redo the rest.
                 if attempt == ATTEMPTS - 1:

@@ -133,6 +133,14 @@ class TagRepository:
         except DoesNotExist as exc:
             raise NotFoundError(f"Tag '{tag_id}' not found") from exc
 
+    def find(self, tag_ids: list[str]) -> dict[str, Tag]:
+        """The tags that exist among `tag_ids`, read by key (BatchGetItem, strongly consistent)."""
+        keys = [tag_key(tag_id) for tag_id in dict.fromkeys(tag_ids)]
+        if not keys:
+            return {}
+        with store_errors("reading tags"):
+            return {item.id: _to_tag(item) for item in TagItem.batch_get(keys, consistent_read=True)}
+
     def list(self) -> Iterator[Tag]:
         """Every tag, ordered by lower-cased name (one Query on the sparse index)."""
         with store_errors("listing tags"):

@@ -44,6 +44,34 @@ def accelerate_queries() -> None:
         DynamoDBBackend.update_item = _update_item
 
 
+_request_lock = threading.Lock()
+_serialized = False
+
+
+def serialize_requests() -> None:
+    """Make each emulated DynamoDB request atomic, as DynamoDB's are (idempotent).
+
+    moto's TransactWriteItems snapshots whole tables with deepcopy and restores them when a
+    condition fails, so two transactions in flight at once either crash the copy or roll back
+    each other's committed writes. One request at a time removes the emulator's own races and
+    leaves ours (read, then a conditional write) exactly as they are on AWS.
+    """
+    global _serialized
+    from moto.dynamodb.responses import DynamoHandler
+
+    with _lock:
+        if _serialized:
+            return
+        original = DynamoHandler.call_action
+
+        def call_action(handler: DynamoHandler):
+            with _request_lock:
+                return original(handler)
+
+        DynamoHandler.call_action = call_action
+        _serialized = True
+
+
 def restore() -> None:
     """Put moto's own methods back (used by the test that compares both answers)."""
     with _lock:

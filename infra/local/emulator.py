@@ -34,6 +34,7 @@ class Emulator:
         # answering every execution with an immediate success.
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         dynamodb.accelerate_queries()
+        dynamodb.serialize_requests()
         s3events.add_sequencers()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
