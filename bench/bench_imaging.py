@@ -21,7 +21,7 @@ from bench.harness import peak_memory
 from chalicelib.imaging import THUMBNAIL_SIZE, inspect, spool
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTDATA = ROOT.parent / "shared" / "testdata"
+TESTDATA = ROOT / "tests" / "data"  # copies of ../shared/testdata (public domain / CC0, see its README)
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "camera.png")
 MIX = (  # (size, format, count): 24 images
     ((640, 480), "JPEG", 6),

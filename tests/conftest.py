@@ -13,7 +13,7 @@ import pytest
 from infra.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTDATA = ROOT.parent / "shared" / "testdata"
+TESTDATA = ROOT / "tests" / "data"  # copies of ../shared/testdata (public domain / CC0, see its README)
 
 
 _STACK: LocalStack | None = None

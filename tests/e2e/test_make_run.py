@@ -23,7 +23,7 @@ import requests
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTDATA = ROOT.parent / "shared" / "testdata"
+TESTDATA = ROOT / "tests" / "data"
 
 
 def free_port() -> int:
