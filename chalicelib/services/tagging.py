@@ -27,29 +27,25 @@ class TaggingService:
 
     def tag(self, actor: Identity, image_ids: list[str], tag_ids: list[str]) -> TaggingResult:
         """Give every image every tag; links that exist already are left alone."""
-        image_ids, tag_ids = self._known(image_ids, tag_ids)
-        affected: set[str] = set()
-        changed = 0
-        for tag_id in tag_ids:
-            added = self._links.link(tag_id, image_ids, actor.sub)
-            changed += len(added)
-            affected |= added
-        if changed:
-            self._activity.record(actor, "shared_image", image_ids[0] if len(image_ids) == 1 else "bulk", "tagged",
-                                  details={"tag_ids": tag_ids, "images": len(image_ids), "links_added": changed})
-        return TaggingResult(changed, len(affected))
+        return self._change(actor, image_ids, tag_ids, adding=True)
 
     def untag(self, actor: Identity, image_ids: list[str], tag_ids: list[str]) -> TaggingResult:
+        """Take every tag from every image; links that do not exist are ignored."""
+        return self._change(actor, image_ids, tag_ids, adding=False)
+
+    def _change(self, actor: Identity, image_ids: list[str], tag_ids: list[str], adding: bool) -> TaggingResult:
         image_ids, tag_ids = self._known(image_ids, tag_ids)
         affected: set[str] = set()
         changed = 0
         for tag_id in tag_ids:
-            removed = self._links.unlink(tag_id, image_ids)
-            changed += len(removed)
-            affected |= removed
+            touched = self._links.link(tag_id, image_ids, actor.sub) if adding else self._links.unlink(tag_id, image_ids)
+            changed += len(touched)
+            affected |= touched
         if changed:
-            self._activity.record(actor, "shared_image", image_ids[0] if len(image_ids) == 1 else "bulk", "untagged",
-                                  details={"tag_ids": tag_ids, "images": len(image_ids), "links_removed": changed})
+            self._activity.record(actor, "shared_image", image_ids[0] if len(image_ids) == 1 else "bulk",
+                                  "tagged" if adding else "untagged",
+                                  details={"tag_ids": tag_ids, "images": len(image_ids),
+                                           "links_added" if adding else "links_removed": changed})
         return TaggingResult(changed, len(affected))
 
     def _known(self, image_ids: list[str], tag_ids: list[str]) -> tuple[list[str], list[str]]:
