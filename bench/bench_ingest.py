@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench.bench_imaging import _floor, _make_big, _mix
+from infra.local.pump import take_notifications
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 3
@@ -63,17 +64,6 @@ class Emulator:
         self.process.wait(timeout=30)
 
 
-def _notifications(sqs, queue_url: str) -> list[str]:
-    bodies = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return [body for body in bodies if "Records" in json.loads(body)]
-        for message in messages:
-            bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
 def _rates(images, upload, deliver) -> tuple[float, float, float]:
     """Median images/s of the handler and of the floor over ROUNDS rounds (after one warm-up),
     and the floor's CPU time as a share of the handler process's CPU time."""
@@ -100,7 +90,7 @@ def _uploader(s3, sqs, bucket: str, queue_url: str, images):
         for index, (_, data) in enumerate(images):
             extension = "png" if data.startswith(PNG_SIGNATURE) else "jpg"
             s3.put_object(Bucket=bucket, Key=f"bench/{index:02d}.{extension}", Body=data)
-        return _notifications(sqs, queue_url)
+        return take_notifications(sqs, queue_url)
 
     return upload
 
@@ -133,7 +123,7 @@ def _memory(emulator: Emulator, s3, sqs, bucket: str) -> list[tuple[str, str, st
         for image_format in ("JPEG", "PNG"):
             path = _make_big(Path(directory), image_format)
             s3.upload_file(str(path), bucket, f"big/50mp.{image_format.lower()}")
-            body = _notifications(sqs, emulator.queue)[-1]  # a multipart upload may be announced twice
+            body = take_notifications(sqs, emulator.queue)[-1]  # a multipart upload may be announced twice
             peak = subprocess.run([sys.executable, "-c", _HANDLER, body], cwd=ROOT, env={**os.environ, **emulator.env},
                                   check=True, capture_output=True, text=True).stdout.split()[-1]
             rows.append((f"ingest handler peak RSS, one 50 MP {image_format} ({path.stat().st_size / 2**20:.0f} MB file)",

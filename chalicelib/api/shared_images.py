@@ -65,7 +65,7 @@ def register_shared_images(identity, body: RegisterBody):
         out: OperationOut = operation_out(registration.operation)
         return ok(out, f"Registration of a large selection started; poll /api/v1/operations/{out.id}", 202)
     result = registration.result
-    images = container.images().views([image.id for image in result.registered])
+    images = container.images().views_of(result.registered)
     data = RegisterOut(
         registered=[ImageOut(**image_out(view)) for view in images],
         already_existed=result.already_existed,

@@ -89,8 +89,12 @@ class ImageService:
 
     def views(self, image_ids: list[str]) -> list[ImageView]:
         found = self._images.find(image_ids)
+        return self.views_of([found[image_id] for image_id in image_ids if image_id in found])
+
+    def views_of(self, images: list[Image]) -> list[ImageView]:
+        """Views of images already read: tags and thumbnail URLs added, nothing read again."""
         tags = self._tag_index()
-        return [self._view(found[image_id], tags) for image_id in image_ids if image_id in found]
+        return [self._view(image, tags) for image in images]
 
     def urls(self, image_id: str, expires_in: int | None) -> dict[str, Any]:
         """Presigned GETs of the original and its thumbnail (never logged)."""

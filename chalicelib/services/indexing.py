@@ -116,17 +116,8 @@ class IndexingService:
 
     def _resume_selection(self, operation_id: str) -> list[str]:
         document = self._cache.get_json(f"{_folder(operation_id)}/selection.json")
-        selection = Selection(keys=list(document["keys"]))
-        seen = set(selection.keys)
-
-        def add(key: str) -> None:
-            if key not in seen:
-                seen.add(key)
-                selection.keys.append(key)
-
         pending = [(prefix, cursor) for prefix, cursor in document["pending"]]
-        self._share.continue_listing(pending, True, add, selection, None)
-        return selection.keys
+        return self._share.resume(Selection(keys=document["keys"], pending=pending)).keys
 
     def index_chunk(self, operation_id: str, chunk: int) -> dict[str, int]:
         operation = self._operations.get(operation_id)

@@ -25,7 +25,6 @@ from chalicelib.store.images import (
     Image,
     ImageRepository,
     image_id,
-    new_item,
     sequencer_order,
 )
 from chalicelib.store.objects import Bucket, ObjectInfo
@@ -190,16 +189,13 @@ class RegistryService:
             if facts is None:
                 result.failed.append({"file_path": entry.key, "reason": problem or "not found in the share"})
             elif record is None:
-                fresh.append(new_item(entry.key, facts, registered_by=actor))
+                fresh.append((entry.key, facts))
             elif self._images.write_facts(entry.key, facts, sequencer=None, expected_sequencer=record.sequencer,
                                           registered_by=actor):
                 result.refreshed.append(self._images.get(record.id))
         if fresh:
-            if mode == REINDEX:
-                self._restore_tags(fresh)
-            self._images.put_new(fresh)
-            found = self._images.find(item.id for item in fresh)
-            result.registered = [found[item.id] for item in fresh if item.id in found]
+            tags = self._links_of([image_id(key) for key, _ in fresh]) if mode == REINDEX else None
+            result.registered = self._images.put_new(fresh, actor, tags)
         for image in result.registered + result.refreshed:
             if image.status == FAILED:
                 result.failed.append({"file_path": image.file_path, "reason": image.reason or "failed"})
@@ -214,10 +210,9 @@ class RegistryService:
             logger.warning("reading an object failed", extra={"key": key, "error": exc.message})
             return None, f"could not read the object: {exc.message}"
 
-    def _restore_tags(self, items: list) -> None:
-        """A record rebuilt after the registry was wiped gets its tag set back from the links."""
-        for item, tags in zip(items, self._pool.map(lambda item: self._links.tags_of(item.id), items)):
-            item.tag_ids = set(tags) or None
+    def _links_of(self, image_ids: list[str]) -> dict[str, set[str]]:
+        """The tags linked to each image: a record rebuilt after the registry was wiped gets them back."""
+        return {image: set(tags) for image, tags in zip(image_ids, self._pool.map(self._links.tags_of, image_ids))}
 
     def mark_gone(self, prefix: str, present: set[str]) -> int:
         """Mark `missing` every record under `prefix` whose key a bucket walk did not find."""

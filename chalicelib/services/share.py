@@ -89,41 +89,36 @@ class ShareService:
         cursors) not yet listed and the files not yet taken are returned in `pending`, so a
         background job can go on from there without listing anything twice.
         """
-        result = Selection()
-        seen: set[str] = set()
-
-        def add(key: str) -> None:
-            if key not in seen:
-                seen.add(key)
-                result.keys.append(key)
-
         # Files go through the queue too, so a file selected after a folder comes after its images.
         queue: list[tuple[str, str | None]] = [
             (path, None) if path and not path.endswith("/") and paths.is_image_key(path)
             else (paths.folder_prefix(path), None)
             for path in paths.check_all(selection)
         ]
-        self.continue_listing(queue, recursive, add, result, max_keys)
-        return result
+        return self.resume(Selection(pending=queue), recursive, max_keys)
 
-    def continue_listing(self, queue: list[tuple[str, str | None]], recursive: bool, add, result: Selection,
-                         max_keys: int | None) -> None:
-        """Work through `queue` in order, feeding image keys to `add`: a file key (no trailing '/')
-        as is, a folder (prefix, cursor) listed page by page."""
+    def resume(self, selection: Selection, recursive: bool = True, max_keys: int | None = None) -> Selection:
+        """Work through `selection.pending` in order, adding image keys not yet in `selection.keys`:
+        a file key (no trailing '/') as is, a folder (prefix, cursor) listed page by page."""
+        keys = list(selection.keys)
+        seen = set(keys)
+        queue = list(selection.pending)
         while queue:
-            if max_keys is not None and len(result.keys) > max_keys:
-                result.pending.extend(queue)
-                return
+            if max_keys is not None and len(keys) > max_keys:
+                return Selection(keys=keys, pending=queue)
             prefix, cursor = queue.pop(0)
             if prefix and not prefix.endswith("/"):
-                add(prefix)
-                continue
-            listing = self._share.list_page(prefix, cursor, recursive=recursive)
-            for info in listing.objects:
-                if paths.is_image_key(info.key):
-                    add(info.key)
-            if listing.next_cursor:
-                queue.insert(0, (prefix, listing.next_cursor))
+                found = [prefix]
+            else:
+                listing = self._share.list_page(prefix, cursor, recursive=recursive)
+                found = [info.key for info in listing.objects if paths.is_image_key(info.key)]
+                if listing.next_cursor:
+                    queue.insert(0, (prefix, listing.next_cursor))
+            for key in found:
+                if key not in seen:
+                    seen.add(key)
+                    keys.append(key)
+        return Selection(keys=keys)
 
     def upload_urls(self, files: list[dict[str, Any]], folder: str | None) -> list[Upload]:
         """One presigned POST per file, for exactly its key, its content type and at most its size."""

@@ -243,17 +243,18 @@ def _location(key: str) -> dict[str, str]:
     return {"id": image, "shard": shard_of(image), "file_path": key, "folder": folder, "filename": filename}
 
 
-def new_item(key: str, facts: Facts, registered_by: str | None, sequencer: str = "") -> ImageItem:
+def _new_item(key: str, facts: Facts, registered_by: str | None, tag_ids: set[str] | None) -> ImageItem:
     now = utcnow()
     values = {name: getattr(facts, name) for name in FACT_FIELDS}
     return ImageItem(
         **_location(key),
         **values,
-        sequencer=sequencer_order(sequencer) if sequencer else "",
+        sequencer="",
         created_at=facts.object_modified_at or now,
         updated_at=now,
         registered_by=registered_by,
         metadata_rev=0,
+        tag_ids=tag_ids or None,
     )
 
 
@@ -330,12 +331,16 @@ class ImageRepository:
                 changed += 1
         return changed
 
-    def put_new(self, items: list[ImageItem]) -> None:
-        """Write brand-new records with BatchWriteItem (25 a request, unprocessed items retried)."""
+    def put_new(self, records: list[tuple[str, Facts]], registered_by: str | None,
+                tag_ids: dict[str, set[str]] | None = None) -> list[Image]:
+        """Write brand-new records for (key, facts) with BatchWriteItem (25 a request, unprocessed
+        items retried); `tag_ids` gives a rebuilt record its tags back. Returns the records written."""
+        items = [_new_item(key, facts, registered_by, (tag_ids or {}).get(image_id(key))) for key, facts in records]
         with store_errors("registering images"):
             with ImageItem.batch_write() as batch:
                 for item in items:
                     batch.save(item)
+        return [_to_image(item) for item in items]
 
     def catalog(self, prefix: str = "") -> list[CatalogEntry]:
         """Every image under `prefix` from the catalog index: one paginated Query per shard, in parallel."""

@@ -80,26 +80,24 @@ class Bucket:
             raise StoreError(f"listing s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
 
     def head(self, key: str) -> ObjectInfo | None:
-        try:
-            head = client("s3").head_object(Bucket=self.name, Key=key)
-        except ClientError as exc:
-            if _code(exc) in MISSING_CODES:
-                return None
-            raise StoreError(f"reading s3://{self.name}/{key} failed: {_code(exc)}") from exc
-        return ObjectInfo(key=key, size=int(head["ContentLength"]), etag=_etag(head["ETag"]),
-                          last_modified=head["LastModified"], version_id=head.get("VersionId"))
+        found = self._fetch("head_object", key)
+        return found[0] if found else None
 
     def open(self, key: str) -> tuple[ObjectInfo, Iterator[bytes]] | None:
         """The object's facts and its bytes as a stream of chunks; None when there is no such object."""
+        found = self._fetch("get_object", key)
+        return (found[0], found[1]["Body"].iter_chunks(CHUNK_BYTES)) if found else None
+
+    def _fetch(self, operation: str, key: str) -> tuple[ObjectInfo, dict] | None:
         try:
-            response = client("s3").get_object(Bucket=self.name, Key=key)
+            response = getattr(client("s3"), operation)(Bucket=self.name, Key=key)
         except ClientError as exc:
             if _code(exc) in MISSING_CODES:
                 return None
             raise StoreError(f"reading s3://{self.name}/{key} failed: {_code(exc)}") from exc
         info = ObjectInfo(key=key, size=int(response["ContentLength"]), etag=_etag(response["ETag"]),
                           last_modified=response["LastModified"], version_id=response.get("VersionId"))
-        return info, response["Body"].iter_chunks(CHUNK_BYTES)
+        return info, response
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None

@@ -9,6 +9,7 @@ import threading
 
 from PIL import Image
 
+from infra.local import pump
 from tests import imagefiles
 
 
@@ -17,17 +18,7 @@ def share(stack) -> str:
 
 
 def take_notifications(stack) -> list[str]:
-    """The notification bodies S3 queued so far, removed from the queue (for delivering by hand)."""
-    sqs = stack._client("sqs")
-    url = stack.physical["IngestQueue"]["QueueUrl"]
-    bodies = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return [body for body in bodies if "Records" in json.loads(body)]
-        for message in messages:
-            bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return pump.take_notifications(stack._client("sqs"), stack.physical["IngestQueue"]["QueueUrl"])
 
 
 def deliver(stack, bodies: list[str], first_id: int = 0) -> dict:

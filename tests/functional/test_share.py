@@ -232,15 +232,7 @@ def test_a_selection_cut_at_max_keys_continues_where_it_stopped(tree):
     assert not cut.complete
     assert cut.keys == ["a/sub/3.gif", "a/sub/deeper/4.bmp"]
     # When the rest is listed from `pending` (as the indexing job does)
-    seen = set(cut.keys)
-
-    def add(key):
-        if key not in seen:
-            seen.add(key)
-            cut.keys.append(key)
-
-    pending, cut.pending = cut.pending, []
-    share.continue_listing(pending, True, add, cut, None)
+    cut = share.resume(cut)
     # Then the result is the uncut one, files included, in selection order
     assert cut.complete
     assert cut.keys == whole.keys == ["a/sub/3.gif", "a/sub/deeper/4.bmp", "b/5.jpg", "a/1.jpg", "a/2.png"]
