@@ -1,7 +1,7 @@
 """pixelpool: the Chalice app. Wiring only — routes, handlers and steps live in chalicelib."""
 from chalice import Chalice
 
-from chalicelib.api import auth, operations, share, shared_images, system, tags
+from chalicelib.api import auth, explore, jobs, operations, projects, share, shared_images, system, tags, tasks
 from chalicelib.api.observability import observe
 from chalicelib.events import ingest
 from chalicelib.steps import indexing, selfcheck
@@ -15,6 +15,10 @@ app.register_blueprint(tags.bp)
 app.register_blueprint(share.bp)
 app.register_blueprint(shared_images.bp)
 app.register_blueprint(operations.bp)
+app.register_blueprint(projects.bp)
+app.register_blueprint(explore.bp)
+app.register_blueprint(tasks.bp)
+app.register_blueprint(jobs.bp)
 app.register_blueprint(selfcheck.bp)
 app.register_blueprint(indexing.bp)
 app.register_blueprint(ingest.bp)

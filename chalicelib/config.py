@@ -37,6 +37,11 @@ class Settings(BaseModel):
     images_table: str = "pixelpool-images"
     image_tags_table: str = "pixelpool-image-tags"
     operations_table: str = "pixelpool-operations"
+    projects_table: str = "pixelpool-projects"
+    pool_table: str = "pixelpool-pool"
+    jobs_table: str = "pixelpool-jobs"
+    job_images_table: str = "pixelpool-job-images"
+    annotations_table: str = "pixelpool-annotations"
 
     share_bucket: str = "pixelpool-share"
     datasets_bucket: str = "pixelpool-datasets"
@@ -52,6 +57,9 @@ class Settings(BaseModel):
     thumbnail_size: int = Field(default=256, ge=32, le=1024)
     # Registration answers synchronously up to this many images, else 202 with an operation.
     register_sync_limit: int = Field(default=50, ge=1, le=500)
+    # Task creation answers synchronously up to this many images (and `register_sync_limit`
+    # of them unregistered), else 202 with an operation.
+    task_sync_limit: int = Field(default=1000, ge=1, le=5000)
     upload_max_bytes: int = Field(default=200 * 2**20, gt=0)
     upload_url_ttl_seconds: int = Field(default=900, gt=0, le=3600)
 

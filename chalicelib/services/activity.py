@@ -21,6 +21,7 @@ class ActivityService:
         *,
         project_id: str | None = None,
         details: dict[str, Any] | None = None,
+        summary: str | None = None,
     ) -> ActivityEntry:
         entry = ActivityEntry(
             id=new_id(),
@@ -31,9 +32,10 @@ class ActivityService:
             project_id=project_id,
             created_at=utcnow(),
             details=details or {},
+            summary=summary,
         )
         self._repository.add(entry)
         return entry
 
-    def newest(self, project_id: str | None, limit: int = 50, cursor: dict | None = None):
-        return self._repository.newest(project_id, limit, cursor)
+    def newest(self, project_id: str | None, limit: int = 50, after: str | None = None):
+        return self._repository.newest(project_id, limit, after)

@@ -10,7 +10,15 @@ from chalicelib.services.tags import TagService
 from chalicelib.services.users import UserService
 
 if TYPE_CHECKING:
+    from chalicelib.services.access import Access
+    from chalicelib.services.annotations import AnnotationService
+    from chalicelib.services.explore import ExploreService
     from chalicelib.services.images import ImageService
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.pool import PoolService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.services.saved_filters import SavedFilterService
+    from chalicelib.services.tasks import TaskService
     from chalicelib.services.indexing import IndexingService
     from chalicelib.services.registry import RegistryService
     from chalicelib.services.share import ShareService
@@ -53,8 +61,10 @@ def registry() -> "RegistryService":
     from chalicelib.store.image_tags import ImageTagRepository
     from chalicelib.store.images import ImageRepository
 
+    from chalicelib.store.pool import PoolRepository
+
     share, cache = _buckets()
-    return RegistryService(get_settings(), ImageRepository(), ImageTagRepository(), share, cache)
+    return RegistryService(get_settings(), ImageRepository(), ImageTagRepository(), share, cache, PoolRepository())
 
 
 @lru_cache(maxsize=1)
@@ -90,11 +100,105 @@ def indexing() -> "IndexingService":
     from chalicelib.services.indexing import IndexingService
     from chalicelib.store.operations import OperationRepository
 
+    from chalicelib.services.tasks import CREATE_TASK
+
     share_bucket, cache = _buckets()
-    return IndexingService(get_settings(), registry(), share(), OperationRepository(), share_bucket, cache, activity())
+    # Resolved when a step runs, not now: the task service itself starts indexing operations.
+    finishers = {CREATE_TASK: lambda operation, keys, failed: tasks().complete(operation, keys, failed)}
+    abandoners = {CREATE_TASK: lambda operation: tasks().abandon(operation)}
+    return IndexingService(get_settings(), registry(), share(), OperationRepository(), share_bucket, cache, activity(),
+                           finishers, abandoners)
 
 
-FACTORIES = (activity, users, tags, _buckets, registry, share, images, tagging, indexing)
+@lru_cache(maxsize=1)
+def _documents():
+    from chalicelib.store.objects import Bucket
+
+    return Bucket(get_settings().datasets_bucket)
+
+
+@lru_cache(maxsize=1)
+def access() -> "Access":
+    from chalicelib.services.access import Access
+    from chalicelib.store.projects import ProjectRepository
+
+    return Access(ProjectRepository())
+
+
+@lru_cache(maxsize=1)
+def projects() -> "ProjectService":
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.store.projects import ProjectRepository
+    from chalicelib.store.users import UserRepository
+
+    return ProjectService(access(), ProjectRepository(), UserRepository(), activity(),
+                          purge=lambda project_id: tasks().purge_project(project_id))
+
+
+@lru_cache(maxsize=1)
+def pool() -> "PoolService":
+    from chalicelib.services.pool import PoolService
+    from chalicelib.store.images import ImageRepository
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.pool import PoolRepository
+
+    return PoolService(access(), PoolRepository(), ImageRepository(), JobRepository(), activity())
+
+
+@lru_cache(maxsize=1)
+def explore() -> "ExploreService":
+    from chalicelib.services.explore import ExploreService, PoolQuery
+    from chalicelib.store.image_tags import ImageTagRepository
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.pool import PoolRepository
+    from chalicelib.store.projects import ProjectRepository
+
+    index = PoolQuery(PoolRepository(), ProjectRepository(), JobRepository(), ImageTagRepository())
+    return ExploreService(access(), index, images())
+
+
+@lru_cache(maxsize=1)
+def tasks() -> "TaskService":
+    from chalicelib.services.tasks import TaskService
+    from chalicelib.store.annotations import AnnotationRepository
+    from chalicelib.store.images import ImageRepository
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.pool import PoolRepository
+    from chalicelib.store.projects import ProjectRepository
+
+    return TaskService(get_settings(), access(), ProjectRepository(), pool(), PoolRepository(), JobRepository(),
+                       AnnotationRepository(), ImageRepository(), share(), registry(), explore(), activity(),
+                       _documents(), start_operation=indexing().start_selection)
+
+
+@lru_cache(maxsize=1)
+def jobs() -> "JobService":
+    from chalicelib.services.jobs import JobService
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.projects import ProjectRepository
+
+    return JobService(access(), ProjectRepository(), JobRepository(), images(), activity())
+
+
+@lru_cache(maxsize=1)
+def annotations() -> "AnnotationService":
+    from chalicelib.services.annotations import AnnotationService
+    from chalicelib.store.annotations import AnnotationRepository
+    from chalicelib.store.images import ImageRepository
+
+    return AnnotationService(jobs(), AnnotationRepository(), ImageRepository(), _documents(), activity())
+
+
+@lru_cache(maxsize=1)
+def saved_filters() -> "SavedFilterService":
+    from chalicelib.services.saved_filters import SavedFilterService
+    from chalicelib.store.projects import ProjectRepository
+
+    return SavedFilterService(access(), ProjectRepository(), activity())
+
+
+FACTORIES = (activity, users, tags, _buckets, registry, share, images, tagging, indexing, _documents, access,
+             projects, pool, explore, tasks, jobs, annotations, saved_filters)
 
 
 def reset() -> None:

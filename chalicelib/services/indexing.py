@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib.config import Settings
 from chalicelib.errors import ForbiddenError, NotFoundError
@@ -26,6 +26,8 @@ from chalicelib.store.operations import Operation, OperationRepository
 
 CHUNK = 500
 INLINE_RESULT_ENTRIES = 1000
+# Operations that register a selection, then hand it to a finisher (e.g. task creation).
+Finisher = Callable[[Operation, list[str], list[dict[str, str]]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,10 @@ def _image_summary(image: Image) -> dict[str, Any]:
 class IndexingService:
     def __init__(self, settings: Settings, registry: RegistryService, share: ShareService,
                  operations: OperationRepository, share_bucket: Bucket, cache: Bucket,
-                 activity: ActivityService) -> None:
+                 activity: ActivityService, finishers: dict[str, Finisher] | None = None,
+                 abandoners: dict[str, Callable[[Operation], None]] | None = None) -> None:
+        self._finishers = finishers or {}
+        self._abandoners = abandoners or {}
         self._settings = settings
         self._activity = activity
         self._registry = registry
@@ -68,11 +73,16 @@ class IndexingService:
             if result.registered or result.refreshed:
                 self._activity.record(actor, "shared_images", "register", "registered", details=result.counts())
             return Registration(result=result)
-        operation = self._operations.create(new_id(), REGISTER, {"paths": file_paths[:100], "path_count": len(file_paths)},
-                                            actor.sub)
+        params = {"paths": file_paths[:100], "path_count": len(file_paths)}
+        return Registration(operation=self.start_selection(actor, REGISTER, params, selection))
+
+    def start_selection(self, actor: Identity, kind: str, params: dict[str, Any], selection: Selection) -> Operation:
+        """Run the `index` state machine over a selection: register what is unregistered, then
+        hand the whole selection to the finisher of `kind` (if any)."""
+        operation = self._operations.create(new_id(), kind, params, actor.sub)
         self._cache.put_json(f"{_folder(operation.id)}/selection.json",
                              {"keys": selection.keys, "pending": selection.pending})
-        return Registration(operation=self._start(operation))
+        return self._start(operation)
 
     def reindex(self, actor: Identity, prefix: str) -> Operation:
         if not actor.is_admin:
@@ -101,7 +111,7 @@ class IndexingService:
     def plan(self, operation_id: str) -> dict[str, Any]:
         """List what to index and cut it into chunks of 1,000 keys in S3."""
         operation = self._operations.get(operation_id)
-        if operation.kind == REGISTER:
+        if operation.kind != REINDEX:
             entries = [{"key": key} for key in self._resume_selection(operation_id)]
         else:
             prefix = operation.params.get("prefix", "")
@@ -122,7 +132,8 @@ class IndexingService:
     def index_chunk(self, operation_id: str, chunk: int) -> dict[str, int]:
         operation = self._operations.get(operation_id)
         entries = self._cache.get_json(f"{_folder(operation_id)}/chunks/{chunk:05d}.json")
-        result = self._registry.index((Listed(**entry) for entry in entries), operation.kind, operation.created_by)
+        mode = REINDEX if operation.kind == REINDEX else REGISTER
+        result = self._registry.index((Listed(**entry) for entry in entries), mode, operation.created_by)
         self._cache.put_json(f"{_folder(operation_id)}/results/{chunk:05d}.json", {
             "registered": [_image_summary(image) for image in result.registered],
             "refreshed": [_image_summary(image) for image in result.refreshed],
@@ -155,6 +166,13 @@ class IndexingService:
             totals["total_marked_missing"] = self._cache.get_json(f"{_folder(operation_id)}/sweep.json")["marked_missing"]
         document = {**merged, **totals}
         entries = sum(len(items) for items in merged.values())
+        finisher = self._finishers.get(operation.kind)
+        if finisher is not None:
+            keys = [entry["key"] for chunk in chunks
+                    for entry in self._cache.get_json(f"{_folder(operation_id)}/chunks/{chunk:05d}.json")]
+            document = finisher(operation, keys, merged["failed"])
+            totals = {name: value for name, value in document.items() if not isinstance(value, list)}
+            entries = sum(len(value) for value in document.values() if isinstance(value, list))
         result_key = None
         if entries > INLINE_RESULT_ENTRIES:
             result_key = f"{_folder(operation_id)}/result.json"
@@ -170,6 +188,10 @@ class IndexingService:
     def fail(self, operation_id: str, error: dict[str, Any]) -> dict[str, str]:
         """The Catch path: the operation ends `failed` with the step's error in plain words."""
         name, cause = error.get("Error", "Error"), error.get("Cause", "")
+        operation = self._operations.get(operation_id)
+        abandon = self._abandoners.get(operation.kind)
+        if abandon is not None:
+            abandon(operation)
         self._operations.fail(operation_id, f"{name}: {_cause_message(cause)}")
         return {"error": name, "cause": cause}
 

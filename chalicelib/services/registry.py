@@ -28,6 +28,7 @@ from chalicelib.store.images import (
     sequencer_order,
 )
 from chalicelib.store.objects import Bucket, ObjectInfo
+from chalicelib.store.pool import PoolRepository
 
 logger = Logger(child=True)
 WORKERS = 8
@@ -63,8 +64,9 @@ class Listed:
 
 class RegistryService:
     def __init__(self, settings: Settings, images: ImageRepository, links: ImageTagRepository,
-                 share: Bucket, cache: Bucket) -> None:
+                 share: Bucket, cache: Bucket, pools: PoolRepository | None = None) -> None:
         self._settings = settings
+        self._pools = pools
         self._images = images
         self._links = links
         self._share = share
@@ -150,15 +152,30 @@ class RegistryService:
         if event.removed:
             if self._share.exists(event.key):
                 return "skipped"  # re-created since; its own event describes it
-            return "missing" if self._images.mark_missing(event.key, event.sequencer) else "stale"
+            return self._missing(event)
         if stored is not None and stored.sequencer >= sequencer_order(event.sequencer):
             return "stale"
         facts = self.derive(event.key)
         if facts is None:
-            return "missing" if self._images.mark_missing(event.key, event.sequencer) else "stale"
+            return self._missing(event)
         written = self._images.write_facts(event.key, facts, sequencer=event.sequencer)
         logger.info("object indexed", extra={"key": event.key, "status": facts.status, "written": written})
+        if written and stored is not None:
+            self._refresh_pools(event.key, facts)
         return "written" if written else "stale"
+
+    def _missing(self, event: ObjectEvent) -> str:
+        if not self._images.mark_missing(event.key, event.sequencer):
+            return "stale"
+        if self._pools is not None:
+            self._pools.refresh(image_id(event.key), {"status": MISSING})
+        return "missing"
+
+    def _refresh_pools(self, key: str, facts: Facts) -> None:
+        """Projects keep copies of the facts they filter on; a replaced object updates them."""
+        if self._pools is not None:
+            self._pools.refresh(image_id(key), {"status": facts.status, "width": facts.width,
+                                                "height": facts.height, "size": facts.size})
 
     # Registration and reindexing ----------------------------------------------------------------
 
@@ -192,6 +209,7 @@ class RegistryService:
                 fresh.append((entry.key, facts))
             elif self._images.write_facts(entry.key, facts, sequencer=None, expected_sequencer=record.sequencer,
                                           registered_by=actor):
+                self._refresh_pools(entry.key, facts)
                 result.refreshed.append(self._images.get(record.id))
         if fresh:
             tags = self._links_of([image_id(key) for key, _ in fresh]) if mode == REINDEX else None

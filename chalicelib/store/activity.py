@@ -27,6 +27,7 @@ class ActivityItem(Model):
     action = UnicodeAttribute()
     actor = UnicodeAttribute(null=True)
     project_id = UnicodeAttribute(null=True)
+    summary = UnicodeAttribute(null=True)
     details = JSONAttribute(default=dict)
     created_at = UTCDateTimeAttribute()
 
@@ -41,6 +42,7 @@ class ActivityEntry:
     project_id: str | None
     created_at: datetime
     details: dict[str, Any] = field(default_factory=dict)
+    summary: str | None = None
 
 
 def _scope(project_id: str | None) -> str:
@@ -57,6 +59,7 @@ def _to_entry(item: ActivityItem) -> ActivityEntry:
         project_id=item.project_id,
         created_at=item.created_at,
         details=item.details or {},
+        summary=item.summary,
     )
 
 
@@ -72,16 +75,22 @@ class ActivityRepository:
             actor=entry.actor,
             project_id=entry.project_id,
             details=entry.details,
+            summary=entry.summary,
             created_at=entry.created_at,
         )
         with store_errors("recording activity"):
             item.save()
 
-    def newest(self, project_id: str | None, limit: int, cursor: dict | None = None) -> tuple[list[ActivityEntry], dict | None]:
-        """One page of a scope's entries, newest first, and the key to continue from."""
+    def newest(self, project_id: str | None, limit: int, after: str | None = None) -> tuple[list[ActivityEntry], str | None]:
+        """One page of a scope's entries, newest first, and the sort key to continue after (or None).
+
+        Only the sort key travels to the caller: the partition is always the one asked for, so a
+        cursor can never reach into another project's timeline.
+        """
+        scope = _scope(project_id)
+        start = {"scope": {"S": scope}, "sk": {"S": after}} if after else None
         with store_errors("reading activity"):
-            result = ActivityItem.query(
-                _scope(project_id), scan_index_forward=False, limit=limit, last_evaluated_key=cursor
-            )
+            result = ActivityItem.query(scope, scan_index_forward=False, limit=limit, last_evaluated_key=start)
             entries = [_to_entry(item) for item in result]
-            return entries, result.last_evaluated_key
+            last = result.last_evaluated_key
+            return entries, last["sk"]["S"] if last else None

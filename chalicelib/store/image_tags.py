@@ -1,6 +1,7 @@
 """Image ↔ tag links, kept exact with the tag's usage count and the image's `tag_ids` set.
 
-A link is one item (`image_id`, `tag_id`) with a `by_tag` index for "images carrying a tag".
+A link is one item keyed (`tag_id`, `image_id`), so "images carrying a tag" (Explore's tag
+filters) is a strongly consistent Query of the base table; `by_image` indexes the other way.
 Adding links writes, in one transaction per tag and slice of images: each new link (only if
 absent), each image's `tag_ids` set, and the tag's usage count by the number of links created.
 Two concurrent bulk operations therefore cannot both count the same link, and a crash can never
@@ -30,24 +31,24 @@ SLICE = 49
 ATTEMPTS = 8
 
 
-class ByTag(GlobalSecondaryIndex):
+class ByImage(GlobalSecondaryIndex):
     class Meta:
-        index_name = "by_tag"
+        index_name = "by_image"
         projection = KeysOnlyProjection()
 
-    tag_id = UnicodeAttribute(hash_key=True)
-    image_id = UnicodeAttribute(range_key=True)
+    image_id = UnicodeAttribute(hash_key=True)
+    tag_id = UnicodeAttribute(range_key=True)
 
 
 class ImageTagItem(Model):
     Meta = table_meta("image_tags_table")
 
-    image_id = UnicodeAttribute(hash_key=True)
-    tag_id = UnicodeAttribute(range_key=True)
+    tag_id = UnicodeAttribute(hash_key=True)
+    image_id = UnicodeAttribute(range_key=True)
     created_by = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
 
-    by_tag = ByTag()
+    by_image = ByImage()
 
 
 def _connection() -> Connection:
@@ -61,7 +62,7 @@ def _backoff(attempt: int) -> None:
 class ImageTagRepository:
     def linked(self, tag_id: str, image_ids: Iterable[str]) -> set[str]:
         """Which of `image_ids` already carry `tag_id` (BatchGetItem)."""
-        keys = [(image, tag_id) for image in dict.fromkeys(image_ids)]
+        keys = [(tag_id, image) for image in dict.fromkeys(image_ids)]
         if not keys:
             return set()
         with store_errors("reading tag links"):
@@ -82,13 +83,14 @@ class ImageTagRepository:
         return removed
 
     def images_with(self, tag_id: str) -> Iterator[str]:
+        """Every image carrying `tag_id` (strongly consistent: a tag just added is seen)."""
         with store_errors("reading tag links"):
-            for item in ImageTagItem.by_tag.query(tag_id):
+            for item in ImageTagItem.query(tag_id, consistent_read=True, attributes_to_get=["image_id"]):
                 yield item.image_id
 
     def tags_of(self, image_id: str) -> list[str]:
         with store_errors("reading tag links"):
-            return [item.tag_id for item in ImageTagItem.query(image_id)]
+            return [item.tag_id for item in ImageTagItem.by_image.query(image_id)]
 
     def drop_tag(self, tag_id: str) -> int:
         """Remove every link of a deleted tag and the tag from each image's set; returns links removed."""
@@ -102,7 +104,7 @@ class ImageTagRepository:
         with store_errors("removing tag links"):
             with ImageTagItem.batch_write() as batch:
                 for image in image_ids:
-                    batch.delete(ImageTagItem(image_id=image, tag_id=tag_id))
+                    batch.delete(ImageTagItem(tag_id=tag_id, image_id=image))
         return len(image_ids)
 
     def _apply(self, tag_id: str, image_ids: list[str], created_by: str | None, adding: bool) -> set[str]:
@@ -131,13 +133,13 @@ class ImageTagRepository:
         now = utcnow()
         with TransactWrite(connection=_connection()) as tx:
             for image in image_ids:
-                link = ImageTagItem(image_id=image, tag_id=tag_id, created_by=created_by, created_at=now)
+                link = ImageTagItem(tag_id=tag_id, image_id=image, created_by=created_by, created_at=now)
                 if adding:
-                    tx.save(link, condition=ImageTagItem.image_id.does_not_exist())
+                    tx.save(link, condition=ImageTagItem.tag_id.does_not_exist())
                     tx.update(ImageItem(id=image), actions=[ImageItem.tag_ids.add({tag_id})],
                               condition=ImageItem.id.exists())
                 else:
-                    tx.delete(link, condition=ImageTagItem.image_id.exists())
+                    tx.delete(link, condition=ImageTagItem.tag_id.exists())
                     tx.update(ImageItem(id=image), actions=[ImageItem.tag_ids.delete({tag_id})],
                               condition=ImageItem.id.exists())
             delta = len(image_ids) if adding else -len(image_ids)

@@ -120,6 +120,20 @@ class Bucket:
             raise StoreError(f"s3://{self.name}/{key} is missing")
         return json.loads(b"".join(opened[1]))
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` (DeleteObjects, 1,000 keys a request); returns how many."""
+        deleted = 0
+        for page in self.walk(prefix):
+            if not page:
+                continue
+            try:
+                client("s3").delete_objects(Bucket=self.name, Delete={
+                    "Objects": [{"Key": info.key} for info in page], "Quiet": True})
+            except ClientError as exc:
+                raise StoreError(f"deleting under s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
+            deleted += len(page)
+        return deleted
+
     def presign_get(self, key: str, expires_in: int, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Bucket": self.name, "Key": key}
         if filename:

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from chalicelib.schemas.base import RequestModel, ResponseModel
+
+Coordinate = float
+
+
+class AnnotationIn(RequestModel):
+    """One annotation; coordinates in pixels of the displayed image (EXIF orientation applied)."""
+
+    id: str | None = Field(default=None, max_length=64, description="kept if given, else assigned")
+    type: Literal["bbox", "polygon", "classification"]
+    label: str = Field(min_length=1, max_length=100, description="a label name of the project's label set")
+    state: Literal["draft", "confirmed"] = "draft"
+    bbox: list[Coordinate] | None = Field(default=None, description="[x, y, width, height], bbox only")
+    points: list[list[Coordinate]] | None = Field(default=None, max_length=10_000,
+                                                  description="[[x, y], ...] at least 3, polygon only")
+    attributes: dict[str, Any] | None = Field(default=None, description="free-form, e.g. occluded, confidence")
+
+    @model_validator(mode="after")
+    def _geometry(self) -> "AnnotationIn":
+        if self.type == "bbox":
+            if self.bbox is None or len(self.bbox) != 4:
+                raise ValueError("a bbox annotation needs bbox = [x, y, width, height]")
+            if self.bbox[2] <= 0 or self.bbox[3] <= 0:
+                raise ValueError("bbox width and height must be positive")
+            if self.points is not None:
+                raise ValueError("a bbox annotation has no points")
+        elif self.type == "polygon":
+            if self.points is None or len(self.points) < 3 or any(len(point) != 2 for point in self.points):
+                raise ValueError("a polygon annotation needs points = [[x, y], ...] with at least 3 points")
+            if self.bbox is not None:
+                raise ValueError("a polygon annotation has no bbox")
+        elif self.bbox is not None or self.points is not None:
+            raise ValueError("a classification annotation has no geometry")
+        return self
+
+
+class AnnotationsBody(RequestModel):
+    annotations: list[AnnotationIn] = Field(max_length=1000, description="the image's whole set in this job")
+    expected_rev: int | None = Field(default=None, ge=0, description="rev you read: refused with 409 if it moved")
+
+
+class AnnotationOut(ResponseModel):
+    id: str
+    type: str
+    label: str
+    state: str
+    bbox: list[float] | None = None
+    points: list[list[float]] | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class AnnotationSetOut(ResponseModel):
+    job_id: str
+    image_id: str
+    annotations: list[AnnotationOut]
+    rev: int
+    is_annotated: bool
+    updated_by: str | None
+    updated_at: datetime | None
+
+
+class VersionBody(RequestModel):
+    note: str | None = Field(default=None, max_length=500)
+
+
+class VersionOut(ResponseModel):
+    job_id: str
+    number: int
+    image_count: int
+    annotation_count: int
+    created_by: str | None
+    created_at: datetime

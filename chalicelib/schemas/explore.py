@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from chalicelib.schemas.base import RequestModel, ResponseModel
+from chalicelib.schemas.images import ImageOut
+from chalicelib.services.filters import ImageFilter
+
+
+class ExploreQuery(ImageFilter):
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page")
+
+    def image_filter(self) -> ImageFilter:
+        return ImageFilter.model_validate(self.model_dump(exclude={"page", "page_size", "cursor"}))
+
+
+class PlacementOut(ResponseModel):
+    task_id: str
+    task_name: str
+    split: str
+    job_id: str
+    annotated: bool
+
+
+class ExploreImageOut(ImageOut):
+    tasks: list[PlacementOut] = Field(description="the project's jobs that contain the image")
+    is_annotated: bool
+    annotation_status: Literal["annotated", "unannotated"]
+
+
+class ExploreOut(ResponseModel):
+    images: list[ExploreImageOut]
+    total: int
+    page: int
+    page_size: int
+    next_cursor: str | None
+    filters_applied: dict[str, Any]
+
+
+class SavedFilterBody(RequestModel):
+    name: str = Field(min_length=1, max_length=200)
+    filter: ImageFilter
+
+
+class SavedFilterPut(RequestModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    filter: ImageFilter | None = None
+
+
+class SavedFilterOut(ResponseModel):
+    id: str
+    name: str
+    filter: dict[str, Any]
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from chalicelib.schemas.base import RequestModel, ResponseModel
+
+Role = Literal["owner", "editor", "annotator", "viewer"]
+AnnotationType = Literal["bbox", "polygon", "classification", "any"]
+
+
+class Label(RequestModel):
+    name: str = Field(min_length=1, max_length=100)
+    color: str = Field(default="#3B82F6", pattern=r"^#[0-9A-Fa-f]{6}$", description="#RRGGBB")
+    annotation_type: AnnotationType = Field(default="any", description="what this label may annotate")
+
+
+class ProjectCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    labels: list[Label] = Field(default_factory=list, max_length=500)
+
+
+class ProjectPatch(RequestModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    labels: list[Label] | None = Field(default=None, max_length=500, description="replaces the label set")
+
+
+class LabelOut(ResponseModel):
+    name: str
+    color: str
+    annotation_type: AnnotationType
+
+
+class ProjectOut(ResponseModel):
+    id: str
+    name: str
+    description: str | None
+    labels: list[LabelOut]
+    role: Role = Field(description="the caller's role in this project")
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberBody(RequestModel):
+    user_id: str = Field(min_length=1, max_length=128)
+    role: Role
+
+
+class MemberRoleBody(RequestModel):
+    role: Role
+
+
+class MemberOut(ResponseModel):
+    user_id: str
+    role: Role
+    added_by: str | None
+    added_at: datetime
+
+
+class PoolAddBody(RequestModel):
+    shared_image_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class PoolAddOut(ResponseModel):
+    added: list[str]
+    already_in_pool: list[str]
+    unknown: list[str]
+    total_added: int
+    total_already_in_pool: int
+    total_unknown: int
+
+
+class ActivityQuery(RequestModel):
+    page_size: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=2000, description="next_cursor of the previous page")
+
+
+class ActivityOut(ResponseModel):
+    id: str
+    entity_type: str
+    entity_id: str
+    action: str
+    actor: str | None
+    summary: str | None
+    details: dict[str, Any]
+    created_at: datetime
+
+
+class CursorMeta(ResponseModel):
+    page_size: int
+    next_cursor: str | None

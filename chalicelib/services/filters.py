@@ -1,0 +1,84 @@
+"""The one filter model: Explore, saved filters, task creation from a filter and exports use it as is.
+
+It is a pydantic model because the same rules (ranges ordered, ids well formed, unknown fields
+refused) must hold wherever a filter comes from: a query string, a saved filter, a request body.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chalicelib.errors import BadRequestError
+from chalicelib.services import paths
+
+Split = Literal["none", "train", "val", "test"]
+Mode = Literal["any", "all"]
+RANGES = (("min_width", "max_width"), ("min_height", "max_height"), ("min_file_size", "max_file_size"))
+IdList = list[str]
+
+
+class ImageFilter(BaseModel):
+    """Which pool images to take. Every condition given must hold (AND); empty means all."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    search: str | None = Field(default=None, max_length=200, description="case-insensitive substring of the filename")
+    tag_ids: IdList = Field(default_factory=list, max_length=50, description="include images with these tags")
+    tag_mode: Mode = Field(default="any", description="any: at least one of tag_ids; all: every one")
+    exclude_tag_ids: IdList = Field(default_factory=list, max_length=50, description="exclude images with these tags")
+    exclude_mode: Mode = Field(default="any", description="any: exclude if it has one of them; all: only if all")
+    task_id: IdList = Field(default_factory=list, max_length=50, description="in any of these tasks")
+    job_id: str | None = Field(default=None, max_length=64, description="in this job")
+    is_annotated: bool | None = Field(default=None, description="has at least one annotation in this project")
+    split: Split | None = Field(default=None, description="in a task of this split; none: in no split")
+    min_width: int | None = Field(default=None, ge=0)
+    max_width: int | None = Field(default=None, ge=0)
+    min_height: int | None = Field(default=None, ge=0)
+    max_height: int | None = Field(default=None, ge=0)
+    min_file_size: int | None = Field(default=None, ge=0, description="bytes")
+    max_file_size: int | None = Field(default=None, ge=0, description="bytes")
+    path_prefix: str | None = Field(default=None, max_length=1024, description="folder or key prefix in the share")
+
+    @field_validator("tag_ids", "exclude_tag_ids", "task_id", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("tag_ids", "exclude_tag_ids", "task_id")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not 0 < len(item) <= 64:
+                raise ValueError("ids are 1 to 64 characters")
+        return list(dict.fromkeys(value))
+
+    @field_validator("search", "path_prefix", "job_id")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            paths.check(value.rstrip("/") or value)
+        except BadRequestError as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ImageFilter":
+        for low, high in RANGES:
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{low} ({lo}) is greater than {high} ({hi})")
+        return self
+
+    def applied(self) -> dict[str, Any]:
+        """The conditions actually set (what the seeds call `filters_applied`)."""
+        return self.model_dump(mode="json", exclude_defaults=True)

@@ -1,0 +1,162 @@
+"""Projects, their label sets and members, and each project's activity timeline."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from chalicelib.errors import BadRequestError, ConflictError, NotFoundError, ValidationError
+from chalicelib.services.access import ROLES, Access, Caller
+from chalicelib.services.activity import ActivityService
+from chalicelib.services.identity import Identity
+from chalicelib.store.activity import ActivityEntry
+from chalicelib.store.base import new_id, utcnow
+from chalicelib.store.projects import Member, Project, ProjectRepository
+from chalicelib.store.users import UserRepository
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    project: Project
+    role: str
+
+
+def _check_labels(labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    for label in labels:
+        name = label["name"].casefold()
+        if name in seen:
+            raise ValidationError(f"Label '{label['name']}' appears twice in the label set",
+                                  [{"field": "labels", "message": f"duplicate label {label['name']!r}"}])
+        seen.add(name)
+    return labels
+
+
+class ProjectService:
+    def __init__(self, access: Access, projects: ProjectRepository, users: UserRepository,
+                 activity: ActivityService, purge: Callable[[str], None]) -> None:
+        self._access = access
+        self._projects = projects
+        self._users = users
+        self._activity = activity
+        self._purge = purge  # removes a project's tasks and pool (the task service owns them)
+
+    # Projects ------------------------------------------------------------------------------------
+
+    def create(self, actor: Identity, name: str, description: str | None, labels: list[dict[str, Any]]) -> ProjectView:
+        now = utcnow()
+        project = Project(id=new_id(), name=name, description=description, labels=_check_labels(labels),
+                          created_by=actor.sub, created_at=now, updated_at=now)
+        owner = Member(project_id=project.id, user_id=actor.sub, role="owner", added_by=actor.sub, added_at=now)
+        project = self._projects.create(project, owner)
+        self._activity.record(actor, "project", project.id, "created", project_id=project.id,
+                              summary=f'Created project "{name}"')
+        return ProjectView(project, "owner")
+
+    def list(self, actor: Identity) -> list[ProjectView]:
+        """The caller's projects with their role, newest first (administrators: every project)."""
+        if actor.is_admin:
+            return [ProjectView(project, "owner") for project in self._projects.all()]
+        roles = {member.project_id: member.role for member in self._projects.memberships(actor.sub)}
+        found = self._projects.find(roles)
+        views = [ProjectView(found[project_id], role) for project_id, role in roles.items() if project_id in found]
+        return sorted(views, key=lambda view: (view.project.created_at, view.project.id), reverse=True)
+
+    def get(self, actor: Identity, project_id: str) -> ProjectView:
+        caller = self._access.require(actor, project_id, "project.read")
+        return ProjectView(caller.project, caller.role)
+
+    def update(self, actor: Identity, project_id: str, changes: dict[str, Any]) -> ProjectView:
+        caller = self._access.require(actor, project_id, "project.update")
+        if "labels" in changes:
+            _check_labels(changes["labels"])
+        if not changes:
+            return ProjectView(caller.project, caller.role)
+        project = self._projects.update(project_id, changes)
+        self._activity.record(actor, "project", project_id, "updated", project_id=project_id,
+                              summary=f"Changed {', '.join(sorted(changes))}", details={"fields": sorted(changes)})
+        return ProjectView(project, caller.role)
+
+    def delete(self, actor: Identity, project_id: str) -> ProjectView:
+        """Delete the project with its tasks, jobs, annotations, pool, members and filters.
+
+        The registry images stay: they belong to the share, not to the project.
+        """
+        caller = self._access.require(actor, project_id, "project.delete")
+        self._purge(project_id)
+        self._projects.delete_partition(project_id)
+        self._activity.record(actor, "project", project_id, "deleted", project_id=project_id,
+                              summary=f'Deleted project "{caller.project.name}"')
+        return ProjectView(caller.project, caller.role)
+
+    # Members -------------------------------------------------------------------------------------
+
+    def members(self, actor: Identity, project_id: str) -> list[Member]:
+        self._access.require(actor, project_id, "members.read")
+        return sorted(self._projects.members(project_id), key=lambda m: (ROLES.index(m.role), m.user_id))
+
+    def set_member(self, actor: Identity, project_id: str, user_id: str, role: str) -> tuple[Member, bool]:
+        """Add `user_id` with `role`, or change their role; returns the membership and whether it is new."""
+        self._access.require(actor, project_id, "members.manage")
+        try:
+            self._users.get(user_id)
+        except NotFoundError as exc:
+            raise NotFoundError(f"User '{user_id}' not found: they must sign in once before joining a project",
+                                [{"field": "user_id", "message": "unknown user"}]) from exc
+        current = self._projects.member(project_id, user_id)
+        if current is not None and current.role == role:
+            return current, False
+        if current is not None and current.role == "owner":
+            self._keep_an_owner(project_id, user_id)
+        member = Member(project_id=project_id, user_id=user_id, role=role, added_by=actor.sub, added_at=utcnow())
+        self._projects.put_member(member, expected_role=current.role if current else None)
+        action = "member_added" if current is None else "member_role_changed"
+        summary = (f"Added {user_id} as {role}" if current is None
+                   else f"Changed {user_id}'s role: {current.role} → {role}")
+        self._activity.record(actor, "member", user_id, action, project_id=project_id, summary=summary,
+                              details={"role": role, "previous_role": current.role if current else None})
+        return member, current is None
+
+    def remove_member(self, actor: Identity, project_id: str, user_id: str) -> Member:
+        caller = self._access.admit(actor, project_id)
+        if user_id != actor.sub:  # anyone may leave; only owners remove others
+            self._access.require(actor, project_id, "members.manage")
+        current = self._projects.member(project_id, user_id)
+        if current is None:
+            raise NotFoundError(f"User '{user_id}' is not a member of this project")
+        if current.role == "owner":
+            self._keep_an_owner(project_id, user_id)
+        self._projects.remove_member(project_id, user_id, current.role)
+        self._activity.record(caller.identity, "member", user_id, "member_removed", project_id=project_id,
+                              summary=f"Removed {user_id} ({current.role})", details={"role": current.role})
+        return current
+
+    def _keep_an_owner(self, project_id: str, leaving: str) -> None:
+        owners = [m for m in self._projects.members(project_id) if m.role == "owner" and m.user_id != leaving]
+        if not owners:
+            raise ConflictError("A project needs at least one owner: make someone else owner first")
+
+    # Activity ------------------------------------------------------------------------------------
+
+    def activity(self, actor: Identity, project_id: str, page_size: int,
+                 cursor: str | None) -> tuple[list[ActivityEntry], str | None]:
+        """The timeline, newest first; pass the returned cursor to read on."""
+        self._access.require(actor, project_id, "activity.read")
+        after = _decode(cursor) if cursor else None
+        entries, last = self._activity.newest(project_id, page_size, after)
+        return entries, _encode(last) if last else None
+
+    def caller(self, actor: Identity, project_id: str, action: str) -> Caller:
+        return self._access.require(actor, project_id, action)
+
+
+def _encode(after: str) -> str:
+    return base64.urlsafe_b64encode(after.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError as exc:
+        raise BadRequestError("cursor is not one this API returned; start again without it",
+                              [{"field": "cursor", "message": "malformed"}]) from exc

@@ -1,0 +1,175 @@
+"""Annotations: one document per job and image, its history, and the job's frozen versions.
+
+Items of a job's partition (`job_id`):
+- `sk = CUR#<image id>`: the image's current annotation set (a JSON document, count, revision);
+- `sk = REV#<ISO time>#<image id>`: every set ever saved, so an export can rebuild "the state at
+  a timestamp" from one Query of the job (`REV#` ≤ `REV#<time>`);
+- `sk = VER#<number>`: a frozen version: its document lives in S3, the item points at it.
+
+Saving a set writes, in one transaction: the current document, its history entry and the job
+image's `annotation_count` (what Explore's "annotated" filter reads).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import ConflictError, NotFoundError, StoreError
+from chalicelib.store.base import condition_failed, store_errors, table_meta
+from chalicelib.store.jobs import JobImageItem, job_image_key
+
+
+class AnnotationItem(Model):
+    Meta = table_meta("annotations_table")
+
+    job_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    image_id = UnicodeAttribute(null=True)
+    annotations = JSONAttribute(null=True)
+    count = NumberAttribute(default=0)
+    rev = NumberAttribute(default=0)
+    updated_by = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute()
+    # Versions only.
+    number = NumberAttribute(null=True)
+    document_key = UnicodeAttribute(null=True)
+    image_count = NumberAttribute(null=True)
+
+
+@dataclass(frozen=True)
+class AnnotationSet:
+    job_id: str
+    image_id: str
+    annotations: list[dict[str, Any]]
+    rev: int
+    updated_by: str | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Version:
+    job_id: str
+    number: int
+    document_key: str
+    image_count: int
+    annotation_count: int
+    created_by: str | None
+    created_at: datetime
+
+
+def _current(image_id: str) -> str:
+    return f"CUR#{image_id}"
+
+
+def _version_sk(number: int) -> str:
+    return f"VER#{number:06d}"
+
+
+def _to_set(item: AnnotationItem) -> AnnotationSet:
+    return AnnotationSet(job_id=item.job_id, image_id=item.image_id, annotations=list(item.annotations or []),
+                         rev=int(item.rev or 0), updated_by=item.updated_by, updated_at=item.updated_at)
+
+
+def _to_version(item: AnnotationItem) -> Version:
+    return Version(job_id=item.job_id, number=int(item.number), document_key=item.document_key,
+                   image_count=int(item.image_count or 0), annotation_count=int(item.count or 0),
+                   created_by=item.updated_by, created_at=item.updated_at)
+
+
+def _connection() -> Connection:
+    return AnnotationItem._get_connection().connection
+
+
+class AnnotationRepository:
+    def get(self, job_id: str, image_id: str) -> AnnotationSet | None:
+        try:
+            with store_errors("reading annotations"):
+                return _to_set(AnnotationItem.get(job_id, _current(image_id), consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def of_job(self, job_id: str) -> list[AnnotationSet]:
+        """Every image's current set in a job (one paginated Query)."""
+        with store_errors("reading annotations"):
+            return [_to_set(item) for item in AnnotationItem.query(
+                job_id, AnnotationItem.sk.startswith("CUR#"), consistent_read=True)]
+
+    def replace(self, task_id: str, job_id: str, image_id: str, annotations: list[dict[str, Any]],
+                expected_rev: int, actor: str | None, now: datetime) -> AnnotationSet:
+        """Replace the set if it is still at `expected_rev` (409 otherwise), with its history entry
+        and the job image's count, in one transaction."""
+        rev = expected_rev + 1
+        current = AnnotationItem(job_id=job_id, sk=_current(image_id), image_id=image_id, annotations=annotations,
+                                 count=len(annotations), rev=rev, updated_by=actor, updated_at=now)
+        history = AnnotationItem(job_id=job_id, sk=f"REV#{now.isoformat()}#{image_id}", image_id=image_id,
+                                 annotations=annotations, count=len(annotations), rev=rev, updated_by=actor,
+                                 updated_at=now)
+        if expected_rev == 0:
+            guard = AnnotationItem.sk.does_not_exist()
+        else:
+            guard = AnnotationItem.rev == expected_rev
+        try:
+            with TransactWrite(connection=_connection()) as tx:
+                tx.save(current, condition=guard)
+                tx.save(history)
+                tx.update(JobImageItem(task_id=task_id, key=job_image_key(job_id, image_id)),
+                          actions=[JobImageItem.annotation_count.set(len(annotations))],
+                          condition=JobImageItem.key.exists())
+        except TransactWriteError as exc:
+            if condition_failed(exc, 0):  # [current, history, job image]
+                raise ConflictError(f"Annotations of image '{image_id}' in job '{job_id}' changed meanwhile; "
+                                    "reload and retry") from exc
+            if condition_failed(exc, 2):
+                raise NotFoundError(f"Image '{image_id}' is not in job '{job_id}'") from exc
+            raise StoreError(f"saving annotations failed: {exc.msg}") from exc
+        return _to_set(current)
+
+    def history(self, job_id: str, until: datetime) -> list[AnnotationSet]:
+        """Every set saved in the job up to `until`, oldest first."""
+        with store_errors("reading annotation history"):
+            return [_to_set(item) for item in AnnotationItem.query(
+                job_id, AnnotationItem.sk.between("REV#", f"REV#{until.isoformat()}#~"), consistent_read=True)]
+
+    # Versions ------------------------------------------------------------------------------------
+
+    def versions(self, job_id: str) -> list[Version]:
+        with store_errors("listing versions"):
+            return [_to_version(item) for item in AnnotationItem.query(
+                job_id, AnnotationItem.sk.startswith("VER#"), consistent_read=True)]
+
+    def add_version(self, version: Version) -> bool:
+        """Record version `number` unless it exists (False: someone took the number first)."""
+        item = AnnotationItem(job_id=version.job_id, sk=_version_sk(version.number), number=version.number,
+                              document_key=version.document_key, image_count=version.image_count,
+                              count=version.annotation_count, updated_by=version.created_by,
+                              updated_at=version.created_at)
+        try:
+            item.save(condition=AnnotationItem.sk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise StoreError(f"saving a version failed: {exc.msg}") from exc
+        return True
+
+    def version(self, job_id: str, number: int) -> Version:
+        try:
+            with store_errors("reading a version"):
+                return _to_version(AnnotationItem.get(job_id, _version_sk(number), consistent_read=True))
+        except DoesNotExist as exc:
+            raise NotFoundError(f"Version {number} of job '{job_id}' not found") from exc
+
+    def delete_jobs(self, job_ids: list[str]) -> None:
+        """Remove every annotation item of the given jobs (task deletion)."""
+        with store_errors("deleting annotations"):
+            for job_id in job_ids:
+                keys = [item.sk for item in AnnotationItem.query(job_id, attributes_to_get=["job_id", "sk"])]
+                with AnnotationItem.batch_write() as batch:
+                    for sk in keys:
+                        batch.delete(AnnotationItem(job_id=job_id, sk=sk))

@@ -1,0 +1,222 @@
+"""Jobs and job images.
+
+A job is one item by id (the API addresses jobs directly), in the `by_task` index by sequence
+number. Its images are items of the task's partition in their own table (`task_id`,
+`key = <job id>#<image id>`), so a job's images are one Query, a task's (for Explore and for
+deletion) one Query, and creating a task is nothing but BatchWriteItem. The `by_image` index
+(`image_id`, `project_id`) answers "is this image in one of the project's tasks?".
+
+A job's status and assignee change only by conditional writes on `rev`: of two concurrent
+changes made from the same state, exactly one wins.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.errors import ConflictError, NotFoundError, StoreError
+from chalicelib.store.base import store_errors, table_meta, utcnow
+
+PARALLEL_READS = 8
+
+
+class JobsByTask(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_task"
+        projection = AllProjection()
+
+    task_id = UnicodeAttribute(hash_key=True)
+    sequence_number = NumberAttribute(range_key=True)
+
+
+class JobItem(Model):
+    Meta = table_meta("jobs_table")
+
+    id = UnicodeAttribute(hash_key=True)
+    task_id = UnicodeAttribute()
+    project_id = UnicodeAttribute()
+    sequence_number = NumberAttribute()
+    assignee_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default="new")
+    total_images = NumberAttribute(default=0)
+    rev = NumberAttribute(default=0)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+    by_task = JobsByTask()
+
+
+class JobImagesByImage(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_image"
+        projection = KeysOnlyProjection()
+
+    image_id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute(range_key=True)
+
+
+class JobImageItem(Model):
+    Meta = table_meta("job_images_table")
+
+    task_id = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)
+    job_id = UnicodeAttribute()
+    image_id = UnicodeAttribute()
+    project_id = UnicodeAttribute()
+    sequence_number = NumberAttribute()
+    annotation_count = NumberAttribute(default=0)
+
+    by_image = JobImagesByImage()
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    task_id: str
+    project_id: str
+    sequence_number: int
+    assignee_id: str | None
+    status: str
+    total_images: int
+    rev: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class JobImage:
+    task_id: str
+    job_id: str
+    image_id: str
+    project_id: str
+    sequence_number: int
+    annotation_count: int = 0
+
+    @property
+    def annotated(self) -> bool:
+        return self.annotation_count > 0
+
+
+def job_image_key(job_id: str, image_id: str) -> str:
+    return f"{job_id}#{image_id}"
+
+
+def _to_job(item: JobItem) -> Job:
+    return Job(id=item.id, task_id=item.task_id, project_id=item.project_id,
+               sequence_number=int(item.sequence_number), assignee_id=item.assignee_id, status=item.status,
+               total_images=int(item.total_images or 0), rev=int(item.rev or 0), created_at=item.created_at,
+               updated_at=item.updated_at)
+
+
+def _to_job_image(item: JobImageItem) -> JobImage:
+    return JobImage(task_id=item.task_id, job_id=item.job_id, image_id=item.image_id, project_id=item.project_id,
+                    sequence_number=int(item.sequence_number), annotation_count=int(item.annotation_count or 0))
+
+
+class JobRepository:
+    def write(self, jobs: list[Job], images: list[JobImage]) -> None:
+        """Write new jobs and their images (BatchWriteItem, 25 a request, unprocessed items retried)."""
+        with store_errors("writing jobs"):
+            with JobItem.batch_write() as batch:
+                for job in jobs:
+                    batch.save(JobItem(id=job.id, task_id=job.task_id, project_id=job.project_id,
+                                       sequence_number=job.sequence_number, assignee_id=job.assignee_id,
+                                       status=job.status, total_images=job.total_images, rev=0,
+                                       created_at=job.created_at, updated_at=job.updated_at))
+            with JobImageItem.batch_write() as batch:
+                for image in images:
+                    batch.save(JobImageItem(task_id=image.task_id, key=job_image_key(image.job_id, image.image_id),
+                                            job_id=image.job_id, image_id=image.image_id,
+                                            project_id=image.project_id, sequence_number=image.sequence_number,
+                                            annotation_count=image.annotation_count))
+
+    def get(self, job_id: str) -> Job:
+        try:
+            with store_errors("reading a job"):
+                return _to_job(JobItem.get(job_id, consistent_read=True))
+        except DoesNotExist as exc:
+            raise NotFoundError(f"Job '{job_id}' not found") from exc
+
+    def of_task(self, task_id: str) -> list[Job]:
+        with store_errors("listing jobs"):
+            return [_to_job(item) for item in JobItem.by_task.query(task_id)]
+
+    def change(self, job: Job, changes: dict) -> Job:
+        """Apply `changes` if the job is still at `job.rev`; 409 if someone changed it first."""
+        actions = []
+        for name, value in changes.items():
+            attribute = getattr(JobItem, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        actions += [JobItem.rev.add(1), JobItem.updated_at.set(utcnow())]
+        try:
+            JobItem(id=job.id).update(actions=actions, condition=JobItem.id.exists() & (JobItem.rev == job.rev))
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise ConflictError(f"Job '{job.id}' was changed by someone else meanwhile; reload and retry") from exc
+            raise StoreError(f"updating job {job.id} failed: {exc.msg}") from exc
+        return self.get(job.id)
+
+    def images_of_job(self, job: Job) -> list[JobImage]:
+        """A job's images in sequence order."""
+        with store_errors("reading job images"):
+            items = JobImageItem.query(job.task_id, JobImageItem.key.startswith(f"{job.id}#"), consistent_read=True)
+            return sorted((_to_job_image(item) for item in items), key=lambda image: image.sequence_number)
+
+    def job_image(self, job: Job, image_id: str) -> JobImage:
+        try:
+            with store_errors("reading a job image"):
+                return _to_job_image(JobImageItem.get(job.task_id, job_image_key(job.id, image_id),
+                                                      consistent_read=True))
+        except DoesNotExist as exc:
+            raise NotFoundError(f"Image '{image_id}' is not in job '{job.id}'") from exc
+
+    def images_of_tasks(self, task_ids: Iterable[str]) -> list[JobImage]:
+        """Every job image of the given tasks: one paginated Query per task, in parallel."""
+
+        def read(task_id: str) -> list[JobImage]:
+            with store_errors("reading job images"):
+                return [_to_job_image(item) for item in JobImageItem.query(
+                    task_id, consistent_read=True,
+                    attributes_to_get=["task_id", "key", "job_id", "image_id", "project_id", "sequence_number",
+                                       "annotation_count"])]
+
+        task_ids = list(task_ids)
+        if len(task_ids) == 1:
+            return read(task_ids[0])
+        with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
+            return [image for images in pool.map(read, task_ids) for image in images]
+
+    def in_project_tasks(self, project_id: str, image_id: str) -> bool:
+        with store_errors("reading job images"):
+            return any(True for _ in JobImageItem.by_image.query(image_id, JobImageItem.project_id == project_id,
+                                                                 limit=1))
+
+    def delete_task(self, task_id: str) -> list[str]:
+        """Remove a task's jobs and job images; returns the job ids removed."""
+        jobs = self.of_task(task_id)
+        with store_errors("deleting a task's jobs"):
+            keys = [item.key for item in JobImageItem.query(task_id, attributes_to_get=["task_id", "key"])]
+            with JobImageItem.batch_write() as batch:
+                for key in keys:
+                    batch.delete(JobImageItem(task_id=task_id, key=key))
+            with JobItem.batch_write() as batch:
+                for job in jobs:
+                    batch.delete(JobItem(id=job.id))
+        return [job.id for job in jobs]
+
+    def delete_jobs(self, job_ids: Iterable[str], task_id: str, image_keys: Iterable[str]) -> None:
+        """Remove what a failed task creation wrote (ids known, nothing to read)."""
+        with store_errors("removing a half-built task"):
+            with JobImageItem.batch_write() as batch:
+                for key in image_keys:
+                    batch.delete(JobImageItem(task_id=task_id, key=key))
+            with JobItem.batch_write() as batch:
+                for job_id in job_ids:
+                    batch.delete(JobItem(id=job_id))

@@ -1,0 +1,143 @@
+"""Project pools: which registry images a project works with (`project_id`, `image_id`).
+
+A pool entry carries a copy of the image's filterable facts (path, size, dimensions, status,
+landing time), so Explore reads a project's pool with one paginated Query of one partition
+instead of a BatchGetItem per hundred images. Paths never change for an id (the id derives from
+the path); the other facts change only when an object is replaced, and ingestion then refreshes
+every copy through the `by_image` index (`image_id`, `project_id`). Tags are not copied: Explore
+reads them from the tag links, so tagging is seen in every project at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import DeleteError, UpdateError
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.errors import NotFoundError, StoreError
+from chalicelib.store.base import store_errors, table_meta, utcnow
+from chalicelib.store.images import Image
+
+class PoolByImage(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_image"
+        projection = KeysOnlyProjection()
+
+    image_id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute(range_key=True)
+
+
+class PoolItem(Model):
+    Meta = table_meta("pool_table")
+
+    project_id = UnicodeAttribute(hash_key=True)
+    image_id = UnicodeAttribute(range_key=True)
+    file_path = UnicodeAttribute()
+    status = UnicodeAttribute()
+    width = NumberAttribute(null=True)
+    height = NumberAttribute(null=True)
+    size = NumberAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    added_by = UnicodeAttribute(null=True)
+    added_at = UTCDateTimeAttribute()
+
+    by_image = PoolByImage()
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    """A pool member as Explore filters it."""
+
+    image_id: str
+    file_path: str
+    status: str
+    width: int | None
+    height: int | None
+    size: int | None
+    created_at: datetime
+    added_at: datetime
+
+    @property
+    def filename(self) -> str:
+        return self.file_path.rsplit("/", 1)[-1]
+
+
+def _num(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def _to_entry(item: PoolItem) -> PoolEntry:
+    return PoolEntry(image_id=item.image_id, file_path=item.file_path, status=item.status, width=_num(item.width),
+                     height=_num(item.height), size=_num(item.size), created_at=item.created_at,
+                     added_at=item.added_at)
+
+
+def _item(project_id: str, image: Image, added_by: str | None, added_at: datetime) -> PoolItem:
+    return PoolItem(project_id=project_id, image_id=image.id, file_path=image.file_path, status=image.status,
+                    width=image.width, height=image.height, size=image.size, created_at=image.created_at,
+                    added_by=added_by, added_at=added_at)
+
+
+class PoolRepository:
+    def entries(self, project_id: str) -> list[PoolEntry]:
+        """The whole pool of a project (strongly consistent, paginated by DynamoDB's 1 MB pages)."""
+        with store_errors("reading a project pool"):
+            return [_to_entry(item) for item in PoolItem.query(project_id, consistent_read=True)]
+
+    def present(self, project_id: str, image_ids: Iterable[str]) -> set[str]:
+        """Which of `image_ids` are in the pool (BatchGetItem, keys only)."""
+        keys = [(project_id, image) for image in dict.fromkeys(image_ids)]
+        if not keys:
+            return set()
+        with store_errors("reading a project pool"):
+            return {item.image_id for item in
+                    PoolItem.batch_get(keys, consistent_read=True, attributes_to_get=["image_id"])}
+
+    def add(self, project_id: str, images: list[Image], added_by: str | None) -> None:
+        """Put entries for `images` (BatchWriteItem, 25 a request); re-adding an entry only refreshes it."""
+        now = utcnow()
+        with store_errors("adding images to a pool"):
+            with PoolItem.batch_write() as batch:
+                for image in images:
+                    batch.save(_item(project_id, image, added_by, now))
+
+    def remove(self, project_id: str, image_id: str) -> None:
+        try:
+            PoolItem(project_id=project_id, image_id=image_id).delete(condition=PoolItem.image_id.exists())
+        except DeleteError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise NotFoundError(f"Shared image '{image_id}' is not in the pool") from exc
+            raise StoreError(f"removing a pool entry failed: {exc.msg}") from exc
+
+    def remove_all(self, project_id: str, image_ids: Iterable[str]) -> None:
+        with store_errors("removing pool entries"):
+            with PoolItem.batch_write() as batch:
+                for image in image_ids:
+                    batch.delete(PoolItem(project_id=project_id, image_id=image))
+
+    def delete_pool(self, project_id: str) -> None:
+        with store_errors("deleting a pool"):
+            image_ids = [item.image_id for item in PoolItem.query(project_id, attributes_to_get=["image_id"])]
+        self.remove_all(project_id, image_ids)
+
+    def refresh(self, image_id: str, changes: dict[str, Any]) -> int:
+        """Copy an image's changed facts (`status`, `width`, `height`, `size`) into every pool that
+        holds it; returns how many entries were refreshed."""
+        with store_errors("finding an image's pools"):
+            projects = [item.project_id for item in PoolItem.by_image.query(image_id)]
+        actions = [getattr(PoolItem, name).remove() if value is None else getattr(PoolItem, name).set(value)
+                   for name, value in changes.items()]
+        refreshed = 0
+        for project_id in projects:
+            try:
+                PoolItem(project_id=project_id, image_id=image_id).update(
+                    actions=actions, condition=PoolItem.image_id.exists())
+                refreshed += 1
+            except UpdateError as exc:  # removed from that pool meanwhile
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise StoreError(f"refreshing a pool entry failed: {exc.msg}") from exc
+        return refreshed
