@@ -55,7 +55,8 @@ def get_project(project_id, identity):
 @endpoint(bp, f"{BASE}/{{project_id}}", "PATCH", body=ProjectPatch, response=ProjectOut)
 def update_project(project_id, identity, body: ProjectPatch):
     """Change name, description or the label set (owners and editors)."""
-    changes = body.model_dump(exclude_unset=True)
+    # Only the fields sent, but each label complete (exclude_unset would drop its defaults too).
+    changes = body.model_dump(include=body.model_fields_set)
     if changes.get("name") is None:
         changes.pop("name", None)
     if "labels" in changes and changes["labels"] is None:

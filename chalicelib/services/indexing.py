@@ -67,7 +67,7 @@ class IndexingService:
     def register(self, actor: Identity, file_paths: list[str]) -> Registration:
         """Register paths (folders expand recursively); small selections are done before returning."""
         limit = self._settings.register_sync_limit
-        selection = self._share.expand(file_paths, recursive=True, max_keys=limit)
+        selection = self._share.expand(file_paths, recursive=True, max_keys=limit, named_files=True)
         if selection.complete and len(selection.keys) <= limit:
             result = self._registry.index((Listed(key) for key in selection.keys), REGISTER, actor.sub)
             if result.registered or result.refreshed:

@@ -82,19 +82,25 @@ class ShareService:
         ]
         return Level(path=prefix.rstrip("/"), entries=entries, next_cursor=listing.next_cursor)
 
-    def expand(self, selection: list[str], recursive: bool = True, max_keys: int | None = None) -> Selection:
+    def expand(self, selection: list[str], recursive: bool = True, max_keys: int | None = None,
+               named_files: bool = False) -> Selection:
         """Folders in `selection` become the image keys under them, in order, without duplicates.
 
         With `max_keys`, listing stops once more than that many keys are known; the folders (and
         cursors) not yet listed and the files not yet taken are returned in `pending`, so a
-        background job can go on from there without listing anything twice.
+        background job can go on from there without listing anything twice. With `named_files`,
+        a file named explicitly that is not an image (`notes.txt`) is kept as a key too, so that
+        registration can report it instead of silently dropping it.
         """
+        queue: list[tuple[str, str | None]] = []
         # Files go through the queue too, so a file selected after a folder comes after its images.
-        queue: list[tuple[str, str | None]] = [
-            (path, None) if path and not path.endswith("/") and paths.is_image_key(path)
-            else (paths.folder_prefix(path), None)
-            for path in paths.check_all(selection)
-        ]
+        for path in paths.check_all(selection):
+            if path and not path.endswith("/") and paths.is_image_key(path):
+                queue.append((path, None))
+                continue
+            if named_files and path and not path.endswith("/") and self._share.exists(path):
+                queue.append((path, None))
+            queue.append((paths.folder_prefix(path), None))
         return self.resume(Selection(pending=queue), recursive, max_keys)
 
     def resume(self, selection: Selection, recursive: bool = True, max_keys: int | None = None) -> Selection:

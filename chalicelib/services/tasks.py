@@ -100,7 +100,7 @@ class TaskService:
         self._access.require(actor, project_id, "tasks.write")
         self._check_assignee(project_id, spec.assignee_id)
         limit = self._settings.task_sync_limit
-        selection = self._share.expand(file_paths, recursive=True, max_keys=limit)
+        selection = self._share.expand(file_paths, recursive=True, max_keys=limit, named_files=True)
         if selection.complete and len(selection.keys) <= limit:
             existing = self._images.find_by_keys(selection.keys)
             unregistered = [key for key in selection.keys if key not in existing]

@@ -1,0 +1,320 @@
+"""The role × action matrix: every project-scoped route, for every kind of caller, with zero leaks.
+
+Generated from `RULES` (chalicelib/services/access.py): each route names the action it needs, and
+each caller gets the outcome that action's grant implies: no token 401; non-member 404 whose body
+names nothing of the project beyond the request path; NONE 403; ANY 2xx; ASSIGNED 2xx on the
+caller's job and 403 on a job assigned to nobody. Administrators may do everything.
+One world is built per module; routes that destroy something act on a fresh, disposable object.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+
+from chalicelib.services.access import ROLES, RULES, Grant, grant
+from tests.conftest import ROOT, Api
+from tests.imagefiles import picture
+
+P = "/api/v1/projects/{project_id}"
+J = "/api/v1/jobs/{job_id}"
+OK = "2xx"
+NAME = "Falcon survey 7Q"  # distinctive: a leak of the name is found by substring
+SUBS = {"owner": "mx-owner", "editor": "mx-editor", "annotator": "mx-annotator", "viewer": "mx-viewer",
+        "non-member": "mx-outsider", "admin": "mx-root"}
+SPARE_USER = "mx-spare"
+TASKED = [f"matrix/tasked/frame-{index}.jpg" for index in range(4)]  # the world task's images, 2 per job
+SPARE_IMAGE = "matrix/spare.jpg"  # in the pool, in no task: removable
+BOX = {"type": "bbox", "label": "cat", "state": "confirmed", "bbox": [4, 4, 20, 16]}
+LABELS = [{"name": "cat", "color": "#FF8800", "annotation_type": "any"}]
+
+
+@dataclass
+class Call:
+    path: str
+    body: Any = None
+    private: tuple[str, ...] = ()  # further strings a non-member must not see
+    unchanged: Callable[[], bool] | None = None  # after a refusal: the target is as it was
+
+
+@dataclass
+class World:
+    callers: dict[str, Api]
+    project_id: str
+    task_id: str
+    jobs: dict[str, str]  # "assigned" (to the annotator) / "unassigned" → job id
+    job_image: dict[str, str]  # same keys → an image of that job
+    assignee: dict[str, str | None]
+    images: list[str]
+    spare_image: str
+    filter_id: str
+    private: set[str] = field(default_factory=set)
+
+    @property
+    def owner(self) -> Api:
+        return self.callers["owner"]
+
+    def p(self, suffix: str = "", project_id: str | None = None) -> str:
+        return f"/api/v1/projects/{project_id or self.project_id}{suffix}"
+
+    def j(self, job: str, suffix: str = "") -> str:
+        return f"/api/v1/jobs/{self.jobs[job]}{suffix}"
+
+    def image_path(self, job: str) -> str:
+        return self.j(job, f"/images/{self.job_image[job]}/annotations")
+
+
+def created(response) -> dict:
+    assert response.status_code in (200, 201), response.json
+    return response.json["data"]
+
+
+# Disposable objects for the routes that destroy or move something -----------------------------------
+
+
+def delete_project(w: World, job: str) -> Call:
+    name = f"{NAME} disposable"
+    project_id = created(w.owner.post("/api/v1/projects", {"name": name, "labels": LABELS}))["id"]
+    for role in ("editor", "annotator", "viewer"):
+        created(w.owner.post(w.p("/members", project_id), {"user_id": SUBS[role], "role": role}))
+    return Call(w.p(project_id=project_id), private=(name,),
+                unchanged=lambda: w.owner.get(w.p(project_id=project_id)).status_code == 200)
+
+
+def fresh_task(w: World, assignee: str | None = None) -> dict:
+    body = {"name": "Disposable", "shared_image_ids": [w.images[0]], "assignee_id": assignee}
+    return created(w.owner.post(w.p("/tasks"), body))
+
+
+def delete_task(w: World, job: str) -> Call:
+    path = w.p(f"/tasks/{fresh_task(w)['task']['id']}")
+    return Call(path, unchanged=lambda: w.owner.get(path).status_code == 200)
+
+
+def move_job(w: World, job: str) -> Call:
+    # new → in_progress is a valid move: a refusal can only come from access
+    assignee = SUBS["annotator"] if job == "assigned" else None
+    job_id = fresh_task(w, assignee)["jobs"][0]["id"]
+    path = f"/api/v1/jobs/{job_id}"
+    return Call(path, {"status": "in_progress"},
+                unchanged=lambda: w.owner.get(path).json["data"]["status"] == "new")
+
+
+def delete_filter(w: World, job: str) -> Call:
+    filter_id = created(w.owner.post(w.p("/saved-filters"), {"name": "Disposable", "filter": {}}))["id"]
+    path = w.p(f"/saved-filters/{filter_id}")
+    return Call(path, unchanged=lambda: w.owner.get(path).status_code == 200)
+
+
+def spare_member(w: World) -> None:
+    created(w.owner.post(w.p("/members"), {"user_id": SPARE_USER, "role": "viewer"}))
+
+
+def change_member(w: World, job: str) -> Call:
+    spare_member(w)
+    return Call(w.p(f"/members/{SPARE_USER}"), {"role": "viewer"})
+
+
+def remove_member(w: World, job: str) -> Call:
+    spare_member(w)
+    return Call(w.p(f"/members/{SPARE_USER}"), unchanged=lambda: SPARE_USER in {
+        member["user_id"] for member in w.owner.get(w.p("/members")).json["data"]})
+
+
+def remove_pool_image(w: World, job: str) -> Call:
+    created(w.owner.post(w.p("/images"), {"shared_image_ids": [w.spare_image]}))
+    return Call(w.p(f"/images/{w.spare_image}"), unchanged=lambda: w.spare_image in {
+        image["id"] for image in w.owner.get(w.p("/explore?page_size=200")).json["data"]["images"]})
+
+
+# The matrix -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    route: str
+    action: str
+    build: Callable[[World, str], Call]
+    variant: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.route}" + (f":{self.variant}" if self.variant else "")
+
+    @property
+    def job_scoped(self) -> bool:
+        return self.route.startswith(J)
+
+
+ROWS = [
+    Row("GET", P, "project.read", lambda w, j: Call(w.p())),
+    Row("PATCH", P, "project.update", lambda w, j: Call(w.p(), {"description": "Surveyed again"})),
+    Row("DELETE", P, "project.delete", delete_project),
+    Row("GET", f"{P}/members", "members.read", lambda w, j: Call(w.p("/members"))),
+    Row("POST", f"{P}/members", "members.manage",
+        lambda w, j: Call(w.p("/members"), {"user_id": SPARE_USER, "role": "viewer"})),
+    Row("PATCH", f"{P}/members/{{user_id}}", "members.manage", change_member),
+    Row("DELETE", f"{P}/members/{{user_id}}", "members.manage", remove_member),
+    Row("POST", f"{P}/images", "pool.write",
+        lambda w, j: Call(w.p("/images"), {"shared_image_ids": [w.spare_image]})),
+    Row("DELETE", f"{P}/images/{{image_id}}", "pool.write", remove_pool_image),
+    Row("GET", f"{P}/activity", "activity.read", lambda w, j: Call(w.p("/activity?page_size=5"))),
+    Row("GET", f"{P}/explore", "pool.read", lambda w, j: Call(w.p("/explore?page_size=10"))),
+    Row("GET", f"{P}/saved-filters", "filters.read", lambda w, j: Call(w.p("/saved-filters"))),
+    Row("POST", f"{P}/saved-filters", "filters.write",
+        lambda w, j: Call(w.p("/saved-filters"), {"name": "Wide ones", "filter": {"min_width": 90}})),
+    Row("GET", f"{P}/saved-filters/{{filter_id}}", "filters.read",
+        lambda w, j: Call(w.p(f"/saved-filters/{w.filter_id}"))),
+    Row("PUT", f"{P}/saved-filters/{{filter_id}}", "filters.write",
+        lambda w, j: Call(w.p(f"/saved-filters/{w.filter_id}"), {"name": "Tasked frames"})),
+    Row("DELETE", f"{P}/saved-filters/{{filter_id}}", "filters.write", delete_filter),
+    Row("POST", f"{P}/tasks/create-with-file-paths", "tasks.write",
+        lambda w, j: Call(w.p("/tasks/create-with-file-paths"), {"name": "From paths", "file_paths": TASKED[:1]})),
+    Row("POST", f"{P}/tasks", "tasks.write",
+        lambda w, j: Call(w.p("/tasks"), {"name": "From ids", "shared_image_ids": w.images[:1]}), "ids"),
+    Row("POST", f"{P}/tasks", "tasks.write",
+        lambda w, j: Call(w.p("/tasks"), {"name": "From filter", "saved_filter_id": w.filter_id}), "saved-filter"),
+    Row("GET", f"{P}/tasks", "tasks.read", lambda w, j: Call(w.p("/tasks"))),
+    Row("GET", f"{P}/tasks/{{task_id}}", "tasks.read", lambda w, j: Call(w.p(f"/tasks/{w.task_id}"))),
+    Row("PATCH", f"{P}/tasks/{{task_id}}", "tasks.write",
+        lambda w, j: Call(w.p(f"/tasks/{w.task_id}"), {"description": "Checked"})),
+    Row("DELETE", f"{P}/tasks/{{task_id}}", "tasks.write", delete_task),
+    Row("GET", f"{P}/tasks/{{task_id}}/jobs", "tasks.read", lambda w, j: Call(w.p(f"/tasks/{w.task_id}/jobs"))),
+    Row("GET", J, "jobs.read", lambda w, j: Call(w.j(j))),
+    Row("PATCH", J, "jobs.status", move_job, "status"),
+    # the assignee is set to what it is: the world keeps its shape whoever is allowed
+    Row("PATCH", J, "jobs.assign", lambda w, j: Call(w.j(j), {"assignee_id": w.assignee[j]}), "assign"),
+    Row("GET", f"{J}/images/{{image_id}}/annotations", "annotations.read", lambda w, j: Call(w.image_path(j))),
+    Row("PUT", f"{J}/images/{{image_id}}/annotations", "annotations.write",
+        lambda w, j: Call(w.image_path(j), {"annotations": [BOX]})),
+    Row("POST", f"{J}/versions", "versions.create", lambda w, j: Call(w.j(j, "/versions"), {"note": "checkpoint"})),
+    Row("GET", f"{J}/versions", "annotations.read", lambda w, j: Call(w.j(j, "/versions"))),
+]
+
+
+def cases():
+    """(row, caller, job, expected status) for every row and caller; ASSIGNED grants on both jobs."""
+    for row in ROWS:
+        for role in ROLES:
+            allowed = grant(role, row.action)
+            if allowed is Grant.ASSIGNED:
+                assert row.job_scoped and role == "annotator", f"the world assigns jobs to annotators only ({row.id})"
+                yield pytest.param(row, role, "assigned", OK, id=f"{row.id}-{role}-assigned")
+                yield pytest.param(row, role, "unassigned", 403, id=f"{row.id}-{role}-unassigned")
+            else:
+                yield pytest.param(row, role, "assigned", OK if allowed is Grant.ANY else 403, id=f"{row.id}-{role}")
+        yield pytest.param(row, "non-member", "assigned", 404, id=f"{row.id}-non-member")
+        yield pytest.param(row, "no-token", "assigned", 401, id=f"{row.id}-no-token")
+        yield pytest.param(row, "admin", "unassigned", OK, id=f"{row.id}-admin")
+
+
+# The world --------------------------------------------------------------------------------------------
+
+
+def build_world(stack, client) -> World:
+    callers = {name: Api(client, stack.token(sub=sub, email=f"{sub}@example.com",
+                                             groups=["admin"] if name == "admin" else []))
+               for name, sub in SUBS.items()}
+    callers["no-token"] = Api(client, None)
+    spare = Api(client, stack.token(sub=SPARE_USER, email=f"{SPARE_USER}@example.com", groups=[]))
+    for api in [*callers.values(), spare]:
+        if api.token:
+            assert api.get("/api/v1/projects").status_code == 200  # now a known user
+    owner = callers["owner"]
+    s3 = stack._client("s3")
+    for seed, key in enumerate([*TASKED, SPARE_IMAGE]):
+        s3.put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=picture(96, 64, seed=seed))
+
+    project_id = created(owner.post("/api/v1/projects", {"name": NAME, "labels": LABELS}))["id"]
+    project = f"/api/v1/projects/{project_id}"
+    for role in ("editor", "annotator", "viewer"):
+        created(owner.post(f"{project}/members", {"user_id": SUBS[role], "role": role}))
+    spare_image = created(owner.post("/api/v1/shared-images/register", {"file_paths": [SPARE_IMAGE]}))
+    spare_image = spare_image["registered"][0]["id"]
+    created(owner.post(f"{project}/images", {"shared_image_ids": [spare_image]}))
+    task = created(owner.post(f"{project}/tasks/create-with-file-paths",
+                              {"name": "Frames", "chunk_size": 2, "file_paths": TASKED}))
+    job_a, job_b = (job["id"] for job in task["jobs"])
+    created(owner.patch(f"/api/v1/jobs/{job_a}", {"assignee_id": SUBS["annotator"]}))
+    jobs = {"assigned": job_a, "unassigned": job_b}
+    job_image = {key: created(owner.get(f"/api/v1/jobs/{job_id}"))["images"][0]["image_id"]
+                 for key, job_id in jobs.items()}
+    images = [item["image_id"] for job_id in jobs.values()
+              for item in created(owner.get(f"/api/v1/jobs/{job_id}"))["images"]]
+    saved = created(owner.post(f"{project}/saved-filters",
+                               {"name": "Tasked frames", "filter": {"path_prefix": "matrix/tasked/"}}))
+    created(owner.request("PUT", f"/api/v1/jobs/{job_a}/images/{job_image['assigned']}/annotations",
+                          {"annotations": [BOX]}))
+    world = World(callers=callers, project_id=project_id, task_id=task["task"]["id"], jobs=jobs,
+                  job_image=job_image, assignee={"assigned": SUBS["annotator"], "unassigned": None},
+                  images=images, spare_image=spare_image, filter_id=saved["id"])
+    world.private = {NAME, project_id, world.task_id, job_a, job_b, spare_image, saved["id"], *images,
+                     *(SUBS[role] for role in ROLES), SPARE_USER}
+    return world
+
+
+@pytest.fixture(scope="module")
+def world(local_stack):
+    from chalice.test import Client
+
+    local_stack.reset()  # `stack` would reset per test: the world is built once and shared
+    with Client(local_stack.app, stage_name="dev", project_dir=str(ROOT)) as client:
+        yield build_world(local_stack, client)
+
+
+# Tests ------------------------------------------------------------------------------------------------
+
+
+def test_the_matrix_covers_every_project_scoped_route_and_every_action(local_stack):
+    from chalicelib.api.routing import ROUTES
+
+    # Given every declared route (the app is loaded, so every blueprint has registered its routes)
+    assert local_stack.app is not None
+    scoped = {(route.method, route.path) for route in ROUTES if route.path.startswith((P, J))}
+    scoped.add(("DELETE", P))
+    # Then the matrix has a row for each, and each action of RULES is enforced by some route
+    assert {(row.method, row.route) for row in ROWS} == scoped
+    assert {row.action for row in ROWS} == set(RULES)
+
+
+@pytest.mark.parametrize(("row", "caller", "job", "expected"), cases())
+def test_role_matrix(world, row, caller, job, expected):
+    # Given a request the world can serve (a disposable target for destructive routes)
+    call = row.build(world, job)
+    # When the caller sends it
+    response = world.callers[caller].request(row.method, call.path, call.body)
+    # Then the outcome is the one RULES gives the caller's role
+    if expected == OK:
+        assert 200 <= response.status_code < 300, response.json
+    else:
+        assert response.status_code == expected, response.json
+        if call.unchanged is not None:
+            assert call.unchanged(), "a refused request changed its target"
+    if caller in ("non-member", "no-token"):
+        # And nothing of the project shows beyond what the caller put in the path
+        body = response.body.decode()
+        leaked = sorted(s for s in world.private | set(call.private) if s not in call.path and s in body)
+        assert leaked == [], body
+    if caller == "non-member":
+        # And the answer is the one about a project (or job) that does not exist
+        real = call.path.split("/")[4]
+        ghost_id = str(uuid.uuid4())
+        ghost = world.callers[caller].request(row.method, call.path.replace(real, ghost_id), call.body)
+        assert ghost.body.decode().replace(ghost_id, real) == response.body.decode()
+
+
+def test_annotators_see_only_their_jobs_in_a_task(world):
+    # When the annotator and the editor read the task and its jobs
+    path = world.p(f"/tasks/{world.task_id}")
+    seen = {}
+    for role in ("annotator", "editor"):
+        jobs = created(world.callers[role].get(f"{path}/jobs"))
+        detail = created(world.callers[role].get(path))["jobs"]
+        assert [job["id"] for job in detail] == [job["id"] for job in jobs]
+        seen[role] = [job["id"] for job in jobs]
+    # Then the annotator sees the job assigned to them, the editor both
+    assert seen["annotator"] == [world.jobs["assigned"]]
+    assert seen["editor"] == [world.jobs["assigned"], world.jobs["unassigned"]]
