@@ -214,10 +214,7 @@ class TaskService:
             task = self._projects.update_task(project_id, task_id, {"state": READY})
         except Exception:
             logger.exception("task creation failed; undoing its writes", extra={"task_id": task_id})
-            self._jobs.delete_jobs([job.id for job in jobs], task_id,
-                                   [job_image_key(image.job_id, image.image_id) for image in job_images])
-            self._pool_entries.remove_all(project_id, added)
-            self._projects.delete_task(project_id, task_id)
+            self._undo(project_id, task_id, jobs, job_images, added)
             raise
         self._activity.record(Identity(sub=actor_sub) if actor_sub else None, "task", task_id, "created",
                               project_id=project_id,
@@ -225,6 +222,26 @@ class TaskService:
                               details={"jobs": job_count, "images": len(order), "failed": len(failed),
                                        "source": source})
         return TaskCreation(task, jobs, failed)
+
+    def _undo(self, project_id: str, task_id: str, jobs: list[Job], job_images: list[JobImage],
+              added: list[str]) -> None:
+        """Remove what a failed creation wrote. Each step is tried on its own; unless all succeed the
+        task item stays `creating` — never shown, and removed with the rest when deleted later."""
+        steps = (
+            lambda: self._jobs.delete_job_images(task_id, [job_image_key(image.job_id, image.image_id)
+                                                           for image in job_images]),
+            lambda: self._jobs.delete_jobs([job.id for job in jobs]),
+            lambda: self._pool_entries.remove_all(project_id, added),
+        )
+        undone = True
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                logger.exception("undoing a failed task creation failed", extra={"task_id": task_id})
+                undone = False
+        if undone:
+            self._projects.delete_task(project_id, task_id)
 
     # Reading and changing ------------------------------------------------------------------------
 

@@ -211,12 +211,15 @@ class JobRepository:
                     batch.delete(JobItem(id=job.id))
         return [job.id for job in jobs]
 
-    def delete_jobs(self, job_ids: Iterable[str], task_id: str, image_keys: Iterable[str]) -> None:
-        """Remove what a failed task creation wrote (ids known, nothing to read)."""
-        with store_errors("removing a half-built task"):
+    def delete_job_images(self, task_id: str, image_keys: Iterable[str]) -> None:
+        """Remove job images by key (undoing a failed task creation: ids known, nothing to read)."""
+        with store_errors("removing job images"):
             with JobImageItem.batch_write() as batch:
                 for key in image_keys:
                     batch.delete(JobImageItem(task_id=task_id, key=key))
+
+    def delete_jobs(self, job_ids: Iterable[str]) -> None:
+        with store_errors("removing jobs"):
             with JobItem.batch_write() as batch:
                 for job_id in job_ids:
                     batch.delete(JobItem(id=job_id))

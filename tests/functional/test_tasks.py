@@ -350,3 +350,29 @@ def test_a_large_selection_that_fails_leaves_no_task_behind(stack, api):
     assert tasks_of(api, project_id) == []
     assert api.get(f"{PROJECTS}/{project_id}/tasks/{operation['id']}").status_code == 404
     assert explored(api, project_id) == []
+
+
+def test_a_creation_that_fails_half_way_is_undone(stack, api):
+    # Given registered images and a project whose job-image table has gone away (a real AWS
+    # failure injected at the emulator: the pool and job writes succeed, the job images do not)
+    for n in range(3):
+        put(stack, f"half/{n}.jpg", imagefiles.picture(seed=n))
+    project_id = project(api)
+    dynamodb = stack._client("dynamodb")
+    dynamodb.delete_table(TableName=stack.variables["PIXELPOOL_JOB_IMAGES_TABLE"])
+    # When a task is created from them
+    response = from_paths(api, project_id, ["half/"])
+    # Then the call fails, and no task is visible, and no job or pool entry it wrote is left
+    assert response.status_code == 500, response.json
+    assert tasks_of(api, project_id) == []
+    assert dynamodb.scan(TableName=stack.variables["PIXELPOOL_JOBS_TABLE"])["Items"] == []
+    assert dynamodb.scan(TableName=stack.variables["PIXELPOOL_POOL_TABLE"])["Items"] == []
+    # And the one trace is the hidden task item, kept because its job images could not be
+    # confirmed removed (the table is gone): deleting the task or project later removes the rest
+    leftovers = dynamodb.scan(TableName=stack.variables["PIXELPOOL_PROJECTS_TABLE"],
+                              FilterExpression="begins_with(sk, :t)",
+                              ExpressionAttributeValues={":t": {"S": "TASK#"}})["Items"]
+    assert [item["state"]["S"] for item in leftovers] == ["creating"]
+    assert api.get(f"{PROJECTS}/{project_id}/tasks/{leftovers[0]['id']['S']}").status_code == 404
+    # And the registration it did on the way stays: the registry mirrors the share
+    assert api.get("/api/v1/shared-images?search=0.jpg").json["meta"]["total"] == 1
