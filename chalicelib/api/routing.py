@@ -52,8 +52,11 @@ def field_errors(exc: pydantic.ValidationError, location: str) -> list[dict[str,
 
 def _validation_error(exc: pydantic.ValidationError, location: str) -> errors.ValidationError:
     details = field_errors(exc, location)
-    names = ", ".join(sorted({detail["field"] for detail in details}))
-    return errors.ValidationError(f"Invalid {location}: {names}", details)
+    names = sorted({detail["field"] for detail in details if detail["field"] != location})
+    # A rule across fields (min <= max) has no field of its own: its message says which.
+    general = [detail["message"] for detail in details if detail["field"] == location]
+    parts = ([", ".join(names)] if names else []) + general
+    return errors.ValidationError(f"Invalid {location}: {'; '.join(parts)}", details)
 
 
 def parse_body(request: Request, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
