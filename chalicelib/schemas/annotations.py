@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from chalicelib.schemas.base import RequestModel, ResponseModel
 
-Coordinate = float
+# A finite number: JSON readers accept NaN and Infinity, and NaN passes every bounds check.
+Coordinate = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class AnnotationIn(RequestModel):
@@ -17,28 +18,36 @@ class AnnotationIn(RequestModel):
     type: Literal["bbox", "polygon", "classification"]
     label: str = Field(min_length=1, max_length=100, description="a label name of the project's label set")
     state: Literal["draft", "confirmed"] = "draft"
-    bbox: list[Coordinate] | None = Field(default=None, description="[x, y, width, height], bbox only")
-    points: list[list[Coordinate]] | None = Field(default=None, max_length=10_000,
+    bbox: list[Coordinate] | None = Field(default=None, validate_default=True,
+                                          description="[x, y, width, height], bbox only")
+    points: list[list[Coordinate]] | None = Field(default=None, max_length=10_000, validate_default=True,
                                                   description="[[x, y], ...] at least 3, polygon only")
     attributes: dict[str, Any] | None = Field(default=None, description="free-form, e.g. occluded, confidence")
 
-    @model_validator(mode="after")
-    def _geometry(self) -> "AnnotationIn":
-        if self.type == "bbox":
-            if self.bbox is None or len(self.bbox) != 4:
+    # Field validators (not one model validator) so that an error names `annotations.N.bbox`.
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, bbox: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        kind = info.data.get("type")
+        if kind == "bbox":
+            if bbox is None or len(bbox) != 4:
                 raise ValueError("a bbox annotation needs bbox = [x, y, width, height]")
-            if self.bbox[2] <= 0 or self.bbox[3] <= 0:
+            if bbox[2] <= 0 or bbox[3] <= 0:
                 raise ValueError("bbox width and height must be positive")
-            if self.points is not None:
-                raise ValueError("a bbox annotation has no points")
-        elif self.type == "polygon":
-            if self.points is None or len(self.points) < 3 or any(len(point) != 2 for point in self.points):
+        elif bbox is not None:
+            raise ValueError(f"a {kind} annotation has no bbox")
+        return bbox
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, points: list[list[float]] | None, info: ValidationInfo) -> list[list[float]] | None:
+        kind = info.data.get("type")
+        if kind == "polygon":
+            if points is None or len(points) < 3 or any(len(point) != 2 for point in points):
                 raise ValueError("a polygon annotation needs points = [[x, y], ...] with at least 3 points")
-            if self.bbox is not None:
-                raise ValueError("a polygon annotation has no bbox")
-        elif self.bbox is not None or self.points is not None:
-            raise ValueError("a classification annotation has no geometry")
-        return self
+        elif points is not None:
+            raise ValueError(f"a {kind} annotation has no points")
+        return points
 
 
 class AnnotationsBody(RequestModel):
