@@ -167,7 +167,8 @@ def test_removed_object_marks_its_record_missing(stack, api):
     image, = records(api)
     assert image["status"] == "missing"
     assert image["width"] == 96 and image["checksum_sha256"]
-    assert records(api, status="missing") == [image]
+    # (compared by id: the embedded thumbnail URL is presigned anew, with a later expiry)
+    assert [record["id"] for record in records(api, status="missing")] == [image["id"]]
 
 
 def test_broken_files_fail_with_a_reason_and_the_rest_of_the_batch_is_ready(stack, api):
