@@ -169,7 +169,8 @@ def _seed(actor, size: int, seed: int) -> Seeded:
                 mime_type="image/jpeg", width=rng.randint(200, 4000), height=rng.randint(200, 4000), frames=1,
                 sha256=sha, phash=sha[:16], thumbnail_key=f"thumbnails/{sha[:2]}/{sha}.jpg",
                 object_modified_at=landed + timedelta(seconds=rng.randrange(size * 10)))))
-        images += ImageRepository().put_new(records, "bench", {image: tags_of[image] for image in ids[start:start + SLICE]})
+        images += ImageRepository().put_new(records, "bench",
+                                            {image: tags_of[image] for image in ids[start : start + SLICE]})
         _progress("image records", len(images), size, started)
 
     links = [(tag, image) for image in ids for tag in sorted(tags_of[image])]
@@ -234,7 +235,7 @@ def _measure(actor, seeded: Seeded, size: int, runs: int) -> list[tuple[str, str
     explore = container.explore()
     failures: list[str] = []
 
-    def call():
+    def explore_once():
         """One Explore call, counted; a call the product's client settings cannot finish is
         recorded, and it and the rest run again with a longer read timeout."""
         while True:
@@ -253,10 +254,10 @@ def _measure(actor, seeded: Seeded, size: int, runs: int) -> list[tuple[str, str
                 elapsed = time.perf_counter() - started
             return page, elapsed, requests, items
 
-    call()  # warm-up, not counted
+    explore_once()  # warm-up, not counted
     times, calls = [], []
     for _ in range(runs):
-        page, elapsed, requests, items = call()
+        page, elapsed, requests, items = explore_once()
         times.append(elapsed)
         calls.append((requests, items))
         got = [item.view.image.id for item in page.items]
@@ -270,7 +271,7 @@ def _measure(actor, seeded: Seeded, size: int, runs: int) -> list[tuple[str, str
         product_settings = f"all {runs + 1} calls ok"
 
     requests, items = calls[-1]
-    steady = all(call == calls[-1] for call in calls)
+    steady = all(counted == calls[-1] for counted in calls)
     dynamodb = {name.split(".", 1)[1]: count for name, count in requests.items() if name.startswith("dynamodb.")}
     others = {name: count for name, count in requests.items() if not name.startswith("dynamodb.")}
     by_operation = ", ".join(f"{name} {count}" for name, count in sorted(dynamodb.items()))
@@ -285,7 +286,7 @@ def _measure(actor, seeded: Seeded, size: int, runs: int) -> list[tuple[str, str
         return names.get(table, table) + (f"/{index}" if index else "")
 
     by_table = ", ".join(f"{short(name)} {count:,}" for name, count in items.most_common())
-    scans = sum(call[0]["dynamodb.Scan"] for call in calls)
+    scans = sum(counted_requests["dynamodb.Scan"] for counted_requests, _ in calls)
     label = (f"explore {size:,} pool images ({TAGS} tags, {TASKS} tasks), "
              "tags ALL(2) + not annotated + width>=1000, first page")
     timing = (f"median {statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, "
