@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-import botocore.session
 
-from bench.harness import counting
+from bench.harness import counting, on_botocore_event
 from infra.local.stack import LocalStack
 
 SMALL = int(os.environ.get("BENCH_EXPLORE_IMAGES", "10000"))
@@ -80,15 +79,9 @@ def _install_read_counter() -> None:
     global _hook_installed
     if _hook_installed:
         return
-    original = botocore.session.Session._register_builtin_handlers
-
-    def register(self, events):
-        original(self, events)
-        for operation in READ_OPERATIONS:
-            events.register(f"before-parameter-build.dynamodb.{operation}", _remember_table)
-            events.register(f"after-call.dynamodb.{operation}", _count_read)
-
-    botocore.session.Session._register_builtin_handlers = register
+    for operation in READ_OPERATIONS:
+        on_botocore_event(f"before-parameter-build.dynamodb.{operation}", _remember_table)
+        on_botocore_event(f"after-call.dynamodb.{operation}", _count_read)
     _hook_installed = True
 
 

@@ -3,44 +3,24 @@ machine: DynamoDB write requests (goal ≤ 1.1 × ⌈items/25⌉), S3 list reque
 no Scan. Requests are counted, so the emulator's speed does not change the figures."""
 from __future__ import annotations
 
-import io
 import os
 import sys
 import math
 import time
 
-from PIL import Image
 
-from bench.harness import counting
+from bench.harness import counting, tiles, upload_existing
 from infra.local.stack import LocalStack
 
 IMAGES = int(os.environ.get("BENCH_REGISTER_IMAGES", "10000"))
 WRITE_OPERATIONS = ("BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")
 
 
-def _tiles(count: int) -> list[bytes]:
-    tiles = []
-    for n in range(count):
-        buffer = io.BytesIO()
-        Image.new("RGB", (48, 32), ((n * 37) % 256, (n * 91) % 256, (n * 13) % 256)).save(buffer, "JPEG", quality=80)
-        tiles.append(buffer.getvalue())
-    return tiles
-
-
 def run() -> list[tuple[str, str, str]]:
     stack = LocalStack(retry_delay=0).start()
     try:
-        s3 = stack._client("s3")
-        bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
-        tiles = _tiles(97)
-        # Already uploaded: objects that were there before notifications were configured.
-        notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
-        notifications.pop("ResponseMetadata", None)
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-        for n in range(IMAGES):
-            s3.put_object(Bucket=bucket, Key=f"bench/{n // 1000:02d}/{n:05d}.jpg", Body=tiles[n % len(tiles)])
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
-        stack._client("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
+        made = tiles(97)
+        upload_existing(stack, ((f"bench/{n // 1000:02d}/{n:05d}.jpg", made[n % len(made)]) for n in range(IMAGES)))
         print(f"  {IMAGES:,} objects uploaded", file=sys.stderr, flush=True)
 
         from chalicelib.services import container

@@ -6,7 +6,6 @@ so the figure holds whatever the emulator's speed. BENCH_TASK_IMAGES shrinks it 
 (at most `task_sync_limit` images are created synchronously, without an operation)."""
 from __future__ import annotations
 
-import io
 import math
 import os
 import sys
@@ -14,10 +13,8 @@ import threading
 import time
 from collections import Counter
 
-import botocore.session
-from PIL import Image
 
-from bench.harness import counting
+from bench.harness import counting, on_botocore_event, tiles, upload_existing
 from infra.local.stack import LocalStack
 
 IMAGES = int(os.environ.get("BENCH_TASK_IMAGES", "10000"))
@@ -54,38 +51,14 @@ def _install_item_counter() -> None:
     global _hook_installed
     if _hook_installed:
         return
-    original = botocore.session.Session._register_builtin_handlers
-
-    def register(self, events):
-        original(self, events)
-        for operation in WRITE_OPERATIONS:
-            events.register(f"before-parameter-build.dynamodb.{operation}", _count_items)
-
-    botocore.session.Session._register_builtin_handlers = register
+    for operation in WRITE_OPERATIONS:
+        on_botocore_event(f"before-parameter-build.dynamodb.{operation}", _count_items)
     _hook_installed = True
 
 
-def _tiles(count: int) -> list[bytes]:
-    tiles = []
-    for n in range(count):
-        buffer = io.BytesIO()
-        Image.new("RGB", (48, 32), ((n * 37) % 256, (n * 91) % 256, (n * 13) % 256)).save(buffer, "JPEG", quality=80)
-        tiles.append(buffer.getvalue())
-    return tiles
-
-
 def _upload(stack: LocalStack) -> None:
-    """Objects already in the share: uploaded while notifications are off, the queue purged."""
-    s3 = stack._client("s3")
-    bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
-    tiles = _tiles(97)
-    notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-    for n in range(IMAGES):
-        s3.put_object(Bucket=bucket, Key=f"{PREFIX}{n // 1000:02d}/{n:05d}.jpg", Body=tiles[n % len(tiles)])
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
-    stack._client("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
+    made = tiles(97)
+    upload_existing(stack, ((f"{PREFIX}{n // 1000:02d}/{n:05d}.jpg", made[n % len(made)]) for n in range(IMAGES)))
 
 
 def _wait(operation_id: str):

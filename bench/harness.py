@@ -1,12 +1,13 @@
 """Bench helpers: count AWS requests by operation (botocore event hook) and report peak memory."""
 from __future__ import annotations
 
+import io
 import resource
 import threading
 import tracemalloc
 from collections import Counter
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import botocore.session
 
@@ -22,19 +23,57 @@ def _count(event_name: str, **_: object) -> None:
         _counts[f"{service}.{operation}"] += 1
 
 
-def install_request_counter() -> None:
-    """Count every API call made by any botocore session created from now on (boto3 and PynamoDB)."""
+_hooks: list[tuple[str, Callable]] = []
+
+
+def on_botocore_event(event_name: str, handler: Callable) -> None:
+    """Register `handler` for `event_name` on every botocore session created from now on (boto3 and
+    PynamoDB build theirs lazily, so call this before the first client is made)."""
     global _installed
+    _hooks.append((event_name, handler))
     if _installed:
         return
     original = botocore.session.Session._register_builtin_handlers
 
     def register(self, events):
         original(self, events)
-        events.register("before-call", _count)
+        for name, hook in _hooks:
+            events.register(name, hook)
 
     botocore.session.Session._register_builtin_handlers = register
     _installed = True
+
+
+def install_request_counter() -> None:
+    """Count every API call made by any botocore session created from now on (boto3 and PynamoDB)."""
+    if any(hook is _count for _, hook in _hooks):
+        return
+    on_botocore_event("before-call", _count)
+
+
+def tiles(count: int) -> list[bytes]:
+    """`count` distinct small JPEGs (48×32) to upload many times over."""
+    from PIL import Image
+
+    made = []
+    for n in range(count):
+        buffer = io.BytesIO()
+        Image.new("RGB", (48, 32), ((n * 37) % 256, (n * 91) % 256, (n * 13) % 256)).save(buffer, "JPEG", quality=80)
+        made.append(buffer.getvalue())
+    return made
+
+
+def upload_existing(stack, objects: Iterable[tuple[str, bytes]]) -> None:
+    """Objects already in the share: uploaded while notifications are off, the queue purged after."""
+    s3 = stack._client("s3")
+    bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
+    notifications.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    for key, body in objects:
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
+    stack._client("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
 
 
 @contextmanager

@@ -6,6 +6,7 @@ names at import), exactly as `make run` does it.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,19 @@ def admin_api(client, stack):
 @pytest.fixture
 def anonymous_api(client):
     return Api(client, None)
+
+
+def put_share_object(stack, key: str, body: bytes) -> None:
+    """An object lands in the share bucket (its notification queues; functional tests deliver it or not)."""
+    stack._client("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
+
+
+def wait_for(api, operation_id: str, timeout: float = 60.0) -> dict:
+    """Poll an operation until it is completed or failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        operation = api.get(f"/api/v1/operations/{operation_id}").json["data"]
+        if operation["status"] in ("completed", "failed"):
+            return operation
+        time.sleep(0.1)
+    raise AssertionError(f"operation {operation_id} did not finish in {timeout}s")

@@ -9,14 +9,13 @@ the filter in memory. A dedicated index can replace it without touching any call
 """
 from __future__ import annotations
 
-import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from chalicelib.errors import BadRequestError
+from chalicelib.services import cursors
 from chalicelib.services.access import Access
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
@@ -150,17 +149,16 @@ class ExplorePage:
 
 
 def encode_cursor(entry: PoolEntry) -> str:
-    raw = json.dumps([entry.created_at.isoformat(), entry.image_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(json.dumps([entry.created_at.isoformat(), entry.image_id]))
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The order key of the entry a cursor points at."""
     try:
-        created_at, image_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        created_at, image_id = json.loads(cursors.decode(cursor))
         return (-datetime.fromisoformat(created_at).timestamp(), str(image_id))
     except (ValueError, TypeError) as exc:
-        raise BadRequestError("cursor is not one this API returned; start again without it",
-                              [{"field": "cursor", "message": "malformed"}]) from exc
+        raise cursors.malformed() from exc
 
 
 class ExploreService:

@@ -1,12 +1,12 @@
 """Projects, their label sets and members, and each project's activity timeline."""
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from chalicelib.errors import BadRequestError, ConflictError, NotFoundError, ValidationError
-from chalicelib.services.access import ROLES, Access, Caller
+from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.services import cursors
+from chalicelib.services.access import ROLES, Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.store.activity import ActivityEntry
@@ -142,21 +142,7 @@ class ProjectService:
                  cursor: str | None) -> tuple[list[ActivityEntry], str | None]:
         """The timeline, newest first; pass the returned cursor to read on."""
         self._access.require(actor, project_id, "activity.read")
-        after = _decode(cursor) if cursor else None
+        after = cursors.decode(cursor) if cursor else None
         entries, last = self._activity.newest(project_id, page_size, after)
-        return entries, _encode(last) if last else None
+        return entries, cursors.encode(last) if last else None
 
-    def caller(self, actor: Identity, project_id: str, action: str) -> Caller:
-        return self._access.require(actor, project_id, action)
-
-
-def _encode(after: str) -> str:
-    return base64.urlsafe_b64encode(after.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except ValueError as exc:
-        raise BadRequestError("cursor is not one this API returned; start again without it",
-                              [{"field": "cursor", "message": "malformed"}]) from exc

@@ -158,13 +158,6 @@ class AnnotationRepository:
             raise StoreError(f"saving a version failed: {exc.msg}") from exc
         return True
 
-    def version(self, job_id: str, number: int) -> Version:
-        try:
-            with store_errors("reading a version"):
-                return _to_version(AnnotationItem.get(job_id, _version_sk(number), consistent_read=True))
-        except DoesNotExist as exc:
-            raise NotFoundError(f"Version {number} of job '{job_id}' not found") from exc
-
     def delete_jobs(self, job_ids: list[str]) -> None:
         """Remove every annotation item of the given jobs (task deletion)."""
         with store_errors("deleting annotations"):

@@ -3,30 +3,17 @@ near and exact duplicates, metadata, masks, and the rebuildable index (reindex).
 from __future__ import annotations
 
 import hashlib
-import time
 
 import requests
 
 from tests import imagefiles
-
-
-def put(stack, key: str, body: bytes) -> None:
-    stack._client("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
+from tests.conftest import put_share_object as put
+from tests.conftest import wait_for
 
 
 def purge_notifications(stack) -> None:
     """Drop queued S3 notifications, as if the objects were there before notifications existed."""
     stack._client("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
-
-
-def wait_for(api, operation_id: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        operation = api.get(f"/api/v1/operations/{operation_id}").json["data"]
-        if operation["status"] in ("completed", "failed"):
-            return operation
-        time.sleep(0.1)
-    raise AssertionError(f"operation {operation_id} did not finish in {timeout}s")
 
 
 def listed(api, query: str = "") -> list[dict]:

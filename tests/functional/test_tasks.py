@@ -4,26 +4,12 @@ filter or a saved filter, reading and changing tasks, deletion, the 202 path for
 on the emulator's Step Functions, and that a failed creation leaves nothing behind."""
 from __future__ import annotations
 
-import time
 
 from tests import imagefiles
-from tests.conftest import Api
+from tests.conftest import Api, wait_for
+from tests.conftest import put_share_object as put
 
 PROJECTS = "/api/v1/projects"
-
-
-def put(stack, key: str, body: bytes) -> None:
-    stack._client("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
-
-
-def wait_for(api, operation_id: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        operation = api.get(f"/api/v1/operations/{operation_id}").json["data"]
-        if operation["status"] in ("completed", "failed"):
-            return operation
-        time.sleep(0.1)
-    raise AssertionError(f"operation {operation_id} did not finish in {timeout}s")
 
 
 def project(api, labels=None) -> str:
