@@ -1,9 +1,10 @@
 """pixelpool: the Chalice app. Wiring only — routes, handlers and steps live in chalicelib."""
 from chalice import Chalice
 
-from chalicelib.api import auth, explore, jobs, operations, projects, share, shared_images, system, tags, tasks
+from chalicelib.api import auth, explore, exports, jobs, operations, projects, share, shared_images, system, tags, tasks
 from chalicelib.api.observability import observe
 from chalicelib.events import ingest
+from chalicelib.steps import exports as export_steps
 from chalicelib.steps import indexing, selfcheck
 
 app = Chalice(app_name="pixelpool")
@@ -19,6 +20,8 @@ app.register_blueprint(projects.bp)
 app.register_blueprint(explore.bp)
 app.register_blueprint(tasks.bp)
 app.register_blueprint(jobs.bp)
+app.register_blueprint(exports.bp)
 app.register_blueprint(selfcheck.bp)
 app.register_blueprint(indexing.bp)
+app.register_blueprint(export_steps.bp)
 app.register_blueprint(ingest.bp)

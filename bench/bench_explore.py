@@ -8,7 +8,8 @@ BENCH_EXPLORE_LARGE_RUNS shrink it for a quick check.
 The data is seeded straight through the store (BatchWriteItem only; Pillow and S3 would take far
 too long at 100,000): image records with random sizes, tag links (each tag on ~25% of the images)
 and the images' tag sets, the pool, and 5 tasks of 10% of the pool each, cut into jobs of 50, with
-~30% of their job images annotated. The page and the total are checked against the same filter
+~30% of their job images annotated (job image and pool entry counts, as the annotation
+transaction leaves them). The page and the total are checked against the same filter
 computed in memory over what was seeded.
 """
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _seed(actor, size: int, seed: int) -> Seeded:
     from chalicelib.store.image_tags import ImageTagItem
     from chalicelib.store.images import Facts, ImageRepository, image_id
     from chalicelib.store.jobs import Job, JobImage, JobRepository
-    from chalicelib.store.pool import PoolRepository
+    from chalicelib.store.pool import PoolItem, PoolRepository
     from chalicelib.store.projects import CREATING, READY, ProjectRepository, Task
     from chalicelib.store.tags import TagItem, tag_key
 
@@ -209,6 +210,15 @@ def _seed(actor, size: int, seed: int) -> Seeded:
         JobRepository().write(jobs, job_images)
         ProjectRepository().update_task(project_id, task_id, {"state": READY})
         _progress("tasks", number + 1, TASKS, started)
+    # The counts an annotation transaction keeps on the pool entries ("annotated" in Explore).
+    marked, started = sorted(annotated), time.perf_counter()
+    for start in range(0, len(marked), SLICE):
+        entries = list(PoolItem.batch_get([(project_id, image) for image in marked[start : start + SLICE]]))
+        with PoolItem.batch_write() as batch:
+            for entry in entries:
+                entry.annotation_count = 1
+                batch.save(entry)
+    _progress("annotated pool entries", len(marked), len(marked), started)
 
     first, second = tag_ids[:2]
     expected = sorted((image for image in images

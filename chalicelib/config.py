@@ -51,6 +51,7 @@ class Settings(BaseModel):
 
     selfcheck_state_machine: str = ""
     index_state_machine: str = ""
+    export_state_machine: str = ""
 
     # Ingestion safety and output (DESIGN §6).
     max_image_pixels: int = Field(default=50_000_000, gt=0)

@@ -47,6 +47,8 @@ RULES: dict[str, tuple[Grant, Grant, Grant, Grant]] = {
     "filters.read":       (A, A, A, A),
     "filters.write":      (A, A, N, N),
     "activity.read":      (A, A, A, A),
+    "exports.read":       (A, A, N, A),
+    "exports.write":      (A, A, N, N),
 }
 
 

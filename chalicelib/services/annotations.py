@@ -77,10 +77,16 @@ class AnnotationService:
         if problems:
             raise ValidationError(f"{len(problems)} annotation(s) are not valid: {problems[0]['field']}: "
                                   f"{problems[0]['message']}", problems)
+        current = self._annotations.get(job_id, image_id)
+        current_rev = current.rev if current else 0
         if expected_rev is None:
-            current = self._annotations.get(job_id, image_id)
-            expected_rev = current.rev if current else 0
-        return self._annotations.replace(task.id, job_id, image_id, annotations, expected_rev, actor.sub, utcnow())
+            expected_rev = current_rev
+        elif expected_rev != current_rev:
+            raise ConflictError(f"Annotations of image '{image_id}' in job '{job_id}' are at revision "
+                                f"{current_rev}, not {expected_rev}; reload and retry")
+        previous_count = len(current.annotations) if current else 0
+        return self._annotations.replace(job.project_id, task.id, job_id, image_id, annotations, expected_rev,
+                                         previous_count, actor.sub, utcnow())
 
     def create_version(self, actor: Identity, job_id: str, note: str | None) -> Version:
         """Freeze the job's current annotations as the next numbered version."""

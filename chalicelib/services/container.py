@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from chalicelib.services.access import Access
     from chalicelib.services.annotations import AnnotationService
     from chalicelib.services.explore import ExploreService
+    from chalicelib.services.exports import ExportService
     from chalicelib.services.images import ImageService
     from chalicelib.services.jobs import JobService
     from chalicelib.services.pool import PoolService
@@ -132,7 +133,8 @@ def projects() -> "ProjectService":
     from chalicelib.store.users import UserRepository
 
     return ProjectService(access(), ProjectRepository(), UserRepository(), activity(),
-                          purge=lambda project_id: tasks().purge_project(project_id))
+                          purge=lambda project_id: (tasks().purge_project(project_id),
+                                                    exports().purge_project(project_id)))
 
 
 @lru_cache(maxsize=1)
@@ -153,7 +155,9 @@ def explore() -> "ExploreService":
     from chalicelib.store.pool import PoolRepository
     from chalicelib.store.projects import ProjectRepository
 
-    index = PoolQuery(PoolRepository(), ProjectRepository(), JobRepository(), ImageTagRepository())
+    from chalicelib.store.tags import TagRepository
+
+    index = PoolQuery(PoolRepository(), ProjectRepository(), JobRepository(), ImageTagRepository(), TagRepository())
     return ExploreService(access(), index, images())
 
 
@@ -197,8 +201,29 @@ def saved_filters() -> "SavedFilterService":
     return SavedFilterService(access(), ProjectRepository(), activity())
 
 
+@lru_cache(maxsize=1)
+def exports() -> "ExportService":
+    from chalicelib.services.exports import ExportService
+    from chalicelib.store import workflows
+    from chalicelib.store.annotations import AnnotationRepository
+    from chalicelib.store.exports import ExportRepository
+    from chalicelib.store.image_tags import ImageTagRepository
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.objects import Bucket
+    from chalicelib.store.projects import ProjectRepository
+    from chalicelib.store.tags import TagRepository
+
+    settings = get_settings()
+    share_bucket, _ = _buckets()
+    return ExportService(
+        access(), ExportRepository(), ProjectRepository(), explore(), JobRepository(), AnnotationRepository(),
+        TagRepository(), ImageTagRepository(), saved_filters(), share_bucket, Bucket(settings.exports_bucket),
+        _documents(), activity(),
+        start_workflow=lambda name, payload: workflows.start(settings.export_state_machine, name, payload))
+
+
 FACTORIES = (activity, users, tags, _buckets, registry, share, images, tagging, indexing, _documents, access,
-             projects, pool, explore, tasks, jobs, annotations, saved_filters)
+             projects, pool, explore, tasks, jobs, annotations, saved_filters, exports)
 
 
 def reset() -> None:

@@ -1,11 +1,22 @@
 """Explore: a project's pool, filtered, newest first, one page and the total.
 
 Everything that selects pool images (Explore, saved filters, task creation from a filter, and
-exports) goes through one query interface, `ExploreIndex.select(project_id, filter)`. Today it is
-served by `PoolQuery`, which reads the project's own partitions — the pool (with its fact copies),
-the tasks, the tasks' job images, and the tag links of the tags the filter names — and evaluates
-the filter in memory. A dedicated index can replace it without touching any caller
-(docs/data-model.md says what such an index needs).
+exports) goes through one query interface: `ExploreIndex.select(project_id, filter)` for the
+selection and its total, `ExploreIndex.placements(project_id, image_ids)` for the tasks and jobs
+the images of one page are in. Today `PoolQuery` serves it from DynamoDB and evaluates the filter
+in memory, reading only what the filter needs:
+
+- the candidates come from the most selective index the filter names: the tag links of its
+  include tags (for ALL an index nested-loop join: the rarest tag read whole, the others looked
+  up by key for the remaining candidates; for ANY their union) and the job images of its tasks;
+  their pool entries are then fetched by key. Without such a condition (or with too many candidates) the
+  whole pool partition is read;
+- size, path, name and "annotated" are facts of the pool entry (its `annotation_count` is kept
+  exact by the annotation transactions), so they cost no further read;
+- tasks' job images are read only for a task, job or split condition.
+
+A dedicated index can replace it without touching any caller (docs/data-model.md says what such
+an index needs).
 """
 from __future__ import annotations
 
@@ -21,9 +32,10 @@ from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
 from chalicelib.services.images import ImageService, ImageView
 from chalicelib.store.image_tags import ImageTagRepository
-from chalicelib.store.jobs import JobImage, JobRepository
+from chalicelib.store.jobs import JobImage, JobRepository, Use
 from chalicelib.store.pool import PoolEntry, PoolRepository
 from chalicelib.store.projects import ProjectRepository, Task
+from chalicelib.store.tags import TagRepository
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,19 @@ class Selection:
 
 
 class ExploreIndex(Protocol):
-    def select(self, project_id: str, image_filter: ImageFilter) -> Selection: ...
+    def select(self, project_id: str, image_filter: ImageFilter) -> Selection:
+        """Every pool image the filter selects, in Explore order; `placements` may be partial."""
+
+    def placements(self, project_id: str, image_ids: list[str]) -> dict[str, list[Placement]]:
+        """Where each image is used in the project's tasks (for one page)."""
+
+
+# Candidates up to this many are fetched by key (BatchGetItem); beyond it reading the whole pool
+# partition costs fewer requests for the same items.
+LOOKUP_LIMIT = 5000
+# A tag's links are looked up by key for the candidates when they are fewer than 1/JOIN_RATIO of
+# its links (a BatchGetItem key costs about what a Query item costs).
+JOIN_RATIO = 2
 
 
 def order_key(entry: PoolEntry) -> tuple[float, str]:
@@ -61,30 +85,92 @@ class PoolQuery:
     """`ExploreIndex` over DynamoDB: Query the project's partitions, filter in memory."""
 
     def __init__(self, pool: PoolRepository, projects: ProjectRepository, jobs: JobRepository,
-                 links: ImageTagRepository) -> None:
+                 links: ImageTagRepository, tags: TagRepository) -> None:
         self._pool = pool
         self._projects = projects
         self._jobs = jobs
         self._links = links
+        self._tags = tags
 
     def select(self, project_id: str, image_filter: ImageFilter) -> Selection:
-        tag_ids = list(dict.fromkeys(image_filter.tag_ids + image_filter.exclude_tag_ids))
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            entries_f = pool.submit(self._pool.entries, project_id)
-            tasks_f = pool.submit(self._projects.tasks, project_id)
-            tagged_f = [pool.submit(lambda tag: set(self._links.images_with(tag)), tag) for tag in tag_ids]
-            tasks: list[Task] = tasks_f.result()
-            job_images = self._jobs.images_of_tasks([task.id for task in tasks]) if tasks else []
-            entries = entries_f.result()
-            tagged = {tag: future.result() for tag, future in zip(tag_ids, tagged_f)}
-        placements = _placements(tasks, job_images)
-        matches = [entry for entry in entries if _matches(image_filter, entry, placements.get(entry.image_id, ()),
-                                                          tagged)]
+        f = image_filter
+        by_task = bool(f.task_id or f.job_id or f.split is not None)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            placements_f = pool.submit(self._task_placements, project_id, f) if by_task else None
+            tagged, candidates = self._tagged(f)
+            placements = placements_f.result() if placements_f else {}
+        if f.task_id or f.job_id:
+            used = {image for image, found in placements.items() if _in_tasks(f, found)}
+            candidates = used if candidates is None else candidates & used
+        if candidates is not None and len(candidates) <= LOOKUP_LIMIT:
+            entries = self._pool.get_many(project_id, candidates)
+        else:
+            entries = self._pool.entries(project_id)
+            if candidates is not None:
+                entries = [entry for entry in entries if entry.image_id in candidates]
+        matches = [entry for entry in entries if _matches(f, entry, placements.get(entry.image_id, ()), tagged)]
         matches.sort(key=order_key)
         return Selection(matches, placements)
 
+    def _tagged(self, f: ImageFilter) -> tuple[dict[str, set[str]], set[str] | None]:
+        """For each tag the filter names, the images carrying it — all of them, or only those among
+        the candidates when that is all the filter can still use — and the candidates the include
+        tags leave (None without include tags).
 
-def _placements(tasks: list[Task], job_images: list[JobImage]) -> dict[str, list[Placement]]:
+        ALL is an index nested-loop join: the rarest tag (by usage count) is read whole, each other
+        tag is looked up by key for the remaining candidates while they are far fewer than its
+        links, and read whole otherwise. Exclusions are looked up the same way."""
+        tag_ids = list(dict.fromkeys(f.tag_ids + f.exclude_tag_ids))
+        if not tag_ids:
+            return {}, None
+        usage = {tag: found.usage_count for tag, found in self._tags.find(tag_ids).items()}
+        whole = lambda tag: set(self._links.images_with(tag))  # noqa: E731
+        tagged: dict[str, set[str]] = {}
+        candidates: set[str] | None = None
+        if f.tag_ids and f.tag_mode == "all":
+            for tag in sorted(dict.fromkeys(f.tag_ids), key=lambda tag: usage.get(tag, 0)):
+                if candidates is not None and len(candidates) * JOIN_RATIO < usage.get(tag, 0):
+                    tagged[tag] = self._links.linked(tag, candidates)
+                else:
+                    tagged[tag] = whole(tag)
+                candidates = tagged[tag] if candidates is None else candidates & tagged[tag]
+        elif f.tag_ids:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                tagged.update(zip(f.tag_ids, pool.map(whole, f.tag_ids)))
+            candidates = set().union(*(tagged[tag] for tag in f.tag_ids))
+        for tag in f.exclude_tag_ids:
+            if tag in tagged:
+                continue
+            if candidates is not None and len(candidates) * JOIN_RATIO < usage.get(tag, 0):
+                tagged[tag] = self._links.linked(tag, candidates)
+            else:
+                tagged[tag] = whole(tag)
+        return tagged, candidates
+
+    def placements(self, project_id: str, image_ids: list[str]) -> dict[str, list[Placement]]:
+        if not image_ids:
+            return {}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            tasks_f = pool.submit(self._projects.tasks, project_id)
+            uses = self._jobs.uses(project_id, image_ids)
+            tasks = tasks_f.result()
+        return _placements(tasks, uses)
+
+    def _task_placements(self, project_id: str, f: ImageFilter) -> dict[str, list[Placement]]:
+        """Placements of the tasks a task, job or split condition needs: only the named tasks for a
+        task condition alone, every task otherwise (a split is decided over all of an image's)."""
+        tasks = self._projects.tasks(project_id)
+        if f.task_id and not f.job_id and f.split is None:
+            tasks = [task for task in tasks if task.id in f.task_id]
+        return _placements(tasks, self._jobs.images_of_tasks([task.id for task in tasks]) if tasks else [])
+
+
+def _in_tasks(f: ImageFilter, placements: list[Placement]) -> bool:
+    return ((not f.task_id or any(p.task_id in f.task_id for p in placements))
+            and (not f.job_id or any(p.job_id == f.job_id for p in placements)))
+
+
+def _placements(tasks: list[Task], job_images: list[JobImage] | list[Use]) -> dict[str, list[Placement]]:
     by_id = {task.id: task for task in tasks}
     placements: dict[str, list[Placement]] = {}
     for image in job_images:
@@ -118,11 +204,9 @@ def _matches(f: ImageFilter, entry: PoolEntry, placements, tagged: dict[str, set
         return False
     if f.exclude_tag_ids and _has(tagged, f.exclude_tag_ids, entry.image_id, f.exclude_mode):
         return False
-    if f.task_id and not any(p.task_id in f.task_id for p in placements):
+    if (f.task_id or f.job_id) and not _in_tasks(f, placements):
         return False
-    if f.job_id and not any(p.job_id == f.job_id for p in placements):
-        return False
-    if f.is_annotated is not None and any(p.annotated for p in placements) != f.is_annotated:
+    if f.is_annotated is not None and entry.annotated != f.is_annotated:
         return False
     if f.split is not None:
         splits = {p.split for p in placements} or {"none"}
@@ -179,8 +263,12 @@ class ExploreService:
         else:
             start = (page - 1) * page_size
         chunk = entries[start : start + page_size]
-        views = {view.image.id: view for view in self._images.views([entry.image_id for entry in chunk])}
-        items = [ExploreItem(views[entry.image_id], selection.placements.get(entry.image_id, []))
+        ids = [entry.image_id for entry in chunk]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            views_f = pool.submit(self._images.views, ids)
+            placements = self._index.placements(project_id, ids)
+            views = {view.image.id: view for view in views_f.result()}
+        items = [ExploreItem(views[entry.image_id], placements.get(entry.image_id, []))
                  for entry in chunk if entry.image_id in views]
         more = start + page_size < len(entries)
         return ExplorePage(items, selection.total, encode_cursor(chunk[-1]) if chunk and more else None)

@@ -175,7 +175,8 @@ class RegistryService:
         """Projects keep copies of the facts they filter on; a replaced object updates them."""
         if self._pools is not None:
             self._pools.refresh(image_id(key), {"status": facts.status, "width": facts.width,
-                                                "height": facts.height, "size": facts.size})
+                                                "height": facts.height, "size": facts.size,
+                                                "sha256": facts.sha256})
 
     # Registration and reindexing ----------------------------------------------------------------
 

@@ -6,11 +6,12 @@ Items of a job's partition (`job_id`):
   a timestamp" from one Query of the job (`REV#` ≤ `REV#<time>`);
 - `sk = VER#<number>`: a frozen version: its document lives in S3, the item points at it.
 
-Saving a set writes, in one transaction: the current document, its history entry and the job
-image's `annotation_count` (what Explore's "annotated" filter reads).
+Saving a set writes, in one transaction: the current document, its history entry, the job
+image's `annotation_count` and the pool entry's (what Explore's "annotated" filter reads).
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,8 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
 from chalicelib.store.base import condition_failed, store_errors, table_meta
-from chalicelib.store.jobs import JobImageItem, job_image_key
+from chalicelib.store.jobs import PARALLEL_READS, JobImageItem, job_image_key
+from chalicelib.store.pool import PoolItem
 
 
 class AnnotationItem(Model):
@@ -101,10 +103,11 @@ class AnnotationRepository:
             return [_to_set(item) for item in AnnotationItem.query(
                 job_id, AnnotationItem.sk.startswith("CUR#"), consistent_read=True)]
 
-    def replace(self, task_id: str, job_id: str, image_id: str, annotations: list[dict[str, Any]],
-                expected_rev: int, actor: str | None, now: datetime) -> AnnotationSet:
-        """Replace the set if it is still at `expected_rev` (409 otherwise), with its history entry
-        and the job image's count, in one transaction."""
+    def replace(self, project_id: str, task_id: str, job_id: str, image_id: str, annotations: list[dict[str, Any]],
+                expected_rev: int, previous_count: int, actor: str | None, now: datetime) -> AnnotationSet:
+        """Replace the set if it is still at `expected_rev` (409 otherwise), with its history entry,
+        the job image's count and the pool entry's, in one transaction. `previous_count` is the
+        size of the set at `expected_rev`: the pool count moves by the difference."""
         rev = expected_rev + 1
         current = AnnotationItem(job_id=job_id, sk=_current(image_id), image_id=image_id, annotations=annotations,
                                  count=len(annotations), rev=rev, updated_by=actor, updated_at=now)
@@ -122,14 +125,32 @@ class AnnotationRepository:
                 tx.update(JobImageItem(task_id=task_id, key=job_image_key(job_id, image_id)),
                           actions=[JobImageItem.annotation_count.set(len(annotations))],
                           condition=JobImageItem.key.exists())
+                tx.update(PoolItem(project_id=project_id, image_id=image_id),
+                          actions=[PoolItem.annotation_count.add(len(annotations) - previous_count)],
+                          condition=PoolItem.image_id.exists())
         except TransactWriteError as exc:
             if condition_failed(exc, 0):  # [current, history, job image]
                 raise ConflictError(f"Annotations of image '{image_id}' in job '{job_id}' changed meanwhile; "
                                     "reload and retry") from exc
-            if condition_failed(exc, 2):
+            if condition_failed(exc, 2) or condition_failed(exc, 3):  # [..., job image, pool entry]
                 raise NotFoundError(f"Image '{image_id}' is not in job '{job_id}'") from exc
             raise StoreError(f"saving annotations failed: {exc.msg}") from exc
         return _to_set(current)
+
+    def current_many(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """The current sets of (job id, image id) pairs that have one (BatchGetItem, 100 keys a
+        request, in parallel)."""
+        keys = [(job_id, _current(image_id)) for job_id, image_id in dict.fromkeys(pairs)]
+        chunks = [keys[start : start + 100] for start in range(0, len(keys), 100)]
+
+        def read(chunk: list[tuple[str, str]]) -> list[AnnotationItem]:
+            with store_errors("reading annotations"):
+                return list(AnnotationItem.batch_get(chunk, consistent_read=True,
+                                                     attributes_to_get=["job_id", "image_id", "annotations"]))
+
+        with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
+            return {(item.job_id, item.image_id): item.annotations or []
+                    for items in pool.map(read, chunks) for item in items}
 
     def history(self, job_id: str, until: datetime) -> list[AnnotationSet]:
         """Every set saved in the job up to `until`, oldest first."""

@@ -10,6 +10,8 @@ registry from the bucket does not lose them.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import random
 import time
 from typing import Iterable, Iterator
@@ -61,12 +63,20 @@ def _backoff(attempt: int) -> None:
 
 class ImageTagRepository:
     def linked(self, tag_id: str, image_ids: Iterable[str]) -> set[str]:
-        """Which of `image_ids` already carry `tag_id` (BatchGetItem)."""
+        """Which of `image_ids` carry `tag_id` (BatchGetItem, strongly consistent, 100 keys a
+        request, in parallel)."""
         keys = [(tag_id, image) for image in dict.fromkeys(image_ids)]
-        if not keys:
-            return set()
-        with store_errors("reading tag links"):
-            return {item.image_id for item in ImageTagItem.batch_get(keys, attributes_to_get=["image_id"])}
+        chunks = [keys[start : start + 100] for start in range(0, len(keys), 100)]
+
+        def read(chunk: list[tuple[str, str]]) -> set[str]:
+            with store_errors("reading tag links"):
+                return {item.image_id for item in ImageTagItem.batch_get(chunk, consistent_read=True,
+                                                                         attributes_to_get=["image_id"])}
+
+        if len(chunks) <= 1:
+            return read(chunks[0]) if chunks else set()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return set().union(*pool.map(read, chunks))
 
     def link(self, tag_id: str, image_ids: list[str], created_by: str | None) -> set[str]:
         """Link `tag_id` to every image in `image_ids` not already linked; returns the images newly linked."""
@@ -84,9 +94,18 @@ class ImageTagRepository:
 
     def images_with(self, tag_id: str) -> Iterator[str]:
         """Every image carrying `tag_id` (strongly consistent: a tag just added is seen)."""
-        with store_errors("reading tag links"):
-            for item in ImageTagItem.query(tag_id, consistent_read=True, attributes_to_get=["image_id"]):
-                yield item.image_id
+        # The table connection's raw pages: one string per link, no model object (Explore reads
+        # thousands of links per call).
+        connection, start = ImageTagItem._get_connection(), None
+        while True:
+            with store_errors("reading tag links"):
+                page = connection.query(tag_id, consistent_read=True, attributes_to_get=["image_id"],
+                                        exclusive_start_key=start)
+            for item in page.get("Items", ()):
+                yield item["image_id"]["S"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return
 
     def tags_of(self, image_id: str) -> list[str]:
         with store_errors("reading tag links"):

@@ -4,7 +4,11 @@ A job is one item by id (the API addresses jobs directly), in the `by_task` inde
 number. Its images are items of the task's partition in their own table (`task_id`,
 `key = <job id>#<image id>`), so a job's images are one Query, a task's (for Explore and for
 deletion) one Query, and creating a task is nothing but BatchWriteItem. The `by_image` index
-(`image_id`, `project_id`) answers "is this image in one of the project's tasks?".
+(`image_id`, `project_id`, with `job_id` and `annotation_count`) answers "where is this image
+used in the project, and is it annotated there?" with one Query.
+
+Deleting an annotated job image and lowering the pool entry's `annotation_count` by its count is
+one transaction, so the pool's count stays exact.
 
 A job's status and assignee change only by conditional writes on `rev`: of two concurrent
 changes made from the same state, exactly one wins.
@@ -17,14 +21,17 @@ from datetime import datetime
 from typing import Iterable
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import DoesNotExist, UpdateError
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import store_errors, table_meta, utcnow
+from chalicelib.store.base import condition_failed, store_errors, table_meta, utcnow
+from chalicelib.store.pool import PoolItem
 
 PARALLEL_READS = 8
+TRANSACTION_PAIRS = 50  # TransactWriteItems takes 100 actions: a job image and its pool entry each
 
 
 class JobsByTask(GlobalSecondaryIndex):
@@ -56,7 +63,7 @@ class JobItem(Model):
 class JobImagesByImage(GlobalSecondaryIndex):
     class Meta:
         index_name = "by_image"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["job_id", "annotation_count"])
 
     image_id = UnicodeAttribute(hash_key=True)
     project_id = UnicodeAttribute(range_key=True)
@@ -98,6 +105,20 @@ class JobImage:
     project_id: str
     sequence_number: int
     annotation_count: int = 0
+
+    @property
+    def annotated(self) -> bool:
+        return self.annotation_count > 0
+
+
+@dataclass(frozen=True)
+class Use:
+    """Where an image is used in a project: a job of a task, and its annotation count there."""
+
+    task_id: str
+    job_id: str
+    image_id: str
+    annotation_count: int
 
     @property
     def annotated(self) -> bool:
@@ -193,23 +214,76 @@ class JobRepository:
         with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
             return [image for images in pool.map(read, task_ids) for image in images]
 
+    def uses(self, project_id: str, image_ids: Iterable[str]) -> list[Use]:
+        """Where each of `image_ids` is used in the project's tasks (one `by_image` Query per
+        image, in parallel; eventually consistent, as every index read is)."""
+
+        def read(image_id: str) -> list[Use]:
+            with store_errors("reading job images"):
+                return [Use(task_id=item.task_id, job_id=item.job_id, image_id=image_id,
+                            annotation_count=int(item.annotation_count or 0))
+                        for item in JobImageItem.by_image.query(image_id, JobImageItem.project_id == project_id)]
+
+        image_ids = list(dict.fromkeys(image_ids))
+        with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
+            return [use for uses in pool.map(read, image_ids) for use in uses]
+
     def in_project_tasks(self, project_id: str, image_id: str) -> bool:
         with store_errors("reading job images"):
             return any(True for _ in JobImageItem.by_image.query(image_id, JobImageItem.project_id == project_id,
                                                                  limit=1))
 
     def delete_task(self, task_id: str) -> list[str]:
-        """Remove a task's jobs and job images; returns the job ids removed."""
+        """Remove a task's jobs and job images; returns the job ids removed. Annotated job images
+        go in transactions that also lower their pool entries' counts; the rest by BatchWriteItem."""
         jobs = self.of_task(task_id)
         with store_errors("deleting a task's jobs"):
-            keys = [item.key for item in JobImageItem.query(task_id, attributes_to_get=["task_id", "key"])]
+            items = list(JobImageItem.query(task_id, consistent_read=True, attributes_to_get=[
+                "task_id", "key", "image_id", "project_id", "annotation_count"]))
             with JobImageItem.batch_write() as batch:
-                for key in keys:
-                    batch.delete(JobImageItem(task_id=task_id, key=key))
+                for item in items:
+                    if not item.annotation_count:
+                        batch.delete(JobImageItem(task_id=task_id, key=item.key))
+        annotated = [item for item in items if item.annotation_count]
+        for start in range(0, len(annotated), TRANSACTION_PAIRS):
+            self._delete_counted(annotated[start : start + TRANSACTION_PAIRS])
+        with store_errors("deleting a task's jobs"):
             with JobItem.batch_write() as batch:
                 for job in jobs:
                     batch.delete(JobItem(id=job.id))
         return [job.id for job in jobs]
+
+    def _delete_counted(self, items: list[JobImageItem], attempts: int = 3) -> None:
+        """Delete annotated job images, each with its count taken off its pool entry. PynamoDB
+        sends the deletes first, so cancellation reason `n` is item `n`'s delete; an item whose
+        count changed meanwhile is read again and retried alone."""
+        try:
+            with TransactWrite(connection=JobImageItem._get_connection().connection) as tx:
+                for item in items:
+                    count = int(item.annotation_count)
+                    tx.delete(JobImageItem(task_id=item.task_id, key=item.key),
+                              condition=JobImageItem.annotation_count == count)
+                    tx.update(PoolItem(project_id=item.project_id, image_id=item.image_id),
+                              actions=[PoolItem.annotation_count.add(-count)], condition=PoolItem.image_id.exists())
+            return
+        except TransactWriteError as exc:
+            changed = any(condition_failed(exc, n) for n in range(len(items)))
+            pool_gone = [item for n, item in enumerate(items) if condition_failed(exc, len(items) + n)]
+            if not (changed or pool_gone) or attempts <= 1:
+                raise StoreError(f"deleting annotated job images failed: {exc.msg}") from exc
+        with store_errors("deleting annotated job images"):
+            for item in items:
+                if item in pool_gone:  # no pool entry to keep exact: the job image just goes
+                    JobImageItem(task_id=item.task_id, key=item.key).delete()
+                    continue
+                try:
+                    fresh = JobImageItem.get(item.task_id, item.key, consistent_read=True)
+                except DoesNotExist:
+                    continue
+                if fresh.annotation_count:
+                    self._delete_counted([fresh], attempts - 1)
+                else:
+                    fresh.delete()
 
     def delete_job_images(self, task_id: str, image_keys: Iterable[str]) -> None:
         """Remove job images by key (undoing a failed task creation: ids known, nothing to read)."""

@@ -1,8 +1,11 @@
-"""S3 objects: the share bucket (listing, reading, presigned uploads) and small documents and
-thumbnails kept in the cache bucket. The only module that talks to S3 for the registry."""
+"""S3 objects: the share bucket (listing, reading, presigned uploads), small documents and
+thumbnails kept in the cache bucket, and export artifacts (server-side copies, streamed multipart
+writes). The only module that talks to S3."""
 from __future__ import annotations
 
+import io
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
@@ -13,6 +16,7 @@ from chalicelib.errors import BadRequestError, StoreError
 from chalicelib.store.aws import client
 
 CHUNK_BYTES = 1 << 20
+PART_BYTES = 8 << 20  # multipart part size: S3 needs >= 5 MiB but the last; memory stays ~ one part
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
 
@@ -134,10 +138,10 @@ class Bucket:
             deleted += len(page)
         return deleted
 
-    def presign_get(self, key: str, expires_in: int, filename: str | None = None) -> str:
+    def presign_get(self, key: str, expires_in: int, filename: str | None = None, disposition: str = "inline") -> str:
         params: dict[str, Any] = {"Bucket": self.name, "Key": key}
         if filename:
-            params["ResponseContentDisposition"] = f'inline; filename="{filename}"'
+            params["ResponseContentDisposition"] = f'{disposition}; filename="{filename}"'
         return client("s3").generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def presign_post(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict[str, Any]:
@@ -149,3 +153,93 @@ class Bucket:
             Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
             ExpiresIn=expires_in,
         )
+
+
+    def lines(self, key: str) -> Iterator[bytes]:
+        """The object's lines (without the newline), read as a stream."""
+        opened = self.open(key)
+        if opened is None:
+            raise StoreError(f"s3://{self.name}/{key} is missing")
+        rest = b""
+        for chunk in opened[1]:
+            rest += chunk
+            *complete, rest = rest.split(b"\n")
+            yield from complete
+        if rest:
+            yield rest
+
+    def copy_from(self, source: "Bucket", source_key: str, key: str) -> None:
+        """Server-side copy (CopyObject): the bytes never pass through this process."""
+        try:
+            client("s3").copy_object(Bucket=self.name, Key=key, CopySource={"Bucket": source.name, "Key": source_key})
+        except ClientError as exc:
+            raise StoreError(f"copying s3://{source.name}/{source_key} failed: {_code(exc)}") from exc
+
+    @contextmanager
+    def writer(self, key: str, content_type: str) -> Iterator["MultipartWriter"]:
+        """A write-only stream to `key` uploaded in parts as it fills; completed on a clean exit,
+        aborted (nothing left behind) on an error."""
+        out = MultipartWriter(self.name, key, content_type)
+        try:
+            yield out
+        except BaseException:
+            out.abort()
+            raise
+        out.complete()
+
+
+class MultipartWriter(io.RawIOBase):
+    """Buffers writes and uploads every `PART_BYTES` as one part of a multipart upload. Not
+    seekable (zipfile then writes data descriptors), but tells its position."""
+
+    def __init__(self, bucket: str, key: str, content_type: str) -> None:
+        super().__init__()
+        self.bucket, self.key = bucket, key
+        self._buffer = bytearray()
+        self._parts: list[dict] = []
+        self._position = 0
+        try:
+            self._upload_id = client("s3").create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType=content_type)["UploadId"]
+        except ClientError as exc:
+            raise StoreError(f"starting an upload to s3://{bucket}/{key} failed: {_code(exc)}") from exc
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def write(self, data) -> int:
+        self._buffer += data
+        self._position += len(data)
+        while len(self._buffer) >= PART_BYTES:
+            part = bytes(self._buffer[:PART_BYTES])
+            del self._buffer[:PART_BYTES]
+            self._upload(part)
+        return len(data)
+
+    def _upload(self, part: bytes) -> None:
+        number = len(self._parts) + 1
+        try:
+            response = client("s3").upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                                                PartNumber=number, Body=part)
+        except ClientError as exc:
+            raise StoreError(f"uploading part {number} of s3://{self.bucket}/{self.key} failed: {_code(exc)}") from exc
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def complete(self) -> None:
+        if self._buffer or not self._parts:
+            self._upload(bytes(self._buffer))
+            self._buffer.clear()
+        try:
+            client("s3").complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                                                   MultipartUpload={"Parts": self._parts})
+        except ClientError as exc:
+            raise StoreError(f"completing s3://{self.bucket}/{self.key} failed: {_code(exc)}") from exc
+
+    def abort(self) -> None:
+        try:
+            client("s3").abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+        except ClientError:
+            pass  # an upload left open is removed by the bucket's lifecycle rule

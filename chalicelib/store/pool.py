@@ -6,9 +6,15 @@ instead of a BatchGetItem per hundred images. Paths never change for an id (the 
 the path); the other facts change only when an object is replaced, and ingestion then refreshes
 every copy through the `by_image` index (`image_id`, `project_id`). Tags are not copied: Explore
 reads them from the tag links, so tagging is seen in every project at once.
+
+`annotation_count` is the number of annotations the image has in all of the project's jobs. It
+changes only inside the transactions that change a job image's count (saving an annotation set,
+deleting an annotated job image), so it is exact, and Explore's "annotated" filter needs no read
+of the tasks' job images.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
@@ -21,6 +27,9 @@ from pynamodb.models import Model
 from chalicelib.errors import NotFoundError, StoreError
 from chalicelib.store.base import store_errors, table_meta, utcnow
 from chalicelib.store.images import Image
+
+BATCH_GET = 100  # DynamoDB's BatchGetItem limit
+PARALLEL_READS = 8
 
 class PoolByImage(GlobalSecondaryIndex):
     class Meta:
@@ -41,9 +50,11 @@ class PoolItem(Model):
     width = NumberAttribute(null=True)
     height = NumberAttribute(null=True)
     size = NumberAttribute(null=True)
+    sha256 = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     added_by = UnicodeAttribute(null=True)
     added_at = UTCDateTimeAttribute()
+    annotation_count = NumberAttribute(null=True)
 
     by_image = PoolByImage()
 
@@ -60,6 +71,12 @@ class PoolEntry:
     size: int | None
     created_at: datetime
     added_at: datetime
+    annotation_count: int = 0
+    sha256: str | None = None
+
+    @property
+    def annotated(self) -> bool:
+        return self.annotation_count > 0
 
     @property
     def filename(self) -> str:
@@ -73,12 +90,13 @@ def _num(value) -> int | None:
 def _to_entry(item: PoolItem) -> PoolEntry:
     return PoolEntry(image_id=item.image_id, file_path=item.file_path, status=item.status, width=_num(item.width),
                      height=_num(item.height), size=_num(item.size), created_at=item.created_at,
-                     added_at=item.added_at)
+                     added_at=item.added_at, annotation_count=int(item.annotation_count or 0), sha256=item.sha256)
 
 
 def _item(project_id: str, image: Image, added_by: str | None, added_at: datetime) -> PoolItem:
     return PoolItem(project_id=project_id, image_id=image.id, file_path=image.file_path, status=image.status,
-                    width=image.width, height=image.height, size=image.size, created_at=image.created_at,
+                    width=image.width, height=image.height, size=image.size, sha256=image.sha256,
+                    created_at=image.created_at,
                     added_by=added_by, added_at=added_at)
 
 
@@ -87,6 +105,20 @@ class PoolRepository:
         """The whole pool of a project (strongly consistent, paginated by DynamoDB's 1 MB pages)."""
         with store_errors("reading a project pool"):
             return [_to_entry(item) for item in PoolItem.query(project_id, consistent_read=True)]
+
+    def get_many(self, project_id: str, image_ids: Iterable[str]) -> list[PoolEntry]:
+        """The pool entries of `image_ids` that exist (BatchGetItem, 100 keys a request, in parallel)."""
+        keys = [(project_id, image) for image in dict.fromkeys(image_ids)]
+        chunks = [keys[start : start + BATCH_GET] for start in range(0, len(keys), BATCH_GET)]
+
+        def read(chunk: list[tuple[str, str]]) -> list[PoolEntry]:
+            with store_errors("reading a project pool"):
+                return [_to_entry(item) for item in PoolItem.batch_get(chunk, consistent_read=True)]
+
+        if len(chunks) <= 1:
+            return read(chunks[0]) if chunks else []
+        with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
+            return [entry for entries in pool.map(read, chunks) for entry in entries]
 
     def present(self, project_id: str, image_ids: Iterable[str]) -> set[str]:
         """Which of `image_ids` are in the pool (BatchGetItem, keys only)."""
@@ -125,7 +157,7 @@ class PoolRepository:
         self.remove_all(project_id, image_ids)
 
     def refresh(self, image_id: str, changes: dict[str, Any]) -> int:
-        """Copy an image's changed facts (`status`, `width`, `height`, `size`) into every pool that
+        """Copy an image's changed facts (`status`, `width`, `height`, `size`, `sha256`) into every pool that
         holds it; returns how many entries were refreshed."""
         with store_errors("finding an image's pools"):
             projects = [item.project_id for item in PoolItem.by_image.query(image_id)]

@@ -7,15 +7,28 @@ per-index bucket kept up to date on every write. moto then runs its own key cond
 pagination, filters and projections on that list unchanged, so results are the same as moto's
 (tests/unit/test_local_dynamodb.py compares both) at a cost that follows the partition size, not
 the table size. Only the embedded emulator is patched; code running on AWS never sees this.
+
+Comparing string attribute values (moto sorts every Query's results by key with them) takes a
+shortcut for strings: `DynamoType.cast_value` of an `S` value is the value itself, which moto's
+own property returns only after five type checks.
+
+The answers of the item-reading operations (GetItem, BatchGetItem, Query, Scan) are also written
+straight to DynamoDB's JSON wire format instead of through moto's generic, shape-walking response
+serializer, which costs ~0.6 ms per item and made reading 10,000 items take seconds. The
+comparison test checks both paths parse to the same response for every attribute type.
 """
 from __future__ import annotations
 
+import base64
 import inspect
+import json
 import threading
 from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoResult
 
 _state = threading.local()
 _lock = threading.RLock()
@@ -34,6 +47,8 @@ def accelerate_queries() -> None:
             put_item=Table.put_item,
             delete_item=Table.delete_item,
             update_item=DynamoDBBackend.update_item,
+            execute_result=DynamoResult.execute_result,
+            cast_value=DynamoType.cast_value,
         )
         global _QUERY_SIGNATURE
         _QUERY_SIGNATURE = inspect.signature(Table.query)
@@ -42,6 +57,8 @@ def accelerate_queries() -> None:
         Table.put_item = _put_item
         Table.delete_item = _delete_item
         DynamoDBBackend.update_item = _update_item
+        DynamoResult.execute_result = _execute_result
+        DynamoType.cast_value = property(_cast_value)
 
 
 _request_lock = threading.Lock()
@@ -82,6 +99,8 @@ def restore() -> None:
         Table.put_item = _originals["put_item"]
         Table.delete_item = _originals["delete_item"]
         DynamoDBBackend.update_item = _originals["update_item"]
+        DynamoResult.execute_result = _originals["execute_result"]
+        DynamoType.cast_value = _originals["cast_value"]
         _originals.clear()
 
 
@@ -199,3 +218,26 @@ def _update_item(self: DynamoDBBackend, table_name: str, *args: Any, **kwargs: A
     if item is not None:
         _reindex(self.get_table(table_name), item)
     return item
+
+
+_ITEM_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan"})
+_JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0"}
+
+
+def _binary(value: Any) -> str:
+    """Binary attribute values go over the wire as base64, as DynamoDB's JSON protocol has them."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not part of an item read's answer")
+
+
+def _execute_result(self: DynamoResult, context: Any):
+    if context.operation_model.name not in _ITEM_READS:
+        return _originals["execute_result"](self, context)
+    return 200, dict(_JSON_HEADERS), json.dumps(self.result, separators=(",", ":"), default=_binary)
+
+
+def _cast_value(self: DynamoType) -> Any:
+    if self.type == "S":
+        return self.value
+    return _originals["cast_value"].fget(self)

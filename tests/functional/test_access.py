@@ -8,6 +8,7 @@ One world is built per module; routes that destroy something act on a fresh, dis
 """
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -50,6 +51,7 @@ class World:
     images: list[str]
     spare_image: str
     filter_id: str
+    export_id: str = ""
     private: set[str] = field(default_factory=set)
 
     @property
@@ -67,7 +69,7 @@ class World:
 
 
 def created(response) -> dict:
-    assert response.status_code in (200, 201), response.json
+    assert response.status_code in (200, 201, 202), response.json
     return response.json["data"]
 
 
@@ -127,6 +129,20 @@ def remove_pool_image(w: World, job: str) -> Call:
     created(w.owner.post(w.p("/images"), {"shared_image_ids": [w.spare_image]}))
     return Call(w.p(f"/images/{w.spare_image}"), unchanged=lambda: w.spare_image in {
         image["id"] for image in w.owner.get(w.p("/explore?page_size=200")).json["data"]["images"]})
+
+
+def completed_export(w: World) -> str:
+    export_id = created(w.owner.post(w.p("/exports"), {"export_mode": "detection"}))["id"]
+    deadline = time.monotonic() + 60
+    while w.owner.get(w.p(f"/exports/{export_id}")).json["data"]["status"] != "completed":
+        assert time.monotonic() < deadline, "export did not complete"
+        time.sleep(0.1)
+    return export_id
+
+
+def delete_export(w: World, job: str) -> Call:
+    path = w.p(f"/exports/{completed_export(w)}")
+    return Call(path, unchanged=lambda: w.owner.get(path).status_code == 200)
 
 
 # The matrix -------------------------------------------------------------------------------------------
@@ -192,6 +208,16 @@ ROWS = [
         lambda w, j: Call(w.image_path(j), {"annotations": [BOX]})),
     Row("POST", f"{J}/versions", "versions.create", lambda w, j: Call(w.j(j, "/versions"), {"note": "checkpoint"})),
     Row("GET", f"{J}/versions", "annotations.read", lambda w, j: Call(w.j(j, "/versions"))),
+    Row("POST", f"{P}/exports/preview", "exports.read",
+        lambda w, j: Call(w.p("/exports/preview"), {"export_mode": "detection"})),
+    Row("POST", f"{P}/exports", "exports.write", lambda w, j: Call(w.p("/exports"), {"export_mode": "detection"})),
+    Row("GET", f"{P}/exports", "exports.read", lambda w, j: Call(w.p("/exports"))),
+    Row("GET", f"{P}/exports/classification-options", "exports.read",
+        lambda w, j: Call(w.p("/exports/classification-options"))),
+    Row("GET", f"{P}/exports/{{export_id}}", "exports.read", lambda w, j: Call(w.p(f"/exports/{w.export_id}"))),
+    Row("GET", f"{P}/exports/{{export_id}}/download", "exports.read",
+        lambda w, j: Call(w.p(f"/exports/{w.export_id}/download"))),
+    Row("DELETE", f"{P}/exports/{{export_id}}", "exports.write", delete_export),
 ]
 
 
@@ -253,6 +279,8 @@ def build_world(stack, client) -> World:
                   images=images, spare_image=spare_image, filter_id=saved["id"])
     world.private = {NAME, project_id, world.task_id, job_a, job_b, spare_image, saved["id"], *images,
                      *(SUBS[role] for role in ROLES), SPARE_USER}
+    world.export_id = completed_export(world)
+    world.private.add(world.export_id)
     return world
 
 
@@ -288,7 +316,7 @@ def test_role_matrix(world, row, caller, job, expected):
     response = world.callers[caller].request(row.method, call.path, call.body)
     # Then the outcome is the one RULES gives the caller's role
     if expected == OK:
-        assert 200 <= response.status_code < 300, response.json
+        assert 200 <= response.status_code < 300 or response.status_code == 302, response.json
     else:
         assert response.status_code == expected, response.json
         if call.unchanged is not None:

@@ -37,8 +37,8 @@ def composition(api, created: dict) -> list[list[str]]:
             for job in created["jobs"]]
 
 
-def explored(api, project_id: str) -> list[dict]:
-    return api.get(f"{PROJECTS}/{project_id}/explore?page_size=200").json["data"]["images"]
+def explored(api, project_id: str, query: str = "") -> list[dict]:
+    return api.get(f"{PROJECTS}/{project_id}/explore?page_size=200{query}").json["data"]["images"]
 
 
 def tasks_of(api, project_id: str) -> list[dict]:
@@ -286,6 +286,7 @@ def test_deleting_a_task_removes_jobs_and_annotations_but_keeps_the_images(stack
         "annotations": [{"type": "bbox", "label": "cat", "state": "confirmed", "bbox": [1, 1, 10, 10]}]})
     assert saved.status_code == 200, saved.json
     assert next(i for i in explored(api, project_id) if i["id"] == image_id)["is_annotated"] is True
+    assert [i["id"] for i in explored(api, project_id, "&is_annotated=true")] == [image_id]
     # When
     response = api.delete(f"{PROJECTS}/{project_id}/tasks/{created['task']['id']}")
     # Then
@@ -298,6 +299,9 @@ def test_deleting_a_task_removes_jobs_and_annotations_but_keeps_the_images(stack
     images = explored(api, project_id)
     assert sorted(image["id"] for image in images) == sorted(ids)
     assert all(image["tasks"] == [] and image["is_annotated"] is False for image in images)
+    # And the annotated filter agrees: the pool's annotation count went down with the task
+    assert explored(api, project_id, "&is_annotated=true") == []
+    assert len(explored(api, project_id, "&is_annotated=false")) == len(ids)
     assert all(api.get(f"/api/v1/shared-images/{image}").status_code == 200 for image in ids)
 
 

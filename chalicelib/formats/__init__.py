@@ -1,0 +1,31 @@
+"""Export and import formats: pure readers and writers, no AWS, no HTTP.
+
+Every export writer takes `ExportImage` records — one image of a frozen export manifest with what
+its format needs — and produces bytes or lines; the export pipeline (services/exports.py) decides
+where they go (shard parts in S3, then one streamed ZIP).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One annotation in the image's displayed frame (pixels, EXIF orientation applied)."""
+
+    type: str  # "bbox" | "polygon" | "classification"
+    label: str
+    bbox: tuple[float, float, float, float] | None = None  # x, y, width, height (bbox only)
+    points: tuple[tuple[float, float], ...] | None = None  # polygon only, >= 3 points
+
+
+@dataclass(frozen=True)
+class ExportImage:
+    number: int  # 1-based position in the export's frozen manifest: the COCO image id
+    image_id: str
+    file_path: str  # the image's real path relative to the share (COCO `file_name`)
+    width: int
+    height: int
+    split: str  # "train" | "val" | "test" | "none"
+    classes: tuple[str, ...] = ()  # classification exports: the image's class names
+    shapes: tuple[Shape, ...] = field(default_factory=tuple)

@@ -1,0 +1,353 @@
+"""Exports end to end on the emulator's Step Functions: preview, numbering, the four artifact
+layouts of one small hand-checked project, the URL manifest, history, download and deletion, a
+failing step, and preview counts against built artifacts for randomized filters."""
+from __future__ import annotations
+
+import io
+import json
+import random
+import threading
+import time
+import urllib.parse
+import zipfile
+
+import pytest
+from pycocotools.coco import COCO
+
+from tests import imagefiles
+from tests.conftest import put_share_object as put
+
+PROJECTS = "/api/v1/projects"
+LABELS = [{"name": "cat", "annotation_type": "any"}, {"name": "dog", "annotation_type": "any"},
+          {"name": "indoor", "annotation_type": "classification"}]
+# path: (width, height)
+FILES = {"zoo/a.jpg": (100, 50), "zoo/b.jpg": (80, 40), "zoo/night/c.png": (60, 60), "yard/d.jpg": (40, 20)}
+
+
+class Small:
+    """Four images; task "train" holds a, b; task "val" holds c; d is in no task. Tags: category
+    "animal" with tags cat (a, c) and dog (b, c); tag "blurry" (d)."""
+
+    def __init__(self, stack, api) -> None:
+        self.api = api
+        for n, (key, size) in enumerate(FILES.items()):
+            put(stack, key, imagefiles.picture(*size, seed=n, fmt="PNG" if key.endswith(".png") else "JPEG"))
+        registered = api.post("/api/v1/shared-images/register", {"file_paths": list(FILES)}).json["data"]
+        self.ids = {image["file_path"]: image["id"] for image in registered["registered"]}
+        self.project = api.post(PROJECTS, {"name": "Zoo", "labels": LABELS}).json["data"]["id"]
+        assert api.post(f"{self.base}/images", {"shared_image_ids": list(self.ids.values())}).status_code == 200
+        self.tags = {}
+        for name, category, paths in (("cat", "animal", ["zoo/a.jpg", "zoo/night/c.png"]),
+                                      ("dog", "animal", ["zoo/b.jpg", "zoo/night/c.png"]),
+                                      ("blurry", None, ["yard/d.jpg"])):
+            tag = api.post("/api/v1/tags", {"name": name, "color": "#112233", "category": category}).json["data"]
+            self.tags[name] = tag["id"]
+            assert api.post("/api/v1/shared-images/bulk-tag", {
+                "shared_image_ids": [self.ids[path] for path in paths], "tag_ids": [tag["id"]]}).status_code == 200
+        self.jobs = {}
+        for name, paths in (("train", ["zoo/a.jpg", "zoo/b.jpg"]), ("val", ["zoo/night/c.png"])):
+            created = api.post(f"{self.base}/tasks", {"name": name, "chunk_size": 10, "split": name,
+                                                      "shared_image_ids": [self.ids[p] for p in paths]})
+            assert created.status_code == 201, created.json
+            for path in paths:
+                self.jobs[path] = created.json["data"]["jobs"][0]["id"]
+        self.annotate("zoo/a.jpg", [{"type": "bbox", "label": "cat", "bbox": [10, 5, 20, 10]},
+                                    {"type": "polygon", "label": "dog", "points": [[0, 0], [40, 0], [40, 20]]},
+                                    {"type": "classification", "label": "indoor"}])
+        self.annotate("zoo/b.jpg", [{"type": "bbox", "label": "dog", "bbox": [0, 0, 80, 40]}])
+        self.annotate("zoo/night/c.png", [{"type": "polygon", "label": "cat",
+                                           "points": [[10, 10], [50, 10], [50, 50], [10, 50]]}])
+
+        # Explore order (newest first, then id): the order of every artifact, and COCO's image ids
+        explored = api.get(f"{self.base}/explore?page_size=200").json["data"]["images"]
+        self.order = [image["file_path"] for image in explored]
+        self.number = {path: n + 1 for n, path in enumerate(self.order)}
+
+    def ordered(self, by_path: dict) -> list:
+        """`by_path`'s values, flattened in Explore order."""
+        return [value for path in self.order for value in by_path.get(path, [])]
+
+    @property
+    def base(self) -> str:
+        return f"{PROJECTS}/{self.project}"
+
+    def annotate(self, path: str, annotations: list[dict]) -> None:
+        response = self.api.request("PUT", f"/api/v1/jobs/{self.jobs[path]}/images/{self.ids[path]}/annotations",
+                                    {"annotations": annotations})
+        assert response.status_code == 200, response.json
+
+
+@pytest.fixture
+def small(stack, api) -> Small:
+    return Small(stack, api)
+
+
+def finished(api, base: str, export_id: str, timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        export = api.get(f"{base}/exports/{export_id}").json["data"]
+        if export["status"] in ("completed", "failed"):
+            return export
+        time.sleep(0.1)
+    raise AssertionError(f"export {export_id} did not finish in {timeout}s")
+
+
+def artifact(stack, api, base: str, export_id: str) -> zipfile.ZipFile:
+    response = api.get(f"{base}/exports/{export_id}/download")
+    assert response.status_code == 302, response.json
+    url = urllib.parse.urlparse(response.headers["Location"])
+    query = urllib.parse.parse_qs(url.query)
+    assert "Signature" in query and 3500 < int(query["Expires"][0]) - time.time() <= 3600  # one hour at most
+    assert query["response-content-disposition"][0].startswith("attachment; filename=")
+    bucket, key = stack.variables["PIXELPOOL_EXPORTS_BUCKET"], urllib.parse.unquote(url.path.split("/", 2)[2])
+    body = stack._client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return zipfile.ZipFile(io.BytesIO(body))
+
+
+def export(stack, api, base: str, body: dict) -> tuple[dict, zipfile.ZipFile]:
+    created = api.post(f"{base}/exports", body)
+    assert created.status_code == 202, created.json
+    assert created.json["data"]["status"] == "pending"
+    done = finished(api, base, created.json["data"]["id"])
+    assert done["status"] == "completed", done
+    return done, artifact(stack, api, base, done["id"])
+
+
+# The four layouts, hand-checked ------------------------------------------------------------------
+
+
+def test_coco_detection_has_real_paths_sorted_categories_and_loads_in_pycocotools(stack, api, small, tmp_path):
+    done, archive = export(stack, api, small.base, {"export_mode": "detection",
+                                                     "options": {"bbox_from_polygons": True}})
+    document = json.loads(archive.read("annotations.json"))
+    n = small.number
+    assert document["images"] == [{"id": n[path], "file_name": path, "width": FILES[path][0],
+                                   "height": FILES[path][1]} for path in small.order]
+    assert document["categories"] == [{"id": 1, "name": "cat", "supercategory": ""},
+                                      {"id": 2, "name": "dog", "supercategory": ""},
+                                      {"id": 3, "name": "indoor", "supercategory": ""}]
+    expected = small.ordered({
+        "zoo/night/c.png": [(n["zoo/night/c.png"], 1, [10.0, 10.0, 40.0, 40.0], 1600.0, 0)],  # polygon as its box
+        "zoo/b.jpg": [(n["zoo/b.jpg"], 2, [0.0, 0.0, 80.0, 40.0], 3200.0, 0)],
+        "zoo/a.jpg": [(n["zoo/a.jpg"], 1, [10.0, 5.0, 20.0, 10.0], 200.0, 0),  # box
+                      (n["zoo/a.jpg"], 2, [0.0, 0.0, 40.0, 20.0], 800.0, 0)],  # polygon as its box
+    })
+    assert [(a["id"], a["image_id"], a["category_id"], a["bbox"], a["area"], a["iscrowd"])
+            for a in document["annotations"]] == [(number + 1, *rest) for number, rest in enumerate(expected)]
+    (tmp_path / "coco.json").write_bytes(archive.read("annotations.json"))
+    coco = COCO(str(tmp_path / "coco.json"))
+    assert (len(coco.getImgIds()), len(coco.getAnnIds()), len(coco.getCatIds())) == (4, 4, 3)
+    assert len(coco.getAnnIds(catIds=[1])) == 2 and len(coco.getAnnIds(imgIds=[n["zoo/a.jpg"]])) == 2
+    assert done["summary"]["class_distribution"] == {"cat": 2, "dog": 2}
+    assert (done["image_count"], done["annotation_count"], done["name"], done["version_number"]) == (
+        4, 4, "Detection Export v1", 1)
+    assert done["artifact_size_bytes"] > 0 and done["progress"] == {"shards_done": 1, "shards_total": 1}
+    assert sorted(archive.namelist()) == ["annotations.json", "export.json"]
+
+
+def test_coco_segmentation_exports_polygons_with_area_and_boxes_as_polygons(stack, api, small):
+    _, archive = export(stack, api, small.base, {"export_mode": "segmentation", "options": {
+        "bboxes_as_polygons": True, "labels": ["cat"]}})
+    document = json.loads(archive.read("annotations.json"))
+    assert document["categories"] == [{"id": 1, "name": "cat", "supercategory": ""}]
+    n = small.number
+    assert [(a["image_id"], a["segmentation"], a["bbox"], a["area"]) for a in document["annotations"]] == small.ordered({
+        "zoo/night/c.png": [(n["zoo/night/c.png"], [[10.0, 10.0, 50.0, 10.0, 50.0, 50.0, 10.0, 50.0]],
+                             [10.0, 10.0, 40.0, 40.0], 1600.0)],
+        "zoo/a.jpg": [(n["zoo/a.jpg"], [[10.0, 5.0, 30.0, 5.0, 30.0, 15.0, 10.0, 15.0]], [10.0, 5.0, 20.0, 10.0],
+                       200.0)]})
+
+
+def test_yolo_layout_leaves_out_images_in_no_split_and_normalizes_boxes(stack, api, small):
+    done, archive = export(stack, api, small.base, {"export_mode": "detection", "output_format": "yolo",
+                                                     "options": {"include_images": True}})
+    assert sorted(archive.namelist()) == [
+        "data.yaml", "export.json", "images/train/zoo/a.jpg", "images/train/zoo/b.jpg",
+        "images/val/zoo/night/c.png", "labels/train/zoo/a.txt", "labels/train/zoo/b.txt",
+        "labels/val/zoo/night/c.txt"]
+    assert archive.read("labels/train/zoo/a.txt").decode() == "0 0.200000 0.200000 0.200000 0.200000\n"
+    assert archive.read("labels/train/zoo/b.txt").decode() == "1 0.500000 0.500000 1.000000 1.000000\n"
+    assert archive.read("labels/val/zoo/night/c.txt").decode() == ""  # a polygon, not asked as a box
+    assert archive.read("data.yaml").decode() == (
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n  2: indoor\n")
+    s3 = stack._client("s3")
+    original = s3.get_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="zoo/a.jpg")["Body"].read()
+    assert archive.read("images/train/zoo/a.jpg") == original
+    assert done["summary"]["excluded"] == {"in_no_split": 1}
+    assert done["image_count"] == 3
+
+
+def test_csv_and_image_folder_take_classes_from_a_tag_category(stack, api, small):
+    mapping = {"kind": "categorized", "category": "animal"}
+    done, archive = export(stack, api, small.base, {"export_mode": "classification",
+                                                     "options": {"class_mapping": mapping}})
+    assert archive.read("manifest.csv").decode() == "image_path,class_name,split\n" + "".join(small.ordered({
+        "zoo/night/c.png": ["zoo/night/c.png,cat,val\n", "zoo/night/c.png,dog,val\n"],
+        "zoo/b.jpg": ["zoo/b.jpg,dog,train\n"], "zoo/a.jpg": ["zoo/a.jpg,cat,train\n"]}))
+    assert done["summary"]["excluded"] == {"without_class": 1}
+    assert done["summary"]["class_distribution"] == {"cat": 2, "dog": 2}
+    assert done["name"] == "Classification Export v1"
+    done, archive = export(stack, api, small.base, {"export_mode": "classification", "output_format": "image_folder",
+                                                     "name": "folders", "options": {"class_mapping": mapping}})
+    assert sorted(name for name in archive.namelist() if name != "export.json") == [
+        "train/cat/a.jpg", "train/dog/b.jpg", "val/cat/c.png", "val/dog/c.png"]
+    assert (done["name"], done["version_number"]) == ("folders", 2)
+
+
+def test_free_form_classes_and_label_classes(stack, api, small):
+    free = {"kind": "free_form", "classes": {"animal": [small.tags["cat"], small.tags["dog"]],
+                                             "bad": [small.tags["blurry"]]}}
+    _, archive = export(stack, api, small.base, {"export_mode": "classification", "options": {"class_mapping": free}})
+    assert archive.read("manifest.csv").decode().splitlines()[1:] == small.ordered({
+        "yard/d.jpg": ["yard/d.jpg,bad,none"], "zoo/night/c.png": ["zoo/night/c.png,animal,val"],
+        "zoo/b.jpg": ["zoo/b.jpg,animal,train"], "zoo/a.jpg": ["zoo/a.jpg,animal,train"]})
+    _, archive = export(stack, api, small.base, {"export_mode": "classification",
+                                                  "options": {"class_mapping": {"kind": "labels"}}})
+    assert archive.read("manifest.csv").decode().splitlines()[1:] == ["zoo/a.jpg,indoor,train"]
+
+
+def test_url_manifest_lines_carry_presigned_urls(stack, api, small):
+    _, archive = export(stack, api, small.base, {"export_mode": "detection", "output_format": "url_manifest",
+                                                  "filter": {"split": "train"}})
+    lines = [json.loads(line) for line in archive.read("manifest.jsonl").decode().splitlines()]
+    assert [(line["path"], line["split"], line["labels"], line["width"]) for line in lines] == small.ordered({
+        "zoo/b.jpg": [("zoo/b.jpg", "train", ["dog"], 80)],
+        "zoo/a.jpg": [("zoo/a.jpg", "train", ["cat", "dog", "indoor"], 100)]})
+    url = urllib.parse.urlparse(next(line["url"] for line in lines if line["path"] == "zoo/a.jpg"))
+    assert url.path.endswith("/zoo/a.jpg") and "Signature" in urllib.parse.parse_qs(url.query)
+
+
+# Versions, history, failures ---------------------------------------------------------------------
+
+
+def test_version_modes_choose_what_the_export_sees(stack, api, small):
+    job = small.jobs["zoo/b.jpg"]
+    assert api.post(f"/api/v1/jobs/{job}/versions", {"note": "v1"}).status_code == 201
+    time.sleep(0.01)
+    between = time.time()
+    time.sleep(0.01)
+    small.annotate("zoo/b.jpg", [{"type": "bbox", "label": "cat", "bbox": [1, 1, 2, 2]},
+                                 {"type": "bbox", "label": "cat", "bbox": [3, 3, 2, 2]}])
+
+    def counts(options: dict) -> dict:
+        response = api.post(f"{small.base}/exports/preview", {"export_mode": "detection", "options": options,
+                                                              "filter": {"task_id": [], "path_prefix": "zoo/b"}})
+        assert response.status_code == 200, response.json
+        return response.json["data"]["class_distribution"]
+
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(between)) + f".{int(between % 1 * 1e6):06d}+00:00"
+    assert counts({}) == {"cat": 2}
+    assert counts({"version_mode": "job_version"}) == {"dog": 1}
+    assert counts({"version_mode": "job_version", "job_versions": {job: 1}}) == {"dog": 1}
+    assert counts({"version_mode": "timestamp", "timestamp": iso}) == {"dog": 1}
+
+
+def test_history_download_and_delete(stack, api, small):
+    first, _ = export(stack, api, small.base, {"export_mode": "detection"})
+    second, _ = export(stack, api, small.base, {"export_mode": "segmentation"})
+    listed = api.get(f"{small.base}/exports").json["data"]
+    assert [(e["name"], e["status"]) for e in listed] == [("Segmentation Export v1", "completed"),
+                                                          ("Detection Export v1", "completed")]
+    assert api.delete(f"{small.base}/exports/{first['id']}").status_code == 200
+    assert api.get(f"{small.base}/exports/{first['id']}").status_code == 404
+    assert api.get(f"{small.base}/exports/{first['id']}/download").status_code == 404
+    bucket = stack.variables["PIXELPOOL_EXPORTS_BUCKET"]
+    keys = [o["Key"] for o in stack._client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys and all(f"/{second['id']}/" in key and "/work/" not in key for key in keys)
+    activity = [(a["entity_type"], a["action"]) for a in api.get(f"{small.base}/activity?page_size=50").json["data"]]
+    assert activity.count(("export", "completed")) == 2 and ("export", "deleted") in activity
+
+
+def test_a_failing_step_ends_the_export_failed_and_the_next_one_succeeds(stack, api, small):
+    # Given an image whose file is gone from the share (the build step's server-side copy fails)
+    s3, share = stack._client("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    kept = s3.get_object(Bucket=share, Key="zoo/b.jpg")["Body"].read()
+    s3.delete_object(Bucket=share, Key="zoo/b.jpg")
+    body = {"export_mode": "detection", "options": {"include_images": True}}
+    created = api.post(f"{small.base}/exports", body).json["data"]
+    failed = finished(api, small.base, created["id"])
+    assert failed["status"] == "failed"
+    assert "zoo/b.jpg" in failed["error"] and "NoSuchKey" in failed["error"]
+    assert api.get(f"{small.base}/exports/{created['id']}/download").status_code == 409
+    activity = [(a["action"], a["summary"]) for a in api.get(f"{small.base}/activity?page_size=50").json["data"]]
+    assert any(action == "failed" and "Detection Export v1 failed" in summary for action, summary in activity)
+    # When the file is back, a new export succeeds with the next version
+    s3.put_object(Bucket=share, Key="zoo/b.jpg", Body=kept)
+    done, archive = export(stack, api, small.base, body)
+    assert done["version_number"] == 2 and "images/zoo/b.jpg" in archive.namelist()
+
+
+def test_concurrent_creates_get_consecutive_versions(stack, api, small):
+    results: list = []
+
+    def create() -> None:
+        results.append(api.post(f"{small.base}/exports", {"export_mode": "detection"}))
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(response.status_code == 202 for response in results), [r.json for r in results]
+    assert sorted(response.json["data"]["version_number"] for response in results) == [1, 2, 3, 4]
+    for response in results:
+        assert finished(api, small.base, response.json["data"]["id"])["status"] == "completed"
+    segmentation = api.post(f"{small.base}/exports", {"export_mode": "segmentation"}).json["data"]
+    assert segmentation["version_number"] == 1  # numbered per mode
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"export_mode": "detection", "output_format": "manifest_csv"}, "output_format"),
+    ({"export_mode": "classification"}, "class_mapping"),
+    ({"export_mode": "detection", "options": {"version_mode": "timestamp"}}, "timestamp"),
+    ({"export_mode": "detection", "options": {"labels": ["unicorn"]}}, "unicorn"),
+    ({"export_mode": "detection", "filter": {"min_width": 5, "max_width": 1}}, "max_width"),
+    ({"export_mode": "detection", "bogus": 1}, "bogus"),
+    ({"export_mode": "classification", "options": {"class_mapping": {"kind": "categorized", "category": "none"}}},
+     "category"),
+])
+def test_bad_requests_are_refused_naming_the_problem_and_create_nothing(api, small, body, field):
+    for path in ("exports/preview", "exports"):
+        response = api.post(f"{small.base}/{path}", body)
+        assert response.status_code in (400, 422), response.json
+        assert field in json.dumps(response.json["error"]), response.json
+    assert api.get(f"{small.base}/exports").json["data"] == []
+
+
+def test_classification_options_list_categories_and_labels(api, small):
+    data = api.get(f"{small.base}/exports/classification-options").json["data"]
+    assert [(c["name"], [t["name"] for t in c["tags"]]) for c in data["categories"]] == [("animal", ["cat", "dog"])]
+    assert [t["name"] for t in data["uncategorized_tags"]] == ["blurry"]
+    assert data["labels"] == ["cat", "dog", "indoor"]
+
+
+# Preview against the artifact, randomized --------------------------------------------------------
+
+
+def test_preview_counts_equal_the_built_artifact_for_random_filters(stack, api, small):
+    rng = random.Random(5)
+    for _ in range(4):
+        image_filter = {}
+        if rng.random() < 0.5:
+            image_filter["tag_ids"] = rng.sample(sorted(small.tags.values()), rng.randint(1, 2))
+            image_filter["tag_mode"] = rng.choice(["any", "all"])
+        if rng.random() < 0.5:
+            image_filter["is_annotated"] = rng.random() < 0.5
+        if rng.random() < 0.4:
+            image_filter["min_width"] = rng.choice([50, 70])
+        mode = rng.choice(["detection", "segmentation"])
+        body = {"export_mode": mode, "filter": image_filter,
+                "options": {"bbox_from_polygons": rng.random() < 0.5, "include_bboxes": rng.random() < 0.5}}
+        preview = api.post(f"{small.base}/exports/preview", body).json["data"]
+        done, archive = export(stack, api, small.base, body)
+        document = json.loads(archive.read("annotations.json"))
+        names = {category["id"]: category["name"] for category in document["categories"]}
+        built = {}
+        for annotation in document["annotations"]:
+            built[names[annotation["category_id"]]] = built.get(names[annotation["category_id"]], 0) + 1
+        assert (preview["images"], preview["annotations"], preview["class_distribution"]) == (
+            len(document["images"]), len(document["annotations"]), built), (body, preview)
+        assert {key: done["summary"][key] for key in ("images", "annotations", "split_distribution",
+                                                      "class_distribution", "annotation_counts")} == {
+            key: preview[key] for key in ("images", "annotations", "split_distribution", "class_distribution",
+                                          "annotation_counts")}
