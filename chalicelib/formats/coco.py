@@ -97,16 +97,30 @@ def annotation_entries(image: ExportImage, category_ids: dict[str, int], mode: s
 class CocoWriter:
     """Streams one COCO document to `out`: every `add_image` call must come before any `add_annotation`."""
 
-    def __init__(self, out: BinaryIO, info: dict, categories: list[dict]) -> None:
+    def __init__(self, out: BinaryIO, info: dict, categories: list[dict], flush_bytes: int = 1 << 20) -> None:
+        # Entries are small: `out` (a compressing ZIP member) gets them in writes of ~flush_bytes.
         self._out = out
+        self.flush_bytes = flush_bytes
+        self._buffer = bytearray()
         self._categories = categories
         self._phase = "images"
         self._first = True
         self._next_id = 1
-        out.write(b'{"info":' + orjson.dumps(info) + b',"licenses":[],"images":[')
+        self._write(b'{"info":' + orjson.dumps(info) + b',"licenses":[],"images":[')
+
+    def _write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= self.flush_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._out.write(bytes(self._buffer))
+        self._buffer.clear()
 
     def _write_item(self, item: Any) -> None:
-        self._out.write((b"" if self._first else b",") + orjson.dumps(item))
+        if not self._first:
+            self._buffer += b","
+        self._write(orjson.dumps(item))
         self._first = False
 
     def add_image(self, entry: dict) -> None:
@@ -115,7 +129,7 @@ class CocoWriter:
         self._write_item(entry)
 
     def _start_annotations(self) -> None:
-        self._out.write(b'],"annotations":[')
+        self._write(b'],"annotations":[')
         self._phase = "annotations"
         self._first = True
 
@@ -134,7 +148,8 @@ class CocoWriter:
             return
         if self._phase == "images":
             self._start_annotations()
-        self._out.write(b'],"categories":' + orjson.dumps(self._categories) + b"}")
+        self._write(b'],"categories":' + orjson.dumps(self._categories) + b"}")
+        self._flush()
         self._phase = "closed"
 
 

@@ -166,7 +166,7 @@ class ExportService:
         caller = self._access.require(actor, project_id, "exports.read")
         plan = self._plan(caller.project, spec)
         records = self._records(plan.spec, plan.rows)
-        summary = merge([self._summary(plan, records)])
+        summary = merge([self._summary(plan, records, self._entries(plan, records))])
         return {**summary, "excluded": plan.excluded, "export_mode": spec.export_mode,
                 "output_format": spec.output_format}
 
@@ -246,10 +246,11 @@ class ExportService:
         rows = [Row.load(line) for line in self._artifacts.lines(f"{work}/manifest-{shard:05d}.jsonl") if line]
         plan = Plan(spec, stored["categories"], rows, stored["excluded"])
         records = self._records(spec, rows)
-        self._write_part(plan, records, f"{work}/part-{shard:05d}")
+        entries = self._entries(plan, records)
+        self._write_part(plan, records, entries, f"{work}/part-{shard:05d}")
         if spec.with_images:
             self._stage_images(rows, work)
-        self._artifacts.put_json(f"{work}/summary-{shard:05d}.json", self._summary(plan, records))
+        self._artifacts.put_json(f"{work}/summary-{shard:05d}.json", self._summary(plan, records, entries))
         self._exports.shard_done(project_id, export_id, shard)
 
     def assemble(self, project_id: str, export_id: str, shards: list[int]) -> None:
@@ -404,22 +405,30 @@ class ExportService:
                 found[(job, image["image_id"])] = image["annotations"]
         return found
 
-    def _summary(self, plan: Plan, records: list[ExportImage]) -> dict[str, Any]:
+    @staticmethod
+    def _entries(plan: Plan, records: list[ExportImage]) -> list[list[dict]] | None:
+        """Each record's COCO annotation entries (detection and segmentation: what every format of
+        those modes counts and COCO writes); None for classification."""
         spec = plan.spec
+        if spec.export_mode == "classification":
+            return None
+        ids = {category["name"]: category["id"] for category in coco.categories(plan.categories)}
+        options = _coco_options(spec)
+        return [coco.annotation_entries(record, ids, spec.export_mode, options) for record in records]
+
+    @staticmethod
+    def _summary(plan: Plan, records: list[ExportImage], entries: list[list[dict]] | None) -> dict[str, Any]:
         counts, classes = Counter(), Counter()
         annotations = 0
-        if spec.export_mode == "classification":
+        if entries is None:
             for record in records:
                 classes.update(record.classes)
                 annotations += len(record.classes)
         else:
             names = {category["id"]: category["name"] for category in coco.categories(plan.categories)}
-            ids = {name: number for number, name in names.items()}
-            options = _coco_options(spec)
-            for record in records:
-                for entry in coco.annotation_entries(record, ids, spec.export_mode, options):
-                    classes[names[entry["category_id"]]] += 1
-                    annotations += 1
+            for found in entries:
+                classes.update(names[entry["category_id"]] for entry in found)
+                annotations += len(found)
         for record in records:
             counts.update(shape.type for shape in record.shapes)
         return {"images": len(records), "annotations": annotations, "annotation_counts": dict(counts),
@@ -428,16 +437,14 @@ class ExportService:
 
     # Parts and the artifact ---------------------------------------------------------------------
 
-    def _write_part(self, plan: Plan, records: list[ExportImage], part: str) -> None:
+    def _write_part(self, plan: Plan, records: list[ExportImage], entries: list[list[dict]] | None,
+                    part: str) -> None:
         spec = plan.spec
         fmt = spec.output_format
         if fmt == "coco_json":
-            ids = {category["name"]: category["id"] for category in coco.categories(plan.categories)}
-            options = _coco_options(spec)
             self._put_lines(f"{part}.images.jsonl", (orjson.dumps(coco.image_entry(r)) for r in records))
-            self._put_lines(f"{part}.annotations.jsonl", (
-                orjson.dumps(entry) for r in records
-                for entry in coco.annotation_entries(r, ids, spec.export_mode, options)))
+            self._put_lines(f"{part}.annotations.jsonl", (orjson.dumps(entry) for found in entries or ()
+                                                          for entry in found))
         elif fmt == "yolo":
             index = yolo.class_indexes(plan.categories)
             self._put_lines(f"{part}.labels.jsonl", (orjson.dumps({

@@ -9,14 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from pynamodb.attributes import JSONAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.models import Model
 
-from chalicelib.store.base import store_errors, table_meta
+from chalicelib.store.base import TableModel, store_errors, table_meta
 
 GLOBAL_SCOPE = "GLOBAL"
 
 
-class ActivityItem(Model):
+class ActivityItem(TableModel):
     Meta = table_meta("activity_table")
 
     scope = UnicodeAttribute(hash_key=True)

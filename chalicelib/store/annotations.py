@@ -19,16 +19,15 @@ from typing import Any
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import condition_failed, store_errors, table_meta
+from chalicelib.store.base import TableModel, condition_failed, store_errors, table_meta
 from chalicelib.store.jobs import PARALLEL_READS, JobImageItem, job_image_key
 from chalicelib.store.pool import PoolItem
 
 
-class AnnotationItem(Model):
+class AnnotationItem(TableModel):
     Meta = table_meta("annotations_table")
 
     job_id = UnicodeAttribute(hash_key=True)

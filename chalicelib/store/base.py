@@ -4,13 +4,16 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from pynamodb.attributes import MapAttribute
+from pynamodb.connection.table import TableConnection
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.models import Model
 
 from chalicelib.config import get_settings
 from chalicelib.errors import StoreError
+from chalicelib.store import wire
 from chalicelib.store.aws import endpoint_url
 
 
@@ -29,6 +32,41 @@ def table_meta(setting: str) -> type:
             "read_timeout_seconds": 10,
         },
     )
+
+
+class TableModel(Model):
+    """The base of every table's model: its client decodes item reads in `wire`."""
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        connection = super()._get_connection()
+        wire.install(connection.connection.client)
+        return connection
+
+
+def query_values(model: type[TableModel], hash_key: str, names: Sequence[str], *,
+                 consistent_read: bool = True) -> Iterator[dict[str, Any]]:
+    """A whole partition's items as {name: value} of `names` (projected: only those are read).
+
+    For reads of thousands of items: the values are decoded by the model's own attributes, but no
+    model is built per item, which costs PynamoDB ~0.08 ms an item (more than the read itself)."""
+    attributes = model.get_attributes()
+    plan = [(name, attributes[name].attr_name, attributes[name].attr_type, attributes[name].deserialize)
+            for name in names]
+    connection = model._get_connection()
+    start = None
+    while True:
+        page = connection.query(hash_key, attributes_to_get=[stored for _, stored, _, _ in plan],
+                                consistent_read=consistent_read, exclusive_start_key=start)
+        for raw in page.get("Items", ()):
+            values = {}
+            for name, stored, kind, deserialize in plan:
+                value = raw.get(stored)
+                values[name] = None if value is None or "NULL" in value else deserialize(value[kind])
+            yield values
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
 
 
 def new_id() -> str:

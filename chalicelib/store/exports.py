@@ -18,17 +18,16 @@ from typing import Any
 from pynamodb.attributes import JSONAttribute, NumberAttribute, NumberSetAttribute, UnicodeAttribute, \
     UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import condition_failed, store_errors, table_meta
+from chalicelib.store.base import TableModel, condition_failed, store_errors, table_meta
 
 PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
 NUMBERING_ATTEMPTS = 20
 
 
-class ExportItem(Model):
+class ExportItem(TableModel):
     Meta = table_meta("projects_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -53,7 +52,7 @@ class ExportItem(Model):
     completed_at = UTCDateTimeAttribute(null=True)
 
 
-class CounterItem(Model):
+class CounterItem(TableModel):
     Meta = table_meta("projects_table")
 
     pk = UnicodeAttribute(hash_key=True)

@@ -20,11 +20,10 @@ from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import NotFoundError, StoreError
-from chalicelib.store.base import condition_failed, store_errors, table_meta, utcnow
+from chalicelib.store.base import TableModel, condition_failed, store_errors, table_meta, utcnow
 from chalicelib.store.images import ImageItem
 from chalicelib.store.tags import TagItem, tag_key
 
@@ -42,7 +41,7 @@ class ByImage(GlobalSecondaryIndex):
     tag_id = UnicodeAttribute(range_key=True)
 
 
-class ImageTagItem(Model):
+class ImageTagItem(TableModel):
     Meta = table_meta("image_tags_table")
 
     tag_id = UnicodeAttribute(hash_key=True)

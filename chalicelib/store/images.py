@@ -27,10 +27,9 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import IncludeProjection, GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.models import Model
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import plain, store_errors, table_meta, utcnow
+from chalicelib.store.base import TableModel, plain, store_errors, table_meta, utcnow
 
 SHARDS = 8
 SEQUENCER_WIDTH = 32
@@ -72,7 +71,7 @@ class Masks(GlobalSecondaryIndex):
     file_path = UnicodeAttribute(range_key=True)
 
 
-class ImageItem(Model):
+class ImageItem(TableModel):
     Meta = table_meta("images_table")
 
     id = UnicodeAttribute(hash_key=True)

@@ -23,11 +23,10 @@ from typing import Iterable
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import condition_failed, store_errors, table_meta, utcnow
+from chalicelib.store.base import TableModel, condition_failed, query_values, store_errors, table_meta, utcnow
 from chalicelib.store.pool import PoolItem
 
 PARALLEL_READS = 8
@@ -43,7 +42,7 @@ class JobsByTask(GlobalSecondaryIndex):
     sequence_number = NumberAttribute(range_key=True)
 
 
-class JobItem(Model):
+class JobItem(TableModel):
     Meta = table_meta("jobs_table")
 
     id = UnicodeAttribute(hash_key=True)
@@ -69,7 +68,7 @@ class JobImagesByImage(GlobalSecondaryIndex):
     project_id = UnicodeAttribute(range_key=True)
 
 
-class JobImageItem(Model):
+class JobImageItem(TableModel):
     Meta = table_meta("job_images_table")
 
     task_id = UnicodeAttribute(hash_key=True)
@@ -134,6 +133,9 @@ def _to_job(item: JobItem) -> Job:
                sequence_number=int(item.sequence_number), assignee_id=item.assignee_id, status=item.status,
                total_images=int(item.total_images or 0), rev=int(item.rev or 0), created_at=item.created_at,
                updated_at=item.updated_at)
+
+
+IMAGE_FIELDS = ("job_id", "image_id", "project_id", "sequence_number", "annotation_count")
 
 
 def _to_job_image(item: JobImageItem) -> JobImage:
@@ -203,10 +205,10 @@ class JobRepository:
 
         def read(task_id: str) -> list[JobImage]:
             with store_errors("reading job images"):
-                return [_to_job_image(item) for item in JobImageItem.query(
-                    task_id, consistent_read=True,
-                    attributes_to_get=["task_id", "key", "job_id", "image_id", "project_id", "sequence_number",
-                                       "annotation_count"])]
+                return [JobImage(task_id=task_id, job_id=values["job_id"], image_id=values["image_id"],
+                                 project_id=values["project_id"], sequence_number=int(values["sequence_number"]),
+                                 annotation_count=int(values["annotation_count"] or 0))
+                        for values in query_values(JobImageItem, task_id, IMAGE_FIELDS)]
 
         task_ids = list(task_ids)
         if len(task_ids) == 1:

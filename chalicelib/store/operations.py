@@ -10,16 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pynamodb.attributes import MapAttribute, NumberAttribute, NumberSetAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, UpdateError
-from pynamodb.models import Model
 
 from chalicelib.errors import NotFoundError, StoreError
-from chalicelib.store.base import plain, store_errors, table_meta, utcnow
+from chalicelib.store.base import TableModel, plain, store_errors, table_meta, utcnow
 
 RETENTION = timedelta(days=30)
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
 
 
-class OperationItem(Model):
+class OperationItem(TableModel):
     Meta = table_meta("operations_table")
 
     id = UnicodeAttribute(hash_key=True)

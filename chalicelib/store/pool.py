@@ -15,17 +15,16 @@ of the tasks' job images.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Iterable
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DeleteError, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.models import Model
 
 from chalicelib.errors import NotFoundError, StoreError
-from chalicelib.store.base import store_errors, table_meta, utcnow
+from chalicelib.store.base import TableModel, query_values, store_errors, table_meta, utcnow
 from chalicelib.store.images import Image
 
 BATCH_GET = 100  # DynamoDB's BatchGetItem limit
@@ -40,7 +39,7 @@ class PoolByImage(GlobalSecondaryIndex):
     project_id = UnicodeAttribute(range_key=True)
 
 
-class PoolItem(Model):
+class PoolItem(TableModel):
     Meta = table_meta("pool_table")
 
     project_id = UnicodeAttribute(hash_key=True)
@@ -83,6 +82,9 @@ class PoolEntry:
         return self.file_path.rsplit("/", 1)[-1]
 
 
+ENTRY_FIELDS = tuple(field.name for field in fields(PoolEntry))
+
+
 def _num(value) -> int | None:
     return None if value is None else int(value)
 
@@ -91,6 +93,11 @@ def _to_entry(item: PoolItem) -> PoolEntry:
     return PoolEntry(image_id=item.image_id, file_path=item.file_path, status=item.status, width=_num(item.width),
                      height=_num(item.height), size=_num(item.size), created_at=item.created_at,
                      added_at=item.added_at, annotation_count=int(item.annotation_count or 0), sha256=item.sha256)
+
+
+def _entry_of(values: dict[str, Any]) -> PoolEntry:
+    return PoolEntry(**{**values, "width": _num(values["width"]), "height": _num(values["height"]),
+                        "size": _num(values["size"]), "annotation_count": int(values["annotation_count"] or 0)})
 
 
 def _item(project_id: str, image: Image, added_by: str | None, added_at: datetime) -> PoolItem:
@@ -104,7 +111,7 @@ class PoolRepository:
     def entries(self, project_id: str) -> list[PoolEntry]:
         """The whole pool of a project (strongly consistent, paginated by DynamoDB's 1 MB pages)."""
         with store_errors("reading a project pool"):
-            return [_to_entry(item) for item in PoolItem.query(project_id, consistent_read=True)]
+            return [_entry_of(values) for values in query_values(PoolItem, project_id, ENTRY_FIELDS)]
 
     def get_many(self, project_id: str, image_ids: Iterable[str]) -> list[PoolEntry]:
         """The pool entries of `image_ids` that exist (BatchGetItem, 100 keys a request, in parallel)."""

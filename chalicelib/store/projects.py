@@ -19,11 +19,10 @@ from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import store_errors, table_meta, utcnow
+from chalicelib.store.base import TableModel, store_errors, table_meta, utcnow
 
 PROJECT_SK = "PROJECT"
 LISTING = "PROJECT"
@@ -48,7 +47,7 @@ class ByMember(GlobalSecondaryIndex):
     pk = UnicodeAttribute(range_key=True)
 
 
-class ProjectItem(Model):
+class ProjectItem(TableModel):
     Meta = table_meta("projects_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -65,7 +64,7 @@ class ProjectItem(Model):
     all_projects = AllProjects()
 
 
-class MemberItem(Model):
+class MemberItem(TableModel):
     Meta = table_meta("projects_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -78,7 +77,7 @@ class MemberItem(Model):
     by_member = ByMember()
 
 
-class TaskItem(Model):
+class TaskItem(TableModel):
     Meta = table_meta("projects_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -101,7 +100,7 @@ class TaskItem(Model):
     updated_at = UTCDateTimeAttribute()
 
 
-class FilterItem(Model):
+class FilterItem(TableModel):
     Meta = table_meta("projects_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -207,7 +206,7 @@ def _connection() -> Connection:
     return ProjectItem._get_connection().connection
 
 
-def _update(item: Model, actions: list, condition, missing: str) -> None:
+def _update(item: TableModel, actions: list, condition, missing: str) -> None:
     try:
         item.update(actions=actions, condition=condition)
     except UpdateError as exc:

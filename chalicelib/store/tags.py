@@ -14,11 +14,10 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import condition_failed, store_errors, table_meta, utcnow
+from chalicelib.store.base import TableModel, condition_failed, store_errors, table_meta, utcnow
 
 TAG_KIND = "TAG"
 
@@ -32,7 +31,7 @@ class TagsByName(GlobalSecondaryIndex):
     name_lower = UnicodeAttribute(range_key=True)
 
 
-class TagItem(Model):
+class TagItem(TableModel):
     Meta = table_meta("tags_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -51,7 +50,7 @@ class TagItem(Model):
     by_name = TagsByName()
 
 
-class TagNameGuard(Model):
+class TagNameGuard(TableModel):
     Meta = table_meta("tags_table")
 
     pk = UnicodeAttribute(hash_key=True)

@@ -6,13 +6,12 @@ from datetime import datetime
 
 from pynamodb.attributes import ListAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, PutError
-from pynamodb.models import Model
 
 from chalicelib.errors import NotFoundError
-from chalicelib.store.base import store_errors, table_meta
+from chalicelib.store.base import TableModel, store_errors, table_meta
 
 
-class UserItem(Model):
+class UserItem(TableModel):
     Meta = table_meta("users_table")
 
     sub = UnicodeAttribute(hash_key=True)

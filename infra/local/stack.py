@@ -17,6 +17,7 @@ from chalice.config import Config
 
 from infra.local.emulator import Emulator
 from infra.local.gateway import emulate_gateway_responses
+from infra.local.heap import HeapFreezer
 from infra.local.issuer import LocalIssuer
 from infra.local.provision import Context, Provisioner
 from infra.local.pump import EventPump
@@ -45,6 +46,7 @@ class LocalStack:
         self.physical: dict[str, dict[str, str]] = {}
         self.app: Any = None
         self.pump: EventPump | None = None
+        self.heap = HeapFreezer()
         self._session = boto3.session.Session()
         self._clients: dict[str, Any] = {}
 
@@ -63,6 +65,7 @@ class LocalStack:
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             os.environ.pop(name, None)
         self.emulator.start()
+        self.heap.start()
         # moto's Step Functions executor calls Lambda at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.emulator.port)
         os.environ["PIXELPOOL_AWS_ENDPOINT"] = self.endpoint
@@ -95,6 +98,7 @@ class LocalStack:
     def reset(self) -> None:
         """Empty every table, bucket and queue: moto forgets everything, resources are made again."""
         self.emulator.reset()
+        self.heap.release()
         self.provision()
         from chalicelib.services import container
 
@@ -108,6 +112,7 @@ class LocalStack:
         if self.pump is not None:
             self.pump.stop()
         self.emulator.stop()
+        self.heap.stop()
 
     def token(self, sub: str = "dev-admin", email: str | None = "admin@pixelpool.local",
               groups: list[str] | None = None, **claims: Any) -> str:

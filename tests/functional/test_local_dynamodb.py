@@ -24,6 +24,8 @@ def ddb(stack):
              "Projection": {"ProjectionType": "ALL"}},
             {"IndexName": "by_g_only", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
              "Projection": {"ProjectionType": "KEYS_ONLY"}},
+            {"IndexName": "by_gs", "KeySchema": [{"AttributeName": "gs", "KeyType": "HASH"}],
+             "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["n"]}},
         ],
     )
     rng = random.Random(7)
@@ -48,6 +50,11 @@ QUERIES = [
      "ExpressionAttributeValues": {":g": {"S": "g1"}, ":x": {"S": "01"}}, "ScanIndexForward": False},
     {"IndexName": "by_g_only", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": {"S": "g4"}}, "Limit": 9},
     {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "absent"}}},
+    {"KeyConditionExpression": "pk = :p", "ProjectionExpression": "sk, n, #g, absent",
+     "ExpressionAttributeNames": {"#g": "g"}, "ExpressionAttributeValues": {":p": {"S": "p2"}}},
+    {"IndexName": "by_gs", "KeyConditionExpression": "gs = :s", "ExpressionAttributeValues": {":s": {"S": "007"}}},
+    {"IndexName": "by_g", "KeyConditionExpression": "g = :g", "ProjectionExpression": "pk, n",
+     "FilterExpression": "n < :n", "ExpressionAttributeValues": {":g": {"S": "g3"}, ":n": {"N": "40"}}},
 ]
 
 
@@ -145,6 +152,47 @@ def test_item_reads_are_written_as_motos_serializer_writes_them(ddb):
     assert got == expected
     assert got[0]["Item"]["bs"]["BS"] == [b"\x01", b"\x02\x03"]
     assert "Item" not in got[1] and got[4]["Count"] > 0 and "LastEvaluatedKey" in got[5]
+
+
+def test_size_limited_pages_follow_updates_like_motos_own(ddb):
+    # Given items big enough that a Query page stops at 1 MB, read once (sizes are remembered)
+    for n in range(8):
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "big"}, "sk": {"S": f"b{n}"}, "body": {"S": "x" * 300_000}})
+    query = {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "big"}}}
+    before = all_pages(ddb, query)
+    assert len(before) > 2
+    # When updates shrink items in place and a transaction grows one
+    for n in range(0, 8, 2):
+        ddb.update_item(TableName=TABLE, Key={"pk": {"S": "big"}, "sk": {"S": f"b{n}"}},
+                        UpdateExpression="SET body = :s", ExpressionAttributeValues={":s": {"S": "small"}})
+    ddb.transact_write_items(TransactItems=[{"Update": {
+        "TableName": TABLE, "Key": {"pk": {"S": "big"}, "sk": {"S": "b2"}}, "UpdateExpression": "SET body = :s",
+        "ExpressionAttributeValues": {":s": {"S": "y" * 300_000}}}}])
+    after = all_pages(ddb, query)
+    # Then the pages are cut where moto's own sizes cut them
+    assert after == moto_answers_of(lambda client: all_pages(client, query), ddb)
+    assert [len(page) for page in after] != [len(page) for page in before]
+
+
+def test_projected_batch_reads_equal_motos_own(ddb):
+    keys = [{"pk": {"S": f"p{n}"}, "sk": {"S": f"s{n:04d}"}} for n in range(12)]
+    found = [key for key in keys if "Item" in ddb.get_item(TableName=TABLE, Key=key)]
+
+    def reads(client) -> list:
+        answers = [
+            client.batch_get_item(RequestItems={TABLE: {"Keys": found, "ProjectionExpression": "sk, n, gs"}}),
+            client.batch_get_item(RequestItems={TABLE: {"Keys": found, "AttributesToGet": ["pk", "g"]}}),
+            client.get_item(TableName=TABLE, Key=found[0], ProjectionExpression="n, #x",
+                            ExpressionAttributeNames={"#x": "missing"}),
+        ]
+        for answer in answers:
+            answer.pop("ResponseMetadata")
+            for items in answer.get("Responses", {}).values():
+                items.sort(key=lambda item: item.get("sk", item.get("pk"))["S"])
+        return answers
+
+    assert found
+    assert reads(ddb) == moto_answers_of(reads, ddb)
 
 
 def moto_answers_of(read, client) -> list:

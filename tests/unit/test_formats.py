@@ -154,27 +154,25 @@ class Sink:
         self.chunks.append(data)
 
 
-def test_coco_writer_streams_and_numbers_annotations():
+def test_coco_writer_streams_in_bounded_writes_and_numbers_annotations():
     sink = Sink()
-    writer = coco.CocoWriter(sink, {"v": 1}, EXPECTED_CATEGORIES)
-    for image in EXPECTED_IMAGES[:2]:
-        before = len(sink.chunks)
-        writer.add_image(image)
-        assert len(sink.chunks) > before
+    writer = coco.CocoWriter(sink, {"v": 1}, EXPECTED_CATEGORIES, flush_bytes=200)
     entry = {"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "area": 1, "iscrowd": 0, "segmentation": []}
-    ids = []
-    for _ in range(3):
-        before = len(sink.chunks)
-        ids.append(writer.add_annotation(dict(entry)))
-        assert len(sink.chunks) > before
-    assert ids == [1, 2, 3]
+    for image in EXPECTED_IMAGES[:2]:
+        writer.add_image(image)
+    ids = [writer.add_annotation(dict(entry)) for _ in range(6)]
+    written_before_close = len(sink.chunks)
+    assert ids == [1, 2, 3, 4, 5, 6]
     with pytest.raises(ValueError):
         writer.add_image(EXPECTED_IMAGES[2])
     writer.close()
     with pytest.raises(ValueError):
         writer.add_annotation(dict(entry))
+    assert written_before_close >= 2  # streamed while entries were added, not held until close
+    largest_entry = max(len(json.dumps(item)) for item in [*EXPECTED_IMAGES[:2], {"id": 6, **entry}])
+    assert all(len(chunk) < 200 + largest_entry + 64 for chunk in sink.chunks)
     document = json.loads(b"".join(sink.chunks))
-    assert [a["id"] for a in document["annotations"]] == [1, 2, 3]
+    assert [a["id"] for a in document["annotations"]] == ids
     assert document["images"] == EXPECTED_IMAGES[:2]
     assert document["categories"] == EXPECTED_CATEGORIES
 
