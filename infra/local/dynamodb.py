@@ -28,6 +28,7 @@ place; a put stores a new item).
 from __future__ import annotations
 
 import base64
+import bisect
 import inspect
 import json
 import threading
@@ -168,14 +169,36 @@ def _index_buckets(table: Table, index_name: str, attr: str) -> _IndexBuckets:
     return buckets
 
 
-def _candidates(table: Table, hash_key: Any, index_name: str | None, hash_conditions: list | None) -> list | None:
+def _partition(table: Table, hash_key: Any) -> list:
+    """A base-table partition's items in range-key order (kept until a put or delete in it)."""
+    cache = table.__dict__.setdefault("_pixelpool_partitions", {})
+    found = cache.get(hash_key)
+    if found is None:
+        with _lock:
+            found = cache[hash_key] = sorted(table.items[hash_key].values(), key=lambda item: item.range_key)
+    return found
+
+
+def _candidates(table: Table, hash_key: Any, index_name: str | None, hash_conditions: list | None,
+                start_key: dict | None = None, forward: bool = True) -> list | None:
     if not index_name:
         if hash_key is None:
             return None
         bucket = table.items.get(hash_key) if hash_key in table.items else None
         if bucket is None:
             return []
-        return list(bucket.values()) if table.range_key_attr else [bucket]
+        if not table.range_key_attr:
+            return [bucket]
+        ordered = _partition(table, hash_key)
+        start = (start_key or {}).get(table.range_key_attr)
+        if start is None:
+            return list(ordered)
+        # Later pages: only the items past the start key, so a partition read page by page costs
+        # its size once, not once per page (moto walks from the first item to the start key).
+        start = DynamoType(start)
+        if forward:
+            return ordered[bisect.bisect_right(ordered, start, key=lambda item: item.range_key):]
+        return ordered[: bisect.bisect_left(ordered, start, key=lambda item: item.range_key)]
     index = next((i for i in table.all_indexes() if i.name == index_name), None)
     if index is None:
         return None  # moto raises the proper validation error
@@ -192,7 +215,8 @@ def _candidates(table: Table, hash_key: Any, index_name: str | None, hash_condit
 
 def _query(self: Table, hash_key: Any, *args: Any, **kwargs: Any):
     bound = _QUERY_SIGNATURE.bind(self, hash_key, *args, **kwargs).arguments
-    candidates = _candidates(self, hash_key, bound.get("index_name"), bound.get("hash_key_conditions"))
+    candidates = _candidates(self, hash_key, bound.get("index_name"), bound.get("hash_key_conditions"),
+                             bound.get("exclusive_start_key"), bound.get("scan_index_forward") is not False)
     if candidates is None:
         return _originals["query"](self, hash_key, *args, **kwargs)
     _state.candidates = (self, candidates)
@@ -256,6 +280,12 @@ def _all_items(self: Table) -> list:
 
 
 def _reindex(table: Table, item: Any | None, removed_key: tuple | None = None) -> None:
+    partitions = table.__dict__.get("_pixelpool_partitions")
+    if partitions:
+        with _lock:
+            for key in (removed_key, _key(item) if item is not None else None):
+                if key is not None:
+                    partitions.pop(key[0], None)
     indexes = table.__dict__.get("_pixelpool_indexes")
     if not indexes:
         return
