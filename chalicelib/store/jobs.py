@@ -18,7 +18,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -138,9 +138,14 @@ def _to_job(item: JobItem) -> Job:
 IMAGE_FIELDS = ("job_id", "image_id", "project_id", "sequence_number", "annotation_count")
 
 
+def _job_image_of(task_id: str, values: dict[str, Any]) -> JobImage:
+    return JobImage(task_id=task_id, job_id=values["job_id"], image_id=values["image_id"],
+                    project_id=values["project_id"], sequence_number=int(values["sequence_number"]),
+                    annotation_count=int(values["annotation_count"] or 0))
+
+
 def _to_job_image(item: JobImageItem) -> JobImage:
-    return JobImage(task_id=item.task_id, job_id=item.job_id, image_id=item.image_id, project_id=item.project_id,
-                    sequence_number=int(item.sequence_number), annotation_count=int(item.annotation_count or 0))
+    return _job_image_of(item.task_id, {name: getattr(item, name) for name in IMAGE_FIELDS})
 
 
 class JobRepository:
@@ -205,10 +210,7 @@ class JobRepository:
 
         def read(task_id: str) -> list[JobImage]:
             with store_errors("reading job images"):
-                return [JobImage(task_id=task_id, job_id=values["job_id"], image_id=values["image_id"],
-                                 project_id=values["project_id"], sequence_number=int(values["sequence_number"]),
-                                 annotation_count=int(values["annotation_count"] or 0))
-                        for values in query_values(JobImageItem, task_id, IMAGE_FIELDS)]
+                return [_job_image_of(task_id, values) for values in query_values(JobImageItem, task_id, IMAGE_FIELDS)]
 
         task_ids = list(task_ids)
         if len(task_ids) == 1:

@@ -90,9 +90,7 @@ def _num(value) -> int | None:
 
 
 def _to_entry(item: PoolItem) -> PoolEntry:
-    return PoolEntry(image_id=item.image_id, file_path=item.file_path, status=item.status, width=_num(item.width),
-                     height=_num(item.height), size=_num(item.size), created_at=item.created_at,
-                     added_at=item.added_at, annotation_count=int(item.annotation_count or 0), sha256=item.sha256)
+    return _entry_of({name: getattr(item, name) for name in ENTRY_FIELDS})
 
 
 def _entry_of(values: dict[str, Any]) -> PoolEntry:

@@ -18,7 +18,6 @@ import orjson
 
 # The member of each item-reading operation's answer that holds items (BatchGetItem: by table).
 ITEM_MEMBERS = {"GetItem": "Item", "Query": "Items", "Scan": "Items", "BatchGetItem": "Responses"}
-_INSTALLED = "_pixelpool_item_reads"
 
 
 def decode_value(value: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +60,5 @@ def before_parse(operation_model: Any, response_dict: dict[str, Any], customized
 
 def install(client: Any) -> Any:
     """Decode `client`'s item reads here from now on (idempotent); returns the client."""
-    if not getattr(client, _INSTALLED, False):
-        client.meta.events.register("before-parse.dynamodb", before_parse)
-        setattr(client, _INSTALLED, True)
+    client.meta.events.register("before-parse.dynamodb", before_parse, unique_id="pixelpool-item-reads")
     return client

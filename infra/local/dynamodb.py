@@ -298,13 +298,15 @@ def _all_items(self: Table) -> list:
     return _originals["all_items"](self)
 
 
-def _reindex(table: Table, item: Any | None, removed_key: tuple | None = None) -> None:
+def _forget_partition(table: Table, hash_key: Any) -> None:
+    """A put or delete changes which items a partition holds (an update changes an item in place)."""
     partitions = table.__dict__.get("_pixelpool_partitions")
     if partitions:
         with _lock:
-            for key in (removed_key, _key(item) if item is not None else None):
-                if key is not None:
-                    partitions.pop(key[0], None)
+            partitions.pop(hash_key, None)
+
+
+def _reindex(table: Table, item: Any | None, removed_key: tuple | None = None) -> None:
     indexes = table.__dict__.get("_pixelpool_indexes")
     if not indexes:
         return
@@ -318,6 +320,7 @@ def _reindex(table: Table, item: Any | None, removed_key: tuple | None = None) -
 
 def _put_item(self: Table, *args: Any, **kwargs: Any):
     item = _originals["put_item"](self, *args, **kwargs)
+    _forget_partition(self, item.hash_key)
     _reindex(self, item)
     return item
 
@@ -325,6 +328,7 @@ def _put_item(self: Table, *args: Any, **kwargs: Any):
 def _delete_item(self: Table, hash_key: Any, range_key: Any):
     item = _originals["delete_item"](self, hash_key, range_key)
     if item is not None:
+        _forget_partition(self, item.hash_key)
         _reindex(self, None, removed_key=_key(item))
     return item
 
