@@ -203,6 +203,7 @@ def saved_filters() -> "SavedFilterService":
 
 @lru_cache(maxsize=1)
 def exports() -> "ExportService":
+    from chalicelib.services.export_contents import ExportContents
     from chalicelib.services.exports import ExportService
     from chalicelib.store import workflows
     from chalicelib.store.annotations import AnnotationRepository
@@ -215,10 +216,11 @@ def exports() -> "ExportService":
 
     settings = get_settings()
     share_bucket, _ = _buckets()
+    contents = ExportContents(explore(), ProjectRepository(), JobRepository(), AnnotationRepository(), TagRepository(),
+                              ImageTagRepository(), _documents())
     return ExportService(
-        access(), ExportRepository(), ProjectRepository(), explore(), JobRepository(), AnnotationRepository(),
-        TagRepository(), ImageTagRepository(), saved_filters(), share_bucket, Bucket(settings.exports_bucket),
-        _documents(), activity(),
+        access(), ExportRepository(), ProjectRepository(), contents, saved_filters(), share_bucket,
+        Bucket(settings.exports_bucket), activity(),
         start_workflow=lambda name, payload: workflows.start(settings.export_state_machine, name, payload))
 
 

@@ -1,10 +1,8 @@
 """Exports: preview, create, and the steps of the `export` state machine.
 
-One code path decides what an export contains, so the preview and the artifact agree:
-`_manifest` (the filter's images, in Explore order, with split, classes and where they are used;
-images a split-based format cannot place are left out and counted), `_records` (each image's
-annotations as the version mode has them, label-filtered) and `_summary` (counts per image,
-summed). The preview runs them in the request; the pipeline runs them a shard at a time.
+What an export contains is decided by one code path (`ExportContents`, export_contents.py), so
+the preview and the artifact agree: the preview runs it in the request, the pipeline a shard at a
+time.
 
 Pipeline (infra/statemachines/export.asl.json), every step idempotent and re-runnable:
 - prepare: the frozen manifest, cut into shards of `shard_size` images, written to S3 with the
@@ -20,9 +18,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Callable, Iterable
 
@@ -30,59 +26,22 @@ import orjson
 import pydantic
 
 from chalicelib.errors import BadRequestError, ConflictError, ValidationError
-from chalicelib.formats import ExportImage, Shape, coco, manifests, yolo
+from chalicelib.formats import ExportImage, coco, manifests, yolo
 from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
-from chalicelib.services.explore import ExploreService
+from chalicelib.services.export_contents import ExportContents, Plan, Row, merge
 from chalicelib.services.export_spec import FORMAT_NAMES, ExportSpec
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
 from chalicelib.services.saved_filters import SavedFilterService
-from chalicelib.store.annotations import AnnotationRepository
 from chalicelib.store.base import new_id, utcnow
 from chalicelib.store.exports import COMPLETED, FAILED, PENDING, PROCESSING, Export, ExportRepository
-from chalicelib.store.image_tags import ImageTagRepository
-from chalicelib.store.jobs import JobRepository
 from chalicelib.store.objects import Bucket
-from chalicelib.store.projects import Project, ProjectRepository
-from chalicelib.store.tags import TagRepository
+from chalicelib.store.projects import ProjectRepository
 
 SHARD_SIZE = 5000
 DOWNLOAD_SECONDS = 3600
 COPY_THREADS = 8
-
-
-@dataclass(frozen=True)
-class Row:
-    """One image of the frozen manifest."""
-
-    number: int
-    image_id: str
-    file_path: str
-    width: int
-    height: int
-    sha256: str | None
-    split: str
-    uses: tuple[tuple[str, bool], ...]  # (job id, annotated now), tasks oldest first
-    classes: tuple[str, ...]
-
-    def dump(self) -> bytes:
-        return orjson.dumps([self.number, self.image_id, self.file_path, self.width, self.height, self.sha256,
-                             self.split, self.uses, self.classes])
-
-    @classmethod
-    def load(cls, line: bytes) -> "Row":
-        number, image_id, file_path, width, height, sha256, split, uses, classes = orjson.loads(line)
-        return cls(number, image_id, file_path, width, height, sha256, split,
-                   tuple((job, annotated) for job, annotated in uses), tuple(classes))
-
-
-@dataclass(frozen=True)
-class Plan:
-    spec: ExportSpec
-    categories: list[str]  # annotation label names the export may contain, sorted
-    rows: list[Row]
-    excluded: dict[str, int]
 
 
 def default_name(mode: str, version: int) -> str:
@@ -93,36 +52,18 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "export"
 
 
-def merge(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Sum per-shard summaries: counts add up, distributions add up key by key."""
-    total: dict[str, Any] = {"images": 0, "annotations": 0, "annotation_counts": Counter(),
-                             "split_distribution": Counter(), "class_distribution": Counter()}
-    for summary in summaries:
-        total["images"] += summary["images"]
-        total["annotations"] += summary["annotations"]
-        for name in ("annotation_counts", "split_distribution", "class_distribution"):
-            total[name].update(summary[name])
-    return {name: dict(sorted(value.items())) if isinstance(value, Counter) else value for name, value in total.items()}
-
-
 class ExportService:
     def __init__(self, access: Access, exports: ExportRepository, projects: ProjectRepository,
-                 explore: ExploreService, jobs: JobRepository, annotations: AnnotationRepository,
-                 tags: TagRepository, links: ImageTagRepository, saved_filters: SavedFilterService,
-                 share: Bucket, artifacts: Bucket, documents: Bucket, activity: ActivityService,
-                 start_workflow: Callable[[str, dict], str], shard_size: int = SHARD_SIZE) -> None:
+                 contents: ExportContents, saved_filters: SavedFilterService, share: Bucket, artifacts: Bucket,
+                 activity: ActivityService, start_workflow: Callable[[str, dict], str],
+                 shard_size: int = SHARD_SIZE) -> None:
         self._access = access
         self._exports = exports
         self._projects = projects
-        self._explore = explore
-        self._jobs = jobs
-        self._annotations = annotations
-        self._tags = tags
-        self._links = links
+        self._contents = contents
         self._saved_filters = saved_filters
         self._share = share
         self._artifacts = artifacts
-        self._documents = documents
         self._activity = activity
         self._start_workflow = start_workflow
         self.shard_size = shard_size
@@ -149,31 +90,21 @@ class ExportService:
 
     def classification_options(self, actor: Identity, project_id: str) -> dict[str, Any]:
         caller = self._access.require(actor, project_id, "exports.read")
-        by_category: dict[str, list] = {}
-        uncategorized = []
-        for tag in self._tags.list():
-            entry = {"id": tag.id, "name": tag.name, "usage_count": tag.usage_count}
-            (by_category.setdefault(tag.category, []) if tag.category else uncategorized).append(entry)
-        labels = [label["name"] for label in caller.project.labels
-                  if label.get("annotation_type", "any") in ("any", "classification")]
-        return {"categories": [{"name": name, "tags": sorted(tags, key=lambda t: t["name"])}
-                               for name, tags in sorted(by_category.items())],
-                "uncategorized_tags": sorted(uncategorized, key=lambda t: t["name"]),
-                "labels": sorted(labels)}
+        return self._contents.classification_options(caller.project)
 
     def preview(self, actor: Identity, project_id: str, spec: ExportSpec) -> dict[str, Any]:
         """What the export would contain, computed by the code that builds it."""
         caller = self._access.require(actor, project_id, "exports.read")
-        plan = self._plan(caller.project, spec)
-        records = self._records(plan.spec, plan.rows)
-        summary = merge([self._summary(plan, records, self._entries(plan, records))])
+        plan = self._contents.plan(caller.project, spec)
+        records = self._contents.records(plan.spec, plan.rows)
+        summary = merge([self._contents.summary(plan, records, self._contents.entries(plan, records))])
         return {**summary, "excluded": plan.excluded, "export_mode": spec.export_mode,
                 "output_format": spec.output_format}
 
     def create(self, actor: Identity, project_id: str, spec: ExportSpec, name: str | None) -> Export:
         caller = self._access.require(actor, project_id, "exports.write")
-        self._check_labels(caller.project, spec)
-        self._category_tags(spec)
+        self._contents.check_labels(caller.project, spec)
+        self._contents.category_tags(spec)
         export = self._exports.create(
             project_id, new_id(), spec.export_mode, spec.output_format, name,
             spec.filter.model_dump(mode="json", exclude_defaults=True),
@@ -226,7 +157,7 @@ class ExportService:
         export = self._exports.get(project_id, export_id)
         self._exports.update(project_id, export_id, {"status": PROCESSING, "started_at": utcnow()},
                              expect=(PENDING, PROCESSING))
-        plan = self._plan(self._projects.get(project_id), _spec(export))
+        plan = self._contents.plan(self._projects.get(project_id), _spec(export))
         shards = [plan.rows[start : start + self.shard_size] for start in range(0, len(plan.rows), self.shard_size)]
         shards = shards or [[]]
         work = self._work(project_id, export_id)
@@ -245,12 +176,12 @@ class ExportService:
         stored = self._artifacts.get_json(f"{work}/plan.json")
         rows = [Row.load(line) for line in self._artifacts.lines(f"{work}/manifest-{shard:05d}.jsonl") if line]
         plan = Plan(spec, stored["categories"], rows, stored["excluded"])
-        records = self._records(spec, rows)
-        entries = self._entries(plan, records)
+        records = self._contents.records(spec, rows)
+        entries = self._contents.entries(plan, records)
         self._write_part(plan, records, entries, f"{work}/part-{shard:05d}")
         if spec.with_images:
             self._stage_images(rows, work)
-        self._artifacts.put_json(f"{work}/summary-{shard:05d}.json", self._summary(plan, records, entries))
+        self._artifacts.put_json(f"{work}/summary-{shard:05d}.json", self._contents.summary(plan, records, entries))
         self._exports.shard_done(project_id, export_id, shard)
 
     def assemble(self, project_id: str, export_id: str, shards: list[int]) -> None:
@@ -295,145 +226,6 @@ class ExportService:
         return self._exports.get(project_id, export_id)
 
     # What an export contains --------------------------------------------------------------------
-
-    def _check_labels(self, project: Project, spec: ExportSpec) -> None:
-        known = {label["name"] for label in project.labels}
-        unknown = sorted(set(spec.options.labels or ()) - known)
-        if unknown:
-            raise ValidationError(f"options.labels: {', '.join(map(repr, unknown))} not in the project's label set",
-                                  [{"field": "options.labels", "message": f"unknown label {name!r}"}
-                                   for name in unknown])
-
-    def _plan(self, project: Project, spec: ExportSpec) -> Plan:
-        self._check_labels(project, spec)
-        names = sorted({label["name"] for label in project.labels})
-        if spec.options.labels is not None:
-            names = sorted(set(names) & set(spec.options.labels))
-        entries = self._explore.select(project.id, spec.filter).entries
-        tasks = sorted(self._projects.tasks(project.id), key=lambda task: (task.created_at, task.id))
-        order = {task.id: n for n, task in enumerate(tasks)}
-        splits = {task.id: task.split for task in tasks}
-        placed: dict[str, list] = {}
-        if tasks:
-            for image in self._jobs.images_of_tasks(list(order)):
-                placed.setdefault(image.image_id, []).append((order[image.task_id], image.task_id, image.job_id,
-                                                              image.annotated))
-        classes = self._tag_classes(spec)
-        rows, excluded = [], Counter()
-        for entry in entries:
-            uses = sorted(placed.get(entry.image_id, []))
-            split = next((splits[task] for _, task, _, _ in uses if splits[task] != "none"), "none")
-            image_classes = tuple(sorted(classes.get(entry.image_id, ()))) if classes is not None else ()
-            if spec.split_based and split == "none":
-                excluded["in_no_split"] += 1
-                continue
-            if classes is not None and not image_classes:
-                excluded["without_class"] += 1
-                continue
-            rows.append(Row(len(rows) + 1, entry.image_id, entry.file_path, entry.width or 0, entry.height or 0,
-                            entry.sha256, split, tuple((job, annotated) for _, _, job, annotated in uses),
-                            image_classes))
-        return Plan(spec, names, rows, dict(sorted(excluded.items())))
-
-    def _tag_classes(self, spec: ExportSpec) -> dict[str, set[str]] | None:
-        """image id → class names, for tag-mapped classification; None when classes are not tags."""
-        mapping = spec.options.class_mapping
-        if mapping is None or mapping.kind == "labels":
-            return None
-        if mapping.kind == "categorized":
-            wanted = {tag.name: [tag.id] for tag in self._category_tags(spec)}
-        else:
-            wanted = dict(mapping.classes or {})
-        tag_ids = sorted({tag for ids in wanted.values() for tag in ids})
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            carriers = dict(zip(tag_ids, pool.map(lambda tag: set(self._links.images_with(tag)), tag_ids)))
-        classes: dict[str, set[str]] = {}
-        for name, ids in wanted.items():
-            for tag in ids:
-                for image in carriers[tag]:
-                    classes.setdefault(image, set()).add(name)
-        return classes
-
-    def _records(self, spec: ExportSpec, rows: list[Row]) -> list[ExportImage]:
-        sets = self._annotation_sets(spec, rows)
-        wanted = set(spec.options.labels) if spec.options.labels is not None else None
-        labels_are_classes = spec.options.class_mapping is not None and spec.options.class_mapping.kind == "labels"
-        records = []
-        for row in rows:
-            shapes = tuple(_shape(annotation) for job, _ in row.uses for annotation in sets.get((job, row.image_id), ())
-                           if wanted is None or annotation["label"] in wanted)
-            classes = row.classes
-            if labels_are_classes:
-                classes = tuple(sorted({shape.label for shape in shapes if shape.type == "classification"}))
-            records.append(ExportImage(number=row.number, image_id=row.image_id, file_path=row.file_path,
-                                       width=row.width, height=row.height, split=row.split, classes=classes,
-                                       shapes=shapes))
-        return records
-
-    def _category_tags(self, spec: ExportSpec) -> list:
-        """The tags of a categorized class mapping's category (422 if no tag has it)."""
-        mapping = spec.options.class_mapping
-        if mapping is None or mapping.kind != "categorized":
-            return []
-        tags = [tag for tag in self._tags.list() if tag.category == mapping.category]
-        if not tags:
-            raise ValidationError(f"options.class_mapping.category: no tag has category {mapping.category!r}",
-                                  [{"field": "options.class_mapping.category",
-                                    "message": f"no tag has category {mapping.category!r}"}])
-        return tags
-
-    def _annotation_sets(self, spec: ExportSpec, rows: list[Row]) -> dict[tuple[str, str], list[dict]]:
-        """(job id, image id) → the annotation set the version mode selects."""
-        options = spec.options
-        if options.version_mode == "latest":
-            return self._annotations.current_many([(job, row.image_id) for row in rows
-                                                   for job, annotated in row.uses if annotated])
-        jobs = sorted({job for row in rows for job, _ in row.uses})
-        found: dict[tuple[str, str], list[dict]] = {}
-        for job in jobs:
-            if options.version_mode == "timestamp":
-                for saved in self._annotations.history(job, options.timestamp):  # oldest first: the last wins
-                    found[(job, saved.image_id)] = saved.annotations
-                continue
-            versions = self._annotations.versions(job)
-            number = (options.job_versions or {}).get(job)
-            version = next((v for v in versions if v.number == number), None) if number else \
-                (versions[-1] if versions else None)
-            if version is None:
-                continue
-            for image in self._documents.get_json(version.document_key)["images"]:
-                found[(job, image["image_id"])] = image["annotations"]
-        return found
-
-    @staticmethod
-    def _entries(plan: Plan, records: list[ExportImage]) -> list[list[dict]] | None:
-        """Each record's COCO annotation entries (detection and segmentation: what every format of
-        those modes counts and COCO writes); None for classification."""
-        spec = plan.spec
-        if spec.export_mode == "classification":
-            return None
-        ids = {category["name"]: category["id"] for category in coco.categories(plan.categories)}
-        options = _coco_options(spec)
-        return [coco.annotation_entries(record, ids, spec.export_mode, options) for record in records]
-
-    @staticmethod
-    def _summary(plan: Plan, records: list[ExportImage], entries: list[list[dict]] | None) -> dict[str, Any]:
-        counts, classes = Counter(), Counter()
-        annotations = 0
-        if entries is None:
-            for record in records:
-                classes.update(record.classes)
-                annotations += len(record.classes)
-        else:
-            names = {category["id"]: category["name"] for category in coco.categories(plan.categories)}
-            for found in entries:
-                classes.update(names[entry["category_id"]] for entry in found)
-                annotations += len(found)
-        for record in records:
-            counts.update(shape.type for shape in record.shapes)
-        return {"images": len(records), "annotations": annotations, "annotation_counts": dict(counts),
-                "split_distribution": dict(Counter(record.split for record in records)),
-                "class_distribution": dict(classes)}
 
     # Parts and the artifact ---------------------------------------------------------------------
 
@@ -541,19 +333,6 @@ def _spec(export: Export) -> ExportSpec:
     return ExportSpec.model_validate({"export_mode": export.export_mode, "output_format": export.output_format,
                                       "filter": ImageFilter.model_validate(export.image_filter),
                                       "options": export.options})
-
-
-def _coco_options(spec: ExportSpec) -> coco.CocoOptions:
-    options = spec.options
-    return coco.CocoOptions(bbox_from_polygons=options.bbox_from_polygons, include_bboxes=options.include_bboxes,
-                            bboxes_as_polygons=options.bboxes_as_polygons)
-
-
-def _shape(annotation: dict[str, Any]) -> Shape:
-    bbox = annotation.get("bbox")
-    points = annotation.get("points")
-    return Shape(type=annotation["type"], label=annotation["label"], bbox=tuple(bbox) if bbox else None,
-                 points=tuple(tuple(point) for point in points) if points else None)
 
 
 def _unique(path: str, image_id: str, used: set[str]) -> str:
