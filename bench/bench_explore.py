@@ -135,7 +135,7 @@ def _progress(what: str, done: int, total: int, started: float) -> None:
 
 
 def _seed(actor, size: int, seed: int) -> Seeded:
-    from chalicelib.services import container
+    from chalicelib.services.container import services
     from chalicelib.store.base import new_id, utcnow
     from chalicelib.store.image_tags import ImageTagItem
     from chalicelib.store.images import Facts, ImageRepository, image_id
@@ -145,8 +145,8 @@ def _seed(actor, size: int, seed: int) -> Seeded:
     from chalicelib.store.tags import TagItem, tag_key
 
     rng = random.Random(seed)
-    project_id = container.projects().create(actor, f"bench explore {size}", None, []).project.id
-    tag_ids = [container.tags().create(actor, f"bench-{size}-{n:02d}", "#336699", None, None).id
+    project_id = services().projects.create(actor, f"bench explore {size}", None, []).project.id
+    tag_ids = [services().tags.create(actor, f"bench-{size}-{n:02d}", "#336699", None, None).id
                for n in range(TAGS)]
 
     keys = [f"bench-explore-{size}/{n // 1000:03d}/{n:06d}.jpg" for n in range(size)]
@@ -231,11 +231,11 @@ def _seed(actor, size: int, seed: int) -> Seeded:
 def _measure(actor, seeded: Seeded, size: int, runs: int) -> list[tuple[str, str, str]]:
     from chalicelib.config import get_settings
     from chalicelib.errors import StoreError
-    from chalicelib.services import container
+    from chalicelib.services.container import services
     from chalicelib.services.filters import ImageFilter
 
     image_filter = ImageFilter(tag_ids=seeded.tag_ids[:2], tag_mode="all", is_annotated=False, min_width=1000)
-    explore = container.explore()
+    explore = services().explore
     failures: list[str] = []
 
     def explore_once():

@@ -188,7 +188,7 @@ def _jpegs(count: int, seed: int) -> list[tuple[str, bytes, int, int]]:
 
 
 def _seed(actor, size: int, seed: int, files: list[tuple[str, bytes, int, int]] | None = None) -> Seeded:
-    from chalicelib.services import container
+    from chalicelib.services.container import services
     from chalicelib.store.annotations import AnnotationItem
     from chalicelib.store.base import new_id, utcnow
     from chalicelib.store.images import Facts, ImageRepository
@@ -198,7 +198,7 @@ def _seed(actor, size: int, seed: int, files: list[tuple[str, bytes, int, int]] 
 
     rng = random.Random(seed)
     labels = [{"name": name, "annotation_type": "bbox"} for name in LABELS]
-    project_id = container.projects().create(actor, f"bench exports {size}", None, labels).project.id
+    project_id = services().projects.create(actor, f"bench exports {size}", None, labels).project.id
 
     if files is not None:
         size = len(files)
@@ -393,7 +393,7 @@ class Staging:
 def _run_export(stack: LocalStack, actor, project_id: str, spec_body: dict, recorder: StepRecorder):
     """Create through the service (the state machine runs), poll until it ends; (export, seconds,
     requests)."""
-    from chalicelib.services import container
+    from chalicelib.services.container import services
     from chalicelib.services.export_spec import ExportSpec
     from chalicelib.store.exports import ExportRepository
 
@@ -402,7 +402,7 @@ def _run_export(stack: LocalStack, actor, project_id: str, spec_body: dict, reco
     exports = ExportRepository()
     with counting() as requests:
         started = time.perf_counter()
-        export = container.exports().create(actor, project_id, spec, None)
+        export = services().exports.create(actor, project_id, spec, None)
         last = None
         while True:
             export = exports.get(project_id, export.id)

@@ -38,8 +38,8 @@ stack.stop()
 # One handler in a fresh process: its peak RSS is the handler's alone.
 _HANDLER = """
 import sys
-from chalicelib.services import container
-failed = container.registry().ingest([("m", sys.argv[1])])
+from chalicelib.services.container import services
+failed = services().registry.ingest([("m", sys.argv[1])])
 assert failed == [], failed
 status = open("/proc/self/status").read()
 print(int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1]) / 1024)
@@ -100,12 +100,12 @@ def _separate_process(images) -> tuple[list[tuple[str, str, str]], Emulator]:
     os.environ.update(emulator.env)
     import boto3
 
-    from chalicelib.services import container
+    from chalicelib.services.container import services
 
     s3 = boto3.client("s3", endpoint_url=emulator.endpoint)
     sqs = boto3.client("sqs", endpoint_url=emulator.endpoint)
     bucket = emulator.env["PIXELPOOL_SHARE_BUCKET"]
-    registry = container.registry()
+    registry = services().registry
     deliver = lambda bodies: registry.ingest([(str(n), body) for n, body in enumerate(bodies)])  # noqa: E731
     handler, floor, cpu = _rates(images, _uploader(s3, sqs, bucket, emulator.queue, images), deliver)
     rows = [

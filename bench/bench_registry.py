@@ -23,14 +23,14 @@ def run() -> list[tuple[str, str, str]]:
         upload_existing(stack, ((f"bench/{n // 1000:02d}/{n:05d}.jpg", made[n % len(made)]) for n in range(IMAGES)))
         print(f"  {IMAGES:,} objects uploaded", file=sys.stderr, flush=True)
 
-        from chalicelib.services import container
+        from chalicelib.services.container import services
         from chalicelib.services.identity import Identity
         from chalicelib.store.operations import OperationRepository
 
         actor = Identity(sub="bench", email=None, groups=(), is_admin=False)
         with counting() as requests:
             started = time.perf_counter()
-            registration = container.indexing().register(actor, ["bench/"])
+            registration = services().indexing.register(actor, ["bench/"])
             operation = registration.operation
             assert operation is not None, "10,000 images must go to the background"
             while True:

@@ -85,7 +85,7 @@ def run() -> list[tuple[str, str, str]]:
         print(f"  {IMAGES:,} objects uploaded", file=sys.stderr, flush=True)
 
         from chalicelib.config import get_settings
-        from chalicelib.services import container
+        from chalicelib.services.container import services
         from chalicelib.services.identity import Identity
         from chalicelib.services.registry import REGISTER, Listed
         from chalicelib.services.tasks import TaskSpec
@@ -95,16 +95,16 @@ def run() -> list[tuple[str, str, str]]:
         actor = Identity(sub="bench", email=None, groups=(), is_admin=False)
         # Setup, not measured: register every object in-process, create the project.
         keys = [f"{PREFIX}{n // 1000:02d}/{n:05d}.jpg" for n in range(IMAGES)]
-        registered = container.registry().index((Listed(key) for key in keys), REGISTER, actor.sub)
+        registered = services().registry.index((Listed(key) for key in keys), REGISTER, actor.sub)
         assert len(registered.registered) == IMAGES, registered.counts()
         print(f"  {IMAGES:,} images registered", file=sys.stderr, flush=True)
-        project = container.projects().create(actor, "bench tasks", None, []).project
+        project = services().projects.create(actor, "bench tasks", None, []).project
 
         with _written_lock:
             written_before = Counter(_written)
         with counting() as requests:
             started = time.perf_counter()
-            creation = container.tasks().create_with_file_paths(
+            creation = services().tasks.create_with_file_paths(
                 actor, project.id, TaskSpec(name="bench", chunk_size=CHUNK_SIZE), [PREFIX])
             if creation.operation is not None:
                 state, polls = _wait(creation.operation.id)

@@ -15,7 +15,7 @@ from chalicelib.schemas.explore import (
     SavedFilterOut,
     SavedFilterPut,
 )
-from chalicelib.services import container
+from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
 BASE = "/api/v1/projects/{project_id}"
@@ -25,7 +25,7 @@ BASE = "/api/v1/projects/{project_id}"
 def explore(project_id, identity, query: ExploreQuery):
     """The pool filtered (tags any/all, exclusions, tasks, job, annotation, split, sizes, path), newest first."""
     image_filter = query.image_filter()
-    page = container.explore().explore(identity, project_id, image_filter, page=query.page,
+    page = services().explore.explore(identity, project_id, image_filter, page=query.page,
                                        page_size=query.page_size, cursor=query.cursor)
     images = [ExploreImageOut(**image_out(item.view), tasks=[PlacementOut.model_validate(p) for p in item.placements],
                               is_annotated=item.is_annotated,
@@ -39,33 +39,33 @@ def explore(project_id, identity, query: ExploreQuery):
 @endpoint(bp, f"{BASE}/saved-filters", response=list[SavedFilterOut])
 def list_saved_filters(project_id, identity):
     """The project's saved filters, newest first."""
-    saved = container.saved_filters().list(identity, project_id)
+    saved = services().saved_filters.list(identity, project_id)
     return ok([SavedFilterOut.model_validate(item) for item in saved], f"Found {len(saved)} saved filter(s)")
 
 
 @endpoint(bp, f"{BASE}/saved-filters", "POST", body=SavedFilterBody, response=SavedFilterOut, status=201)
 def create_saved_filter(project_id, identity, body: SavedFilterBody):
     """Save a filter under a name (invalid filter objects are refused with 422)."""
-    saved = container.saved_filters().create(identity, project_id, body.name, body.filter)
+    saved = services().saved_filters.create(identity, project_id, body.name, body.filter)
     return ok(SavedFilterOut.model_validate(saved), f"Filter '{saved.name}' saved", 201)
 
 
 @endpoint(bp, f"{BASE}/saved-filters/{{filter_id}}", response=SavedFilterOut)
 def get_saved_filter(project_id, filter_id, identity):
     """One saved filter."""
-    return ok(SavedFilterOut.model_validate(container.saved_filters().get(identity, project_id, filter_id)),
+    return ok(SavedFilterOut.model_validate(services().saved_filters.get(identity, project_id, filter_id)),
               "Saved filter found")
 
 
 @endpoint(bp, f"{BASE}/saved-filters/{{filter_id}}", "PUT", body=SavedFilterPut, response=SavedFilterOut)
 def update_saved_filter(project_id, filter_id, identity, body: SavedFilterPut):
     """Rename a saved filter and/or replace its filter object."""
-    saved = container.saved_filters().update(identity, project_id, filter_id, body.name, body.filter)
+    saved = services().saved_filters.update(identity, project_id, filter_id, body.name, body.filter)
     return ok(SavedFilterOut.model_validate(saved), f"Filter '{saved.name}' updated")
 
 
 @endpoint(bp, f"{BASE}/saved-filters/{{filter_id}}", "DELETE", response=SavedFilterOut)
 def delete_saved_filter(project_id, filter_id, identity):
     """Delete a saved filter."""
-    saved = container.saved_filters().delete(identity, project_id, filter_id)
+    saved = services().saved_filters.delete(identity, project_id, filter_id)
     return ok(SavedFilterOut.model_validate(saved), f"Filter '{saved.name}' deleted")

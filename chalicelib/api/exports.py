@@ -6,7 +6,7 @@ from chalice import Blueprint, Response
 from chalicelib.api.responses import ok
 from chalicelib.api.routing import endpoint
 from chalicelib.schemas.exports import ClassificationOptionsOut, ExportBody, ExportOut, PreviewOut, ProgressOut
-from chalicelib.services import container
+from chalicelib.services.container import services
 from chalicelib.services.export_spec import default_format
 from chalicelib.store.exports import Export
 
@@ -32,52 +32,52 @@ def _spec(project_id: str, identity, body: ExportBody):
     request["output_format"] = body.output_format or default_format(body.export_mode)
     request["filter"] = body.filter
     request["options"] = body.options
-    return container.exports().resolve(identity, project_id, request)
+    return services().exports.resolve(identity, project_id, request)
 
 
 @endpoint(bp, f"{BASE}/preview", "POST", body=ExportBody, response=PreviewOut)
 def preview_export(project_id, identity, body: ExportBody):
     """What an export would contain: images, annotations by type, split and class distributions."""
-    preview = container.exports().preview(identity, project_id, _spec(project_id, identity, body))
+    preview = services().exports.preview(identity, project_id, _spec(project_id, identity, body))
     return ok(PreviewOut(**preview), f"The export would contain {preview['images']} image(s)")
 
 
 @endpoint(bp, BASE, "POST", body=ExportBody, response=ExportOut, status=202)
 def create_export(project_id, identity, body: ExportBody):
     """Start an export: numbered per project and mode, built in the background (poll its status)."""
-    export = container.exports().create(identity, project_id, _spec(project_id, identity, body), body.name)
+    export = services().exports.create(identity, project_id, _spec(project_id, identity, body), body.name)
     return ok(export_out(export), f"{export.name} created; it is being built", 202)
 
 
 @endpoint(bp, BASE, response=list[ExportOut])
 def list_exports(project_id, identity):
     """The project's exports, newest first."""
-    exports = container.exports().list(identity, project_id)
+    exports = services().exports.list(identity, project_id)
     return ok([export_out(export) for export in exports], f"Found {len(exports)} export(s)")
 
 
 @endpoint(bp, f"{BASE}/classification-options", response=ClassificationOptionsOut)
 def classification_options(project_id, identity):
     """Tag categories with their tags and the project's class labels, for classification exports."""
-    options = container.exports().classification_options(identity, project_id)
+    options = services().exports.classification_options(identity, project_id)
     return ok(ClassificationOptionsOut(**options), "Classification options")
 
 
 @endpoint(bp, f"{BASE}/{{export_id}}", response=ExportOut)
 def get_export(project_id, export_id, identity):
     """One export with its status and progress (shards built / total)."""
-    return ok(export_out(container.exports().get(identity, project_id, export_id)), "Export found")
+    return ok(export_out(services().exports.get(identity, project_id, export_id)), "Export found")
 
 
 @endpoint(bp, f"{BASE}/{{export_id}}/download", status=302)
 def download_export(project_id, export_id, identity):
     """302 to a presigned URL of the artifact (valid one hour)."""
-    url = container.exports().download_url(identity, project_id, export_id)
+    url = services().exports.download_url(identity, project_id, export_id)
     return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
 @endpoint(bp, f"{BASE}/{{export_id}}", "DELETE", response=ExportOut)
 def delete_export(project_id, export_id, identity):
     """Delete an export and its artifact (not while it is being built)."""
-    export = container.exports().delete(identity, project_id, export_id)
+    export = services().exports.delete(identity, project_id, export_id)
     return ok(export_out(export), f"{export.name} deleted")

@@ -7,7 +7,7 @@ from chalicelib.api.responses import ok
 from chalicelib.api.routing import endpoint
 from chalicelib.schemas.annotations import AnnotationSetOut, AnnotationsBody, VersionBody, VersionOut
 from chalicelib.schemas.tasks import JobDetailOut, JobImageOut, JobOut, JobPatch
-from chalicelib.services import container
+from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
 BASE = "/api/v1/jobs/{job_id}"
@@ -38,7 +38,7 @@ def _set(saved) -> AnnotationSetOut:
 @endpoint(bp, BASE, response=JobDetailOut)
 def get_job(job_id, identity):
     """A job with its images in order: thumbnails and annotation status."""
-    return ok(_job(container.jobs().get(identity, job_id)), "Job found")
+    return ok(_job(services().jobs.get(identity, job_id)), "Job found")
 
 
 @endpoint(bp, BASE, "PATCH", body=JobPatch, response=JobDetailOut)
@@ -47,32 +47,32 @@ def update_job(job_id, identity, body: JobPatch):
     changes = body.model_dump(exclude_unset=True)
     if "status" in changes and changes["status"] is None:
         changes.pop("status")
-    return ok(_job(container.jobs().update(identity, job_id, changes)), "Job updated")
+    return ok(_job(services().jobs.update(identity, job_id, changes)), "Job updated")
 
 
 @endpoint(bp, f"{BASE}/images/{{image_id}}/annotations", response=AnnotationSetOut)
 def get_annotations(job_id, image_id, identity):
     """The image's annotation set in this job (empty if none yet)."""
-    return ok(_set(container.annotations().get(identity, job_id, image_id)), "Annotations found")
+    return ok(_set(services().annotations.get(identity, job_id, image_id)), "Annotations found")
 
 
 @endpoint(bp, f"{BASE}/images/{{image_id}}/annotations", "PUT", body=AnnotationsBody, response=AnnotationSetOut)
 def put_annotations(job_id, image_id, identity, body: AnnotationsBody):
     """Replace the image's annotation set in this job (labels and geometry are checked)."""
     annotations = [item.model_dump(exclude_none=True) for item in body.annotations]
-    saved = container.annotations().replace(identity, job_id, image_id, annotations, body.expected_rev)
+    saved = services().annotations.replace(identity, job_id, image_id, annotations, body.expected_rev)
     return ok(_set(saved), f"Saved {len(saved.annotations)} annotation(s)")
 
 
 @endpoint(bp, f"{BASE}/versions", "POST", body=VersionBody, response=VersionOut, status=201)
 def create_version(job_id, identity, body: VersionBody):
     """Freeze the job's current annotations as the next numbered, immutable version."""
-    version = container.annotations().create_version(identity, job_id, body.note)
+    version = services().annotations.create_version(identity, job_id, body.note)
     return ok(VersionOut.model_validate(version), f"Version {version.number} created", 201)
 
 
 @endpoint(bp, f"{BASE}/versions", response=list[VersionOut])
 def list_versions(job_id, identity):
     """The job's frozen versions, oldest first."""
-    versions = container.annotations().versions(identity, job_id)
+    versions = services().annotations.versions(identity, job_id)
     return ok([VersionOut.model_validate(version) for version in versions], f"Found {len(versions)} version(s)")

@@ -6,7 +6,7 @@ from chalice import Blueprint
 from chalicelib.api.responses import ok
 from chalicelib.api.routing import endpoint
 from chalicelib.schemas.operations import OperationOut, ReindexBody
-from chalicelib.services import container
+from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
 
@@ -26,12 +26,12 @@ def operation_out(operation, result_url: str | None = None) -> OperationOut:
 @endpoint(bp, "/api/v1/operations/{operation_id}", response=OperationOut)
 def get_operation(operation_id, identity):
     """Status, progress and result of a long-running operation you started."""
-    operation, url = container.indexing().get(identity, operation_id)
+    operation, url = services().operations.get(identity, operation_id)
     return ok(operation_out(operation, url), f"Operation {operation.status}")
 
 
 @endpoint(bp, "/api/v1/admin/reindex", "POST", body=ReindexBody, response=OperationOut, status=202)
 def reindex(identity, body: ReindexBody):
     """Walk the share and re-derive missing or stale records; records whose object is gone become missing."""
-    operation = container.indexing().reindex(identity, body.prefix)
+    operation = services().indexing.reindex(identity, body.prefix)
     return ok(operation_out(operation), "Reindex started", 202)

@@ -18,7 +18,7 @@ from chalicelib.schemas.projects import (
     ProjectOut,
     ProjectPatch,
 )
-from chalicelib.services import container
+from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
 BASE = "/api/v1/projects"
@@ -34,7 +34,7 @@ def _project(view) -> ProjectOut:
 @endpoint(bp, BASE, "POST", body=ProjectCreate, response=ProjectOut, status=201)
 def create_project(identity, body: ProjectCreate):
     """Create a project with its label set; the caller becomes its owner."""
-    view = container.projects().create(identity, body.name, body.description,
+    view = services().projects.create(identity, body.name, body.description,
                                        [label.model_dump() for label in body.labels])
     return ok(_project(view), f"Project '{view.project.name}' created", 201)
 
@@ -42,14 +42,14 @@ def create_project(identity, body: ProjectCreate):
 @endpoint(bp, BASE, response=list[ProjectOut])
 def list_projects(identity):
     """The projects the caller is a member of (administrators: all), newest first."""
-    views = container.projects().list(identity)
+    views = services().projects.list(identity)
     return ok([_project(view) for view in views], f"Found {len(views)} project(s)")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}", response=ProjectOut)
 def get_project(project_id, identity):
     """One project with its label set and the caller's role."""
-    return ok(_project(container.projects().get(identity, project_id)), "Project found")
+    return ok(_project(services().projects.get(identity, project_id)), "Project found")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}", "PATCH", body=ProjectPatch, response=ProjectOut)
@@ -61,27 +61,27 @@ def update_project(project_id, identity, body: ProjectPatch):
         changes.pop("name", None)
     if "labels" in changes and changes["labels"] is None:
         changes.pop("labels")
-    return ok(_project(container.projects().update(identity, project_id, changes)), "Project updated")
+    return ok(_project(services().projects.update(identity, project_id, changes)), "Project updated")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}", "DELETE", response=ProjectOut)
 def delete_project(project_id, identity):
     """Delete a project with its tasks, jobs, annotations, pool and filters (owners); images stay."""
-    view = container.projects().delete(identity, project_id)
+    view = services().projects.delete(identity, project_id)
     return ok(_project(view), f"Project '{view.project.name}' deleted")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/members", response=list[MemberOut])
 def list_members(project_id, identity):
     """The project's members and their roles."""
-    members = container.projects().members(identity, project_id)
+    members = services().projects.members(identity, project_id)
     return ok([MemberOut.model_validate(member) for member in members], f"Found {len(members)} member(s)")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/members", "POST", body=MemberBody, response=MemberOut, status=201)
 def add_member(project_id, identity, body: MemberBody):
     """Add a user with a role, or change the role of a member (owners)."""
-    member, created = container.projects().set_member(identity, project_id, body.user_id, body.role)
+    member, created = services().projects.set_member(identity, project_id, body.user_id, body.role)
     status = 201 if created else 200
     return ok(MemberOut.model_validate(member), f"{body.user_id} is {member.role}", status)
 
@@ -89,21 +89,21 @@ def add_member(project_id, identity, body: MemberBody):
 @endpoint(bp, f"{BASE}/{{project_id}}/members/{{user_id}}", "PATCH", body=MemberRoleBody, response=MemberOut)
 def change_member(project_id, user_id, identity, body: MemberRoleBody):
     """Change a member's role (owners); the last owner cannot step down."""
-    member, _ = container.projects().set_member(identity, project_id, user_id, body.role)
+    member, _ = services().projects.set_member(identity, project_id, user_id, body.role)
     return ok(MemberOut.model_validate(member), f"{user_id} is {member.role}")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/members/{{user_id}}", "DELETE", response=MemberOut)
 def remove_member(project_id, user_id, identity):
     """Remove a member (owners), or leave the project yourself."""
-    member = container.projects().remove_member(identity, project_id, user_id)
+    member = services().projects.remove_member(identity, project_id, user_id)
     return ok(MemberOut.model_validate(member), f"{user_id} removed")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/images", "POST", body=PoolAddBody, response=PoolAddOut)
 def add_pool_images(project_id, identity, body: PoolAddBody):
     """Add registry images to the project pool (idempotent)."""
-    change = container.pool().add(identity, project_id, body.shared_image_ids)
+    change = services().pool.add(identity, project_id, body.shared_image_ids)
     data = PoolAddOut(added=change.added, already_in_pool=change.already_in_pool, unknown=change.unknown,
                       total_added=len(change.added), total_already_in_pool=len(change.already_in_pool),
                       total_unknown=len(change.unknown))
@@ -113,13 +113,13 @@ def add_pool_images(project_id, identity, body: PoolAddBody):
 @endpoint(bp, f"{BASE}/{{project_id}}/images/{{image_id}}", "DELETE")
 def remove_pool_image(project_id, image_id, identity):
     """Take an image out of the pool; 409 while one of the project's tasks uses it."""
-    container.pool().remove(identity, project_id, image_id)
+    services().pool.remove(identity, project_id, image_id)
     return ok({"shared_image_id": image_id}, "Image removed from the pool")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/activity", query=ActivityQuery, response=list[ActivityOut])
 def list_activity(project_id, identity, query: ActivityQuery):
     """The project's timeline, newest first; follow meta.next_cursor for older entries."""
-    entries, cursor = container.projects().activity(identity, project_id, query.page_size, query.cursor)
+    entries, cursor = services().projects.activity(identity, project_id, query.page_size, query.cursor)
     return ok([ActivityOut.model_validate(entry) for entry in entries], f"Found {len(entries)} entries",
               meta=CursorMeta(page_size=query.page_size, next_cursor=cursor))

@@ -19,7 +19,7 @@ from chalice.app import Request
 from chalicelib import errors
 from chalicelib.api import responses
 from chalicelib.api.auth import jwt_auth
-from chalicelib.services import container
+from chalicelib.services.container import services
 from chalicelib.services.identity import Identity
 
 logger = Logger(child=True)
@@ -100,7 +100,7 @@ def identity_of(request: Request) -> Identity:
         groups=tuple(json.loads(context.get("groups") or "[]")),
         is_admin=context.get("is_admin") == "true",
     )
-    container.users().record_seen(identity)
+    services().users.record_seen(identity)
     return identity
 
 

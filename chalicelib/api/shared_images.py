@@ -28,7 +28,7 @@ from chalicelib.schemas.images import (
     UrlQuery,
 )
 from chalicelib.schemas.operations import OperationOut
-from chalicelib.services import container
+from chalicelib.services.container import services
 from chalicelib.store.base import utcnow
 
 bp = Blueprint(__name__)
@@ -51,7 +51,7 @@ def image_out(view, **extra) -> dict:
 @endpoint(bp, BASE, query=ImageListQuery, response=list[ImageOut], paginated=True)
 def list_shared_images(identity, query: ImageListQuery):
     """List registered images in path order, filtered by filename, tags (all of them), folder and status."""
-    views, total = container.images().list(page=query.page, page_size=query.page_size, search=query.search,
+    views, total = services().images.list(page=query.page, page_size=query.page_size, search=query.search,
                                            tag_ids=query.tag_ids, folder=query.folder, status=query.status)
     meta = PageMeta(total=total, page=query.page, page_size=query.page_size)
     return ok([ImageOut(**image_out(view)) for view in views], f"Found {total} image(s)", meta=meta)
@@ -60,12 +60,12 @@ def list_shared_images(identity, query: ImageListQuery):
 @endpoint(bp, f"{BASE}/register", "POST", body=RegisterBody, response=RegisterOut)
 def register_shared_images(identity, body: RegisterBody):
     """Register share files and folders. Small selections answer now; large ones answer 202 with an operation."""
-    registration = container.indexing().register(identity, body.file_paths)
+    registration = services().indexing.register(identity, body.file_paths)
     if registration.operation is not None:
         out: OperationOut = operation_out(registration.operation)
         return ok(out, f"Registration of a large selection started; poll /api/v1/operations/{out.id}", 202)
     result = registration.result
-    images = container.images().views_of(result.registered)
+    images = services().images.views_of(result.registered)
     data = RegisterOut(
         registered=[ImageOut(**image_out(view)) for view in images],
         already_existed=result.already_existed,
@@ -80,7 +80,7 @@ def register_shared_images(identity, body: RegisterBody):
 @endpoint(bp, f"{BASE}/duplicates", query=PageQuery, response=list[DuplicateGroupOut], paginated=True)
 def list_duplicates(identity, query: PageQuery):
     """Groups of images with identical content (same SHA-256) across the registry, largest first."""
-    groups, total = container.images().duplicates(query.page, query.page_size)
+    groups, total = services().images.duplicates(query.page, query.page_size)
     data = [DuplicateGroupOut(checksum_sha256=group.sha256, count=len(group.views),
                               images=[ImageOut(**image_out(view)) for view in group.views]) for group in groups]
     return ok(data, f"Found {total} group(s) of duplicates",
@@ -90,14 +90,14 @@ def list_duplicates(identity, query: PageQuery):
 @endpoint(bp, f"{BASE}/bulk-tag", "POST", body=BulkTagBody, response=BulkTagOut)
 def bulk_tag(identity, body: BulkTagBody):
     """Give every listed image every listed tag (idempotent)."""
-    result = container.tagging().tag(identity, body.shared_image_ids, body.tag_ids)
+    result = services().tagging.tag(identity, body.shared_image_ids, body.tag_ids)
     return ok(BulkTagOut(tags_added=result.changed, images_affected=result.images_affected), "Tags added successfully")
 
 
 @endpoint(bp, f"{BASE}/bulk-untag", "POST", body=BulkTagBody, response=BulkUntagOut)
 def bulk_untag(identity, body: BulkTagBody):
     """Remove every listed tag from every listed image (idempotent)."""
-    result = container.tagging().untag(identity, body.shared_image_ids, body.tag_ids)
+    result = services().tagging.untag(identity, body.shared_image_ids, body.tag_ids)
     return ok(BulkUntagOut(tags_removed=result.changed, images_affected=result.images_affected),
               "Tags removed successfully")
 
@@ -105,19 +105,19 @@ def bulk_untag(identity, body: BulkTagBody):
 @endpoint(bp, f"{BASE}/{{image_id}}", response=ImageOut)
 def get_shared_image(image_id, identity):
     """One image with its facts, tags and thumbnail URL."""
-    return ok(ImageOut(**image_out(container.images().get(image_id))), "Image found")
+    return ok(ImageOut(**image_out(services().images.get(image_id))), "Image found")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}", "PATCH", body=MetadataPatch, response=ImageOut)
 def update_shared_image(image_id, identity, body: MetadataPatch):
     """Merge into the image's custom metadata (null deletes a key)."""
-    return ok(ImageOut(**image_out(container.images().update_metadata(image_id, body.metadata))), "Metadata updated")
+    return ok(ImageOut(**image_out(services().images.update_metadata(image_id, body.metadata))), "Metadata updated")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}/url", query=UrlQuery, response=UrlOut)
 def get_shared_image_url(image_id, identity, query: UrlQuery):
     """Short-lived presigned GET URLs of the original and its thumbnail."""
-    urls = container.images().urls(image_id, query.expires_in)
+    urls = services().images.urls(image_id, query.expires_in)
     return ok(UrlOut(**urls, expires_at=utcnow() + timedelta(seconds=urls["expires_in"])), "URL valid for "
               f"{urls['expires_in']} s")
 
@@ -125,7 +125,7 @@ def get_shared_image_url(image_id, identity, query: UrlQuery):
 @endpoint(bp, f"{BASE}/{{image_id}}/similar", query=SimilarQuery, response=list[SimilarOut])
 def list_similar(image_id, identity, query: SimilarQuery):
     """Near-duplicates: images whose perceptual hash differs in at most max_distance bits, closest first."""
-    similar = container.images().similar(image_id, query.max_distance, query.limit)
+    similar = services().images.similar(image_id, query.max_distance, query.limit)
     return ok([SimilarOut(**image_out(item.view, distance=item.distance)) for item in similar],
               f"Found {len(similar)} similar image(s)")
 
@@ -133,26 +133,26 @@ def list_similar(image_id, identity, query: SimilarQuery):
 @endpoint(bp, f"{BASE}/{{image_id}}/masks", response=list[ImageOut])
 def list_masks(image_id, identity):
     """The images registered as masks of this one."""
-    masks = container.images().masks(image_id)
+    masks = services().images.masks(image_id)
     return ok([ImageOut(**image_out(view)) for view in masks], f"Found {len(masks)} mask(s)")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}/mask", "PUT", body=MaskBody, response=ImageOut)
 def set_mask(image_id, identity, body: MaskBody):
     """Register this image as a mask of a source image (with its category), or clear that."""
-    view = container.images().set_mask(image_id, body.source_image_id, body.mask_category)
+    view = services().images.set_mask(image_id, body.source_image_id, body.mask_category)
     return ok(ImageOut(**image_out(view)), "Mask link updated")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}/tags", "POST", body=TagIdsBody, response=ImageOut)
 def tag_shared_image(image_id, identity, body: TagIdsBody):
     """Add tags to one image (idempotent)."""
-    result = container.tagging().tag(identity, [image_id], body.tag_ids)
-    return ok(ImageOut(**image_out(container.images().get(image_id))), f"{result.changed} tag(s) added")
+    result = services().tagging.tag(identity, [image_id], body.tag_ids)
+    return ok(ImageOut(**image_out(services().images.get(image_id))), f"{result.changed} tag(s) added")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}/tags/{{tag_id}}", "DELETE", response=ImageOut)
 def untag_shared_image(image_id, tag_id, identity):
     """Remove one tag from one image (idempotent)."""
-    result = container.tagging().untag(identity, [image_id], [tag_id])
-    return ok(ImageOut(**image_out(container.images().get(image_id))), f"{result.changed} tag(s) removed")
+    result = services().tagging.untag(identity, [image_id], [tag_id])
+    return ok(ImageOut(**image_out(services().images.get(image_id))), f"{result.changed} tag(s) removed")

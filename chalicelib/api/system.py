@@ -7,7 +7,7 @@ from chalicelib.api.routing import endpoint
 from chalicelib.config import get_settings
 from chalicelib.schemas.system import HealthOut
 from chalicelib.schemas.users import MeOut
-from chalicelib.services import container
+from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
 
@@ -29,7 +29,7 @@ def openapi():
 @endpoint(bp, "/api/v1/me", response=MeOut)
 def me(identity):
     """The caller as the system knows them."""
-    user = container.users().me(identity)
+    user = services().users.me(identity)
     out = MeOut(
         sub=user.sub,
         email=identity.email,

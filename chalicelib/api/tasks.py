@@ -17,7 +17,7 @@ from chalicelib.schemas.tasks import (
     TaskOut,
     TaskPatch,
 )
-from chalicelib.services import container
+from chalicelib.services.container import services
 from chalicelib.services.tasks import Creation, TaskSpec
 
 bp = Blueprint(__name__)
@@ -47,7 +47,7 @@ def _created(creation: Creation):
 @endpoint(bp, f"{BASE}/create-with-file-paths", "POST", body=TaskFromPaths, response=TaskCreatedOut, status=201)
 def create_task_with_file_paths(project_id, identity, body: TaskFromPaths):
     """Register share files/folders, add them to the pool and cut them into jobs (202 + operation if large)."""
-    return _created(container.tasks().create_with_file_paths(identity, project_id, _spec(body), body.file_paths))
+    return _created(services().tasks.create_with_file_paths(identity, project_id, _spec(body), body.file_paths))
 
 
 @endpoint(bp, BASE, "POST", body=TaskFromPool, response=TaskCreatedOut, status=201)
@@ -55,8 +55,8 @@ def create_task(project_id, identity, body: TaskFromPool):
     """Cut pool images (by id, by filter or by saved filter) into jobs."""
     image_filter = body.filter
     if body.saved_filter_id is not None:
-        image_filter = container.saved_filters().resolve(identity, project_id, body.saved_filter_id)
-    creation = container.tasks().create_from_pool(identity, project_id, _spec(body), body.shared_image_ids,
+        image_filter = services().saved_filters.resolve(identity, project_id, body.saved_filter_id)
+    creation = services().tasks.create_from_pool(identity, project_id, _spec(body), body.shared_image_ids,
                                                   image_filter)
     return _created(creation)
 
@@ -64,14 +64,14 @@ def create_task(project_id, identity, body: TaskFromPool):
 @endpoint(bp, BASE, response=list[TaskOut])
 def list_tasks(project_id, identity):
     """The project's tasks, oldest first."""
-    tasks = container.tasks().list(identity, project_id)
+    tasks = services().tasks.list(identity, project_id)
     return ok([TaskOut.model_validate(task) for task in tasks], f"Found {len(tasks)} task(s)")
 
 
 @endpoint(bp, f"{BASE}/{{task_id}}", response=TaskDetailOut)
 def get_task(project_id, task_id, identity):
     """One task with its jobs (annotators: their jobs)."""
-    view = container.tasks().get(identity, project_id, task_id)
+    view = services().tasks.get(identity, project_id, task_id)
     data = TaskDetailOut(**TaskOut.model_validate(view.task).model_dump(),
                          jobs=[JobOut.model_validate(job) for job in view.jobs])
     return ok(data, "Task found")
@@ -84,19 +84,19 @@ def update_task(project_id, task_id, identity, body: TaskPatch):
     for name in ("name", "split", "status"):
         if name in changes and changes[name] is None:
             changes.pop(name)
-    task = container.tasks().update(identity, project_id, task_id, changes)
+    task = services().tasks.update(identity, project_id, task_id, changes)
     return ok(TaskOut.model_validate(task), "Task updated")
 
 
 @endpoint(bp, f"{BASE}/{{task_id}}", "DELETE", response=TaskOut)
 def delete_task(project_id, task_id, identity):
     """Delete a task with its jobs, job images and annotations; images stay in the registry and pool."""
-    task = container.tasks().delete(identity, project_id, task_id)
+    task = services().tasks.delete(identity, project_id, task_id)
     return ok(TaskOut.model_validate(task), f"Task '{task.name}' deleted")
 
 
 @endpoint(bp, f"{BASE}/{{task_id}}/jobs", response=list[JobOut])
 def list_jobs(project_id, task_id, identity):
     """A task's jobs in order (annotators: the jobs assigned to them)."""
-    jobs = container.jobs().list(identity, project_id, task_id)
+    jobs = services().jobs.list(identity, project_id, task_id)
     return ok([JobOut.model_validate(job) for job in jobs], f"Found {len(jobs)} job(s)")

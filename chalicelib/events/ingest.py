@@ -10,7 +10,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.config import get_settings
-from chalicelib.services import container
+from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
 
@@ -18,5 +18,5 @@ bp = Blueprint(__name__)
 @bp.on_sqs_message(queue=get_settings().ingest_queue, batch_size=10, name="ingest")
 def ingest(event):
     records = event.to_dict()["Records"]
-    failed = container.registry().ingest([(record["messageId"], record["body"]) for record in records])
+    failed = services().registry.ingest([(record["messageId"], record["body"]) for record in records])
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

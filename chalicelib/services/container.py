@@ -1,234 +1,314 @@
-"""Lazily built services, one per process (a warm Lambda reuses them)."""
+"""`Services`: every service of one process, built once at the edge and handed to what needs it.
+
+Routes, event handlers and steps ask `services()` for the process's object; each service is
+built on first use (a cold Lambda builds only what its route needs) and kept while the container
+is warm. Nothing below the edge looks services up: each receives its collaborators in its
+constructor, and cycles are cut by small ports (a workflow starter, project purgers, operation
+finishers) rather than by lambdas that reach back into the container.
+
+A test overrides a dependency in one line and gets the rest built around it:
+
+    services().override(start_workflow=recorder)      # the process's object, as routes see it
+    TaskService(..., start_operation=fake)            # or a service alone, with small fakes
+"""
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
-from chalicelib.config import get_settings
-from chalicelib.services.activity import ActivityService
-from chalicelib.services.tags import TagService
-from chalicelib.services.users import UserService
+from chalicelib.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from chalicelib.services.access import Access
+    from chalicelib.services.activity import ActivityService
     from chalicelib.services.annotations import AnnotationService
     from chalicelib.services.explore import ExploreService
     from chalicelib.services.exports import ExportService
     from chalicelib.services.images import ImageService
+    from chalicelib.services.indexing import IndexingService
     from chalicelib.services.jobs import JobService
+    from chalicelib.services.operations import OperationService, WorkflowStarter
     from chalicelib.services.pool import PoolService
     from chalicelib.services.projects import ProjectService
-    from chalicelib.services.saved_filters import SavedFilterService
-    from chalicelib.services.tasks import TaskService
-    from chalicelib.services.indexing import IndexingService
     from chalicelib.services.registry import RegistryService
+    from chalicelib.services.saved_filters import SavedFilterService
     from chalicelib.services.share import ShareService
     from chalicelib.services.tagging import TaggingService
-
-
-@lru_cache(maxsize=1)
-def activity() -> ActivityService:
-    from chalicelib.store.activity import ActivityRepository
-
-    return ActivityService(ActivityRepository())
-
-
-@lru_cache(maxsize=1)
-def users() -> UserService:
-    from chalicelib.store.users import UserRepository
-
-    return UserService(UserRepository())
-
-
-@lru_cache(maxsize=1)
-def tags() -> TagService:
-    from chalicelib.store.image_tags import ImageTagRepository
-    from chalicelib.store.tags import TagRepository
-
-    return TagService(TagRepository(), activity(), ImageTagRepository())
-
-
-@lru_cache(maxsize=1)
-def _buckets():
-    from chalicelib.store.objects import Bucket
-
-    settings = get_settings()
-    return Bucket(settings.share_bucket), Bucket(settings.cache_bucket)
-
-
-@lru_cache(maxsize=1)
-def registry() -> "RegistryService":
-    from chalicelib.services.registry import RegistryService
-    from chalicelib.store.image_tags import ImageTagRepository
-    from chalicelib.store.images import ImageRepository
-
-    from chalicelib.store.pool import PoolRepository
-
-    share, cache = _buckets()
-    return RegistryService(get_settings(), ImageRepository(), ImageTagRepository(), share, cache, PoolRepository())
-
-
-@lru_cache(maxsize=1)
-def share() -> "ShareService":
-    from chalicelib.services.share import ShareService
-    from chalicelib.store.images import ImageRepository
-
-    return ShareService(get_settings(), _buckets()[0], ImageRepository())
-
-
-@lru_cache(maxsize=1)
-def images() -> "ImageService":
-    from chalicelib.services.images import ImageService
-    from chalicelib.store.images import ImageRepository
-    from chalicelib.store.tags import TagRepository
-
-    share_bucket, cache = _buckets()
-    return ImageService(get_settings(), ImageRepository(), TagRepository(), share_bucket, cache)
-
-
-@lru_cache(maxsize=1)
-def tagging() -> "TaggingService":
-    from chalicelib.services.tagging import TaggingService
-    from chalicelib.store.image_tags import ImageTagRepository
-    from chalicelib.store.images import ImageRepository
-    from chalicelib.store.tags import TagRepository
-
-    return TaggingService(ImageRepository(), TagRepository(), ImageTagRepository(), activity())
-
-
-@lru_cache(maxsize=1)
-def indexing() -> "IndexingService":
-    from chalicelib.services.indexing import IndexingService
-    from chalicelib.store.operations import OperationRepository
-
-    from chalicelib.services.tasks import CREATE_TASK
-
-    share_bucket, cache = _buckets()
-    # Resolved when a step runs, not now: the task service itself starts indexing operations.
-    finishers = {CREATE_TASK: lambda operation, keys, failed: tasks().complete(operation, keys, failed)}
-    abandoners = {CREATE_TASK: lambda operation: tasks().abandon(operation)}
-    return IndexingService(get_settings(), registry(), share(), OperationRepository(), share_bucket, cache, activity(),
-                           finishers, abandoners)
-
-
-@lru_cache(maxsize=1)
-def _documents():
-    from chalicelib.store.objects import Bucket
-
-    return Bucket(get_settings().datasets_bucket)
-
-
-@lru_cache(maxsize=1)
-def access() -> "Access":
-    from chalicelib.services.access import Access
-    from chalicelib.store.projects import ProjectRepository
-
-    return Access(ProjectRepository())
-
-
-@lru_cache(maxsize=1)
-def projects() -> "ProjectService":
-    from chalicelib.services.projects import ProjectService
-    from chalicelib.store.projects import ProjectRepository
-    from chalicelib.store.users import UserRepository
-
-    return ProjectService(access(), ProjectRepository(), UserRepository(), activity(),
-                          purge=lambda project_id: (tasks().purge_project(project_id),
-                                                    exports().purge_project(project_id)))
-
-
-@lru_cache(maxsize=1)
-def pool() -> "PoolService":
-    from chalicelib.services.pool import PoolService
-    from chalicelib.store.images import ImageRepository
-    from chalicelib.store.jobs import JobRepository
-    from chalicelib.store.pool import PoolRepository
-
-    return PoolService(access(), PoolRepository(), ImageRepository(), JobRepository(), activity())
-
-
-@lru_cache(maxsize=1)
-def explore() -> "ExploreService":
-    from chalicelib.services.explore import ExploreService, PoolQuery
-    from chalicelib.store.image_tags import ImageTagRepository
-    from chalicelib.store.jobs import JobRepository
-    from chalicelib.store.pool import PoolRepository
-    from chalicelib.store.projects import ProjectRepository
-
-    from chalicelib.store.tags import TagRepository
-
-    index = PoolQuery(PoolRepository(), ProjectRepository(), JobRepository(), ImageTagRepository(), TagRepository())
-    return ExploreService(access(), index, images())
-
-
-@lru_cache(maxsize=1)
-def tasks() -> "TaskService":
+    from chalicelib.services.tags import TagService
     from chalicelib.services.tasks import TaskService
-    from chalicelib.store.annotations import AnnotationRepository
-    from chalicelib.store.images import ImageRepository
-    from chalicelib.store.jobs import JobRepository
-    from chalicelib.store.pool import PoolRepository
-    from chalicelib.store.projects import ProjectRepository
-
-    return TaskService(get_settings(), access(), ProjectRepository(), pool(), PoolRepository(), JobRepository(),
-                       AnnotationRepository(), ImageRepository(), share(), registry(), explore(), activity(),
-                       _documents(), start_operation=indexing().start_selection)
-
-
-@lru_cache(maxsize=1)
-def jobs() -> "JobService":
-    from chalicelib.services.jobs import JobService
-    from chalicelib.store.jobs import JobRepository
-    from chalicelib.store.projects import ProjectRepository
-
-    return JobService(access(), ProjectRepository(), JobRepository(), images(), activity())
-
-
-@lru_cache(maxsize=1)
-def annotations() -> "AnnotationService":
-    from chalicelib.services.annotations import AnnotationService
-    from chalicelib.store.annotations import AnnotationRepository
-    from chalicelib.store.images import ImageRepository
-
-    return AnnotationService(jobs(), AnnotationRepository(), ImageRepository(), _documents(), activity())
-
-
-@lru_cache(maxsize=1)
-def saved_filters() -> "SavedFilterService":
-    from chalicelib.services.saved_filters import SavedFilterService
-    from chalicelib.store.projects import ProjectRepository
-
-    return SavedFilterService(access(), ProjectRepository(), activity())
-
-
-@lru_cache(maxsize=1)
-def exports() -> "ExportService":
-    from chalicelib.services.export_contents import ExportContents
-    from chalicelib.services.exports import ExportService
-    from chalicelib.store import workflows
-    from chalicelib.store.annotations import AnnotationRepository
-    from chalicelib.store.exports import ExportRepository
-    from chalicelib.store.image_tags import ImageTagRepository
-    from chalicelib.store.jobs import JobRepository
+    from chalicelib.services.users import UserService
     from chalicelib.store.objects import Bucket
-    from chalicelib.store.projects import ProjectRepository
-    from chalicelib.store.tags import TagRepository
 
-    settings = get_settings()
-    share_bucket, _ = _buckets()
-    contents = ExportContents(explore(), ProjectRepository(), JobRepository(), AnnotationRepository(), TagRepository(),
-                              ImageTagRepository(), _documents())
-    return ExportService(
-        access(), ExportRepository(), ProjectRepository(), contents, saved_filters(), share_bucket,
-        Bucket(settings.exports_bucket), activity(),
-        start_workflow=lambda name, payload: workflows.start(settings.export_state_machine, name, payload))
+T = TypeVar("T")
 
 
-FACTORIES = (activity, users, tags, _buckets, registry, share, images, tagging, indexing, _documents, access,
-             projects, pool, explore, tasks, jobs, annotations, saved_filters, exports)
+class provided(Generic[T]):
+    """A dependency of `Services`: built by `build(services)` on first use, unless overridden."""
+
+    def __init__(self, build: Callable[["Services"], T]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, services: "Services | None", owner: type) -> T:
+        if services is None:
+            return self  # type: ignore[return-value]
+        return services._provide(self.name, self.build)
 
 
-def reset() -> None:
-    """Forget built services (tests that restart the emulator)."""
-    for factory in FACTORIES:
-        factory.cache_clear()
+class Services:
+    """The process's services and the ports they share, each built once, on first use."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self._lock = threading.RLock()
+        self._built: dict[str, Any] = {}
+        self._overrides: dict[str, Any] = {}
+        if settings is not None:
+            overrides["settings"] = settings
+        self.override(**overrides)
+
+    def _provide(self, name: str, build: Callable[["Services"], Any]) -> Any:
+        if name in self._overrides:
+            return self._overrides[name]
+        try:
+            return self._built[name]
+        except KeyError:
+            pass
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = build(self)
+            return self._built[name]
+
+    def override(self, **dependencies: Any) -> "Services":
+        """Use these objects for the named dependencies; everything built so far is built again
+        around them (so a service that held the old one does not keep it)."""
+        unknown = sorted(name for name in dependencies if not isinstance(getattr(type(self), name, None), provided))
+        if unknown:
+            raise AttributeError(f"Services has no dependency named {', '.join(unknown)}")
+        with self._lock:
+            self._overrides.update(dependencies)
+            self._built.clear()
+        return self
+
+    def reset(self) -> None:
+        """Forget everything built and every override (a test that restarts the emulator)."""
+        with self._lock:
+            self._overrides.clear()
+            self._built.clear()
+
+    # Configuration and ports ---------------------------------------------------------------------
+
+    @provided
+    def settings(self) -> Settings:
+        return get_settings()
+
+    @provided
+    def start_workflow(self) -> "WorkflowStarter":
+        """Starts a Step Functions execution: (state machine ARN, execution name, input) -> ARN."""
+        from chalicelib.store import workflows
+
+        return workflows.start
+
+    @provided
+    def share_bucket(self) -> "Bucket":
+        from chalicelib.store.objects import Bucket
+
+        return Bucket(self.settings.share_bucket)
+
+    @provided
+    def cache_bucket(self) -> "Bucket":
+        from chalicelib.store.objects import Bucket
+
+        return Bucket(self.settings.cache_bucket)
+
+    @provided
+    def documents_bucket(self) -> "Bucket":
+        """Large documents (annotation versions) beside the datasets."""
+        from chalicelib.store.objects import Bucket
+
+        return Bucket(self.settings.datasets_bucket)
+
+    @provided
+    def exports_bucket(self) -> "Bucket":
+        from chalicelib.store.objects import Bucket
+
+        return Bucket(self.settings.exports_bucket)
+
+    # Services ------------------------------------------------------------------------------------
+
+    @provided
+    def activity(self) -> "ActivityService":
+        from chalicelib.services.activity import ActivityService
+        from chalicelib.store.activity import ActivityRepository
+
+        return ActivityService(ActivityRepository())
+
+    @provided
+    def users(self) -> "UserService":
+        from chalicelib.services.users import UserService
+        from chalicelib.store.users import UserRepository
+
+        return UserService(UserRepository())
+
+    @provided
+    def tags(self) -> "TagService":
+        from chalicelib.services.tags import TagService
+        from chalicelib.store.image_tags import ImageTagRepository
+        from chalicelib.store.tags import TagRepository
+
+        return TagService(TagRepository(), self.activity, ImageTagRepository())
+
+    @provided
+    def registry(self) -> "RegistryService":
+        from chalicelib.services.registry import RegistryService
+        from chalicelib.store.image_tags import ImageTagRepository
+        from chalicelib.store.images import ImageRepository
+        from chalicelib.store.pool import PoolRepository
+
+        return RegistryService(self.settings, ImageRepository(), ImageTagRepository(), self.share_bucket,
+                               self.cache_bucket, PoolRepository())
+
+    @provided
+    def share(self) -> "ShareService":
+        from chalicelib.services.share import ShareService
+        from chalicelib.store.images import ImageRepository
+
+        return ShareService(self.settings, self.share_bucket, ImageRepository())
+
+    @provided
+    def images(self) -> "ImageService":
+        from chalicelib.services.images import ImageService
+        from chalicelib.store.images import ImageRepository
+        from chalicelib.store.tags import TagRepository
+
+        return ImageService(self.settings, ImageRepository(), TagRepository(), self.share_bucket, self.cache_bucket)
+
+    @provided
+    def tagging(self) -> "TaggingService":
+        from chalicelib.services.tagging import TaggingService
+        from chalicelib.store.image_tags import ImageTagRepository
+        from chalicelib.store.images import ImageRepository
+        from chalicelib.store.tags import TagRepository
+
+        return TaggingService(ImageRepository(), TagRepository(), ImageTagRepository(), self.activity)
+
+    @provided
+    def operations(self) -> "OperationService":
+        from chalicelib.services.operations import OperationService
+        from chalicelib.store.operations import OperationRepository
+
+        return OperationService(self.settings, OperationRepository(), self.cache_bucket, self.start_workflow,
+                                self.activity)
+
+    @provided
+    def indexing(self) -> "IndexingService":
+        from chalicelib.services.indexing import IndexingService
+        from chalicelib.services.tasks import CREATE_TASK
+        from chalicelib.store.operations import OperationRepository
+
+        return IndexingService(self.settings, self.registry, self.share, self.operations, OperationRepository(),
+                               self.share_bucket, self.cache_bucket, self.activity,
+                               finishers={CREATE_TASK: self.tasks})
+
+    @provided
+    def access(self) -> "Access":
+        from chalicelib.services.access import Access
+        from chalicelib.store.projects import ProjectRepository
+
+        return Access(ProjectRepository())
+
+    @provided
+    def projects(self) -> "ProjectService":
+        from chalicelib.services.projects import ProjectService
+        from chalicelib.store.projects import ProjectRepository
+        from chalicelib.store.users import UserRepository
+
+        # Deleting a project purges what other services own in it: its tasks and pool, its exports.
+        return ProjectService(self.access, ProjectRepository(), UserRepository(), self.activity,
+                              purgers=(self.tasks, self.exports))
+
+    @provided
+    def pool(self) -> "PoolService":
+        from chalicelib.services.pool import PoolService
+        from chalicelib.store.images import ImageRepository
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.pool import PoolRepository
+
+        return PoolService(self.access, PoolRepository(), ImageRepository(), JobRepository(), self.activity)
+
+    @provided
+    def explore(self) -> "ExploreService":
+        from chalicelib.services.explore import ExploreService, PoolQuery
+        from chalicelib.store.image_tags import ImageTagRepository
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.pool import PoolRepository
+        from chalicelib.store.projects import ProjectRepository
+        from chalicelib.store.tags import TagRepository
+
+        index = PoolQuery(PoolRepository(), ProjectRepository(), JobRepository(), ImageTagRepository(), TagRepository())
+        return ExploreService(self.access, index, self.images)
+
+    @provided
+    def tasks(self) -> "TaskService":
+        from chalicelib.services.tasks import TaskService
+        from chalicelib.store.annotations import AnnotationRepository
+        from chalicelib.store.images import ImageRepository
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.pool import PoolRepository
+        from chalicelib.store.projects import ProjectRepository
+
+        return TaskService(self.settings, self.access, ProjectRepository(), self.pool, PoolRepository(),
+                           JobRepository(), AnnotationRepository(), ImageRepository(), self.share, self.registry,
+                           self.explore, self.activity, self.documents_bucket,
+                           start_operation=self.operations.start)
+
+    @provided
+    def jobs(self) -> "JobService":
+        from chalicelib.services.jobs import JobService
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.projects import ProjectRepository
+
+        return JobService(self.access, ProjectRepository(), JobRepository(), self.images, self.activity)
+
+    @provided
+    def annotations(self) -> "AnnotationService":
+        from chalicelib.services.annotations import AnnotationService
+        from chalicelib.store.annotations import AnnotationRepository
+        from chalicelib.store.images import ImageRepository
+
+        return AnnotationService(self.jobs, AnnotationRepository(), ImageRepository(), self.documents_bucket,
+                                 self.activity)
+
+    @provided
+    def saved_filters(self) -> "SavedFilterService":
+        from chalicelib.services.saved_filters import SavedFilterService
+        from chalicelib.store.projects import ProjectRepository
+
+        return SavedFilterService(self.access, ProjectRepository(), self.activity)
+
+    @provided
+    def exports(self) -> "ExportService":
+        from chalicelib.services.export_contents import ExportContents
+        from chalicelib.services.exports import ExportService
+        from chalicelib.store.annotations import AnnotationRepository
+        from chalicelib.store.exports import ExportRepository
+        from chalicelib.store.image_tags import ImageTagRepository
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.projects import ProjectRepository
+        from chalicelib.store.tags import TagRepository
+
+        contents = ExportContents(self.explore, ProjectRepository(), JobRepository(), AnnotationRepository(),
+                                  TagRepository(), ImageTagRepository(), self.documents_bucket)
+        return ExportService(self.access, ExportRepository(), ProjectRepository(), contents, self.saved_filters,
+                             self.share_bucket, self.exports_bucket, self.activity, self.start_workflow,
+                             self.settings.export_state_machine)
+
+
+_services = Services()
+
+
+def services() -> Services:
+    """The process's `Services` (a warm Lambda keeps it between invocations)."""
+    return _services

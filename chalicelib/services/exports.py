@@ -20,7 +20,7 @@ import re
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import orjson
 import pydantic
@@ -33,6 +33,7 @@ from chalicelib.services.export_contents import ExportContents, Plan, Row, merge
 from chalicelib.services.export_spec import FORMAT_NAMES, ExportSpec
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
+from chalicelib.services.operations import WorkflowStarter
 from chalicelib.services.saved_filters import SavedFilterService
 from chalicelib.store.base import new_id, utcnow
 from chalicelib.store.exports import COMPLETED, FAILED, PENDING, PROCESSING, Export, ExportRepository
@@ -55,7 +56,7 @@ def _slug(name: str) -> str:
 class ExportService:
     def __init__(self, access: Access, exports: ExportRepository, projects: ProjectRepository,
                  contents: ExportContents, saved_filters: SavedFilterService, share: Bucket, artifacts: Bucket,
-                 activity: ActivityService, start_workflow: Callable[[str, dict], str],
+                 activity: ActivityService, start_workflow: WorkflowStarter, state_machine: str,
                  shard_size: int = SHARD_SIZE) -> None:
         self._access = access
         self._exports = exports
@@ -66,6 +67,7 @@ class ExportService:
         self._artifacts = artifacts
         self._activity = activity
         self._start_workflow = start_workflow
+        self._state_machine = state_machine
         self.shard_size = shard_size
 
     # API ----------------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class ExportService:
                               details={"version": export.version_number, "mode": export.export_mode,
                                        "format": export.output_format})
         try:
-            self._start_workflow(f"export-{export.id}", {"project_id": project_id, "export_id": export.id})
+            self._start_workflow(self._state_machine, f"export-{export.id}", {"project_id": project_id, "export_id": export.id})
         except Exception as exc:
             self.fail(project_id, export.id, {"Error": type(exc).__name__, "Cause": str(exc)})
             raise

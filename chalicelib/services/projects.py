@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Protocol, Sequence
 
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.services import cursors
@@ -32,14 +32,20 @@ def _check_labels(labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return labels
 
 
+class ProjectPurger(Protocol):
+    """A service that owns part of a project (its tasks and pool, its exports) and removes it."""
+
+    def purge_project(self, project_id: str) -> None: ...
+
+
 class ProjectService:
     def __init__(self, access: Access, projects: ProjectRepository, users: UserRepository,
-                 activity: ActivityService, purge: Callable[[str], None]) -> None:
+                 activity: ActivityService, purgers: Sequence[ProjectPurger] = ()) -> None:
         self._access = access
         self._projects = projects
         self._users = users
         self._activity = activity
-        self._purge = purge  # removes a project's tasks and pool (the task service owns them)
+        self._purgers = tuple(purgers)
 
     # Projects ------------------------------------------------------------------------------------
 
@@ -83,7 +89,8 @@ class ProjectService:
         The registry images stay: they belong to the share, not to the project.
         """
         caller = self._access.require(actor, project_id, "project.delete")
-        self._purge(project_id)
+        for purger in self._purgers:
+            purger.purge_project(project_id)
         self._projects.delete_partition(project_id)
         self._activity.record(actor, "project", project_id, "deleted", project_id=project_id,
                               summary=f'Deleted project "{caller.project.name}"')

@@ -100,9 +100,9 @@ class LocalStack:
         self.emulator.reset()
         self.heap.release()
         self.provision()
-        from chalicelib.services import container
+        from chalicelib.services.container import services
 
-        container.reset()
+        services().reset()
 
     def start_pump(self) -> EventPump:
         assert self.pump is not None, "start() first"

@@ -230,7 +230,7 @@ def test_versions_freeze_the_annotations_as_they_were(stack, api):
 
 
 def test_concurrent_versions_get_consecutive_numbers(stack, api):
-    from chalicelib.services import container
+    from chalicelib.services.container import services
     from chalicelib.services.identity import Identity
 
     # Given an annotated job
@@ -241,7 +241,7 @@ def test_concurrent_versions_get_consecutive_numbers(stack, api):
     def freeze():
         barrier.wait()
         try:
-            made.append(container.annotations().create_version(Identity(sub="alice"), job_id, None).number)
+            made.append(services().annotations.create_version(Identity(sub="alice"), job_id, None).number)
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             failed.append(exc)
 

@@ -223,9 +223,9 @@ def test_resolve_keeps_the_order_of_the_selection(tree, api):
 
 def test_a_selection_cut_at_max_keys_continues_where_it_stopped(tree):
     # Given the service registration uses, with a limit that cuts the selection after its first folder
-    from chalicelib.services import container
+    from chalicelib.services.container import services
 
-    share = container.share()
+    share = services().share
     selection = ["a/sub", "b/5.jpg", "a", "a/2.png", "b"]
     whole = share.expand(selection)
     cut = share.expand(selection, max_keys=1)

@@ -151,12 +151,12 @@ def test_usage_counter_is_exact_under_concurrency(api):
 
 
 def test_mutations_are_recorded_in_the_activity_log(api):
-    from chalicelib.services import container
+    from chalicelib.services.container import services
 
     tag = api.post("/api/v1/tags", {"name": "logged"}).json["data"]
     api.patch(f"/api/v1/tags/{tag['id']}", {"color": "#000000"})
     api.delete(f"/api/v1/tags/{tag['id']}")
-    entries, _ = container.activity().newest(None, limit=10)
+    entries, _ = services().activity.newest(None, limit=10)
     assert [(e.entity_type, e.entity_id, e.action, e.actor) for e in entries] == [
         ("tag", tag["id"], "deleted", "alice"),
         ("tag", tag["id"], "updated", "alice"),
