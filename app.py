@@ -1,7 +1,20 @@
 """pixelpool: the Chalice app. Wiring only — routes, handlers and steps live in chalicelib."""
 from chalice import Chalice
 
-from chalicelib.api import auth, explore, exports, jobs, operations, projects, share, shared_images, system, tags, tasks
+from chalicelib.api import (
+    auth,
+    explore,
+    exports,
+    jobs,
+    operations,
+    projects,
+    saved_filters,
+    share,
+    shared_images,
+    system,
+    tags,
+    tasks,
+)
 from chalicelib.api.observability import observe
 from chalicelib.events import ingest
 from chalicelib.steps import exports as export_steps
@@ -18,6 +31,7 @@ app.register_blueprint(shared_images.bp)
 app.register_blueprint(operations.bp)
 app.register_blueprint(projects.bp)
 app.register_blueprint(explore.bp)
+app.register_blueprint(saved_filters.bp)
 app.register_blueprint(tasks.bp)
 app.register_blueprint(jobs.bp)
 app.register_blueprint(exports.bp)

@@ -38,8 +38,9 @@ stack.stop()
 # One handler in a fresh process: its peak RSS is the handler's alone.
 _HANDLER = """
 import sys
+from chalicelib.events import notifications
 from chalicelib.services.container import services
-failed = services().registry.ingest([("m", sys.argv[1])])
+failed = services().registry.ingest(notifications.read([("m", sys.argv[1])])[0])
 assert failed == [], failed
 status = open("/proc/self/status").read()
 print(int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1]) / 1024)
@@ -100,13 +101,14 @@ def _separate_process(images) -> tuple[list[tuple[str, str, str]], Emulator]:
     os.environ.update(emulator.env)
     import boto3
 
+    from chalicelib.events import notifications
     from chalicelib.services.container import services
 
     s3 = boto3.client("s3", endpoint_url=emulator.endpoint)
     sqs = boto3.client("sqs", endpoint_url=emulator.endpoint)
     bucket = emulator.env["PIXELPOOL_SHARE_BUCKET"]
     registry = services().registry
-    deliver = lambda bodies: registry.ingest([(str(n), body) for n, body in enumerate(bodies)])  # noqa: E731
+    deliver = lambda bodies: registry.ingest(notifications.read([(str(n), body) for n, body in enumerate(bodies)])[0])  # noqa: E731
     handler, floor, cpu = _rates(images, _uploader(s3, sqs, bucket, emulator.queue, images), deliver)
     rows = [
         (f"ingest handler, {len(images)}-image mix, batches of {BATCH}", f"{handler:.1f} images/s", ""),

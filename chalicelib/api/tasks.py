@@ -53,11 +53,8 @@ def create_task_with_file_paths(project_id, identity, body: TaskFromPaths):
 @endpoint(bp, BASE, "POST", body=TaskFromPool, response=TaskCreatedOut, status=201)
 def create_task(project_id, identity, body: TaskFromPool):
     """Cut pool images (by id, by filter or by saved filter) into jobs."""
-    image_filter = body.filter
-    if body.saved_filter_id is not None:
-        image_filter = services().saved_filters.resolve(identity, project_id, body.saved_filter_id)
     creation = services().tasks.create_from_pool(identity, project_id, _spec(body), body.shared_image_ids,
-                                                  image_filter)
+                                                  body.filter, body.saved_filter_id)
     return _created(creation)
 
 

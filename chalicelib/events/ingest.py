@@ -10,6 +10,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.config import get_settings
+from chalicelib.events import notifications
 from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
@@ -18,5 +19,6 @@ bp = Blueprint(__name__)
 @bp.on_sqs_message(queue=get_settings().ingest_queue, batch_size=10, name="ingest")
 def ingest(event):
     records = event.to_dict()["Records"]
-    failed = services().registry.ingest([(record["messageId"], record["body"]) for record in records])
+    batch, unreadable = notifications.read([(record["messageId"], record["body"]) for record in records])
+    failed = unreadable + services().registry.ingest(batch)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

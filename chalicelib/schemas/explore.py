@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -40,22 +39,3 @@ class ExploreOut(ResponseModel):
     page_size: int
     next_cursor: str | None
     filters_applied: dict[str, Any]
-
-
-class SavedFilterBody(RequestModel):
-    name: str = Field(min_length=1, max_length=200)
-    filter: ImageFilter
-
-
-class SavedFilterPut(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    filter: ImageFilter | None = None
-
-
-class SavedFilterOut(ResponseModel):
-    id: str
-    name: str
-    filter: dict[str, Any]
-    created_by: str | None
-    created_at: datetime
-    updated_at: datetime

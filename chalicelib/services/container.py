@@ -261,7 +261,7 @@ class Services:
 
         return TaskService(self.settings, self.access, ProjectRepository(), self.pool, PoolRepository(),
                            JobRepository(), AnnotationRepository(), ImageRepository(), self.share, self.registry,
-                           self.explore, self.activity, self.documents_bucket,
+                           self.explore, self.activity, self.documents_bucket, self.saved_filters,
                            start_operation=self.operations.start)
 
     @provided

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import orjson
 import pydantic
 
-from chalicelib.errors import BadRequestError, ConflictError, ValidationError
+from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.formats import ExportImage, coco, manifests, yolo
 from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
@@ -75,11 +75,8 @@ class ExportService:
     def resolve(self, actor: Identity, project_id: str, body: dict[str, Any]) -> ExportSpec:
         """An export request (filter object or saved filter id) as a validated spec."""
         body = dict(body)
-        saved_filter_id = body.pop("saved_filter_id", None)
-        if saved_filter_id is not None:
-            if body.get("filter") is not None:
-                raise BadRequestError("Give either `filter` or `saved_filter_id`, not both")
-            body["filter"] = self._saved_filters.resolve(actor, project_id, saved_filter_id)
+        body["filter"] = self._saved_filters.resolve(actor, project_id, body.get("filter"),
+                                                     body.pop("saved_filter_id", None))
         body.pop("name", None)
         if body.get("filter") is None:
             body.pop("filter", None)

@@ -14,8 +14,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.config import Settings
 from chalicelib.errors import ImageRejectedError, PixelpoolError
-from chalicelib.services import notifications, paths
-from chalicelib.services.notifications import ObjectEvent
+from chalicelib.services import paths
 from chalicelib.store.image_tags import ImageTagRepository
 from chalicelib.store.images import (
     FAILED,
@@ -33,6 +32,26 @@ from chalicelib.store.pool import PoolRepository
 logger = Logger(child=True)
 WORKERS = 8
 REGISTER, REINDEX = "register", "reindex"
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    bucket: str
+    key: str
+    event_name: str
+    event_time: str
+    sequencer: str
+    size: int | None
+    etag: str | None
+    version_id: str | None
+
+    @property
+    def created(self) -> bool:
+        return self.event_name.startswith("ObjectCreated")
+
+    @property
+    def removed(self) -> bool:
+        return self.event_name.startswith("ObjectRemoved")
 
 
 def thumbnail_key(sha256: str) -> str:
@@ -100,8 +119,8 @@ class RegistryService:
 
     # S3 notifications -------------------------------------------------------------------------
 
-    def ingest(self, messages: list[tuple[str, str]]) -> list[str]:
-        """Apply a batch of SQS messages carrying S3 notifications; returns the ids of failed messages.
+    def ingest(self, messages: list[tuple[str, list[ObjectEvent]]]) -> list[str]:
+        """Apply a batch of S3 notifications, as (message id, its events); returns the ids of failed messages.
 
         Events are grouped by key and only the newest of each key (highest sequencer) is applied:
         the handler always reads the object as it is now, so older events of the same key add
@@ -110,13 +129,7 @@ class RegistryService:
         failed: set[str] = set()
         newest: dict[str, ObjectEvent] = {}
         messages_of: dict[str, set[str]] = {}
-        for message_id, body in messages:
-            try:
-                events = notifications.parse(body)
-            except PixelpoolError as exc:
-                logger.warning("unreadable notification", extra={"message_id": message_id, "error": exc.message})
-                failed.add(message_id)
-                continue
+        for message_id, events in messages:
             for event in events:
                 if not self._wanted(event):
                     continue

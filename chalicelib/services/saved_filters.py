@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chalicelib.errors import BadRequestError
 from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.filters import ImageFilter
@@ -55,6 +56,12 @@ class SavedFilterService:
                               summary=f'Deleted filter "{current.name}"')
         return current
 
-    def resolve(self, actor: Identity, project_id: str, filter_id: str) -> ImageFilter:
-        """A saved filter as a filter object (exports and task creation by saved filter)."""
-        return ImageFilter.model_validate(self.get(actor, project_id, filter_id).filter)
+    def resolve(self, actor: Identity, project_id: str, image_filter: ImageFilter | None,
+                saved_filter_id: str | None) -> ImageFilter | None:
+        """The filter a request selects with: its own filter object, or the saved filter it names
+        (the one place a saved filter becomes a filter object: tasks, exports)."""
+        if saved_filter_id is None:
+            return image_filter
+        if image_filter is not None:
+            raise BadRequestError("Give either `filter` or `saved_filter_id`, not both")
+        return ImageFilter.model_validate(self.get(actor, project_id, saved_filter_id).filter)

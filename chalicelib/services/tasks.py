@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from aws_lambda_powertools import Logger
 
@@ -23,6 +23,7 @@ from chalicelib.services.explore import ExploreService
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
 from chalicelib.services.pool import PoolService
+from chalicelib.services.saved_filters import SavedFilterService
 from chalicelib.services.registry import REGISTER, IndexResult, Listed, RegistryService
 from chalicelib.services.share import Selection, ShareService
 from chalicelib.store.annotations import AnnotationRepository
@@ -38,6 +39,8 @@ from chalicelib.store.projects import CREATING, READY, ProjectRepository, Task
 logger = Logger(child=True)
 CREATE_TASK = "create_task"
 DELETING = "deleting"
+# Starts an `index` operation over a selection: (actor, kind, params, selection) -> Operation.
+OperationStarter = Callable[[Identity, str, dict[str, Any], Selection], Operation]
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ class TaskService:
     def __init__(self, settings: Settings, access: Access, projects: ProjectRepository, pool: PoolService,
                  pool_entries: PoolRepository, jobs: JobRepository, annotations: AnnotationRepository,
                  images: ImageRepository, share: ShareService, registry: RegistryService, explore: ExploreService,
-                 activity: ActivityService, versions: Bucket, start_operation) -> None:
+                 activity: ActivityService, versions: Bucket, saved_filters: SavedFilterService,
+                 start_operation: OperationStarter) -> None:
         self._settings = settings
         self._access = access
         self._projects = projects
@@ -90,7 +94,8 @@ class TaskService:
         self._explore = explore
         self._activity = activity
         self._versions = versions
-        self._start_operation = start_operation  # (actor, kind, params, Selection) -> Operation
+        self._saved_filters = saved_filters
+        self._start_operation = start_operation
 
     # Creation ------------------------------------------------------------------------------------
 
@@ -113,9 +118,11 @@ class TaskService:
         return Creation(operation=self._background(actor, project_id, spec, selection, "file_paths"))
 
     def create_from_pool(self, actor: Identity, project_id: str, spec: TaskSpec, image_ids: list[str] | None,
-                         image_filter: ImageFilter | None) -> Creation:
-        """A task from pool images given by id (in that order) or by a filter (in Explore order)."""
+                         image_filter: ImageFilter | None, saved_filter_id: str | None = None) -> Creation:
+        """A task from pool images given by id (in that order) or by a filter or saved filter (in
+        Explore order)."""
         self._access.require(actor, project_id, "tasks.write")
+        image_filter = self._saved_filters.resolve(actor, project_id, image_filter, saved_filter_id)
         self._check_assignee(project_id, spec.assignee_id)
         if image_ids is not None:
             image_ids = list(dict.fromkeys(image_ids))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from chalicelib.errors import BadRequestError
-from chalicelib.services.notifications import parse
+from chalicelib.events.notifications import parse
 
 
 def s3_record(key: str, event: str = "ObjectCreated:Put", sequencer: str = "0055AED6DCD90281E5", size: int = 10):

@@ -7,32 +7,15 @@ URL-encoded with spaces as `+`; `sequencer` orders events of one key.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from aws_lambda_powertools import Logger
+
 from chalicelib.errors import BadRequestError
+from chalicelib.services.registry import ObjectEvent
 
+logger = Logger(child=True)
 TEST_EVENT = "s3:TestEvent"
-
-
-@dataclass(frozen=True)
-class ObjectEvent:
-    bucket: str
-    key: str
-    event_name: str
-    event_time: str
-    sequencer: str
-    size: int | None
-    etag: str | None
-    version_id: str | None
-
-    @property
-    def created(self) -> bool:
-        return self.event_name.startswith("ObjectCreated")
-
-    @property
-    def removed(self) -> bool:
-        return self.event_name.startswith("ObjectRemoved")
 
 
 def parse(body: str) -> list[ObjectEvent]:
@@ -68,3 +51,15 @@ def parse(body: str) -> list[ObjectEvent]:
         except (KeyError, TypeError) as exc:
             raise BadRequestError(f"malformed S3 record: missing {exc}") from exc
     return events
+
+
+def read(messages: list[tuple[str, str]]) -> tuple[list[tuple[str, list[ObjectEvent]]], list[str]]:
+    """SQS messages as (message id, its object events), and the ids of messages that are unreadable."""
+    batch, unreadable = [], []
+    for message_id, body in messages:
+        try:
+            batch.append((message_id, parse(body)))
+        except BadRequestError as exc:
+            logger.warning("unreadable notification", extra={"message_id": message_id, "error": exc.message})
+            unreadable.append(message_id)
+    return batch, unreadable
