@@ -136,12 +136,13 @@ def _progress(what: str, done: int, total: int, started: float) -> None:
 
 def _seed(actor, size: int, seed: int) -> Seeded:
     from chalicelib.services import container
-    from chalicelib.store.base import new_id, utcnow
+    from chalicelib.clock import utcnow
+    from chalicelib.ids import new_id
     from chalicelib.store.image_tags import ImageTagItem
     from chalicelib.store.images import Facts, ImageRepository, image_id
     from chalicelib.store.jobs import Job, JobImage, JobRepository
     from chalicelib.store.pool import PoolItem, PoolRepository
-    from chalicelib.store.projects import CREATING, READY, ProjectRepository, Task
+    from chalicelib.store.tasks import CREATING, READY, Task, TaskRepository
     from chalicelib.store.tags import TagItem, tag_key
 
     rng = random.Random(seed)
@@ -190,7 +191,7 @@ def _seed(actor, size: int, seed: int) -> Seeded:
         part = order[number * per_task : (number + 1) * per_task]
         task_id, now = new_id(), utcnow()
         job_count = -(-len(part) // CHUNK_SIZE)
-        ProjectRepository().put_task(Task(
+        TaskRepository().put_task(Task(
             id=task_id, project_id=project_id, name=f"task {number}", description=None, assignee_id=None,
             split=("train", "val", "test", "none", "train")[number], status="new", state=CREATING,
             total_images=len(part), job_count=job_count, chunk_size=CHUNK_SIZE, distribution_order="sequential",
@@ -208,7 +209,7 @@ def _seed(actor, size: int, seed: int) -> Seeded:
                 job_images.append(JobImage(task_id=task_id, job_id=job.id, image_id=image.id, project_id=project_id,
                                            sequence_number=position, annotation_count=count))
         JobRepository().write(jobs, job_images)
-        ProjectRepository().update_task(project_id, task_id, {"state": READY})
+        TaskRepository().update_task(project_id, task_id, {"state": READY})
         _progress("tasks", number + 1, TASKS, started)
     # The counts an annotation transaction keeps on the pool entries ("annotated" in Explore).
     marked, started = sorted(annotated), time.perf_counter()

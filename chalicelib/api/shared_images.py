@@ -29,7 +29,7 @@ from chalicelib.schemas.images import (
 )
 from chalicelib.schemas.operations import OperationOut
 from chalicelib.services import container
-from chalicelib.store.base import utcnow
+from chalicelib.clock import utcnow
 
 bp = Blueprint(__name__)
 BASE = "/api/v1/shared-images"

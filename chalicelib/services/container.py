@@ -153,11 +153,10 @@ def explore() -> "ExploreService":
     from chalicelib.store.image_tags import ImageTagRepository
     from chalicelib.store.jobs import JobRepository
     from chalicelib.store.pool import PoolRepository
-    from chalicelib.store.projects import ProjectRepository
-
     from chalicelib.store.tags import TagRepository
+    from chalicelib.store.tasks import TaskRepository
 
-    index = PoolQuery(PoolRepository(), ProjectRepository(), JobRepository(), ImageTagRepository(), TagRepository())
+    index = PoolQuery(PoolRepository(), TaskRepository(), JobRepository(), ImageTagRepository(), TagRepository())
     return ExploreService(access(), index, images())
 
 
@@ -169,10 +168,11 @@ def tasks() -> "TaskService":
     from chalicelib.store.jobs import JobRepository
     from chalicelib.store.pool import PoolRepository
     from chalicelib.store.projects import ProjectRepository
+    from chalicelib.store.tasks import TaskRepository
 
-    return TaskService(get_settings(), access(), ProjectRepository(), pool(), PoolRepository(), JobRepository(),
-                       AnnotationRepository(), ImageRepository(), share(), registry(), explore(), activity(),
-                       _documents(), start_operation=indexing().start_selection)
+    return TaskService(get_settings(), access(), ProjectRepository(), TaskRepository(), pool(), PoolRepository(),
+                       JobRepository(), AnnotationRepository(), ImageRepository(), share(), registry(), explore(),
+                       activity(), _documents(), start_operation=indexing().start_selection)
 
 
 @lru_cache(maxsize=1)
@@ -180,8 +180,9 @@ def jobs() -> "JobService":
     from chalicelib.services.jobs import JobService
     from chalicelib.store.jobs import JobRepository
     from chalicelib.store.projects import ProjectRepository
+    from chalicelib.store.tasks import TaskRepository
 
-    return JobService(access(), ProjectRepository(), JobRepository(), images(), activity())
+    return JobService(access(), ProjectRepository(), TaskRepository(), JobRepository(), images(), activity())
 
 
 @lru_cache(maxsize=1)
@@ -196,9 +197,9 @@ def annotations() -> "AnnotationService":
 @lru_cache(maxsize=1)
 def saved_filters() -> "SavedFilterService":
     from chalicelib.services.saved_filters import SavedFilterService
-    from chalicelib.store.projects import ProjectRepository
+    from chalicelib.store.saved_filters import SavedFilterRepository
 
-    return SavedFilterService(access(), ProjectRepository(), activity())
+    return SavedFilterService(access(), SavedFilterRepository(), activity())
 
 
 @lru_cache(maxsize=1)
@@ -213,10 +214,11 @@ def exports() -> "ExportService":
     from chalicelib.store.objects import Bucket
     from chalicelib.store.projects import ProjectRepository
     from chalicelib.store.tags import TagRepository
+    from chalicelib.store.tasks import TaskRepository
 
     settings = get_settings()
     share_bucket, _ = _buckets()
-    contents = ExportContents(explore(), ProjectRepository(), JobRepository(), AnnotationRepository(), TagRepository(),
+    contents = ExportContents(explore(), TaskRepository(), JobRepository(), AnnotationRepository(), TagRepository(),
                               ImageTagRepository(), _documents())
     return ExportService(
         access(), ExportRepository(), ProjectRepository(), contents, saved_filters(), share_bucket,

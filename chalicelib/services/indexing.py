@@ -19,7 +19,7 @@ from chalicelib.services.identity import Identity
 from chalicelib.services.registry import REGISTER, REINDEX, IndexResult, Listed, RegistryService
 from chalicelib.services.share import Selection, ShareService
 from chalicelib.store import workflows
-from chalicelib.store.base import new_id
+from chalicelib.ids import new_id
 from chalicelib.store.images import Image
 from chalicelib.store.objects import Bucket
 from chalicelib.store.operations import Operation, OperationRepository

@@ -58,7 +58,16 @@ def before_parse(operation_model: Any, response_dict: dict[str, Any], customized
     response_dict["body"] = orjson.dumps(document)
 
 
+HANDLER_ID = "pixelpool-item-reads"
+
+
 def install(client: Any) -> Any:
     """Decode `client`'s item reads here from now on (idempotent); returns the client."""
-    client.meta.events.register("before-parse.dynamodb", before_parse, unique_id="pixelpool-item-reads")
+    client.meta.events.register("before-parse.dynamodb", before_parse, unique_id=HANDLER_ID)
+    return client
+
+
+def uninstall(client: Any) -> Any:
+    """Leave `client`'s item reads to botocore again (idempotent); returns the client."""
+    client.meta.events.unregister("before-parse.dynamodb", before_parse, unique_id=HANDLER_ID)
     return client
