@@ -113,11 +113,14 @@ def _raise_read_timeout() -> None:
         model = todo.pop()
         models.append(model)
         todo += model.__subclasses__()
+    from chalicelib.store.dynamo import forget_connections
+
+    models = [model for model in models if getattr(model, "Meta", None) is not None
+              and getattr(model.Meta, "table_name", None)]
     for model in models:
-        if getattr(model, "Meta", None) is not None and getattr(model.Meta, "table_name", None):
-            _original_timeout = getattr(model.Meta, "read_timeout_seconds", _original_timeout)
-            model.Meta.read_timeout_seconds = READ_TIMEOUT
-            model._connection = None
+        _original_timeout = getattr(model.Meta, "read_timeout_seconds", _original_timeout)
+        model.Meta.read_timeout_seconds = READ_TIMEOUT
+    forget_connections(models)
     _timeout_raised = True
 
 

@@ -11,11 +11,12 @@
 - the fast item decoder of `wire`, installed on every PynamoDB client through PynamoDB's
   `pre_dynamodb_send` signal, switched by `Settings.fast_item_reads`.
 
-What this module assumes of the libraries (each pinned by tests/unit/test_dynamo.py): PynamoDB
-reads `Meta.table_name` before `Meta.region` and `Meta.host` when it builds a model's connection,
-and sends `pre_dynamodb_send` (blinker) with the `Connection` before every request; botocore emits
-`before-parse` with the arguments `wire.before_parse` takes and merges `customized_response_dict`
-into the parsed answer.
+What this module assumes of the libraries, each pinned by tests/unit/test_dynamo.py or
+tests/unit/test_wire.py: PynamoDB reads `Meta.table_name` before `Meta.region` and `Meta.host`
+when it builds a model's connection, keeps that connection in the model's `_connection` (the one
+private name used here, by `forget_connections`), and sends `pre_dynamodb_send` (blinker) with the
+`Connection` before every request; botocore emits `before-parse` with the arguments
+`wire.before_parse` takes and merges `customized_response_dict` into the parsed answer.
 """
 from __future__ import annotations
 
@@ -85,10 +86,20 @@ def connection(model: type[Model]) -> TableConnection:
     binding = (meta.table_name, meta.region, meta.host)
     cached = _connections.get(model)
     if cached is None or cached[0] != binding:
+        options = {name: getattr(meta, name) for name in CLIENT_OPTIONS}
         built = TableConnection(binding[0], region=binding[1], host=binding[2],
-                                meta_table=_meta_table(model, binding[0]), **CLIENT_OPTIONS)
+                                meta_table=_meta_table(model, binding[0]), **options)
         cached = _connections[model] = (binding, built)
     return cached[1]
+
+
+def forget_connections(models: Sequence[type[Model]]) -> None:
+    """Drop the connections of `models`, ours and PynamoDB's, so that the next request builds them
+    from the `Meta` again (a benchmark that changes timeouts, a process whose endpoint changed)."""
+    for model in models:
+        _connections.pop(model, None)
+        # PynamoDB caches a model's connection here and rebuilds it only when the table name changes.
+        model._connection = None
 
 
 # Fast item reads -----------------------------------------------------------------------------------
