@@ -43,8 +43,6 @@ TRANSACTION_CONFLICT = "TransactionConflict"
 CLIENT_OPTIONS = {"max_retry_attempts": 5, "connect_timeout_seconds": 5, "read_timeout_seconds": 10}
 
 
-# Table binding -------------------------------------------------------------------------------------
-
 class _LazyMeta(type):
     """The type of a model's `Meta`: `table_name` comes from the settings when first read, and
     reading it binds `region` and `host` too (again whenever the settings object changes)."""
@@ -102,8 +100,6 @@ def forget_connections(models: Sequence[type[Model]]) -> None:
         model._connection = None
 
 
-# Fast item reads -----------------------------------------------------------------------------------
-
 def _decode_item_reads(sender: Connection, **_: Any) -> None:
     if get_settings().fast_item_reads:
         wire.install(sender.client)
@@ -113,8 +109,6 @@ def _decode_item_reads(sender: Connection, **_: Any) -> None:
 
 pre_dynamodb_send.connect(_decode_item_reads)
 
-
-# Errors --------------------------------------------------------------------------------------------
 
 @contextmanager
 def store_errors(action: str) -> Iterator[None]:
@@ -148,8 +142,6 @@ def conditional(action: str, failed: PixelpoolError | None = None) -> Iterator[W
             raise failed from exc
         write.done = False
 
-
-# Transactions --------------------------------------------------------------------------------------
 
 class TransactionCancelled(StoreError):
     """DynamoDB cancelled a transaction; `failed(name)` says whether that action's condition failed."""
@@ -226,8 +218,6 @@ class Transaction:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"{self.action} failed: {exc}") from exc
 
-
-# Reads ---------------------------------------------------------------------------------------------
 
 def query_values(model: type[Model], hash_key: str, names: Sequence[str], *,
                  consistent_read: bool = True) -> Iterator[dict[str, Any]]:

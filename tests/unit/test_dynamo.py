@@ -69,8 +69,6 @@ def error(method: str, code: str, **fields) -> tuple[str, dict]:
                                 "http_status_code": 400, "modeled_fields": fields or None}
 
 
-# Table binding -------------------------------------------------------------------------------------
-
 def run_isolated(script: str, **environment: str) -> dict:
     env = {name: value for name, value in os.environ.items() if not name.startswith("PIXELPOOL_")}
     env.update(environment, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
@@ -175,8 +173,6 @@ def test_query_values_decodes_a_partition_without_describing_the_table():
     stubber.assert_no_pending_responses()
 
 
-# Conditional writes --------------------------------------------------------------------------------
-
 def test_a_failed_condition_raises_the_error_the_caller_names(model_answers):
     model_answers.append(error("put_item", "ConditionalCheckFailedException"))
     missing = NotFoundError("Thing 'p' not found")
@@ -207,8 +203,6 @@ def test_a_write_that_succeeds_is_done(model_answers):
         Thing(pk="p", sk="s").save()
     assert write.done is True
 
-
-# Transactions --------------------------------------------------------------------------------------
 
 @pytest.fixture
 def transact():
