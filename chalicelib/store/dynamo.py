@@ -47,12 +47,17 @@ class _LazyMeta(type):
     """The type of a model's `Meta`: `table_name` comes from the settings when first read, and
     reading it binds `region` and `host` too (again whenever the settings object changes)."""
 
+    def __set_name__(meta, owner: type[Model], name: str) -> None:
+        meta.model = owner
+
     @property
     def table_name(meta) -> str:
         settings = get_settings()
         if meta.bound_to is not settings:
-            meta.region = settings.region
-            meta.host = endpoint_url("dynamodb")
+            region, host = settings.region, endpoint_url("dynamodb")
+            if meta.bound_to is not None and (region, host) != (meta.region, meta.host):
+                forget_connections([meta.model])  # PynamoDB would keep it while the table name stays
+            meta.region, meta.host = region, host
             meta.bound_name = getattr(settings, meta.setting)
             meta.bound_to = settings
         return meta.bound_name
@@ -60,7 +65,7 @@ class _LazyMeta(type):
 
 def table_meta(setting: str) -> type:
     """A PynamoDB `Meta` for the table named by `Settings.<setting>`, bound at first use."""
-    return _LazyMeta("Meta", (), {"setting": setting, "bound_to": None, "bound_name": None,
+    return _LazyMeta("Meta", (), {"setting": setting, "model": None, "bound_to": None, "bound_name": None,
                                   "region": None, "host": None, **CLIENT_OPTIONS})
 
 

@@ -158,6 +158,32 @@ def test_forgotten_connections_are_built_again_from_the_meta(model_answers):
     assert senders[0] is not senders[1] and connection(Thing) is not ours
 
 
+@pytest.fixture
+def fresh_settings():
+    from chalicelib.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_a_model_follows_a_change_of_endpoint(model_answers, monkeypatch, fresh_settings):
+    # Given a model that has sent a request
+    hosts = []
+    pre_dynamodb_send.connect(record := lambda sender, **_: hosts.append(sender.host))
+    model_answers.extend([("add_response", {"method": "put_item", "service_response": {}})] * 2)
+    Thing(pk="p", sk="a").save()
+    # When the settings name another endpoint for the same table
+    monkeypatch.setenv("PIXELPOOL_AWS_ENDPOINT", "127.0.0.1:4598")
+    from chalicelib.config import get_settings
+
+    get_settings.cache_clear()
+    Thing(pk="p", sk="b").save()
+    pre_dynamodb_send.disconnect(record)
+    # Then PynamoDB's next request goes there
+    assert hosts[1] == "http://127.0.0.1:4598" != hosts[0]
+
+
 def test_query_values_decodes_a_partition_without_describing_the_table():
     # Given two pages of a partition, answered without DynamoDB
     stubber = Stubber(connection(Thing).connection.client)
