@@ -113,11 +113,14 @@ def _raise_read_timeout() -> None:
         model = todo.pop()
         models.append(model)
         todo += model.__subclasses__()
+    from chalicelib.store.dynamo import forget_connections
+
+    models = [model for model in models if getattr(model, "Meta", None) is not None
+              and getattr(model.Meta, "table_name", None)]
     for model in models:
-        if getattr(model, "Meta", None) is not None and getattr(model.Meta, "table_name", None):
-            _original_timeout = getattr(model.Meta, "read_timeout_seconds", _original_timeout)
-            model.Meta.read_timeout_seconds = READ_TIMEOUT
-            model._connection = None
+        _original_timeout = getattr(model.Meta, "read_timeout_seconds", _original_timeout)
+        model.Meta.read_timeout_seconds = READ_TIMEOUT
+    forget_connections(models)
     _timeout_raised = True
 
 
@@ -135,13 +138,14 @@ def _progress(what: str, done: int, total: int, started: float) -> None:
 
 
 def _seed(actor, size: int, seed: int) -> Seeded:
+    from chalicelib.clock import utcnow
+    from chalicelib.ids import new_id
     from chalicelib.services.container import services
-    from chalicelib.store.base import new_id, utcnow
     from chalicelib.store.image_tags import ImageTagItem
     from chalicelib.store.images import Facts, ImageRepository, image_id
     from chalicelib.store.jobs import Job, JobImage, JobRepository
     from chalicelib.store.pool import PoolItem, PoolRepository
-    from chalicelib.store.projects import CREATING, READY, ProjectRepository, Task
+    from chalicelib.store.tasks import CREATING, READY, Task, TaskRepository
     from chalicelib.store.tags import TagItem, tag_key
 
     rng = random.Random(seed)
@@ -190,7 +194,7 @@ def _seed(actor, size: int, seed: int) -> Seeded:
         part = order[number * per_task : (number + 1) * per_task]
         task_id, now = new_id(), utcnow()
         job_count = -(-len(part) // CHUNK_SIZE)
-        ProjectRepository().put_task(Task(
+        TaskRepository().put_task(Task(
             id=task_id, project_id=project_id, name=f"task {number}", description=None, assignee_id=None,
             split=("train", "val", "test", "none", "train")[number], status="new", state=CREATING,
             total_images=len(part), job_count=job_count, chunk_size=CHUNK_SIZE, distribution_order="sequential",
@@ -208,7 +212,7 @@ def _seed(actor, size: int, seed: int) -> Seeded:
                 job_images.append(JobImage(task_id=task_id, job_id=job.id, image_id=image.id, project_id=project_id,
                                            sequence_number=position, annotation_count=count))
         JobRepository().write(jobs, job_images)
-        ProjectRepository().update_task(project_id, task_id, {"state": READY})
+        TaskRepository().update_task(project_id, task_id, {"state": READY})
         _progress("tasks", number + 1, TASKS, started)
     # The counts an annotation transaction keeps on the pool entries ("annotated" in Explore).
     marked, started = sorted(annotated), time.perf_counter()

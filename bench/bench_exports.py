@@ -99,7 +99,7 @@ if args["trace"]:
         model = todo.pop()
         todo += model.__subclasses__()
         if getattr(getattr(model, "Meta", None), "table_name", None):
-            model._get_connection().connection.client
+            model.describe_table()  # builds the model's connection and client
     client("s3")
 calls = []
 for name, event in args["calls"]:
@@ -190,11 +190,12 @@ def _jpegs(count: int, seed: int) -> list[tuple[str, bytes, int, int]]:
 def _seed(actor, size: int, seed: int, files: list[tuple[str, bytes, int, int]] | None = None) -> Seeded:
     from chalicelib.services.container import services
     from chalicelib.store.annotations import AnnotationItem
-    from chalicelib.store.base import new_id, utcnow
+    from chalicelib.clock import utcnow
+    from chalicelib.ids import new_id
     from chalicelib.store.images import Facts, ImageRepository
     from chalicelib.store.jobs import Job, JobImage, JobRepository
     from chalicelib.store.pool import PoolItem, _item as pool_item
-    from chalicelib.store.projects import CREATING, READY, ProjectRepository, Task
+    from chalicelib.store.tasks import CREATING, READY, Task, TaskRepository
 
     rng = random.Random(seed)
     labels = [{"name": name, "annotation_type": "bbox"} for name in LABELS]
@@ -249,7 +250,7 @@ def _seed(actor, size: int, seed: int, files: list[tuple[str, bytes, int, int]] 
             continue
         task_id, now = new_id(), utcnow()
         job_count = -(-len(part) // CHUNK_SIZE)
-        ProjectRepository().put_task(Task(
+        TaskRepository().put_task(Task(
             id=task_id, project_id=project_id, name=f"{split} set", description=None, assignee_id=None,
             split=split, status="new", state=CREATING, total_images=len(part), job_count=job_count,
             chunk_size=CHUNK_SIZE, distribution_order="sequential", seed=None, source="pool",
@@ -278,7 +279,7 @@ def _seed(actor, size: int, seed: int, files: list[tuple[str, bytes, int, int]] 
                     batch.save(item)
             done += min(SLICE, len(sets) - start)
             _progress(f"job images + annotation sets ({split})", done, size, started)
-        ProjectRepository().update_task(project_id, task_id, {"state": READY})
+        TaskRepository().update_task(project_id, task_id, {"state": READY})
     return Seeded(project_id, size, expected, splits, classes, dims, payload)
 
 

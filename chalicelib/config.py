@@ -42,6 +42,8 @@ class Settings(BaseModel):
     jobs_table: str = "pixelpool-jobs"
     job_images_table: str = "pixelpool-job-images"
     annotations_table: str = "pixelpool-annotations"
+    # Item reads decoded from DynamoDB's JSON by store/wire.py (off: botocore parses them).
+    fast_item_reads: bool = True
 
     share_bucket: str = "pixelpool-share"
     datasets_bucket: str = "pixelpool-datasets"

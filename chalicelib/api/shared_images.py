@@ -28,8 +28,8 @@ from chalicelib.schemas.images import (
     UrlQuery,
 )
 from chalicelib.schemas.operations import OperationOut
+from chalicelib.clock import utcnow
 from chalicelib.services.container import services
-from chalicelib.store.base import utcnow
 
 bp = Blueprint(__name__)
 BASE = "/api/v1/shared-images"

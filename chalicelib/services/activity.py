@@ -5,7 +5,8 @@ from typing import Any
 
 from chalicelib.services.identity import Identity
 from chalicelib.store.activity import ActivityEntry, ActivityRepository
-from chalicelib.store.base import new_id, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.ids import new_id
 
 
 class ActivityService:

@@ -9,7 +9,8 @@ from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.services.jobs import JobService
 from chalicelib.store.annotations import AnnotationRepository, AnnotationSet, Version
-from chalicelib.store.base import new_id, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.ids import new_id
 from chalicelib.store.images import ImageRepository
 from chalicelib.store.objects import Bucket
 

@@ -244,10 +244,10 @@ class Services:
         from chalicelib.store.image_tags import ImageTagRepository
         from chalicelib.store.jobs import JobRepository
         from chalicelib.store.pool import PoolRepository
-        from chalicelib.store.projects import ProjectRepository
         from chalicelib.store.tags import TagRepository
+        from chalicelib.store.tasks import TaskRepository
 
-        index = PoolQuery(PoolRepository(), ProjectRepository(), JobRepository(), ImageTagRepository(), TagRepository())
+        index = PoolQuery(PoolRepository(), TaskRepository(), JobRepository(), ImageTagRepository(), TagRepository())
         return ExploreService(self.access, index, self.images)
 
     @provided
@@ -258,10 +258,11 @@ class Services:
         from chalicelib.store.jobs import JobRepository
         from chalicelib.store.pool import PoolRepository
         from chalicelib.store.projects import ProjectRepository
+        from chalicelib.store.tasks import TaskRepository
 
-        return TaskService(self.settings, self.access, ProjectRepository(), self.pool, PoolRepository(),
-                           JobRepository(), AnnotationRepository(), ImageRepository(), self.share, self.registry,
-                           self.explore, self.activity, self.documents_bucket, self.saved_filters,
+        return TaskService(self.settings, self.access, ProjectRepository(), TaskRepository(), self.pool,
+                           PoolRepository(), JobRepository(), AnnotationRepository(), ImageRepository(), self.share,
+                           self.registry, self.explore, self.activity, self.documents_bucket, self.saved_filters,
                            start_operation=self.operations.start)
 
     @provided
@@ -269,8 +270,10 @@ class Services:
         from chalicelib.services.jobs import JobService
         from chalicelib.store.jobs import JobRepository
         from chalicelib.store.projects import ProjectRepository
+        from chalicelib.store.tasks import TaskRepository
 
-        return JobService(self.access, ProjectRepository(), JobRepository(), self.images, self.activity)
+        return JobService(self.access, ProjectRepository(), TaskRepository(), JobRepository(), self.images,
+                          self.activity)
 
     @provided
     def annotations(self) -> "AnnotationService":
@@ -284,9 +287,9 @@ class Services:
     @provided
     def saved_filters(self) -> "SavedFilterService":
         from chalicelib.services.saved_filters import SavedFilterService
-        from chalicelib.store.projects import ProjectRepository
+        from chalicelib.store.saved_filters import SavedFilterRepository
 
-        return SavedFilterService(self.access, ProjectRepository(), self.activity)
+        return SavedFilterService(self.access, SavedFilterRepository(), self.activity)
 
     @provided
     def exports(self) -> "ExportService":
@@ -298,8 +301,9 @@ class Services:
         from chalicelib.store.jobs import JobRepository
         from chalicelib.store.projects import ProjectRepository
         from chalicelib.store.tags import TagRepository
+        from chalicelib.store.tasks import TaskRepository
 
-        contents = ExportContents(self.explore, ProjectRepository(), JobRepository(), AnnotationRepository(),
+        contents = ExportContents(self.explore, TaskRepository(), JobRepository(), AnnotationRepository(),
                                   TagRepository(), ImageTagRepository(), self.documents_bucket)
         return ExportService(self.access, ExportRepository(), ProjectRepository(), contents, self.saved_filters,
                              self.share_bucket, self.exports_bucket, self.activity, self.start_workflow,

@@ -34,7 +34,7 @@ from chalicelib.services.images import ImageService, ImageView
 from chalicelib.store.image_tags import ImageTagRepository
 from chalicelib.store.jobs import JobImage, JobRepository, Use
 from chalicelib.store.pool import PoolEntry, PoolRepository
-from chalicelib.store.projects import ProjectRepository, Task
+from chalicelib.store.tasks import Task, TaskRepository
 from chalicelib.store.tags import TagRepository
 
 
@@ -84,10 +84,10 @@ def order_key(entry: PoolEntry) -> tuple[float, str]:
 class PoolQuery:
     """`ExploreIndex` over DynamoDB: Query the project's partitions, filter in memory."""
 
-    def __init__(self, pool: PoolRepository, projects: ProjectRepository, jobs: JobRepository,
+    def __init__(self, pool: PoolRepository, tasks: TaskRepository, jobs: JobRepository,
                  links: ImageTagRepository, tags: TagRepository) -> None:
         self._pool = pool
-        self._projects = projects
+        self._tasks = tasks
         self._jobs = jobs
         self._links = links
         self._tags = tags
@@ -151,7 +151,7 @@ class PoolQuery:
         if not image_ids:
             return {}
         with ThreadPoolExecutor(max_workers=2) as pool:
-            tasks_f = pool.submit(self._projects.tasks, project_id)
+            tasks_f = pool.submit(self._tasks.tasks, project_id)
             uses = self._jobs.uses(project_id, image_ids)
             tasks = tasks_f.result()
         return _placements(tasks, uses)
@@ -159,7 +159,7 @@ class PoolQuery:
     def _task_placements(self, project_id: str, f: ImageFilter) -> dict[str, list[Placement]]:
         """Placements of the tasks a task, job or split condition needs: only the named tasks for a
         task condition alone, every task otherwise (a split is decided over all of an image's)."""
-        tasks = self._projects.tasks(project_id)
+        tasks = self._tasks.tasks(project_id)
         if f.task_id and not f.job_id and f.split is None:
             tasks = [task for task in tasks if task.id in f.task_id]
         return _placements(tasks, self._jobs.images_of_tasks([task.id for task in tasks]) if tasks else [])

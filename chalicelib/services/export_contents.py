@@ -23,7 +23,8 @@ from chalicelib.store.annotations import AnnotationRepository
 from chalicelib.store.image_tags import ImageTagRepository
 from chalicelib.store.jobs import JobRepository
 from chalicelib.store.objects import Bucket
-from chalicelib.store.projects import Project, ProjectRepository
+from chalicelib.store.projects import Project
+from chalicelib.store.tasks import TaskRepository
 from chalicelib.store.tags import TagRepository
 
 
@@ -73,11 +74,11 @@ def merge(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 class ExportContents:
-    def __init__(self, explore: ExploreService, projects: ProjectRepository, jobs: JobRepository,
+    def __init__(self, explore: ExploreService, tasks: TaskRepository, jobs: JobRepository,
                  annotations: AnnotationRepository, tags: TagRepository, links: ImageTagRepository,
                  documents: Bucket) -> None:
         self._explore = explore
-        self._projects = projects
+        self._tasks = tasks
         self._jobs = jobs
         self._annotations = annotations
         self._tags = tags
@@ -113,7 +114,7 @@ class ExportContents:
         if spec.options.labels is not None:
             names = sorted(set(names) & set(spec.options.labels))
         entries = self._explore.select(project.id, spec.filter).entries
-        tasks = sorted(self._projects.tasks(project.id), key=lambda task: (task.created_at, task.id))
+        tasks = sorted(self._tasks.tasks(project.id), key=lambda task: (task.created_at, task.id))
         order = {task.id: n for n, task in enumerate(tasks)}
         splits = {task.id: task.split for task in tasks}
         placed: dict[str, list] = {}

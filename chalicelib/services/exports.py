@@ -35,7 +35,8 @@ from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
 from chalicelib.services.operations import WorkflowStarter
 from chalicelib.services.saved_filters import SavedFilterService
-from chalicelib.store.base import new_id, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.ids import new_id
 from chalicelib.store.exports import COMPLETED, FAILED, PENDING, PROCESSING, Export, ExportRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.projects import ProjectRepository

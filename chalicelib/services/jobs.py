@@ -10,7 +10,8 @@ from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.services.images import ImageService, ImageView
 from chalicelib.store.jobs import Job, JobImage, JobRepository
-from chalicelib.store.projects import ProjectRepository, Task
+from chalicelib.store.projects import ProjectRepository
+from chalicelib.store.tasks import Task, TaskRepository
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "new": ("in_progress",),
@@ -38,10 +39,11 @@ class JobView:
 
 
 class JobService:
-    def __init__(self, access: Access, projects: ProjectRepository, jobs: JobRepository, images: ImageService,
-                 activity: ActivityService) -> None:
+    def __init__(self, access: Access, projects: ProjectRepository, tasks: TaskRepository, jobs: JobRepository,
+                 images: ImageService, activity: ActivityService) -> None:
         self._access = access
         self._projects = projects
+        self._tasks = tasks
         self._jobs = jobs
         self._images = images
         self._activity = activity
@@ -51,7 +53,7 @@ class JobService:
         job = self._jobs.get(job_id)
         try:
             caller = self._access.admit(actor, job.project_id)
-            task = self._projects.task(job.project_id, job.task_id)
+            task = self._tasks.task(job.project_id, job.task_id)
         except NotFoundError as exc:
             raise NotFoundError(f"Job '{job_id}' not found") from exc
         self._access.require(actor, job.project_id, action, job)
@@ -60,7 +62,7 @@ class JobService:
     def list(self, actor: Identity, project_id: str, task_id: str) -> list[Job]:
         """A task's jobs in order; annotators see the jobs assigned to them."""
         caller = self._access.require(actor, project_id, "tasks.read")
-        self._projects.task(project_id, task_id)
+        self._tasks.task(project_id, task_id)
         return [job for job in self._jobs.of_task(task_id) if caller.may("jobs.read", job)]
 
     def get(self, actor: Identity, job_id: str) -> JobView:

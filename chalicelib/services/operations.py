@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from chalicelib.config import Settings
 from chalicelib.errors import NotFoundError
-from chalicelib.store.base import new_id
+from chalicelib.ids import new_id
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.services.share import Selection

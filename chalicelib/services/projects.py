@@ -10,7 +10,8 @@ from chalicelib.services.access import ROLES, Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.store.activity import ActivityEntry
-from chalicelib.store.base import new_id, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.ids import new_id
 from chalicelib.store.projects import Member, Project, ProjectRepository
 from chalicelib.store.users import UserRepository
 

@@ -9,7 +9,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.errors import ValidationError
 from chalicelib.services import paths
-from chalicelib.store.base import utcnow
+from chalicelib.clock import utcnow
 from chalicelib.store.images import ImageRepository
 from chalicelib.store.objects import Bucket
 

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 from chalicelib.errors import ValidationError
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
-from chalicelib.store.base import new_id, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.ids import new_id
 from chalicelib.store.tags import Tag, TagRepository
 
 if TYPE_CHECKING:

@@ -27,14 +27,16 @@ from chalicelib.services.saved_filters import SavedFilterService
 from chalicelib.services.registry import REGISTER, IndexResult, Listed, RegistryService
 from chalicelib.services.share import Selection, ShareService
 from chalicelib.store.annotations import AnnotationRepository
-from chalicelib.store.base import new_id, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.ids import new_id
 from chalicelib.store.images import READY as IMAGE_READY
 from chalicelib.store.images import Image, ImageRepository
 from chalicelib.store.jobs import Job, JobImage, JobRepository, job_image_key
 from chalicelib.store.objects import Bucket
 from chalicelib.store.operations import Operation
 from chalicelib.store.pool import PoolRepository
-from chalicelib.store.projects import CREATING, READY, ProjectRepository, Task
+from chalicelib.store.projects import ProjectRepository
+from chalicelib.store.tasks import CREATING, READY, Task, TaskRepository
 
 logger = Logger(child=True)
 CREATE_TASK = "create_task"
@@ -76,14 +78,15 @@ class TaskView:
 
 
 class TaskService:
-    def __init__(self, settings: Settings, access: Access, projects: ProjectRepository, pool: PoolService,
-                 pool_entries: PoolRepository, jobs: JobRepository, annotations: AnnotationRepository,
+    def __init__(self, settings: Settings, access: Access, projects: ProjectRepository, tasks: TaskRepository,
+                 pool: PoolService, pool_entries: PoolRepository, jobs: JobRepository, annotations: AnnotationRepository,
                  images: ImageRepository, share: ShareService, registry: RegistryService, explore: ExploreService,
                  activity: ActivityService, versions: Bucket, saved_filters: SavedFilterService,
                  start_operation: OperationStarter) -> None:
         self._settings = settings
         self._access = access
         self._projects = projects
+        self._tasks = tasks
         self._pool = pool
         self._pool_entries = pool_entries
         self._jobs = jobs
@@ -213,12 +216,12 @@ class TaskService:
             jobs.append(job)
             job_images += [JobImage(task_id=task_id, job_id=job.id, image_id=image.id, project_id=project_id,
                                     sequence_number=position) for position, image in enumerate(part)]
-        self._projects.put_task(task)
+        self._tasks.put_task(task)
         added: list[str] = []
         try:
             added = self._pool.ensure(project_id, order, actor_sub)
             self._jobs.write(jobs, job_images)
-            task = self._projects.update_task(project_id, task_id, {"state": READY})
+            task = self._tasks.update_task(project_id, task_id, {"state": READY})
         except Exception:
             logger.exception("task creation failed; undoing its writes", extra={"task_id": task_id})
             self._undo(project_id, task_id, jobs, job_images, added)
@@ -248,28 +251,28 @@ class TaskService:
                 logger.exception("undoing a failed task creation failed", extra={"task_id": task_id})
                 undone = False
         if undone:
-            self._projects.delete_task(project_id, task_id)
+            self._tasks.delete_task(project_id, task_id)
 
     # Reading and changing ------------------------------------------------------------------------
 
     def list(self, actor: Identity, project_id: str) -> list[Task]:
         self._access.require(actor, project_id, "tasks.read")
-        return self._projects.tasks(project_id)
+        return self._tasks.tasks(project_id)
 
     def get(self, actor: Identity, project_id: str, task_id: str) -> TaskView:
         caller = self._access.require(actor, project_id, "tasks.read")
-        task = self._projects.task(project_id, task_id)
+        task = self._tasks.task(project_id, task_id)
         jobs = [job for job in self._jobs.of_task(task_id) if caller.may("jobs.read", job)]
         return TaskView(task, jobs)
 
     def update(self, actor: Identity, project_id: str, task_id: str, changes: dict[str, Any]) -> Task:
         self._access.require(actor, project_id, "tasks.write")
-        task = self._projects.task(project_id, task_id)
+        task = self._tasks.task(project_id, task_id)
         if changes.get("assignee_id"):
             self._check_assignee(project_id, changes["assignee_id"])
         if not changes:
             return task
-        updated = self._projects.update_task(project_id, task_id, changes)
+        updated = self._tasks.update_task(project_id, task_id, changes)
         described = ", ".join(f"{name}: {getattr(task, name)} → {value}" if name in ("split", "status")
                               else name for name, value in sorted(changes.items()))
         self._activity.record(actor, "task", task_id, "updated", project_id=project_id,
@@ -280,7 +283,7 @@ class TaskService:
     def delete(self, actor: Identity, project_id: str, task_id: str) -> Task:
         """Delete a task with its jobs, job images, annotations and versions; the images stay."""
         self._access.require(actor, project_id, "tasks.write")
-        task = self._projects.task(project_id, task_id, include_creating=True)
+        task = self._tasks.task(project_id, task_id, include_creating=True)
         self._discard(project_id, task_id)
         self._activity.record(actor, "task", task_id, "deleted", project_id=project_id,
                               summary=f'Deleted task "{task.name}"', details={"images": task.total_images})
@@ -288,21 +291,21 @@ class TaskService:
 
     def purge_project(self, project_id: str) -> None:
         """Every task of a project and its pool (project deletion; access checked by the caller)."""
-        for task in self._projects.tasks(project_id, include_all=True):
+        for task in self._tasks.tasks(project_id, include_all=True):
             self._discard(project_id, task.id)
         self._pool_entries.delete_pool(project_id)
 
     def _discard(self, project_id: str, task_id: str) -> None:
         # Hidden first, so a crash half-way leaves nothing visible; running it again finishes the job.
-        self._projects.update_task(project_id, task_id, {"state": DELETING})
+        self._tasks.update_task(project_id, task_id, {"state": DELETING})
         job_ids = self._jobs.delete_task(task_id)
         self._annotations.delete_jobs(job_ids)
         self._versions.delete_prefix(f"projects/{project_id}/tasks/{task_id}/")
-        self._projects.delete_task(project_id, task_id)
+        self._tasks.delete_task(project_id, task_id)
 
     def _existing(self, project_id: str, task_id: str) -> Task | None:
         try:
-            return self._projects.task(project_id, task_id, include_creating=True)
+            return self._tasks.task(project_id, task_id, include_creating=True)
         except NotFoundError:
             return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 from chalicelib.services.identity import Identity
-from chalicelib.store.base import utcnow
+from chalicelib.clock import utcnow
 from chalicelib.store.users import User, UserRepository
 
 

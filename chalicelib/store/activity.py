@@ -9,13 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from pynamodb.attributes import JSONAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.models import Model
 
-from chalicelib.store.base import TableModel, store_errors, table_meta
+from chalicelib.store.dynamo import store_errors, table_meta
 
 GLOBAL_SCOPE = "GLOBAL"
 
 
-class ActivityItem(TableModel):
+class ActivityItem(Model):
     Meta = table_meta("activity_table")
 
     scope = UnicodeAttribute(hash_key=True)

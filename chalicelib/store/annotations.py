@@ -17,17 +17,16 @@ from datetime import datetime
 from typing import Any
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.models import Model
 
-from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import TableModel, condition_failed, store_errors, table_meta
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, store_errors, table_meta
 from chalicelib.store.jobs import PARALLEL_READS, JobImageItem, job_image_key
 from chalicelib.store.pool import PoolItem
 
 
-class AnnotationItem(TableModel):
+class AnnotationItem(Model):
     Meta = table_meta("annotations_table")
 
     job_id = UnicodeAttribute(hash_key=True)
@@ -84,10 +83,6 @@ def _to_version(item: AnnotationItem) -> Version:
                    created_by=item.updated_by, created_at=item.updated_at)
 
 
-def _connection() -> Connection:
-    return AnnotationItem._get_connection().connection
-
-
 class AnnotationRepository:
     def get(self, job_id: str, image_id: str) -> AnnotationSet | None:
         try:
@@ -118,22 +113,22 @@ class AnnotationRepository:
         else:
             guard = AnnotationItem.rev == expected_rev
         try:
-            with TransactWrite(connection=_connection()) as tx:
-                tx.save(current, condition=guard)
-                tx.save(history)
+            with Transaction("saving annotations") as tx:
+                tx.put(current, condition=guard, name="current")
+                tx.put(history)
                 tx.update(JobImageItem(task_id=task_id, key=job_image_key(job_id, image_id)),
                           actions=[JobImageItem.annotation_count.set(len(annotations))],
-                          condition=JobImageItem.key.exists())
+                          condition=JobImageItem.key.exists(), name="job image")
                 tx.update(PoolItem(project_id=project_id, image_id=image_id),
                           actions=[PoolItem.annotation_count.add(len(annotations) - previous_count)],
-                          condition=PoolItem.image_id.exists())
-        except TransactWriteError as exc:
-            if condition_failed(exc, 0):  # [current, history, job image]
+                          condition=PoolItem.image_id.exists(), name="pool entry")
+        except TransactionCancelled as exc:
+            if exc.failed("current"):
                 raise ConflictError(f"Annotations of image '{image_id}' in job '{job_id}' changed meanwhile; "
                                     "reload and retry") from exc
-            if condition_failed(exc, 2) or condition_failed(exc, 3):  # [..., job image, pool entry]
+            if exc.failed("job image") or exc.failed("pool entry"):
                 raise NotFoundError(f"Image '{image_id}' is not in job '{job_id}'") from exc
-            raise StoreError(f"saving annotations failed: {exc.msg}") from exc
+            raise
         return _to_set(current)
 
     def current_many(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -170,13 +165,9 @@ class AnnotationRepository:
                               document_key=version.document_key, image_count=version.image_count,
                               count=version.annotation_count, updated_by=version.created_by,
                               updated_at=version.created_at)
-        try:
+        with conditional("saving a version") as write:
             item.save(condition=AnnotationItem.sk.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"saving a version failed: {exc.msg}") from exc
-        return True
+        return write.done
 
     def delete_jobs(self, job_ids: list[str]) -> None:
         """Remove every annotation item of the given jobs (task deletion)."""

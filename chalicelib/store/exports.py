@@ -17,17 +17,17 @@ from typing import Any
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, NumberSetAttribute, UnicodeAttribute, \
     UTCDateTimeAttribute
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.models import Model
 
-from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import TableModel, condition_failed, store_errors, table_meta
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, store_errors, table_meta
 
 PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
 NUMBERING_ATTEMPTS = 20
 
 
-class ExportItem(TableModel):
+class ExportItem(Model):
     Meta = table_meta("projects_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -52,7 +52,7 @@ class ExportItem(TableModel):
     completed_at = UTCDateTimeAttribute(null=True)
 
 
-class CounterItem(TableModel):
+class CounterItem(Model):
     Meta = table_meta("projects_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -109,7 +109,6 @@ class ExportRepository:
                default_name) -> Export:
         """Record a pending export under the next version number of (project, mode).
         `default_name(version)` names it when `name` is None."""
-        connection = ExportItem._get_connection().connection
         for _ in range(NUMBERING_ATTEMPTS):
             last = self._last_version(project_id, mode)
             version = last + 1
@@ -119,18 +118,15 @@ class ExportRepository:
             counter = CounterItem(pk=project_id, sk=_counter_sk(mode))
             guard = CounterItem.value.does_not_exist() if last == 0 else CounterItem.value == last
             try:
-                with TransactWrite(connection=connection) as tx:
-                    tx.save(item, condition=ExportItem.sk.does_not_exist())
-                    tx.update(counter, actions=[CounterItem.value.set(version)], condition=guard)
+                with Transaction("creating an export") as tx:
+                    tx.put(item, condition=ExportItem.sk.does_not_exist(), name="export")
+                    tx.update(counter, actions=[CounterItem.value.set(version)], condition=guard, name="counter")
                 return _to_export(item)
-            except TransactWriteError as exc:
-                if condition_failed(exc, 0):  # [put export, update counter]
+            except TransactionCancelled as exc:
+                if exc.failed("export"):
                     raise ConflictError(f"Export '{export_id}' exists") from exc
-                raced = condition_failed(exc, 1) or any(
-                    reason is not None and reason.code == "TransactionConflict"
-                    for reason in exc.cancellation_reasons or [])
-                if not raced:
-                    raise StoreError(f"creating an export failed: {exc.msg}") from exc
+                if not (exc.failed("counter") or exc.conflicted):
+                    raise
         raise ConflictError("Too many exports are being created at once for this mode; retry")
 
     def _last_version(self, project_id: str, mode: str) -> int:
@@ -161,13 +157,9 @@ class ExportRepository:
         condition = ExportItem.sk.exists()
         if expect:
             condition &= ExportItem.status.is_in(*expect)
-        try:
+        with conditional("updating an export") as write:
             ExportItem(pk=project_id, sk=_sk(export_id)).update(actions=actions, condition=condition)
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"updating an export failed: {exc.msg}") from exc
-        return True
+        return write.done
 
     def shard_done(self, project_id: str, export_id: str, shard: int) -> None:
         """Count a shard as built (a set, so a retried step counts once)."""

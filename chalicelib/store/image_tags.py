@@ -17,13 +17,12 @@ import time
 from typing import Iterable, Iterator
 
 from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.transactions import TransactWrite
+from pynamodb.models import Model
 
+from chalicelib.clock import utcnow
 from chalicelib.errors import NotFoundError, StoreError
-from chalicelib.store.base import TableModel, condition_failed, store_errors, table_meta, utcnow
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, connection, store_errors, table_meta
 from chalicelib.store.images import ImageItem
 from chalicelib.store.tags import TagItem, tag_key
 
@@ -41,7 +40,7 @@ class ByImage(GlobalSecondaryIndex):
     tag_id = UnicodeAttribute(range_key=True)
 
 
-class ImageTagItem(TableModel):
+class ImageTagItem(Model):
     Meta = table_meta("image_tags_table")
 
     tag_id = UnicodeAttribute(hash_key=True)
@@ -50,10 +49,6 @@ class ImageTagItem(TableModel):
     created_at = UTCDateTimeAttribute()
 
     by_image = ByImage()
-
-
-def _connection() -> Connection:
-    return ImageTagItem._get_connection().connection
 
 
 def _backoff(attempt: int) -> None:
@@ -95,10 +90,10 @@ class ImageTagRepository:
         """Every image carrying `tag_id` (strongly consistent: a tag just added is seen)."""
         # The table connection's raw pages: one string per link, no model object (Explore reads
         # thousands of links per call).
-        connection, start = ImageTagItem._get_connection(), None
+        table, start = connection(ImageTagItem), None
         while True:
             with store_errors("reading tag links"):
-                page = connection.query(tag_id, consistent_read=True, attributes_to_get=["image_id"],
+                page = table.query(tag_id, consistent_read=True, attributes_to_get=["image_id"],
                                         exclusive_start_key=start)
             for item in page.get("Items", ()):
                 yield item["image_id"]["S"]
@@ -114,11 +109,8 @@ class ImageTagRepository:
         """Remove every link of a deleted tag and the tag from each image's set; returns links removed."""
         image_ids = list(self.images_with(tag_id))
         for image in image_ids:
-            try:
+            with conditional(f"untagging image {image}"):  # an image removed meanwhile has no set to clean
                 ImageItem(id=image).update(actions=[ImageItem.tag_ids.delete({tag_id})], condition=ImageItem.id.exists())
-            except UpdateError as exc:  # an image removed meanwhile has no set to clean
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise StoreError(f"untagging image {image} failed: {exc.msg}") from exc
         with store_errors("removing tag links"):
             with ImageTagItem.batch_write() as batch:
                 for image in image_ids:
@@ -134,26 +126,25 @@ class ImageTagRepository:
             try:
                 self._transact(tag_id, todo, created_by, adding)
                 return set(todo)
-            except TransactWriteError as exc:
-                # [links, image sets, tag counter]: a tag deleted since the caller checked it
-                # never comes back, so retrying cannot help.
-                if condition_failed(exc, 2 * len(todo)):
+            except TransactionCancelled as exc:
+                # A tag deleted since the caller checked it never comes back: retrying cannot help.
+                if exc.failed("tag"):
                     raise NotFoundError(f"Tag '{tag_id}' not found") from exc
                 # A concurrent call linked or unlinked some of these (ConditionalCheckFailed) or
                 # touched the same items (TransactionConflict): read again and redo the rest.
                 if attempt == ATTEMPTS - 1:
-                    raise StoreError(f"tagging did not settle after {ATTEMPTS} attempts: {exc.msg}") from exc
+                    raise StoreError(f"tagging did not settle after {ATTEMPTS} attempts: {exc.message}") from exc
                 _backoff(attempt)
         return set()
 
     @staticmethod
     def _transact(tag_id: str, image_ids: list[str], created_by: str | None, adding: bool) -> None:
         now = utcnow()
-        with TransactWrite(connection=_connection()) as tx:
+        with Transaction("tagging images") as tx:
             for image in image_ids:
                 link = ImageTagItem(tag_id=tag_id, image_id=image, created_by=created_by, created_at=now)
                 if adding:
-                    tx.save(link, condition=ImageTagItem.tag_id.does_not_exist())
+                    tx.put(link, condition=ImageTagItem.tag_id.does_not_exist())
                     tx.update(ImageItem(id=image), actions=[ImageItem.tag_ids.add({tag_id})],
                               condition=ImageItem.id.exists())
                 else:
@@ -162,4 +153,4 @@ class ImageTagRepository:
                               condition=ImageItem.id.exists())
             delta = len(image_ids) if adding else -len(image_ids)
             tx.update(TagItem(pk=tag_key(tag_id)), actions=[TagItem.usage_count.add(delta)],
-                      condition=TagItem.pk.exists())
+                      condition=TagItem.pk.exists(), name="tag")

@@ -24,12 +24,14 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import IncludeProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
 
-from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import TableModel, plain, store_errors, table_meta, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store.dynamo import conditional, plain, store_errors, table_meta
 
 SHARDS = 8
 SEQUENCER_WIDTH = 32
@@ -71,7 +73,7 @@ class Masks(GlobalSecondaryIndex):
     file_path = UnicodeAttribute(range_key=True)
 
 
-class ImageItem(TableModel):
+class ImageItem(Model):
     Meta = table_meta("images_table")
 
     id = UnicodeAttribute(hash_key=True)
@@ -161,10 +163,6 @@ class Image:
     mask_category: str | None
     sequencer: str = ""
     metadata_rev: int = 0
-
-    @property
-    def file_size_bytes(self) -> int | None:
-        return self.size
 
 
 @dataclass(frozen=True)
@@ -377,19 +375,8 @@ class ImageRepository:
         with store_errors("reading masks"):
             return [item.id for item in ImageItem.masks.query(image_id_)]
 
-    def delete_all(self, image_ids: Iterable[str]) -> None:
-        """Remove records outright (tests of the rebuildable index; never on a request path)."""
-        with store_errors("deleting images"):
-            with ImageItem.batch_write() as batch:
-                for image in image_ids:
-                    batch.delete(ImageItem(id=image))
-
     @staticmethod
     def _conditional_update(item: ImageItem, actions: list, condition: Condition) -> bool:
-        try:
+        with conditional(f"updating image {item.id}") as write:
             item.update(actions=actions, condition=condition)
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"updating image {item.id} failed: {exc.msg}") from exc
-        return True
+        return write.done

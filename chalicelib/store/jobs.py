@@ -21,12 +21,14 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
-from pynamodb.transactions import TransactWrite
+from pynamodb.models import Model
 
-from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import TableModel, condition_failed, query_values, store_errors, table_meta, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store.dynamo import (Transaction, TransactionCancelled, conditional, query_values, store_errors,
+                                     table_meta)
 from chalicelib.store.pool import PoolItem
 
 PARALLEL_READS = 8
@@ -42,7 +44,7 @@ class JobsByTask(GlobalSecondaryIndex):
     sequence_number = NumberAttribute(range_key=True)
 
 
-class JobItem(TableModel):
+class JobItem(Model):
     Meta = table_meta("jobs_table")
 
     id = UnicodeAttribute(hash_key=True)
@@ -68,7 +70,7 @@ class JobImagesByImage(GlobalSecondaryIndex):
     project_id = UnicodeAttribute(range_key=True)
 
 
-class JobImageItem(TableModel):
+class JobImageItem(Model):
     Meta = table_meta("job_images_table")
 
     task_id = UnicodeAttribute(hash_key=True)
@@ -183,12 +185,9 @@ class JobRepository:
             attribute = getattr(JobItem, name)
             actions.append(attribute.remove() if value is None else attribute.set(value))
         actions += [JobItem.rev.add(1), JobItem.updated_at.set(utcnow())]
-        try:
+        changed = ConflictError(f"Job '{job.id}' was changed by someone else meanwhile; reload and retry")
+        with conditional(f"updating job {job.id}", changed):
             JobItem(id=job.id).update(actions=actions, condition=JobItem.id.exists() & (JobItem.rev == job.rev))
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise ConflictError(f"Job '{job.id}' was changed by someone else meanwhile; reload and retry") from exc
-            raise StoreError(f"updating job {job.id} failed: {exc.msg}") from exc
         return self.get(job.id)
 
     def images_of_job(self, job: Job) -> list[JobImage]:
@@ -258,23 +257,23 @@ class JobRepository:
         return [job.id for job in jobs]
 
     def _delete_counted(self, items: list[JobImageItem], attempts: int = 3) -> None:
-        """Delete annotated job images, each with its count taken off its pool entry. PynamoDB
-        sends the deletes first, so cancellation reason `n` is item `n`'s delete; an item whose
-        count changed meanwhile is read again and retried alone."""
+        """Delete annotated job images, each with its count taken off its pool entry; an item
+        whose count changed meanwhile is read again and retried alone."""
         try:
-            with TransactWrite(connection=JobImageItem._get_connection().connection) as tx:
-                for item in items:
+            with Transaction("deleting annotated job images") as tx:
+                for n, item in enumerate(items):
                     count = int(item.annotation_count)
                     tx.delete(JobImageItem(task_id=item.task_id, key=item.key),
-                              condition=JobImageItem.annotation_count == count)
+                              condition=JobImageItem.annotation_count == count, name=("job image", n))
                     tx.update(PoolItem(project_id=item.project_id, image_id=item.image_id),
-                              actions=[PoolItem.annotation_count.add(-count)], condition=PoolItem.image_id.exists())
+                              actions=[PoolItem.annotation_count.add(-count)], condition=PoolItem.image_id.exists(),
+                              name=("pool entry", n))
             return
-        except TransactWriteError as exc:
-            changed = any(condition_failed(exc, n) for n in range(len(items)))
-            pool_gone = [item for n, item in enumerate(items) if condition_failed(exc, len(items) + n)]
+        except TransactionCancelled as exc:
+            changed = any(exc.failed(("job image", n)) for n in range(len(items)))
+            pool_gone = [item for n, item in enumerate(items) if exc.failed(("pool entry", n))]
             if not (changed or pool_gone) or attempts <= 1:
-                raise StoreError(f"deleting annotated job images failed: {exc.msg}") from exc
+                raise
         with store_errors("deleting annotated job images"):
             for item in items:
                 if item in pool_gone:  # no pool entry to keep exact: the job image just goes

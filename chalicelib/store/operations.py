@@ -9,16 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pynamodb.attributes import MapAttribute, NumberAttribute, NumberSetAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.models import Model
 
-from chalicelib.errors import NotFoundError, StoreError
-from chalicelib.store.base import TableModel, plain, store_errors, table_meta, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.errors import NotFoundError
+from chalicelib.store.dynamo import conditional, plain, store_errors, table_meta
 
 RETENTION = timedelta(days=30)
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
 
 
-class OperationItem(TableModel):
+class OperationItem(Model):
     Meta = table_meta("operations_table")
 
     id = UnicodeAttribute(hash_key=True)
@@ -94,17 +96,13 @@ class OperationRepository:
 
     def advance(self, operation_id: str, chunk: int, done: int) -> bool:
         """Count chunk `chunk` as done (`done` more items) once, however often its step runs."""
-        try:
+        with conditional(f"updating operation {operation_id}") as write:
             OperationItem(id=operation_id).update(
                 actions=[OperationItem.done.add(done), OperationItem.chunks_done.add({chunk}),
                          OperationItem.updated_at.set(utcnow())],
                 condition=OperationItem.id.exists() & ~OperationItem.chunks_done.contains(chunk),
             )
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"updating operation {operation_id} failed: {exc.msg}") from exc
-        return True
+        return write.done
 
     def finish(self, operation_id: str, result: dict, result_key: str | None) -> None:
         actions = [OperationItem.status.set(COMPLETED), OperationItem.result.set(result),
@@ -119,11 +117,7 @@ class OperationRepository:
 
     @staticmethod
     def _update(operation_id: str, actions: list) -> None:
-        try:
+        with conditional(f"updating operation {operation_id}", NotFoundError(f"Operation '{operation_id}' not found")):
             OperationItem(id=operation_id).update(
                 actions=[*actions, OperationItem.updated_at.set(utcnow())], condition=OperationItem.id.exists()
             )
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise NotFoundError(f"Operation '{operation_id}' not found") from exc
-            raise StoreError(f"updating operation {operation_id} failed: {exc.msg}") from exc

@@ -20,11 +20,12 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import DeleteError, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
 
-from chalicelib.errors import NotFoundError, StoreError
-from chalicelib.store.base import TableModel, query_values, store_errors, table_meta, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.errors import NotFoundError
+from chalicelib.store.dynamo import conditional, query_values, store_errors, table_meta
 from chalicelib.store.images import Image
 
 BATCH_GET = 100  # DynamoDB's BatchGetItem limit
@@ -39,7 +40,7 @@ class PoolByImage(GlobalSecondaryIndex):
     project_id = UnicodeAttribute(range_key=True)
 
 
-class PoolItem(TableModel):
+class PoolItem(Model):
     Meta = table_meta("pool_table")
 
     project_id = UnicodeAttribute(hash_key=True)
@@ -143,12 +144,8 @@ class PoolRepository:
                     batch.save(_item(project_id, image, added_by, now))
 
     def remove(self, project_id: str, image_id: str) -> None:
-        try:
+        with conditional("removing a pool entry", NotFoundError(f"Shared image '{image_id}' is not in the pool")):
             PoolItem(project_id=project_id, image_id=image_id).delete(condition=PoolItem.image_id.exists())
-        except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise NotFoundError(f"Shared image '{image_id}' is not in the pool") from exc
-            raise StoreError(f"removing a pool entry failed: {exc.msg}") from exc
 
     def remove_all(self, project_id: str, image_ids: Iterable[str]) -> None:
         with store_errors("removing pool entries"):
@@ -170,11 +167,8 @@ class PoolRepository:
                    for name, value in changes.items()]
         refreshed = 0
         for project_id in projects:
-            try:
+            with conditional("refreshing a pool entry") as write:  # not done: removed from that pool meanwhile
                 PoolItem(project_id=project_id, image_id=image_id).update(
                     actions=actions, condition=PoolItem.image_id.exists())
-                refreshed += 1
-            except UpdateError as exc:  # removed from that pool meanwhile
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise StoreError(f"refreshing a pool entry failed: {exc.msg}") from exc
+            refreshed += write.done
         return refreshed

@@ -11,13 +11,13 @@ from datetime import datetime
 from typing import Iterator
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.transactions import TransactWrite
+from pynamodb.models import Model
 
-from chalicelib.errors import ConflictError, NotFoundError, StoreError
-from chalicelib.store.base import TableModel, condition_failed, store_errors, table_meta, utcnow
+from chalicelib.clock import utcnow
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, store_errors, table_meta
 
 TAG_KIND = "TAG"
 
@@ -31,7 +31,7 @@ class TagsByName(GlobalSecondaryIndex):
     name_lower = UnicodeAttribute(range_key=True)
 
 
-class TagItem(TableModel):
+class TagItem(Model):
     Meta = table_meta("tags_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -50,7 +50,7 @@ class TagItem(TableModel):
     by_name = TagsByName()
 
 
-class TagNameGuard(TableModel):
+class TagNameGuard(Model):
     Meta = table_meta("tags_table")
 
     pk = UnicodeAttribute(hash_key=True)
@@ -92,10 +92,6 @@ def _to_tag(item: TagItem) -> Tag:
     )
 
 
-def _connection() -> Connection:
-    return TagItem._get_connection().connection
-
-
 class TagRepository:
     def create(self, tag: Tag) -> Tag:
         item = TagItem(
@@ -113,11 +109,11 @@ class TagRepository:
         )
         guard = TagNameGuard(pk=_name_key(tag.name), tag_id=tag.id)
         try:
-            with TransactWrite(connection=_connection(), client_request_token=f"tag-create-{tag.id}") as tx:
-                tx.save(item, condition=TagItem.pk.does_not_exist())
-                tx.save(guard, condition=TagNameGuard.pk.does_not_exist())
-        except TransactWriteError as exc:
-            if condition_failed(exc, 1):  # [put tag, put guard]
+            with Transaction("creating a tag", token=f"tag-create-{tag.id}") as tx:
+                tx.put(item, condition=TagItem.pk.does_not_exist(), name="tag")
+                tx.put(guard, condition=TagNameGuard.pk.does_not_exist(), name="guard")
+        except TransactionCancelled as exc:
+            if exc.failed("guard"):
                 raise ConflictError(f"A tag named '{tag.name}' already exists") from exc
             raise
         return _to_tag(item)
@@ -157,17 +153,16 @@ class TagRepository:
         new_key = _name_key(item.name)
         renamed = new_key != old_key
         try:
-            with TransactWrite(connection=_connection()) as tx:
-                tx.save(item, condition=TagItem.pk.exists())
+            with Transaction("updating a tag") as tx:
+                tx.put(item, condition=TagItem.pk.exists(), name="tag")
                 if renamed:
-                    tx.save(TagNameGuard(pk=new_key, tag_id=tag_id),
-                            condition=TagNameGuard.pk.does_not_exist())
+                    tx.put(TagNameGuard(pk=new_key, tag_id=tag_id), condition=TagNameGuard.pk.does_not_exist(),
+                           name="new guard")
                     tx.delete(TagNameGuard(pk=old_key), condition=TagNameGuard.tag_id == tag_id)
-        except TransactWriteError as exc:
-            # [delete old guard,] put tag[, put new guard]
-            if condition_failed(exc, 1 if renamed else 0):
+        except TransactionCancelled as exc:
+            if exc.failed("tag"):
                 raise NotFoundError(f"Tag '{tag_id}' not found") from exc
-            if renamed and condition_failed(exc, 2):
+            if exc.failed("new guard"):
                 raise ConflictError(f"A tag named '{item.name}' already exists") from exc
             raise
         return _to_tag(item)
@@ -179,11 +174,11 @@ class TagRepository:
         if only_if_unused:
             condition &= TagItem.usage_count <= 0
         try:
-            with TransactWrite(connection=_connection()) as tx:
-                tx.delete(item, condition=condition)
+            with Transaction("deleting a tag") as tx:
+                tx.delete(item, condition=condition, name="tag")
                 tx.delete(TagNameGuard(pk=_name_key(item.name)), condition=TagNameGuard.tag_id == tag_id)
-        except TransactWriteError as exc:
-            if condition_failed(exc, 0):  # [delete tag, delete guard]
+        except TransactionCancelled as exc:
+            if exc.failed("tag"):
                 current = self._get_item(tag_id)
                 raise ConflictError(
                     f"Tag '{current.name}' is used by {int(current.usage_count)} image(s); "
@@ -195,10 +190,6 @@ class TagRepository:
     def adjust_usage(self, tag_id: str, delta: int) -> int:
         """Atomically add `delta` to the tag's usage count; returns the new count."""
         item = TagItem(pk=tag_key(tag_id))
-        try:
+        with conditional("counting tag usage", NotFoundError(f"Tag '{tag_id}' not found")):
             item.update(actions=[TagItem.usage_count.add(delta)], condition=TagItem.pk.exists())
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise NotFoundError(f"Tag '{tag_id}' not found") from exc
-            raise StoreError(f"counting tag usage failed: {exc.msg}") from exc
         return int(item.usage_count)

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.attributes import ListAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.models import Model
 
 from chalicelib.errors import NotFoundError
-from chalicelib.store.base import TableModel, store_errors, table_meta
+from chalicelib.store.dynamo import conditional, store_errors, table_meta
 
 
-class UserItem(TableModel):
+class UserItem(Model):
     Meta = table_meta("users_table")
 
     sub = UnicodeAttribute(hash_key=True)
@@ -36,13 +37,9 @@ class UserRepository:
     def add_if_new(self, user: User) -> bool:
         """Record `user` unless a record exists; True when this call created it."""
         item = UserItem(sub=user.sub, email=user.email, groups=user.groups, first_seen_at=user.first_seen_at)
-        try:
+        with conditional("recording a user") as write:
             item.save(condition=UserItem.sub.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write.done
 
     def get(self, sub: str) -> User:
         try:

@@ -3,11 +3,14 @@
 botocore parses a response by walking the service model, and an item's every attribute value is
 a structure of ten possible members: a 1 MB Query page of small items costs a Lambda about
 0.1 ms of CPU per item before PynamoDB sees it, more than the request itself. For the
-item-reading operations, a `before-parse` handler (botocore's own extension point) takes the
-items out of the body, decodes them here into exactly what botocore would have made of them
-(binary values base64-decoded, everything else as on the wire), and hands them over through the
-customized response; the rest of the answer (keys, counts, capacity, errors) is parsed by
-botocore as before.
+item-reading operations, a `before-parse` handler takes the items out of the body, decodes them
+here into exactly what botocore would have made of them (binary values base64-decoded, everything
+else as on the wire), and hands them over through the customized response; the rest of the answer
+(keys, counts, capacity, errors) is parsed by botocore as before.
+
+botocore emits `before-parse` but does not document it as supported: tests/unit/test_wire.py pins
+the arguments it is emitted with and the merge of the customized response, and store/dynamo.py
+(the only caller of `install`) can switch the decoder off (`PIXELPOOL_FAST_ITEM_READS=false`).
 """
 from __future__ import annotations
 
@@ -58,7 +61,16 @@ def before_parse(operation_model: Any, response_dict: dict[str, Any], customized
     response_dict["body"] = orjson.dumps(document)
 
 
+HANDLER_ID = "pixelpool-item-reads"
+
+
 def install(client: Any) -> Any:
     """Decode `client`'s item reads here from now on (idempotent); returns the client."""
-    client.meta.events.register("before-parse.dynamodb", before_parse, unique_id="pixelpool-item-reads")
+    client.meta.events.register("before-parse.dynamodb", before_parse, unique_id=HANDLER_ID)
+    return client
+
+
+def uninstall(client: Any) -> Any:
+    """Leave `client`'s item reads to botocore again (idempotent); returns the client."""
+    client.meta.events.unregister("before-parse.dynamodb", before_parse, unique_id=HANDLER_ID)
     return client

@@ -1,0 +1,123 @@
+"""Tasks, items of their project's partition in ProjectsTable (`pk = <project id>`,
+`sk = TASK#<task id>`); jobs and job images have their own tables (store/jobs.py).
+
+A task is `creating` while its jobs are written and `ready` once they all are; only ready tasks
+are shown unless asked otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.models import Model
+
+from chalicelib.clock import utcnow
+from chalicelib.errors import NotFoundError
+from chalicelib.store.dynamo import conditional, store_errors, table_meta
+
+CREATING, READY = "creating", "ready"
+
+
+class TaskItem(Model):
+    Meta = table_meta("projects_table")
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    assignee_id = UnicodeAttribute(null=True)
+    split = UnicodeAttribute(default="none")
+    status = UnicodeAttribute(default="new")
+    state = UnicodeAttribute(default=CREATING)
+    total_images = NumberAttribute(default=0)
+    job_count = NumberAttribute(default=0)
+    chunk_size = NumberAttribute(default=0)
+    distribution_order = UnicodeAttribute(default="sequential")
+    seed = NumberAttribute(null=True)
+    source = UnicodeAttribute(default="file_paths")
+    created_by = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    project_id: str
+    name: str
+    description: str | None
+    assignee_id: str | None
+    split: str
+    status: str
+    state: str
+    total_images: int
+    job_count: int
+    chunk_size: int
+    distribution_order: str
+    seed: int | None
+    source: str
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def task_sk(task_id: str) -> str:
+    return f"TASK#{task_id}"
+
+
+def _to_task(item: TaskItem) -> Task:
+    return Task(id=item.id, project_id=item.pk, name=item.name, description=item.description,
+                assignee_id=item.assignee_id, split=item.split, status=item.status, state=item.state,
+                total_images=int(item.total_images or 0), job_count=int(item.job_count or 0),
+                chunk_size=int(item.chunk_size or 0), distribution_order=item.distribution_order,
+                seed=None if item.seed is None else int(item.seed), source=item.source,
+                created_by=item.created_by, created_at=item.created_at, updated_at=item.updated_at)
+
+
+class TaskRepository:
+    def put_task(self, task: Task) -> None:
+        item = TaskItem(pk=task.project_id, sk=task_sk(task.id), id=task.id, name=task.name,
+                        description=task.description, assignee_id=task.assignee_id, split=task.split,
+                        status=task.status, state=task.state, total_images=task.total_images,
+                        job_count=task.job_count, chunk_size=task.chunk_size,
+                        distribution_order=task.distribution_order, seed=task.seed, source=task.source,
+                        created_by=task.created_by, created_at=task.created_at, updated_at=task.updated_at)
+        with store_errors("saving a task"):
+            item.save(condition=TaskItem.sk.does_not_exist())
+
+    def task(self, project_id: str, task_id: str, *, include_creating: bool = False) -> Task:
+        try:
+            with store_errors("reading a task"):
+                task = _to_task(TaskItem.get(project_id, task_sk(task_id), consistent_read=True))
+        except DoesNotExist as exc:
+            raise NotFoundError(f"Task '{task_id}' not found") from exc
+        if task.state != READY and not include_creating:
+            raise NotFoundError(f"Task '{task_id}' not found")
+        return task
+
+    def tasks(self, project_id: str, include_all: bool = False) -> list[Task]:
+        """The project's tasks that finished creating (`include_all`: also those being built or
+        removed), oldest first."""
+        with store_errors("listing tasks"):
+            tasks = [_to_task(item) for item in TaskItem.query(project_id, TaskItem.sk.startswith("TASK#"),
+                                                                consistent_read=True)]
+        return sorted((task for task in tasks if include_all or task.state == READY),
+                      key=lambda task: (task.created_at, task.id))
+
+    def update_task(self, project_id: str, task_id: str, changes: dict[str, Any]) -> Task:
+        actions = []
+        for name, value in changes.items():
+            attribute = getattr(TaskItem, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        actions.append(TaskItem.updated_at.set(utcnow()))
+        with conditional("updating a task", NotFoundError(f"Task '{task_id}' not found")):
+            TaskItem(pk=project_id, sk=task_sk(task_id)).update(actions=actions, condition=TaskItem.sk.exists())
+        return self.task(project_id, task_id, include_creating=True)
+
+    def delete_task(self, project_id: str, task_id: str) -> None:
+        with store_errors("deleting a task"):
+            TaskItem(pk=project_id, sk=task_sk(task_id)).delete()
