@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.schemas.base import RequestModel, ResponseModel
+from chalicelib.schemas.base import ResponseModel
 from chalicelib.schemas.images import ImageOut
 from chalicelib.services.filters import ImageFilter
 

@@ -11,7 +11,7 @@ from typing import Any
 from pynamodb.attributes import JSONAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.models import Model
 
-from chalicelib.store.dynamo import store_errors, table_meta
+from chalicelib.store.dynamo import entity, store_errors, table_meta
 
 GLOBAL_SCOPE = "GLOBAL"
 
@@ -50,18 +50,7 @@ def _scope(project_id: str | None) -> str:
 
 
 def _to_entry(item: ActivityItem) -> ActivityEntry:
-    return ActivityEntry(
-        id=item.id,
-        entity_type=item.entity_type,
-        entity_id=item.entity_id,
-        action=item.action,
-        actor=item.actor,
-        project_id=item.project_id,
-        created_at=item.created_at,
-        details=item.details or {},
-        summary=item.summary,
-    )
-
+    return entity(ActivityEntry, item)
 
 class ActivityRepository:
     def add(self, entry: ActivityEntry) -> None:

@@ -21,7 +21,7 @@ from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, store_errors, table_meta
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 from chalicelib.store.jobs import PARALLEL_READS, JobImageItem, job_image_key
 from chalicelib.store.pool import PoolItem
 
@@ -78,10 +78,8 @@ def _to_set(item: AnnotationItem) -> AnnotationSet:
 
 
 def _to_version(item: AnnotationItem) -> Version:
-    return Version(job_id=item.job_id, number=int(item.number), document_key=item.document_key,
-                   image_count=int(item.image_count or 0), annotation_count=int(item.count or 0),
-                   created_by=item.updated_by, created_at=item.updated_at)
-
+    return entity(Version, item, annotation_count=int(item.count or 0), created_by=item.updated_by,
+                  created_at=item.updated_at)
 
 class AnnotationRepository:
     def get(self, job_id: str, image_id: str) -> AnnotationSet | None:

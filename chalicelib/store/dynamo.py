@@ -20,9 +20,11 @@ private name used here, by `forget_connections`), and sends `pre_dynamodb_send` 
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterator, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar, get_args, get_origin, get_type_hints
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import MapAttribute
@@ -260,3 +262,50 @@ def plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+E = TypeVar("E")
+
+
+def entity(kind: type[E], item: Model, **given: Any) -> E:
+    """The store's frozen dataclass `kind` made from `item`: each field read from the item's
+    attribute of the same name (or taken from `given`, for keys and renamed fields) and shaped by
+    the field's annotation — numbers as int, maps and lists as plain JSON values, an absent
+    collection as an empty one, sets as sorted tuples. Adding a field to an entity is then one
+    attribute and one dataclass field, side by side, and no converter."""
+    values = {}
+    for name, (shape, has_default) in _shapes(kind).items():
+        if name in given:
+            values[name] = given[name]
+        else:
+            value = shape(getattr(item, name))
+            if value is not None or not has_default:  # an unset attribute takes the field's default
+                values[name] = value
+    return kind(**values)
+
+
+
+@functools.cache
+def _shapes(kind: type) -> dict[str, tuple[Callable[[Any], Any], bool]]:
+    hints = get_type_hints(kind)
+    return {field.name: (_shape(hints[field.name]), field.default is not dataclasses.MISSING)
+            for field in dataclasses.fields(kind)}
+
+
+def _shape(annotation: Any) -> Callable[[Any], Any]:
+    arguments = [argument for argument in get_args(annotation) if argument is not type(None)]
+    optional = len(arguments) < len(get_args(annotation))
+    base = arguments[0] if optional and len(arguments) == 1 else annotation
+    origin = get_origin(base) or base
+    if origin is int:
+        convert: Callable[[Any], Any] = int
+    elif origin is dict or origin is list:
+        convert = plain
+    elif origin is tuple or origin is frozenset:
+        convert = lambda value: origin(sorted(value))  # noqa: E731 (a DynamoDB set has no order)
+    else:
+        return lambda value: value
+    if optional:
+        return lambda value: None if value is None else convert(value)
+    empty = origin()  # a required int, dict, list, tuple or frozenset absent from the item
+    return lambda value: empty if value is None else convert(value)

@@ -21,7 +21,7 @@ from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, store_errors, table_meta
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 
 PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
 NUMBERING_ATTEMPTS = 20
@@ -92,16 +92,7 @@ def _counter_sk(mode: str) -> str:
 
 
 def _to_export(item: ExportItem) -> Export:
-    return Export(
-        id=item.id, project_id=item.pk, name=item.name, version_number=int(item.version_number),
-        export_mode=item.export_mode, output_format=item.output_format, status=item.status,
-        image_filter=item.image_filter or {}, options=item.options or {}, summary=item.summary, error=item.error,
-        artifact_key=item.artifact_key,
-        artifact_size_bytes=None if item.artifact_size_bytes is None else int(item.artifact_size_bytes),
-        shards_total=None if item.shards_total is None else int(item.shards_total),
-        shards_done=len(item.shards_done or ()), created_by=item.created_by, created_at=item.created_at,
-        started_at=item.started_at, completed_at=item.completed_at)
-
+    return entity(Export, item, project_id=item.pk, shards_done=len(item.shards_done or ()))
 
 class ExportRepository:
     def create(self, project_id: str, export_id: str, mode: str, output_format: str, name: str | None,

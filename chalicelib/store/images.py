@@ -15,7 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Iterable
 
 from pynamodb.attributes import (
     MapAttribute,
@@ -31,7 +31,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import conditional, plain, store_errors, table_meta
+from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
 
 SHARDS = 8
 SEQUENCER_WIDTH = 32
@@ -182,57 +182,12 @@ class CatalogEntry:
     created_at: datetime | None = None
 
 
-def _num(value: Any) -> int | None:
-    return None if value is None else int(value)
-
 
 def _to_image(item: ImageItem) -> Image:
-    return Image(
-        id=item.id,
-        file_path=item.file_path,
-        filename=item.filename,
-        folder=item.folder,
-        status=item.status,
-        reason=item.reason,
-        size=_num(item.size),
-        etag=item.etag,
-        format=item.format,
-        mime_type=item.mime_type,
-        width=_num(item.width),
-        height=_num(item.height),
-        frames=_num(item.frames),
-        sha256=item.sha256,
-        phash=item.phash,
-        exif=plain(item.exif) if item.exif is not None else None,
-        thumbnail_key=item.thumbnail_key,
-        object_modified_at=item.object_modified_at,
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-        registered_by=item.registered_by,
-        metadata=plain(item.metadata) if item.metadata is not None else {},
-        tag_ids=tuple(sorted(item.tag_ids or ())),
-        mask_of=item.mask_of,
-        mask_category=item.mask_category,
-        sequencer=item.sequencer or "",
-        metadata_rev=int(item.metadata_rev or 0),
-    )
-
+    return entity(Image, item)
 
 def _to_entry(item: ImageItem) -> CatalogEntry:
-    return CatalogEntry(
-        id=item.id,
-        file_path=item.file_path,
-        status=item.status,
-        sha256=item.sha256,
-        phash=item.phash,
-        width=_num(item.width),
-        height=_num(item.height),
-        size=_num(item.size),
-        tag_ids=frozenset(item.tag_ids or ()),
-        mask_of=item.mask_of,
-        created_at=item.created_at,
-    )
-
+    return entity(CatalogEntry, item)
 
 def _location(key: str) -> dict[str, str]:
     folder, _, filename = key.rpartition("/")

@@ -27,8 +27,8 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import (Transaction, TransactionCancelled, conditional, query_values, store_errors,
-                                     table_meta)
+from chalicelib.store.dynamo import (Transaction, TransactionCancelled, conditional, entity, query_values,
+                                     store_errors, table_meta)
 from chalicelib.store.pool import PoolItem
 
 PARALLEL_READS = 8
@@ -131,11 +131,7 @@ def job_image_key(job_id: str, image_id: str) -> str:
 
 
 def _to_job(item: JobItem) -> Job:
-    return Job(id=item.id, task_id=item.task_id, project_id=item.project_id,
-               sequence_number=int(item.sequence_number), assignee_id=item.assignee_id, status=item.status,
-               total_images=int(item.total_images or 0), rev=int(item.rev or 0), created_at=item.created_at,
-               updated_at=item.updated_at)
-
+    return entity(Job, item)
 
 IMAGE_FIELDS = ("job_id", "image_id", "project_id", "sequence_number", "annotation_count")
 

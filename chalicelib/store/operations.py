@@ -14,7 +14,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import NotFoundError
-from chalicelib.store.dynamo import conditional, plain, store_errors, table_meta
+from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
 
 RETENTION = timedelta(days=30)
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
@@ -58,22 +58,7 @@ class Operation:
 
 
 def _to_operation(item: OperationItem) -> Operation:
-    return Operation(
-        id=item.id,
-        kind=item.kind,
-        status=item.status,
-        total=None if item.total is None else int(item.total),
-        done=int(item.done or 0),
-        params=plain(item.params) or {},
-        result=plain(item.result) if item.result is not None else None,
-        result_key=item.result_key,
-        error=item.error,
-        created_by=item.created_by,
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-        finished_at=item.finished_at,
-    )
-
+    return entity(Operation, item)
 
 class OperationRepository:
     def create(self, operation_id: str, kind: str, params: dict, created_by: str | None) -> Operation:

@@ -21,7 +21,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import Transaction, conditional, store_errors, table_meta
+from chalicelib.store.dynamo import Transaction, conditional, entity, store_errors, table_meta
 
 PROJECT_SK = "PROJECT"
 LISTING = "PROJECT"
@@ -100,15 +100,10 @@ def member_sk(user_id: str) -> str:
 
 
 def _to_project(item: ProjectItem) -> Project:
-    return Project(id=item.pk, name=item.name, description=item.description, labels=list(item.labels or []),
-                   created_by=item.created_by, created_at=datetime.fromisoformat(item.created_at),
-                   updated_at=item.updated_at)
-
+    return entity(Project, item, id=item.pk, created_at=datetime.fromisoformat(item.created_at))
 
 def _to_member(item: MemberItem) -> Member:
-    return Member(project_id=item.pk, user_id=item.member_id, role=item.role, added_by=item.added_by,
-                  added_at=item.added_at)
-
+    return entity(Member, item, project_id=item.pk, user_id=item.member_id)
 
 class ProjectRepository:
     # Projects ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
 from chalicelib.errors import NotFoundError
-from chalicelib.store.dynamo import conditional, store_errors, table_meta
+from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
 
 
 class FilterItem(Model):
@@ -43,9 +43,7 @@ def filter_sk(filter_id: str) -> str:
 
 
 def _to_filter(item: FilterItem) -> SavedFilter:
-    return SavedFilter(id=item.id, project_id=item.pk, name=item.name, filter=dict(item.filter or {}),
-                       created_by=item.created_by, created_at=item.created_at, updated_at=item.updated_at)
-
+    return entity(SavedFilter, item, project_id=item.pk)
 
 class SavedFilterRepository:
     def put_filter(self, saved: SavedFilter, *, create: bool) -> SavedFilter:

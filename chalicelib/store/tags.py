@@ -17,7 +17,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, store_errors, table_meta
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 
 TAG_KIND = "TAG"
 
@@ -79,18 +79,7 @@ def _name_key(name: str) -> str:
 
 
 def _to_tag(item: TagItem) -> Tag:
-    return Tag(
-        id=item.id,
-        name=item.name,
-        category=item.category,
-        color=item.color,
-        description=item.description,
-        usage_count=int(item.usage_count or 0),
-        created_by=item.created_by,
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-    )
-
+    return entity(Tag, item)
 
 class TagRepository:
     def create(self, tag: Tag) -> Tag:

@@ -16,7 +16,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import NotFoundError
-from chalicelib.store.dynamo import conditional, store_errors, table_meta
+from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
 
 CREATING, READY = "creating", "ready"
 
@@ -70,13 +70,7 @@ def task_sk(task_id: str) -> str:
 
 
 def _to_task(item: TaskItem) -> Task:
-    return Task(id=item.id, project_id=item.pk, name=item.name, description=item.description,
-                assignee_id=item.assignee_id, split=item.split, status=item.status, state=item.state,
-                total_images=int(item.total_images or 0), job_count=int(item.job_count or 0),
-                chunk_size=int(item.chunk_size or 0), distribution_order=item.distribution_order,
-                seed=None if item.seed is None else int(item.seed), source=item.source,
-                created_by=item.created_by, created_at=item.created_at, updated_at=item.updated_at)
-
+    return entity(Task, item, project_id=item.pk)
 
 class TaskRepository:
     def put_task(self, task: Task) -> None:

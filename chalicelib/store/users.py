@@ -9,7 +9,7 @@ from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
 from chalicelib.errors import NotFoundError
-from chalicelib.store.dynamo import conditional, store_errors, table_meta
+from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
 
 
 class UserItem(Model):
@@ -30,8 +30,7 @@ class User:
 
 
 def _to_user(item: UserItem) -> User:
-    return User(sub=item.sub, email=item.email, groups=list(item.groups or []), first_seen_at=item.first_seen_at)
-
+    return entity(User, item)
 
 class UserRepository:
     def add_if_new(self, user: User) -> bool:
