@@ -310,3 +310,46 @@ def test_pynamodb_can_send_its_signals():
     from pynamodb import signals
 
     assert signals.signals_available
+
+
+def test_an_entity_is_made_from_its_item_by_field_name_and_annotation():
+    from dataclasses import dataclass
+
+    from pynamodb.attributes import ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
+    from pynamodb.models import Model
+
+    from chalicelib.store.dynamo import entity
+
+    class ThingItem(Model):
+        class Meta:
+            table_name = "things"
+
+        pk = UnicodeAttribute(hash_key=True)
+        count = NumberAttribute(null=True)
+        size = NumberAttribute(null=True)
+        details = MapAttribute(null=True)
+        names = ListAttribute(null=True)
+        tags = UnicodeSetAttribute(null=True)
+        note = UnicodeAttribute(null=True)
+
+    @dataclass(frozen=True)
+    class Thing:
+        id: str
+        count: int
+        size: int | None
+        details: dict
+        names: list[str]
+        tags: tuple[str, ...]
+        note: str = "none"
+
+    # Given an item as DynamoDB returns it: numbers as floats, a raw map, a set, unset attributes
+    item = ThingItem(pk="T#1", count=3.0, details={"score": 2.0, "nested": {"x": 1.5}}, tags={"b", "a"})
+
+    # When it becomes the entity, with its key renamed
+    thing = entity(Thing, item, id="1")
+
+    # Then numbers are ints, maps plain, sets sorted, absent collections empty, unset optionals None,
+    # and an unset attribute with a default takes the default
+    assert thing == Thing(id="1", count=3, size=None, details={"score": 2, "nested": {"x": 1.5}}, names=[],
+                          tags=("a", "b"), note="none")
+    assert type(thing.count) is int
