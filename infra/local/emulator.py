@@ -8,7 +8,7 @@ from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from infra.local import dynamodb, s3events
+from infra.local.patches import MOTO_PATCHES
 from infra.local.lambdas import LambdaDispatcher
 
 
@@ -33,9 +33,7 @@ class Emulator:
         # Step Functions runs real ASL (moto's executor, ported from LocalStack) instead of
         # answering every execution with an immediate success.
         default_user_config["stepfunctions"]["execute_state_machine"] = True
-        dynamodb.accelerate_queries()
-        dynamodb.serialize_requests()
-        s3events.add_sequencers()
+        MOTO_PATCHES.apply()  # fails here, with what differs, if moto is not the expected one
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(

@@ -6,7 +6,7 @@ import random
 import boto3
 import pytest
 
-from infra.local import dynamodb
+from infra.local.patches import MOTO_PATCHES
 
 TABLE = "acceleration-check"
 
@@ -196,8 +196,5 @@ def test_projected_batch_reads_equal_motos_own(ddb):
 
 
 def moto_answers_of(read, client) -> list:
-    dynamodb.restore()
-    try:
+    with MOTO_PATCHES.removed():
         return read(client)
-    finally:
-        dynamodb.accelerate_queries()
