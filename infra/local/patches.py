@@ -9,21 +9,21 @@ wrong answers. tests/functional/test_emulator_seam.py pins the seam itself, and
 tests/functional/test_local_dynamodb.py compares every patched read and write path with moto's
 own answers (the seam removes the patches for the comparison).
 
-| moto internal                          | replaced by          | why                                     |
-|----------------------------------------|----------------------|-----------------------------------------|
-| dynamodb Table.query                   | dynamodb.query       | Query reads one partition, not the table |
-| dynamodb Table.all_items               | dynamodb.all_items   | what moto's Query walks: the partition   |
-| dynamodb Table.put_item                | dynamodb.put_item    | keeps partitions and index buckets true  |
-| dynamodb Table.delete_item             | dynamodb.delete_item | keeps partitions and index buckets true  |
-| dynamodb DynamoDBBackend.update_item   | dynamodb.update_item | keeps index buckets and sizes true       |
-| dynamodb DynamoDBBackend.get_item      | dynamodb.get_item    | GetItem/BatchGetItem count as reads      |
-| dynamodb Item.__deepcopy__             | dynamodb.item_deepcopy | no copy of every item a read returns   |
-| dynamodb Item.size                     | dynamodb.item_size   | an item's size computed once per read    |
-| dynamodb Item.project                  | dynamodb.project     | top-level projections share the values   |
-| dynamodb DynamoType.cast_value         | dynamodb.cast_value  | a string compares as itself, fast        |
-| dynamodb DynamoResult.execute_result   | dynamodb.execute_result | item reads written straight as JSON   |
-| dynamodb DynamoHandler.call_action     | dynamodb.call_action | one DynamoDB request at a time (atomic)  |
-| s3 notifications._get_s3_event         | s3events.get_s3_event | S3's `sequencer` and `versionId`        |
+| moto internal                        | replaced by             | why                                      |
+|--------------------------------------|-------------------------|------------------------------------------|
+| dynamodb Table.query                 | dynamodb.query          | Query reads one partition, not the table |
+| dynamodb Table.all_items             | dynamodb.all_items      | what moto's Query walks: the partition   |
+| dynamodb Table.put_item              | dynamodb.put_item       | keeps partitions and index buckets true  |
+| dynamodb Table.delete_item           | dynamodb.delete_item    | keeps partitions and index buckets true  |
+| dynamodb DynamoDBBackend.update_item | dynamodb.update_item    | keeps index buckets and sizes true       |
+| dynamodb DynamoDBBackend.get_item    | dynamodb.get_item       | GetItem/BatchGetItem count as reads      |
+| dynamodb Item.__deepcopy__           | dynamodb.item_deepcopy  | no copy of every item a read returns     |
+| dynamodb Item.size                   | dynamodb.item_size      | an item's size computed once per read    |
+| dynamodb Item.project                | dynamodb.project        | top-level projections share the values   |
+| dynamodb DynamoType.cast_value       | dynamodb.cast_value     | a string compares as itself, fast        |
+| dynamodb DynamoResult.execute_result | dynamodb.execute_result | item reads written straight as JSON      |
+| dynamodb DynamoHandler.call_action   | dynamodb.call_action    | one DynamoDB request at a time (atomic)  |
+| s3 notifications._get_s3_event       | s3events.get_s3_event   | S3's `sequencer` and `versionId`         |
 
 The acceleration's own state (partitions, index buckets, item sizes) lives in side tables of
 `infra/local/dynamodb.py`, keyed by moto's objects, never in them.
