@@ -376,3 +376,24 @@ def test_projected_batch_reads_equal_motos_own(ddb):
 def moto_answers_of(read, client) -> list:
     with MOTO_PATCHES.removed():
         return read(client)
+
+
+def test_concurrent_transactions_do_not_undo_each_other(ddb):
+    # Given transactions that commit and transactions that fail (moto restores a failed one's
+    # tables from a snapshot), sent at the same time from two threads
+    from concurrent.futures import ThreadPoolExecutor
+
+    def commit(n: int) -> None:
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": TABLE, "Item": {"pk": {"S": "tx"}, "sk": {"S": f"{n:03d}"}}}}])
+
+    def fail(n: int) -> None:
+        with pytest.raises(ddb.exceptions.TransactionCanceledException):
+            ddb.transact_write_items(TransactItems=[{"Put": {
+                "TableName": TABLE, "Item": {"pk": {"S": "p1"}, "sk": {"S": "s0000"}}, "ConditionExpression": "attribute_exists(nope)"}}])
+
+    # When
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: commit(n) if n % 2 else fail(n), range(60)))
+    # Then every committed write is there (the seam runs one DynamoDB request at a time)
+    found = ddb.query(TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "tx"}})
+    assert [item["sk"]["S"] for item in found["Items"]] == [f"{n:03d}" for n in range(1, 60, 2)]
