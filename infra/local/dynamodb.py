@@ -1,12 +1,14 @@
-"""Partition-keyed Query for the emulator's DynamoDB.
+"""Partition-keyed Query for the emulator's DynamoDB: the replacements that `infra/local/patches.py`
+installs over moto's own methods (that module lists each one, and is the only one that patches).
 
 moto's `Table.query` starts from `Table.all_items()`, which walks and sorts the whole table on
 every call and every page. Here, while one Query runs, `all_items()` answers with only the
 candidate items of the queried partition: the base table's own `items[hash]` bucket, or a
 per-index bucket kept up to date on every write. moto then runs its own key conditions, sort,
 pagination, filters and projections on that list unchanged, so results are the same as moto's
-(tests/unit/test_local_dynamodb.py compares both) at a cost that follows the partition size, not
-the table size. Only the embedded emulator is patched; code running on AWS never sees this.
+(tests/functional/test_local_dynamodb.py compares both) at a cost that follows the partition
+size, not the table size. Only the embedded emulator is patched; code running on AWS never sees
+this.
 
 Comparing string attribute values (moto sorts every Query's results by key with them) takes a
 shortcut for strings: `DynamoType.cast_value` of an `S` value is the value itself, which moto's
@@ -24,6 +26,10 @@ now shares the stored attribute values, which nothing mutates: writes replace or
 stored item, never a read's copy), and recomputing each item's size for the 1 MB and 16 MB
 answer limits (remembered per item during reads, forgotten when an update changes the item in
 place; a put stores a new item).
+
+The acceleration's state lives in side tables of this module, keyed by moto's objects and gone
+with them (a table deleted, reset or restored by a failed transaction starts with none), never
+in moto's objects themselves.
 """
 from __future__ import annotations
 
@@ -32,98 +38,72 @@ import bisect
 import inspect
 import json
 import threading
+import weakref
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
-from moto.dynamodb.responses import DynamoResult
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+# moto's own attributes, taken before anything is patched: the replacements fall back to them,
+# and the seam puts them back.
+MOTO = SimpleNamespace(
+    query=inspect.getattr_static(Table, "query"),
+    all_items=inspect.getattr_static(Table, "all_items"),
+    put_item=inspect.getattr_static(Table, "put_item"),
+    delete_item=inspect.getattr_static(Table, "delete_item"),
+    update_item=inspect.getattr_static(DynamoDBBackend, "update_item"),
+    get_item=inspect.getattr_static(DynamoDBBackend, "get_item"),
+    execute_result=inspect.getattr_static(DynamoResult, "execute_result"),
+    cast_value=inspect.getattr_static(DynamoType, "cast_value"),
+    item_deepcopy=inspect.getattr_static(Item, "__deepcopy__"),
+    item_size=inspect.getattr_static(Item, "size"),
+    project=inspect.getattr_static(Item, "project"),
+    call_action=inspect.getattr_static(DynamoHandler, "call_action"),
+)
+_QUERY_SIGNATURE = inspect.signature(MOTO.query)
 
 _state = threading.local()
 _lock = threading.RLock()
-_originals: dict[str, Any] = {}
-_QUERY_SIGNATURE: inspect.Signature
 
 
-def accelerate_queries() -> None:
-    """Install the acceleration (idempotent)."""
-    with _lock:
-        if _originals:
-            return
-        _originals.update(
-            query=Table.query,
-            all_items=Table.all_items,
-            put_item=Table.put_item,
-            delete_item=Table.delete_item,
-            update_item=DynamoDBBackend.update_item,
-            execute_result=DynamoResult.execute_result,
-            cast_value=DynamoType.cast_value,
-            get_item=DynamoDBBackend.get_item,
-            item_deepcopy=Item.__deepcopy__,
-            item_size=Item.size,
-            project=Item.project,
-        )
-        global _QUERY_SIGNATURE
-        _QUERY_SIGNATURE = inspect.signature(Table.query)
-        Table.query = _query
-        Table.all_items = _all_items
-        Table.put_item = _put_item
-        Table.delete_item = _delete_item
-        DynamoDBBackend.update_item = _update_item
-        DynamoResult.execute_result = _execute_result
-        DynamoType.cast_value = property(_cast_value)
-        DynamoDBBackend.get_item = _get_item
-        Item.__deepcopy__ = _item_deepcopy
-        Item.size = _item_size
-        Item.project = _project
+class _ItemSizes:
+    """Item → its size, by identity: moto's `Item` defines `__eq__` (so it is unhashable and a
+    WeakKeyDictionary cannot hold it); an entry is dropped when its item is."""
 
+    class _Ref(weakref.ref):
+        __slots__ = ("key", "size")
 
-_request_lock = threading.Lock()
-_serialized = False
+    def __init__(self) -> None:
+        self._entries: dict[int, _ItemSizes._Ref] = {}
 
+    def get(self, item: Item) -> int | None:
+        ref = self._entries.get(id(item))
+        return ref.size if ref is not None and ref() is item else None
 
-def serialize_requests() -> None:
-    """Make each emulated DynamoDB request atomic, as DynamoDB's are (idempotent).
+    def put(self, item: Item, size: int) -> None:
+        ref = self._Ref(item, self._dropped)
+        ref.key, ref.size = id(item), size
+        self._entries[ref.key] = ref
 
-    moto's TransactWriteItems snapshots whole tables with deepcopy and restores them when a
-    condition fails, so two transactions in flight at once either crash the copy or roll back
-    each other's committed writes. One request at a time removes the emulator's own races and
-    leaves ours (read, then a conditional write) exactly as they are on AWS.
-    """
-    global _serialized
-    from moto.dynamodb.responses import DynamoHandler
+    def forget(self, item: Item) -> None:
+        ref = self._entries.get(id(item))
+        if ref is not None and ref() is item:
+            self._entries.pop(ref.key, None)
 
-    with _lock:
-        if _serialized:
-            return
-        original = DynamoHandler.call_action
+    def clear(self) -> None:
+        self._entries.clear()
 
-        def call_action(handler: DynamoHandler):
-            with _request_lock:
-                return original(handler)
+    def __len__(self) -> int:
+        return len(self._entries)
 
-        DynamoHandler.call_action = call_action
-        _serialized = True
-
-
-def restore() -> None:
-    """Put moto's own methods back (used by the test that compares both answers)."""
-    with _lock:
-        if not _originals:
-            return
-        Table.query = _originals["query"]
-        Table.all_items = _originals["all_items"]
-        Table.put_item = _originals["put_item"]
-        Table.delete_item = _originals["delete_item"]
-        DynamoDBBackend.update_item = _originals["update_item"]
-        DynamoResult.execute_result = _originals["execute_result"]
-        DynamoType.cast_value = _originals["cast_value"]
-        DynamoDBBackend.get_item = _originals["get_item"]
-        Item.__deepcopy__ = _originals["item_deepcopy"]
-        Item.size = _originals["item_size"]
-        Item.project = _originals["project"]
-        _originals.clear()
+    def _dropped(self, ref: "_ItemSizes._Ref") -> None:
+        # An item's id can be reused only after it is freed, which is after this callback.
+        if self._entries.get(ref.key) is ref:
+            self._entries.pop(ref.key, None)
 
 
 class _IndexBuckets:
@@ -153,6 +133,21 @@ class _IndexBuckets:
                 self.buckets.pop(value, None)
 
 
+# The side tables. Table objects hash by identity; a table dropped by moto takes its entries along.
+_partitions: "weakref.WeakKeyDictionary[Table, dict[Any, list]]" = weakref.WeakKeyDictionary()
+_indexes: "weakref.WeakKeyDictionary[Table, dict[str, _IndexBuckets]]" = weakref.WeakKeyDictionary()
+_sizes = _ItemSizes()
+
+
+def forget_everything() -> None:
+    """Drop every cached partition, index bucket and item size (the seam calls it when it removes
+    the patches: writes made meanwhile do not maintain them)."""
+    with _lock:
+        _partitions.clear()
+        _indexes.clear()
+        _sizes.clear()
+
+
 def _key(item: Any) -> tuple:
     return (item.hash_key, item.range_key)
 
@@ -162,19 +157,19 @@ def _sort_key(item: Any) -> Any:
 
 
 def _index_buckets(table: Table, index_name: str, attr: str) -> _IndexBuckets:
-    cache = table.__dict__.setdefault("_pixelpool_indexes", {})
+    cache = _indexes.setdefault(table, {})
     buckets = cache.get(index_name)
     if buckets is None or buckets.attr != attr:
-        buckets = cache[index_name] = _IndexBuckets(attr, _originals["all_items"](table))
+        buckets = cache[index_name] = _IndexBuckets(attr, MOTO.all_items(table))
     return buckets
 
 
 def _partition(table: Table, hash_key: Any) -> list:
     """A base-table partition's items in range-key order (kept until a put or delete in it)."""
-    cache = table.__dict__.setdefault("_pixelpool_partitions", {})
-    found = cache.get(hash_key)
-    if found is None:
-        with _lock:
+    with _lock:
+        cache = _partitions.setdefault(table, {})
+        found = cache.get(hash_key)
+        if found is None:
             found = cache[hash_key] = sorted(table.items[hash_key].values(), key=lambda item: item.range_key)
     return found
 
@@ -229,23 +224,6 @@ def _one_page(candidates: list, limit: int | None, forward: bool) -> list:
     return page if forward else page[::-1]
 
 
-def _query(self: Table, hash_key: Any, *args: Any, **kwargs: Any):
-    bound = _QUERY_SIGNATURE.bind(self, hash_key, *args, **kwargs).arguments
-    candidates = _candidates(self, hash_key, bound.get("index_name"), bound.get("hash_key_conditions"),
-                             bound.get("exclusive_start_key"), bound.get("scan_index_forward") is not False)
-    if candidates is not None and not bound.get("index_name") and not bound.get("range_comparison") \
-            and not bound.get("range_key_conditions") and not bound.get("filter_kwargs"):
-        candidates = _one_page(candidates, bound.get("limit"), bound.get("scan_index_forward") is not False)
-    if candidates is None:
-        return _originals["query"](self, hash_key, *args, **kwargs)
-    _state.candidates = (self, candidates)
-    try:
-        with _reading():
-            return _originals["query"](self, hash_key, *args, **kwargs)
-    finally:
-        _state.candidates = None
-
-
 @contextmanager
 def _reading():
     """Mark this thread's work as one read request's (see the module docstring)."""
@@ -257,29 +235,60 @@ def _reading():
         _state.reading = outer
 
 
-def _get_item(self: DynamoDBBackend, *args: Any, **kwargs: Any):
+def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any):
+    """`Table.query`: moto's own, run on the queried partition's items instead of the table's."""
+    bound = _QUERY_SIGNATURE.bind(self, hash_key, *args, **kwargs).arguments
+    candidates = _candidates(self, hash_key, bound.get("index_name"), bound.get("hash_key_conditions"),
+                             bound.get("exclusive_start_key"), bound.get("scan_index_forward") is not False)
+    if candidates is not None and not bound.get("index_name") and not bound.get("range_comparison") \
+            and not bound.get("range_key_conditions") and not bound.get("filter_kwargs"):
+        candidates = _one_page(candidates, bound.get("limit"), bound.get("scan_index_forward") is not False)
+    if candidates is None:
+        return MOTO.query(self, hash_key, *args, **kwargs)
+    _state.candidates = (self, candidates)
+    try:
+        with _reading():
+            return MOTO.query(self, hash_key, *args, **kwargs)
+    finally:
+        _state.candidates = None
+
+
+def all_items(self: Table) -> list:
+    """`Table.all_items`: inside a Query, that Query's candidates; otherwise moto's own."""
+    current = getattr(_state, "candidates", None)
+    if current is not None and current[0] is self:
+        return current[1]
+    return MOTO.all_items(self)
+
+
+def get_item(self: DynamoDBBackend, *args: Any, **kwargs: Any):
+    """`DynamoDBBackend.get_item` (GetItem and BatchGetItem): moto's own, as a read."""
     with _reading():
-        return _originals["get_item"](self, *args, **kwargs)
+        return MOTO.get_item(self, *args, **kwargs)
 
 
-def _item_deepcopy(self: Item, memo: dict) -> Item:
+def item_deepcopy(self: Item, memo: dict) -> Item:
+    """`Item.__deepcopy__`: a read's results are the stored items themselves."""
     if getattr(_state, "reading", False):
         return self
-    return _originals["item_deepcopy"](self, memo)
+    return MOTO.item_deepcopy(self, memo)
 
 
-def _item_size(self: Item) -> int:
+def item_size(self: Item) -> int:
+    """`Item.size`: during a read, remembered per item."""
     if not getattr(_state, "reading", False):
-        return _originals["item_size"](self)
-    size = self.__dict__.get("_pixelpool_size")
+        return MOTO.item_size(self)
+    size = _sizes.get(self)
     if size is None:
-        size = self.__dict__["_pixelpool_size"] = _originals["item_size"](self)
+        size = MOTO.item_size(self)
+        _sizes.put(self, size)
     return size
 
 
-def _project(self: Item, projection_expressions: list[list[str]]) -> Item:
+def project(self: Item, projection_expressions: list[list[str]]) -> Item:
+    """`Item.project`: top-level names share the stored values; nested paths go to moto."""
     if not all(len(path) == 1 and "[" not in path[0] for path in projection_expressions):
-        return _originals["project"](self, projection_expressions)
+        return MOTO.project(self, projection_expressions)
     projected = Item.__new__(Item)
     projected.hash_key, projected.range_key = self.hash_key, self.range_key
     attrs = LimitedSizeDict.__new__(LimitedSizeDict)
@@ -291,23 +300,16 @@ def _project(self: Item, projection_expressions: list[list[str]]) -> Item:
     return projected
 
 
-def _all_items(self: Table) -> list:
-    current = getattr(_state, "candidates", None)
-    if current is not None and current[0] is self:
-        return current[1]
-    return _originals["all_items"](self)
-
-
 def _forget_partition(table: Table, hash_key: Any) -> None:
     """A put or delete changes which items a partition holds (an update changes an item in place)."""
-    partitions = table.__dict__.get("_pixelpool_partitions")
+    partitions = _partitions.get(table)
     if partitions:
         with _lock:
             partitions.pop(hash_key, None)
 
 
 def _reindex(table: Table, item: Any | None, removed_key: tuple | None = None) -> None:
-    indexes = table.__dict__.get("_pixelpool_indexes")
+    indexes = _indexes.get(table)
     if not indexes:
         return
     with _lock:
@@ -318,25 +320,29 @@ def _reindex(table: Table, item: Any | None, removed_key: tuple | None = None) -
                 buckets.place(item)
 
 
-def _put_item(self: Table, *args: Any, **kwargs: Any):
-    item = _originals["put_item"](self, *args, **kwargs)
+def put_item(self: Table, *args: Any, **kwargs: Any):
+    """`Table.put_item`: moto's own, then the item's partition and index buckets follow."""
+    item = MOTO.put_item(self, *args, **kwargs)
     _forget_partition(self, item.hash_key)
     _reindex(self, item)
     return item
 
 
-def _delete_item(self: Table, hash_key: Any, range_key: Any):
-    item = _originals["delete_item"](self, hash_key, range_key)
+def delete_item(self: Table, hash_key: Any, range_key: Any):
+    """`Table.delete_item`: moto's own, then the item leaves its partition and index buckets."""
+    item = MOTO.delete_item(self, hash_key, range_key)
     if item is not None:
         _forget_partition(self, item.hash_key)
         _reindex(self, None, removed_key=_key(item))
     return item
 
 
-def _update_item(self: DynamoDBBackend, table_name: str, *args: Any, **kwargs: Any):
-    item = _originals["update_item"](self, table_name, *args, **kwargs)
+def update_item(self: DynamoDBBackend, table_name: str, *args: Any, **kwargs: Any):
+    """`DynamoDBBackend.update_item`: moto's own (in place), then the item's size is forgotten
+    and its index buckets follow."""
+    item = MOTO.update_item(self, table_name, *args, **kwargs)
     if item is not None:
-        item.__dict__.pop("_pixelpool_size", None)
+        _sizes.forget(item)
         _reindex(self.get_table(table_name), item)
     return item
 
@@ -352,13 +358,31 @@ def _binary(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not part of an item read's answer")
 
 
-def _execute_result(self: DynamoResult, context: Any):
+def execute_result(self: DynamoResult, context: Any):
+    """`DynamoResult.execute_result`: item reads written straight to DynamoDB's JSON."""
     if context.operation_model.name not in _ITEM_READS:
-        return _originals["execute_result"](self, context)
+        return MOTO.execute_result(self, context)
     return 200, dict(_JSON_HEADERS), json.dumps(self.result, separators=(",", ":"), default=_binary)
 
 
 def _cast_value(self: DynamoType) -> Any:
     if self.type == "S":
         return self.value
-    return _originals["cast_value"].fget(self)
+    return MOTO.cast_value.fget(self)
+
+
+cast_value = property(_cast_value, doc="`DynamoType.cast_value`: a string is itself.")
+
+_request_lock = threading.Lock()
+
+
+def call_action(handler: DynamoHandler):
+    """`DynamoHandler.call_action`: one emulated DynamoDB request at a time, atomic as DynamoDB's are.
+
+    moto's TransactWriteItems snapshots whole tables with deepcopy and restores them when a
+    condition fails, so two transactions in flight at once either crash the copy or roll back
+    each other's committed writes. One request at a time removes the emulator's own races and
+    leaves ours (read, then a conditional write) exactly as they are on AWS.
+    """
+    with _request_lock:
+        return MOTO.call_action(handler)

@@ -1,4 +1,8 @@
-"""moto's server, embedded in this process, with in-process Lambda dispatch in front of it."""
+"""moto's server, embedded in this process, with in-process Lambda dispatch in front of it.
+
+It speaks HTTP/1.1 with keep-alive: werkzeug's development server closes every connection, so
+each emulated AWS request (thousands per test run) paid for a new TCP connection.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,9 +11,45 @@ import threading
 from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wsgi import LimitedStream
 
-from infra.local import dynamodb, s3events
+from infra.local.patches import MOTO_PATCHES
 from infra.local.lambdas import LambdaDispatcher
+
+
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler, keeping the connection open between requests.
+
+    werkzeug answers `Connection: close` on every response and, after each, reads whatever is
+    left in the socket — with keep-alive that would swallow the client's next request. So while
+    a request runs, the handler's input is only that request's body (`Content-Length` bytes):
+    werkzeug's drain reads the unread rest of the body and stops there. Responses are framed by
+    their `Content-Length` or, lacking one, by werkzeug's chunked encoding. A chunked request
+    body still closes its connection.
+    """
+
+    protocol_version = "HTTP/1.1"
+    timeout = 300  # an idle kept-alive connection's thread ends after this many seconds
+    # Headers and body leave in separate writes: without this, Nagle's algorithm holds the body
+    # back until the client's delayed ACK (~40 ms per request), which only a closed connection hid.
+    disable_nagle_algorithm = True
+
+    def run_wsgi(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._keep_alive = False
+            return super().run_wsgi()
+        self._keep_alive = True
+        connection_input = self.rfile
+        self.rfile = LimitedStream(connection_input, int(self.headers.get("Content-Length") or 0))
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = connection_input
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False):
+            return
+        super().send_header(keyword, value)
 
 
 class Emulator:
@@ -33,14 +73,12 @@ class Emulator:
         # Step Functions runs real ASL (moto's executor, ported from LocalStack) instead of
         # answering every execution with an immediate success.
         default_user_config["stepfunctions"]["execute_state_machine"] = True
-        dynamodb.accelerate_queries()
-        dynamodb.serialize_requests()
-        s3events.add_sequencers()
+        MOTO_PATCHES.apply()  # fails here, with what differs, if moto is not the expected one
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(
             self.host, self.requested_port, self.lambdas.wsgi(moto_app), threaded=True,
-            request_handler=MotoRequestHandler,
+            request_handler=KeepAliveRequestHandler,
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
         self._thread.start()

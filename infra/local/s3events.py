@@ -3,16 +3,22 @@
 Real S3 puts a hexadecimal `sequencer` on every PUT and DELETE notification, increasing per key,
 and the ingest handler relies on it to drop stale events. The emulator's notifications get one
 here — strictly increasing across the process — so event ordering behaves locally as on AWS.
+`infra/local/patches.py` installs `get_s3_event` over moto's notification builder.
 """
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from typing import Any
 
+from moto.s3 import notifications
+
+# moto's own builder, taken before anything is patched.
+MOTO_GET_S3_EVENT = inspect.getattr_static(notifications, "_get_s3_event")
+
 _lock = threading.Lock()
 _last = 0
-_installed = False
 
 
 def next_sequencer() -> str:
@@ -23,25 +29,14 @@ def next_sequencer() -> str:
         return f"{_last:018X}"
 
 
-def add_sequencers() -> None:
-    """Wrap moto's notification builder once per process."""
-    global _installed
-    if _installed:
-        return
-    from moto.s3 import notifications
-
-    build = notifications._get_s3_event
-
-    def with_sequencer(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict:
-        event = build(event_name, bucket, key, notification_id)
-        sequencer = next_sequencer()
-        for record in event["Records"]:
-            obj = record["s3"]["object"]
-            obj["sequencer"] = sequencer
-            version = getattr(key, "version_id", None)
-            if version and version != "null":
-                obj["versionId"] = version
-        return event
-
-    notifications._get_s3_event = with_sequencer
-    _installed = True
+def get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict:
+    """moto's event, with the `sequencer` (and, for a versioned object, `versionId`) S3 adds."""
+    event = MOTO_GET_S3_EVENT(event_name, bucket, key, notification_id)
+    sequencer = next_sequencer()
+    for record in event["Records"]:
+        obj = record["s3"]["object"]
+        obj["sequencer"] = sequencer
+        version = getattr(key, "version_id", None)
+        if version and version != "null":
+            obj["versionId"] = version
+    return event
