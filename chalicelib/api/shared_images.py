@@ -1,7 +1,7 @@
 """The image registry: register, list, inspect, URLs, duplicates, metadata, masks and tags."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from chalice import Blueprint
 
@@ -29,7 +29,6 @@ from chalicelib.schemas.images import (
 )
 from chalicelib.schemas.operations import OperationOut
 from chalicelib.services import container
-from chalicelib.store.base import utcnow
 
 bp = Blueprint(__name__)
 BASE = "/api/v1/shared-images"
@@ -118,8 +117,8 @@ def update_shared_image(image_id, identity, body: MetadataPatch):
 def get_shared_image_url(image_id, identity, query: UrlQuery):
     """Short-lived presigned GET URLs of the original and its thumbnail."""
     urls = container.images().urls(image_id, query.expires_in)
-    return ok(UrlOut(**urls, expires_at=utcnow() + timedelta(seconds=urls["expires_in"])), "URL valid for "
-              f"{urls['expires_in']} s")
+    expires_at = datetime.now(timezone.utc) + timedelta(seconds=urls["expires_in"])
+    return ok(UrlOut(**urls, expires_at=expires_at), f"URL valid for {urls['expires_in']} s")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}/similar", query=SimilarQuery, response=list[SimilarOut])
