@@ -1,6 +1,8 @@
 """Exports of a project: preview, create (built by the `export` state machine), history, download."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint, Response
 
 from chalicelib.api.responses import ok
@@ -8,7 +10,9 @@ from chalicelib.api.routing import endpoint
 from chalicelib.schemas.exports import ClassificationOptionsOut, ExportBody, ExportOut, PreviewOut, ProgressOut
 from chalicelib.services.container import services
 from chalicelib.services.export_spec import default_format
-from chalicelib.store.exports import Export
+
+if TYPE_CHECKING:  # only a type here; importing the store model costs every cold start
+    from chalicelib.store.exports import Export
 
 bp = Blueprint(__name__)
 BASE = "/api/v1/projects/{project_id}/exports"

@@ -1,7 +1,10 @@
-"""Powertools Logger (JSON, request id as correlation id) and Metrics (EMF) around every event."""
+"""Powertools Logger (JSON, request id as correlation id), Metrics (EMF) and Tracer (X-Ray) around
+every event: HTTP requests, the ingest handler and every Step Functions step."""
 from __future__ import annotations
 
+import os
 import time
+from functools import lru_cache
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -9,6 +12,27 @@ from chalice.app import Request
 
 logger = Logger(service="pixelpool")
 metrics = Metrics(namespace="pixelpool")
+_cold_start = True
+
+
+def tracing_enabled() -> bool:
+    """Powertools' own rule: trace inside Lambda unless `POWERTOOLS_TRACE_DISABLED` is truthy, never
+    under SAM local or `chalice local` (no X-Ray daemon listens there)."""
+    disabled = os.getenv("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on", "y")
+    local = os.getenv("AWS_SAM_LOCAL") or os.getenv("AWS_CHALICE_CLI_MODE")
+    return bool(os.getenv("LAMBDA_TASK_ROOT")) and not disabled and not local
+
+
+@lru_cache(maxsize=1)
+def tracer():
+    """The Tracer, or None where tracing is off. Built on first use because building one imports the
+    X-Ray SDK even when it then disables itself, which local runs and tests need not pay for."""
+    if not tracing_enabled():
+        return None
+    from aws_lambda_powertools import Tracer
+
+    # Only botocore is patched: every DynamoDB, S3, SQS and Step Functions call becomes a subsegment.
+    return Tracer(service="pixelpool", patch_modules=["botocore"])
 
 
 def _request_id(event) -> str | None:
@@ -23,8 +47,30 @@ def _request_id(event) -> str | None:
     return getattr(context, "aws_request_id", None)
 
 
+def _handler_name(event) -> str:
+    context = event.lambda_context if isinstance(event, Request) else getattr(event, "context", None)
+    return getattr(context, "function_name", None) or type(event).__name__
+
+
 def observe(event, get_response):
-    """Correlate every log line of one invocation, log its outcome, flush its metrics."""
+    """Trace, correlate and log every invocation, and flush its metrics."""
+    global _cold_start
+    cold, _cold_start = _cold_start, False
+    active = tracer()
+    if active is None:
+        return _observed(event, get_response)
+    with active.provider.in_subsegment(f"## {_handler_name(event)}") as subsegment:
+        subsegment.put_annotation("ColdStart", cold)
+        subsegment.put_annotation("Service", "pixelpool")
+        if isinstance(event, Request):
+            subsegment.put_annotation("Route", f"{event.method} {event.context.get('resourcePath', event.path)}")
+        response = _observed(event, get_response)
+        if isinstance(event, Request):
+            subsegment.put_annotation("Status", getattr(response, "status_code", 200))
+        return response
+
+
+def _observed(event, get_response):
     logger.set_correlation_id(_request_id(event))
     started = time.perf_counter()
     kind = "http" if isinstance(event, Request) else type(event).__name__

@@ -118,8 +118,8 @@ def update_shared_image(image_id, identity, body: MetadataPatch):
 def get_shared_image_url(image_id, identity, query: UrlQuery):
     """Short-lived presigned GET URLs of the original and its thumbnail."""
     urls = services().images.urls(image_id, query.expires_in)
-    return ok(UrlOut(**urls, expires_at=utcnow() + timedelta(seconds=urls["expires_in"])), "URL valid for "
-              f"{urls['expires_in']} s")
+    expires_at = utcnow() + timedelta(seconds=urls["expires_in"])
+    return ok(UrlOut(**urls, expires_at=expires_at), f"URL valid for {urls['expires_in']} s")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}/similar", query=SimilarQuery, response=list[SimilarOut])

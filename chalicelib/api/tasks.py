@@ -1,6 +1,8 @@
 """Tasks of a project: created from share paths, pool images or a filter; cut into jobs."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.api.operations import operation_out
@@ -18,13 +20,17 @@ from chalicelib.schemas.tasks import (
     TaskPatch,
 )
 from chalicelib.services.container import services
-from chalicelib.services.tasks import Creation, TaskSpec
+
+if TYPE_CHECKING:  # the service module pulls half the store in; the route needs it only when called
+    from chalicelib.services.tasks import Creation, TaskSpec
 
 bp = Blueprint(__name__)
 BASE = "/api/v1/projects/{project_id}/tasks"
 
 
 def _spec(body) -> TaskSpec:
+    from chalicelib.services.tasks import TaskSpec
+
     return TaskSpec(name=body.name, description=body.description, assignee_id=body.assignee_id,
                     chunk_size=body.chunk_size, distribution_order=body.distribution_order, seed=body.seed,
                     split=body.split)

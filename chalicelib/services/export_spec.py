@@ -32,7 +32,7 @@ class ClassMapping(BaseModel):
     labels: the image-level `classification` annotations of the project's jobs.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: Literal["categorized", "free_form", "labels"]
     category: str | None = Field(default=None, min_length=1, max_length=100)
@@ -51,7 +51,7 @@ class ClassMapping(BaseModel):
 
 
 class ExportOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     labels: list[str] | None = Field(default=None, max_length=500, description="only annotations with these labels")
     version_mode: Literal["latest", "job_version", "timestamp"] = "latest"
@@ -81,7 +81,7 @@ class ExportOptions(BaseModel):
 class ExportSpec(BaseModel):
     """A resolved export request: a filter object (a saved filter is resolved before)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     export_mode: Mode
     output_format: str

@@ -21,7 +21,7 @@ IdList = list[str]
 class ImageFilter(BaseModel):
     """Which pool images to take. Every condition given must hold (AND); empty means all."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, defer_build=True)
 
     search: str | None = Field(default=None, max_length=200, description="case-insensitive substring of the filename")
     tag_ids: IdList = Field(default_factory=list, max_length=50, description="include images with these tags")

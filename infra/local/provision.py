@@ -16,7 +16,10 @@ from typing import Any, Callable
 
 
 # IAM is not enforced by the emulator; Cognito is replaced by the local token issuer; the
-# gateway responses are mirrored by the local gateway (infra/local/gateway.py).
+# gateway responses are mirrored by the local gateway (infra/local/gateway.py). Alarms, their
+# topic and log groups watch metrics and logs that only AWS produces (nothing local emits
+# CloudWatch metrics or reads a log group), and creating them on every reset would cost each
+# test some 25 emulator requests.
 NOT_EMULATED = {
     "AWS::IAM::Role",
     "AWS::SQS::QueuePolicy",
@@ -24,6 +27,9 @@ NOT_EMULATED = {
     "AWS::Cognito::UserPoolClient",
     "AWS::Cognito::UserPoolGroup",
     "AWS::ApiGateway::GatewayResponse",
+    "AWS::CloudWatch::Alarm",
+    "AWS::SNS::Topic",
+    "AWS::Logs::LogGroup",
 }
 SUB_VARIABLE = re.compile(r"\$\{(?!!)([A-Za-z0-9:._]+)\}")
 

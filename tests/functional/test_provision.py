@@ -37,9 +37,9 @@ def test_function_environment_is_the_templates_globals(stack):
 
 
 def test_unknown_resource_types_are_refused(stack):
-    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {}}}}
+    template = {"Resources": {"Server": {"Type": "AWS::EC2::Instance", "Properties": {}}}}
     provisioner = Provisioner(stack._client, Context(stack="x", region="us-east-1", account="123456789012"))
-    with pytest.raises(ValueError, match="AWS::SNS::Topic"):
+    with pytest.raises(ValueError, match="AWS::EC2::Instance"):
         provisioner.apply(template)
 
 
