@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 
 from chalicelib.errors import BadRequestError
-from chalicelib.services.registry import ObjectEvent
+from chalicelib.services.object_events import ObjectEvent
 
 logger = Logger(child=True)
 TEST_EVENT = "s3:TestEvent"

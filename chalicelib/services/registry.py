@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from chalicelib.config import Settings
 from chalicelib.errors import ImageRejectedError, PixelpoolError
 from chalicelib.services import paths
+from chalicelib.services.object_events import ObjectEvent
 from chalicelib.store.image_tags import ImageTagRepository
 from chalicelib.store.images import (
     FAILED,
@@ -32,26 +33,6 @@ from chalicelib.store.pool import PoolRepository
 logger = Logger(child=True)
 WORKERS = 8
 REGISTER, REINDEX = "register", "reindex"
-
-
-@dataclass(frozen=True)
-class ObjectEvent:
-    bucket: str
-    key: str
-    event_name: str
-    event_time: str
-    sequencer: str
-    size: int | None
-    etag: str | None
-    version_id: str | None
-
-    @property
-    def created(self) -> bool:
-        return self.event_name.startswith("ObjectCreated")
-
-    @property
-    def removed(self) -> bool:
-        return self.event_name.startswith("ObjectRemoved")
 
 
 def thumbnail_key(sha256: str) -> str:
