@@ -99,7 +99,7 @@ def anonymous_api(client):
 
 def put_share_object(stack, key: str, body: bytes) -> None:
     """An object lands in the share bucket (its notification queues; functional tests deliver it or not)."""
-    stack._client("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
+    stack.aws("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
 
 
 def wait_for(api, operation_id: str, timeout: float = 60.0) -> dict:

@@ -250,7 +250,7 @@ def build_world(stack, client) -> World:
         if api.token:
             assert api.get("/api/v1/projects").status_code == 200  # now a known user
     owner = callers["owner"]
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     for seed, key in enumerate([*TASKED, SPARE_IMAGE]):
         s3.put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=picture(96, 64, seed=seed))
 

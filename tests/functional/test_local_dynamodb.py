@@ -13,7 +13,7 @@ TABLE = "acceleration-check"
 
 @pytest.fixture
 def ddb(stack):
-    client = stack._client("dynamodb")
+    client = stack.aws("dynamodb")
     client.create_table(
         TableName=TABLE,
         BillingMode="PAY_PER_REQUEST",

@@ -8,7 +8,7 @@ import pytest
 
 
 def run_execution(stack, name: str, payload: dict, timeout: float = 30.0) -> dict:
-    sfn = stack._client("stepfunctions")
+    sfn = stack.aws("stepfunctions")
     arn = stack.variables["PIXELPOOL_SELFCHECK_STATE_MACHINE"]
     execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))["executionArn"]
     deadline = time.monotonic() + timeout
@@ -54,7 +54,7 @@ def test_a_failing_task_takes_the_catch_path(stack):
 def test_lambda_invoke_is_served_by_the_chalice_function(stack):
     import botocore.exceptions
 
-    lam = stack._client("lambda")
+    lam = stack.aws("lambda")
     ok = lam.invoke(FunctionName="pixelpool-dev-summarize_selfcheck",
                     Payload=json.dumps({"results": [{"status": "ACTIVE"}, {"status": "NO_DEAD_LETTER_QUEUE"}]}))
     assert "FunctionError" not in ok
