@@ -15,6 +15,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from tests import imagefiles
+from tests.conftest import poll
 from tests.conftest import put_share_object as put
 
 PROJECTS = "/api/v1/projects"
@@ -83,13 +84,8 @@ def small(stack, api) -> Small:
 
 
 def finished(api, base: str, export_id: str, timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        export = api.get(f"{base}/exports/{export_id}").json["data"]
-        if export["status"] in ("completed", "failed"):
-            return export
-        time.sleep(0.1)
-    raise AssertionError(f"export {export_id} did not finish in {timeout}s")
+    return poll(lambda: api.get(f"{base}/exports/{export_id}").json["data"],
+                lambda export: export["status"] in ("completed", "failed"), f"export {export_id}", timeout)
 
 
 def artifact(stack, api, base: str, export_id: str) -> zipfile.ZipFile:

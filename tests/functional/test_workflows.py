@@ -2,23 +2,20 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
+
+from tests.conftest import poll
 
 
 def run_execution(stack, name: str, payload: dict, timeout: float = 30.0) -> dict:
     sfn = stack.aws("stepfunctions")
     arn = stack.variables["PIXELPOOL_SELFCHECK_STATE_MACHINE"]
     execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))["executionArn"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-            return {**described, "history": history}
-        time.sleep(0.05)
-    raise AssertionError(f"execution {name} still running after {timeout}s")
+    described = poll(lambda: sfn.describe_execution(executionArn=execution),
+                     lambda described: described["status"] != "RUNNING", f"execution {name}", timeout, interval=0.05)
+    history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    return {**described, "history": history}
 
 
 def entered_states(history: list[dict]) -> list[str]:
