@@ -15,8 +15,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m infra.local
 
+# One embedded stack per worker (each binds a free port); whole files per worker keep
+# module fixtures (a served API, a `make run` process) started once.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 package: $(STAMP)
 	$(BIN)/python -m infra.package build/package

@@ -32,7 +32,7 @@ def _latency(client, **query) -> float:
 def run() -> list[tuple[str, str, str]]:
     stack = LocalStack().start()
     try:
-        client = stack._client("dynamodb")
+        client = stack.aws("dynamodb")
         client.create_table(
             TableName=TABLE, BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g")],

@@ -426,7 +426,7 @@ def _largest_state_payload(stack: LocalStack, export) -> tuple[int, str]:
 
     machine = get_settings().export_state_machine
     arn = machine.replace(":stateMachine:", ":execution:", 1) + f":export-{export.id}"
-    sfn = stack._client("stepfunctions")
+    sfn = stack.aws("stepfunctions")
     largest, where, token, state = 0, "none", None, ""
     while True:
         page = sfn.get_execution_history(executionArn=arn, maxResults=1000, **({"nextToken": token} if token else {}))
@@ -446,7 +446,7 @@ def _largest_state_payload(stack: LocalStack, export) -> tuple[int, str]:
 
 
 def _artifact(stack: LocalStack, export) -> zipfile.ZipFile:
-    body = stack._client("s3").get_object(Bucket=stack.variables["PIXELPOOL_EXPORTS_BUCKET"],
+    body = stack.aws("s3").get_object(Bucket=stack.variables["PIXELPOOL_EXPORTS_BUCKET"],
                                           Key=export.artifact_key)["Body"].read()
     return zipfile.ZipFile(io.BytesIO(body))
 

@@ -138,8 +138,8 @@ def _same_process(images) -> list[tuple[str, str, str]]:
 
     stack = LocalStack(retry_delay=0).start()
     try:
-        sqs, queue = stack._client("sqs"), stack.physical["IngestQueue"]
-        upload = _uploader(stack._client("s3"), sqs, stack.variables["PIXELPOOL_SHARE_BUCKET"], queue["QueueUrl"], images)
+        sqs, queue = stack.aws("sqs"), stack.physical["IngestQueue"]
+        upload = _uploader(stack.aws("s3"), sqs, stack.variables["PIXELPOOL_SHARE_BUCKET"], queue["QueueUrl"], images)
 
         def deliver(bodies: list[str]) -> list[str]:
             records = [{"messageId": str(n), "receiptHandle": "r", "body": body, "eventSource": "aws:sqs",

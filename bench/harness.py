@@ -65,7 +65,7 @@ def tiles(count: int) -> list[bytes]:
 
 def upload_existing(stack, objects: Iterable[tuple[str, bytes]]) -> None:
     """Objects already in the share: uploaded while notifications are off, the queue purged after."""
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
     notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
     notifications.pop("ResponseMetadata", None)
@@ -73,7 +73,7 @@ def upload_existing(stack, objects: Iterable[tuple[str, bytes]]) -> None:
     for key, body in objects:
         s3.put_object(Bucket=bucket, Key=key, Body=body)
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
-    stack._client("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
+    stack.aws("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
 
 
 @contextmanager

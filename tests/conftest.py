@@ -1,29 +1,50 @@
-"""One embedded stack per test session; every test that uses it starts from empty resources.
+"""Fixtures for every test.
 
-The stack is started before anything imports `app` or `chalicelib.store` (PynamoDB reads table
-names at import), exactly as `make run` does it.
+The embedded stack starts once per process (one per xdist worker: it binds port 0) and only in a
+run that collects functional tests, so `pytest tests/unit` never starts it; every test that uses
+it starts from empty resources.
 """
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import pytest
 
-from infra.local.stack import LocalStack
+if TYPE_CHECKING:
+    from infra.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONAL = ROOT / "tests" / "functional"
 TESTDATA = ROOT / "tests" / "data"  # copies of ../shared/testdata (public domain / CC0, see its README)
 
+T = TypeVar("T")
 
 _STACK: LocalStack | None = None
 
 
-def pytest_configure(config):
-    # Before collection: test modules may import store models, whose table names are read then.
+def shared_stack() -> LocalStack:
+    """This process's embedded stack, started the first time it is asked for."""
     global _STACK
-    _STACK = LocalStack(retry_delay=0).start()
+    if _STACK is None:
+        from infra.local.stack import LocalStack
+
+        _STACK = LocalStack(retry_delay=0).start()
+    return _STACK
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session):
+    # Store models read their table names at import, and functional test modules import them:
+    # when this run collects functional tests, the stack (which puts those names in the
+    # environment) starts before any test module is imported, whatever the order of the paths.
+    if session.config.pluginmanager.has_plugin("dsession"):
+        return  # xdist's controller collects nothing; each worker starts its own stack
+    paths = [session.config.invocation_params.dir / arg.split("::")[0] for arg in session.config.args]
+    if any(FUNCTIONAL.is_relative_to(path.resolve()) or path.resolve().is_relative_to(FUNCTIONAL) for path in paths):
+        shared_stack()
 
 
 def pytest_unconfigure(config):
@@ -33,7 +54,7 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def local_stack():
-    return _STACK
+    return shared_stack()
 
 
 @pytest.fixture
@@ -99,15 +120,24 @@ def anonymous_api(client):
 
 def put_share_object(stack, key: str, body: bytes) -> None:
     """An object lands in the share bucket (its notification queues; functional tests deliver it or not)."""
-    stack._client("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
+    stack.aws("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
+
+
+def poll(read: Callable[[], T], done: Callable[[T], bool], what: str, timeout: float = 60.0,
+         interval: float = 0.1) -> T:
+    """Call `read` until `done` holds for its answer and return that answer; fail if `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not finish in {timeout}s; last seen: {value!r}")
+        time.sleep(interval)
 
 
 def wait_for(api, operation_id: str, timeout: float = 60.0) -> dict:
     """Poll an operation until it is completed or failed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        operation = api.get(f"/api/v1/operations/{operation_id}").json["data"]
-        if operation["status"] in ("completed", "failed"):
-            return operation
-        time.sleep(0.1)
-    raise AssertionError(f"operation {operation_id} did not finish in {timeout}s")
+    return poll(lambda: api.get(f"/api/v1/operations/{operation_id}").json["data"],
+                lambda operation: operation["status"] in ("completed", "failed"),
+                f"operation {operation_id}", timeout)

@@ -78,7 +78,7 @@ class LocalStack:
         self.emulator.lambdas.register(self.app, self.stage)
         queue = self.physical["IngestQueue"]
         self.pump = EventPump(
-            self._client("sqs"), queue["QueueUrl"], queue["Arn"],
+            self.aws("sqs"), queue["QueueUrl"], queue["Arn"],
             handler=lambda event: self.emulator.lambdas.call("ingest", event),
             region=self.region, retry_delay=self.retry_delay,
         )
@@ -86,7 +86,7 @@ class LocalStack:
 
     def provision(self) -> None:
         context = Context(stack=self.stack_name, region=self.region, account=ACCOUNT)
-        variables = Provisioner(self._client, context).apply(render())
+        variables = Provisioner(self.aws, context).apply(render())
         # The local issuer replaces the Cognito user pool.
         variables.update(PIXELPOOL_JWT_ISSUER=self.issuer.issuer, PIXELPOOL_JWKS_JSON=self.issuer.jwks())
         for name in ("PIXELPOOL_JWKS_URL", "PIXELPOOL_JWT_AUDIENCE"):
@@ -118,8 +118,8 @@ class LocalStack:
               groups: list[str] | None = None, **claims: Any) -> str:
         return self.issuer.token(sub, email=email, groups=["admin"] if groups is None else groups, **claims)
 
-    def _client(self, service: str):
-        """A client of the emulator (built once per service: building one costs ~0.1 s)."""
+    def aws(self, service: str):
+        """A boto3 client of the emulator for `service` (built once per service: building one costs ~0.1 s)."""
         if service not in self._clients:
             self._clients[service] = self._session.client(service, region_name=self.region, endpoint_url=self.endpoint)
         return self._clients[service]

@@ -8,7 +8,6 @@ One world is built per module; routes that destroy something act on a fresh, dis
 """
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -16,7 +15,7 @@ from typing import Any, Callable
 import pytest
 
 from chalicelib.services.access import ROLES, RULES, Grant, grant
-from tests.conftest import ROOT, Api
+from tests.conftest import ROOT, Api, poll
 from tests.imagefiles import picture
 
 P = "/api/v1/projects/{project_id}"
@@ -133,10 +132,8 @@ def remove_pool_image(w: World, job: str) -> Call:
 
 def completed_export(w: World) -> str:
     export_id = created(w.owner.post(w.p("/exports"), {"export_mode": "detection"}))["id"]
-    deadline = time.monotonic() + 60
-    while w.owner.get(w.p(f"/exports/{export_id}")).json["data"]["status"] != "completed":
-        assert time.monotonic() < deadline, "export did not complete"
-        time.sleep(0.1)
+    poll(lambda: w.owner.get(w.p(f"/exports/{export_id}")).json["data"]["status"],
+         lambda status: status == "completed", f"export {export_id}")
     return export_id
 
 
@@ -250,7 +247,7 @@ def build_world(stack, client) -> World:
         if api.token:
             assert api.get("/api/v1/projects").status_code == 200  # now a known user
     owner = callers["owner"]
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     for seed, key in enumerate([*TASKED, SPARE_IMAGE]):
         s3.put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=picture(96, 64, seed=seed))
 

@@ -21,7 +21,7 @@ SCENE = {"type": "classification", "label": "indoor", "attributes": {"confidence
 
 def task_of(stack, api, files: dict[str, bytes], chunk_size: int = 2) -> tuple[str, dict]:
     """A project with LABELS and a task of `files` (put in the share, registered on the way)."""
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     for key, data in files.items():
         s3.put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=data)
     project = api.post("/api/v1/projects", {"name": "Pets", "labels": LABELS})
@@ -61,7 +61,7 @@ def explored(api, project_id: str, query: str) -> list[str]:
 
 
 def documents(stack, prefix: str = "projects/") -> dict[str, dict]:
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     bucket = stack.variables["PIXELPOOL_DATASETS_BUCKET"]
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
     return {key: json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys}
@@ -276,7 +276,7 @@ def test_deleting_the_task_removes_its_annotations_and_versions(stack, api):
     assert deleted.status_code == 200, deleted.json
     assert documents(stack, f"projects/{project_id}/tasks/{task_id}/") == {}
     assert len(documents(stack, f"projects/{project_id}/tasks/{other['task']['id']}/")) == 1
-    items = stack._client("dynamodb").query(
+    items = stack.aws("dynamodb").query(
         TableName=stack.variables["PIXELPOOL_ANNOTATIONS_TABLE"], KeyConditionExpression="job_id = :j",
         ExpressionAttributeValues={":j": {"S": job_id}}, ConsistentRead=True)["Items"]
     assert items == []

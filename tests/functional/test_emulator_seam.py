@@ -125,7 +125,7 @@ def moto_table(name: str):
 
 def test_acceleration_state_lives_beside_motos_objects_and_goes_with_them(stack):
     # Given a table queried by partition and by index, with items read
-    client = stack._client("dynamodb")
+    client = stack.aws("dynamodb")
     client.create_table(
         TableName="side-tables", BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g")],
@@ -156,7 +156,7 @@ def test_acceleration_state_lives_beside_motos_objects_and_goes_with_them(stack)
 def notifications_of(stack, bucket: str, versioned: bool) -> tuple[list[dict], list]:
     """Put, overwrite and delete one object in a bucket that notifies a queue: the records sent, and
     the versions put."""
-    s3, sqs = stack._client("s3"), stack._client("sqs")
+    s3, sqs = stack.aws("s3"), stack.aws("sqs")
     queue = sqs.create_queue(QueueName=f"{bucket}-events")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     s3.create_bucket(Bucket=bucket)

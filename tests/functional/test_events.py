@@ -17,7 +17,7 @@ def recording_pump(stack, seen: list) -> EventPump:
         seen[-1] = (event, answer)
         return answer
 
-    return EventPump(stack._client("sqs"), queue["QueueUrl"], queue["Arn"], handler, stack.region, retry_delay=0)
+    return EventPump(stack.aws("sqs"), queue["QueueUrl"], queue["Arn"], handler, stack.region, retry_delay=0)
 
 
 def test_object_created_reaches_the_handler_as_lambda_delivers_it(stack):
@@ -25,7 +25,7 @@ def test_object_created_reaches_the_handler_as_lambda_delivers_it(stack):
     pump = recording_pump(stack, seen)
     pump.drain()  # the s3:TestEvent sent when notifications were configured
     seen.clear()
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     # When
     s3.put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="holiday photos/café 1.jpg", Body=b"x")
     pump.drain()
@@ -45,7 +45,7 @@ def test_poison_message_goes_to_the_dlq_and_the_rest_of_the_batch_is_processed(s
     seen: list = []
     pump = recording_pump(stack, seen)
     pump.drain()
-    sqs = stack._client("sqs")
+    sqs = stack.aws("sqs")
     queue_url = stack.physical["IngestQueue"]["QueueUrl"]
     good = json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "t", "s3": {
         "bucket": {"name": "b"}, "object": {"key": "a.jpg", "size": 1, "sequencer": "01"}}}]})
@@ -82,9 +82,9 @@ def test_handler_crash_returns_the_whole_batch(stack):
             raise RuntimeError("cold start failed")
         return {"batchItemFailures": []}
 
-    pump = EventPump(stack._client("sqs"), queue["QueueUrl"], queue["Arn"], crashing, stack.region, retry_delay=0)
+    pump = EventPump(stack.aws("sqs"), queue["QueueUrl"], queue["Arn"], crashing, stack.region, retry_delay=0)
     pump.drain()
     calls.clear()
-    stack._client("sqs").send_message(QueueUrl=queue["QueueUrl"], MessageBody="{}")
+    stack.aws("sqs").send_message(QueueUrl=queue["QueueUrl"], MessageBody="{}")
     pump.drain()
     assert calls == [1, 1]

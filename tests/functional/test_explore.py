@@ -80,7 +80,7 @@ def as_query(f: dict) -> dict:
 
 def build_world(stack, api: Api) -> World:
     rng = random.Random(20240604)
-    s3, bucket = stack._client("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    s3, bucket = stack.aws("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
     uploaded = {}
     for n in range(40):
         fmt = "PNG" if n % 3 == 0 else "JPEG"
@@ -316,7 +316,7 @@ def test_each_image_carries_tags_placements_annotation_status_and_thumbnail(worl
 
 def test_tagging_in_the_registry_shows_in_two_projects_at_once(api, stack):
     # Given two projects whose pools share three images, and a tag
-    s3, bucket = stack._client("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    s3, bucket = stack.aws("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
     keys = [f"shared/img-{n}.jpg" for n in range(3)]
     for n, key in enumerate(keys):
         s3.put_object(Bucket=bucket, Key=key, Body=picture(40 + n, 30, seed=n))

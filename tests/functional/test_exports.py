@@ -15,6 +15,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from tests import imagefiles
+from tests.conftest import poll
 from tests.conftest import put_share_object as put
 
 PROJECTS = "/api/v1/projects"
@@ -83,13 +84,8 @@ def small(stack, api) -> Small:
 
 
 def finished(api, base: str, export_id: str, timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        export = api.get(f"{base}/exports/{export_id}").json["data"]
-        if export["status"] in ("completed", "failed"):
-            return export
-        time.sleep(0.1)
-    raise AssertionError(f"export {export_id} did not finish in {timeout}s")
+    return poll(lambda: api.get(f"{base}/exports/{export_id}").json["data"],
+                lambda export: export["status"] in ("completed", "failed"), f"export {export_id}", timeout)
 
 
 def artifact(stack, api, base: str, export_id: str) -> zipfile.ZipFile:
@@ -100,7 +96,7 @@ def artifact(stack, api, base: str, export_id: str) -> zipfile.ZipFile:
     assert "Signature" in query and 3500 < int(query["Expires"][0]) - time.time() <= 3600  # one hour at most
     assert query["response-content-disposition"][0].startswith("attachment; filename=")
     bucket, key = stack.variables["PIXELPOOL_EXPORTS_BUCKET"], urllib.parse.unquote(url.path.split("/", 2)[2])
-    body = stack._client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    body = stack.aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     return zipfile.ZipFile(io.BytesIO(body))
 
 
@@ -170,7 +166,7 @@ def test_yolo_layout_leaves_out_images_in_no_split_and_normalizes_boxes(stack, a
     assert archive.read("labels/val/zoo/night/c.txt").decode() == ""  # a polygon, not asked as a box
     assert archive.read("data.yaml").decode() == (
         "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n  2: indoor\n")
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     original = s3.get_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="zoo/a.jpg")["Body"].read()
     assert archive.read("images/train/zoo/a.jpg") == original
     assert done["summary"]["excluded"] == {"in_no_split": 1}
@@ -252,7 +248,7 @@ def test_history_download_and_delete(stack, api, small):
     assert api.get(f"{small.base}/exports/{first['id']}").status_code == 404
     assert api.get(f"{small.base}/exports/{first['id']}/download").status_code == 404
     bucket = stack.variables["PIXELPOOL_EXPORTS_BUCKET"]
-    keys = [o["Key"] for o in stack._client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
+    keys = [o["Key"] for o in stack.aws("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys and all(f"/{second['id']}/" in key and "/work/" not in key for key in keys)
     activity = [(a["entity_type"], a["action"]) for a in api.get(f"{small.base}/activity?page_size=50").json["data"]]
     assert activity.count(("export", "completed")) == 2 and ("export", "deleted") in activity
@@ -260,7 +256,7 @@ def test_history_download_and_delete(stack, api, small):
 
 def test_a_failing_step_ends_the_export_failed_and_the_next_one_succeeds(stack, api, small):
     # Given an image whose file is gone from the share (the build step's server-side copy fails)
-    s3, share = stack._client("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    s3, share = stack.aws("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
     kept = s3.get_object(Bucket=share, Key="zoo/b.jpg")["Body"].read()
     s3.delete_object(Bucket=share, Key="zoo/b.jpg")
     body = {"export_mode": "detection", "options": {"include_images": True}}

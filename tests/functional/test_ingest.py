@@ -18,7 +18,7 @@ def share(stack) -> str:
 
 
 def take_notifications(stack) -> list[str]:
-    return pump.take_notifications(stack._client("sqs"), stack.physical["IngestQueue"]["QueueUrl"])
+    return pump.take_notifications(stack.aws("sqs"), stack.physical["IngestQueue"]["QueueUrl"])
 
 
 def deliver(stack, bodies: list[str], first_id: int = 0) -> dict:
@@ -37,13 +37,13 @@ def records(api, **query) -> list[dict]:
 
 def table_items(stack) -> list[dict]:
     table = stack.variables["PIXELPOOL_IMAGES_TABLE"]
-    return stack._client("dynamodb").scan(TableName=table)["Items"]
+    return stack.aws("dynamodb").scan(TableName=table)["Items"]
 
 
 def test_uploaded_photo_becomes_a_ready_record_with_its_facts_and_thumbnail(stack, api):
     # Given a real photo put into the share by any S3 client
     photo = imagefiles.real("rocket.jpg")
-    stack._client("s3").put_object(Bucket=share(stack), Key="launches/rocket.jpg", Body=photo)
+    stack.aws("s3").put_object(Bucket=share(stack), Key="launches/rocket.jpg", Body=photo)
     # When S3's notification reaches the handler
     stack.pump.drain()
     # Then
@@ -56,7 +56,7 @@ def test_uploaded_photo_becomes_a_ready_record_with_its_facts_and_thumbnail(stac
     assert len(image["perceptual_hash"]) == 16
     assert image["exif"]["has_gps"] is False
     thumbnail_key = f"thumbnails/{image['checksum_sha256'][:2]}/{image['checksum_sha256']}.jpg"
-    thumbnail = stack._client("s3").get_object(Bucket=stack.variables["PIXELPOOL_CACHE_BUCKET"], Key=thumbnail_key)
+    thumbnail = stack.aws("s3").get_object(Bucket=stack.variables["PIXELPOOL_CACHE_BUCKET"], Key=thumbnail_key)
     with Image.open(io.BytesIO(thumbnail["Body"].read())) as small:
         assert small.format == "JPEG" and max(small.size) == 256
 
@@ -65,7 +65,7 @@ def test_url_encoded_keys_are_decoded(stack, api):
     # Given keys S3 delivers encoded: spaces as '+', a literal '+', non-ASCII characters
     keys = ["holiday photos/café 1.png", "a+b/ü ß.jpg"]
     for seed, key in enumerate(keys):
-        stack._client("s3").put_object(Bucket=share(stack), Key=key, Body=imagefiles.picture(seed=seed))
+        stack.aws("s3").put_object(Bucket=share(stack), Key=key, Body=imagefiles.picture(seed=seed))
     bodies = take_notifications(stack)
     assert all(" " not in json.loads(body)["Records"][0]["s3"]["object"]["key"] for body in bodies)
     # When
@@ -78,7 +78,7 @@ def test_url_encoded_keys_are_decoded(stack, api):
 def test_every_record_of_a_multi_record_notification_is_handled(stack, api):
     # Given one notification carrying three records (as S3 may batch them)
     for seed in range(3):
-        stack._client("s3").put_object(Bucket=share(stack), Key=f"multi/{seed}.png", Body=imagefiles.picture(seed=seed))
+        stack.aws("s3").put_object(Bucket=share(stack), Key=f"multi/{seed}.png", Body=imagefiles.picture(seed=seed))
     combined = {"Records": [json.loads(body)["Records"][0] for body in take_notifications(stack)]}
     # When
     assert deliver(stack, [json.dumps(combined)]) == {"batchItemFailures": []}
@@ -98,7 +98,7 @@ def test_test_event_is_ignored(stack, api):
 def test_ten_duplicates_delivered_by_eight_concurrent_invocations_make_one_record(stack, api):
     # Given one upload whose notification is delivered ten times, by eight handlers at once
     photo = imagefiles.real("chelsea.png")
-    stack._client("s3").put_object(Bucket=share(stack), Key="cats/chelsea.png", Body=photo)
+    stack.aws("s3").put_object(Bucket=share(stack), Key="cats/chelsea.png", Body=photo)
     body, = take_notifications(stack)
     batches = [[body, body], [body, body], [body], [body], [body], [body], [body], [body]]
     answers: list[dict] = []
@@ -121,7 +121,7 @@ def test_ten_duplicates_delivered_by_eight_concurrent_invocations_make_one_recor
 
 def test_an_older_event_never_overwrites_newer_facts(stack, api):
     # Given two versions of one key, their notifications delivered newest first
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     s3.put_object(Bucket=share(stack), Key="v/photo.png", Body=imagefiles.picture(80, 60, seed=1, fmt="PNG"))
     s3.put_object(Bucket=share(stack), Key="v/photo.png", Body=imagefiles.picture(120, 90, seed=2, fmt="PNG"))
     older, newer = take_notifications(stack)
@@ -137,7 +137,7 @@ def test_an_older_event_never_overwrites_newer_facts(stack, api):
 
 def test_events_out_of_order_converge_on_the_current_object(stack, api):
     # Given put A, delete, put C on one key, delivered as C, A, delete
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     key = "order/x.jpg"
     s3.put_object(Bucket=share(stack), Key=key, Body=imagefiles.picture(64, 64, seed=3))
     s3.delete_object(Bucket=share(stack), Key=key)
@@ -157,7 +157,7 @@ def test_events_out_of_order_converge_on_the_current_object(stack, api):
 
 def test_removed_object_marks_its_record_missing(stack, api):
     # Given an ingested image
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     s3.put_object(Bucket=share(stack), Key="gone/a.png", Body=imagefiles.picture(seed=5, fmt="PNG"))
     stack.pump.drain()
     # When it is deleted from the share
@@ -173,7 +173,7 @@ def test_removed_object_marks_its_record_missing(stack, api):
 
 def test_broken_files_fail_with_a_reason_and_the_rest_of_the_batch_is_ready(stack, api):
     # Given one batch of uploads: good images next to a bomb, a truncated JPEG, an empty file, text named .jpg
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     uploads = {
         "mixed/good.jpg": imagefiles.real("rocket.jpg"),
         "mixed/bomb.png": imagefiles.bomb(),
@@ -201,7 +201,7 @@ def test_broken_files_fail_with_a_reason_and_the_rest_of_the_batch_is_ready(stac
 
 def test_poison_message_fails_alone_and_the_others_are_recorded(stack, api):
     # Given a batch with a message that is not a notification
-    stack._client("s3").put_object(Bucket=share(stack), Key="p/ok.png", Body=imagefiles.picture(seed=6, fmt="PNG"))
+    stack.aws("s3").put_object(Bucket=share(stack), Key="p/ok.png", Body=imagefiles.picture(seed=6, fmt="PNG"))
     good, = take_notifications(stack)
     # When
     answer = deliver(stack, ["{not json", good])
@@ -211,7 +211,7 @@ def test_poison_message_fails_alone_and_the_others_are_recorded(stack, api):
 
 
 def test_non_images_and_folder_markers_are_not_registered(stack, api):
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     s3.put_object(Bucket=share(stack), Key="docs/readme.txt", Body=b"hello")
     s3.put_object(Bucket=share(stack), Key="docs/", Body=b"")
     stack.pump.drain()
@@ -220,7 +220,7 @@ def test_non_images_and_folder_markers_are_not_registered(stack, api):
 
 def test_reupload_refreshes_facts_and_keeps_user_fields(stack, api):
     # Given an ingested image with custom metadata
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     s3.put_object(Bucket=share(stack), Key="r/img.png", Body=imagefiles.picture(50, 40, seed=7, fmt="PNG"))
     stack.pump.drain()
     image, = records(api)

@@ -26,7 +26,7 @@ SIZES = {"jobs/a.jpg": (200, 100), "jobs/b.jpg": (120, 80), "jobs/c.png": (64, 4
 
 def task_of(stack, api, files: dict[str, bytes], chunk_size: int = 2) -> tuple[str, dict]:
     """A project with LABELS and a task of `files` (put in the share, registered on the way)."""
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     for key, data in files.items():
         s3.put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=data)
     project = api.post("/api/v1/projects", {"name": "Pets", "labels": LABELS})

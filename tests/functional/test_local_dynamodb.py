@@ -37,7 +37,7 @@ def put_all(client, items: list[dict]) -> None:
 
 @pytest.fixture
 def ddb(stack):
-    client = stack._client("dynamodb")
+    client = stack.aws("dynamodb")
     client.create_table(**DEFINITION)
     rng = random.Random(7)
     items = []
@@ -195,7 +195,7 @@ SHAPES = "acceleration-shapes"
 def shapes(stack):
     """A table of other key shapes: numeric range key, a local index, a binary-keyed global index,
     and a hash-only table beside it."""
-    client = stack._client("dynamodb")
+    client = stack.aws("dynamodb")
     client.create_table(
         TableName=SHAPES, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "n", "AttributeType": "N"},

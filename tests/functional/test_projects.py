@@ -33,7 +33,7 @@ def register(stack, api, *keys: str) -> list[str]:
     """Put a distinct picture at each key and register them; their registry ids in the given order."""
     bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
     for seed, key in enumerate(keys):
-        stack._client("s3").put_object(Bucket=bucket, Key=key, Body=imagefiles.picture(48, 32, seed=seed))
+        stack.aws("s3").put_object(Bucket=bucket, Key=key, Body=imagefiles.picture(48, 32, seed=seed))
     response = api.post("/api/v1/shared-images/register", {"file_paths": list(keys)})
     assert response.status_code == 200, response.json
     by_path = {image["file_path"]: image["id"] for image in response.json["data"]["registered"]}

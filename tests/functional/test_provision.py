@@ -10,7 +10,7 @@ from infra.template import render
 
 
 def test_every_template_resource_exists_with_its_wiring(stack):
-    ddb, s3, sqs, sfn = (stack._client(s) for s in ("dynamodb", "s3", "sqs", "stepfunctions"))
+    ddb, s3, sqs, sfn = (stack.aws(s) for s in ("dynamodb", "s3", "sqs", "stepfunctions"))
     tags = ddb.describe_table(TableName=stack.variables["PIXELPOOL_TAGS_TABLE"])["Table"]
     assert [i["IndexName"] for i in tags["GlobalSecondaryIndexes"]] == ["by_name"]
     for variable in ("PIXELPOOL_USERS_TABLE", "PIXELPOOL_ACTIVITY_TABLE"):
@@ -38,7 +38,7 @@ def test_function_environment_is_the_templates_globals(stack):
 
 def test_unknown_resource_types_are_refused(stack):
     template = {"Resources": {"Server": {"Type": "AWS::EC2::Instance", "Properties": {}}}}
-    provisioner = Provisioner(stack._client, Context(stack="x", region="us-east-1", account="123456789012"))
+    provisioner = Provisioner(stack.aws, Context(stack="x", region="us-east-1", account="123456789012"))
     with pytest.raises(ValueError, match="AWS::EC2::Instance"):
         provisioner.apply(template)
 

@@ -13,7 +13,7 @@ from tests.conftest import wait_for
 
 def purge_notifications(stack) -> None:
     """Drop queued S3 notifications, as if the objects were there before notifications existed."""
-    stack._client("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
+    stack.aws("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
 
 
 def listed(api, query: str = "") -> list[dict]:
@@ -199,7 +199,7 @@ def test_masks_are_registered_images_linked_to_their_source(stack, api):
 
 
 def wipe_registry(stack) -> None:
-    dynamodb = stack._client("dynamodb")
+    dynamodb = stack.aws("dynamodb")
     table = stack.variables["PIXELPOOL_IMAGES_TABLE"]
     for item in dynamodb.scan(TableName=table)["Items"]:
         dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
@@ -240,9 +240,9 @@ def test_reindex_marks_vanished_objects_missing_and_refreshes_stale_ones(stack, 
     put(stack, "t/c.png", imagefiles.picture(40, 40, seed=3, fmt="PNG"))
     stack.pump.drain()
     # Changes whose notifications are lost
-    stack._client("s3").delete_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="s/a.png")
+    stack.aws("s3").delete_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="s/a.png")
     put(stack, "s/b.png", imagefiles.picture(80, 20, seed=4, fmt="PNG"))
-    stack._client("s3").delete_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="t/c.png")
+    stack.aws("s3").delete_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="t/c.png")
     purge_notifications(stack)
     # When only s/ is reindexed
     response = admin_api.post("/api/v1/admin/reindex", {"prefix": "s/"})

@@ -19,7 +19,7 @@ IMAGES = "/api/v1/shared-images"
 
 def project_with_images(api, stack, count: int = 8) -> tuple[str, list[str], list[str]]:
     """A project whose pool holds `count` real images of growing width, two tags on some of them."""
-    s3, bucket = stack._client("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    s3, bucket = stack.aws("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
     keys = [f"filters/img-{n}.{'png' if n % 2 else 'jpg'}" for n in range(count)]
     for n, key in enumerate(keys):
         s3.put_object(Bucket=bucket, Key=key, Body=picture(20 + 5 * n, 24, seed=n, fmt="PNG" if n % 2 else "JPEG"))

@@ -26,7 +26,7 @@ def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (12, 8), color: str =
 
 
 def put(stack, key: str, body: bytes = b"not really an image") -> None:
-    stack._client("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
+    stack.aws("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=body)
 
 
 def browse(api, path: str = "", **params):
@@ -325,7 +325,7 @@ def test_upload_url_puts_a_real_photo_in_the_share_and_it_is_ingested(stack, api
     posted = requests.post(upload["url"], data=upload["fields"], files={"file": (filename, photo)}, timeout=10)
     # Then the object is in the share, byte for byte
     assert posted.status_code == 204, posted.text
-    stored = stack._client("s3").get_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key)
+    stored = stack.aws("s3").get_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key)
     assert stored["Body"].read() == photo
     # And once its notification is delivered it is a ready image of the right size
     stack.pump.drain()

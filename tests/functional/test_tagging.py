@@ -24,7 +24,7 @@ def png(index: int) -> bytes:
 
 def share_images(stack, api, count: int) -> list[str]:
     """Put `count` distinct PNGs in the share, let ingest register them; their ids in path order."""
-    s3 = stack._client("s3")
+    s3 = stack.aws("s3")
     bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
     for index in range(count):
         s3.put_object(Bucket=bucket, Key=f"tagging/img-{index:03d}.png", Body=png(index), ContentType="image/png")

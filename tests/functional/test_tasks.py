@@ -294,7 +294,7 @@ def test_deleting_a_task_removes_jobs_and_annotations_but_keeps_the_images(stack
     assert tasks_of(api, project_id) == []
     for job in created["jobs"]:
         assert api.get(f"/api/v1/jobs/{job['id']}").status_code == 404
-    annotations = stack._client("dynamodb").scan(TableName=stack.variables["PIXELPOOL_ANNOTATIONS_TABLE"])
+    annotations = stack.aws("dynamodb").scan(TableName=stack.variables["PIXELPOOL_ANNOTATIONS_TABLE"])
     assert annotations["Items"] == []
     images = explored(api, project_id)
     assert sorted(image["id"] for image in images) == sorted(ids)
@@ -348,7 +348,7 @@ def test_a_creation_that_fails_half_way_is_undone(stack, api):
     for n in range(3):
         put(stack, f"half/{n}.jpg", imagefiles.picture(seed=n))
     project_id = project(api)
-    dynamodb = stack._client("dynamodb")
+    dynamodb = stack.aws("dynamodb")
     dynamodb.delete_table(TableName=stack.variables["PIXELPOOL_JOB_IMAGES_TABLE"])
     # When a task is created from them
     response = from_paths(api, project_id, ["half/"])

@@ -2,23 +2,20 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
+from tests.conftest import poll
+
 
 def run_execution(stack, name: str, payload: dict, timeout: float = 30.0) -> dict:
-    sfn = stack._client("stepfunctions")
+    sfn = stack.aws("stepfunctions")
     arn = stack.variables["PIXELPOOL_SELFCHECK_STATE_MACHINE"]
     execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))["executionArn"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-            return {**described, "history": history}
-        time.sleep(0.05)
-    raise AssertionError(f"execution {name} still running after {timeout}s")
+    described = poll(lambda: sfn.describe_execution(executionArn=execution),
+                     lambda described: described["status"] != "RUNNING", f"execution {name}", timeout, interval=0.05)
+    history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    return {**described, "history": history}
 
 
 def entered_states(history: list[dict]) -> list[str]:
@@ -54,7 +51,7 @@ def test_a_failing_task_takes_the_catch_path(stack):
 def test_lambda_invoke_is_served_by_the_chalice_function(stack):
     import botocore.exceptions
 
-    lam = stack._client("lambda")
+    lam = stack.aws("lambda")
     ok = lam.invoke(FunctionName="pixelpool-dev-summarize_selfcheck",
                     Payload=json.dumps({"results": [{"status": "ACTIVE"}, {"status": "NO_DEAD_LETTER_QUEUE"}]}))
     assert "FunctionError" not in ok
