@@ -55,7 +55,7 @@ class Settings(BaseModel):
     index_state_machine: str = ""
     export_state_machine: str = ""
 
-    # Ingestion safety and output (DESIGN §6).
+    # Ingestion safety (decompression bombs, huge images) and thumbnail output.
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     thumbnail_size: int = Field(default=256, ge=32, le=1024)
     # Registration answers synchronously up to this many images, else 202 with an operation.

@@ -1,4 +1,5 @@
-"""The seeds' envelope, and the one place domain errors become HTTP responses."""
+"""The response envelope (`data`, `message`, `status_code`; errors under `error`), and the one place
+domain errors become HTTP responses."""
 from __future__ import annotations
 
 import json

@@ -44,7 +44,7 @@ def _created(creation: Creation):
     jobs = [JobOut.model_validate(job) for job in created.jobs]
     data = TaskCreatedOut(
         task=TaskOut.model_validate(created.task), jobs=jobs, total_images=created.task.total_images,
-        duplicate_count=len(created.failed), duplicate_filenames=[entry["file_path"] for entry in created.failed],
+        duplicate_count=len(created.duplicates), duplicate_filenames=created.duplicates,
         failed=[FailedPath(**entry) for entry in created.failed],
     )
     return ok(data, f"Task created with {len(jobs)} job(s) and {created.task.total_images} image(s)", 201)

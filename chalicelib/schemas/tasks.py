@@ -88,8 +88,9 @@ class TaskCreatedOut(ResponseModel):
     task: TaskOut
     jobs: list[JobOut]
     total_images: int
-    duplicate_count: int = Field(description="paths that could not be used (the seed's name)")
-    duplicate_filenames: list[str]
+    duplicate_count: int = Field(description="paths that selected an image again (named twice, or inside a folder "
+                                             "also given); each image is used once")
+    duplicate_filenames: list[str] = Field(description="those paths, in selection order")
     failed: list[FailedPath] = Field(description="each unusable path and why")
 
 

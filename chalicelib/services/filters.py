@@ -80,5 +80,5 @@ class ImageFilter(BaseModel):
         return self
 
     def applied(self) -> dict[str, Any]:
-        """The conditions actually set (what the seeds call `filters_applied`)."""
+        """The conditions actually set (reported to clients as `filters_applied`)."""
         return self.model_dump(mode="json", exclude_defaults=True)

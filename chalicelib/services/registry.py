@@ -42,7 +42,7 @@ def thumbnail_key(sha256: str) -> str:
 
 @dataclass
 class IndexResult:
-    """What indexing a list of keys did, in the seed's registration terms."""
+    """What indexing a list of keys did, in the terms the registration API reports."""
 
     registered: list[Image] = field(default_factory=list)
     refreshed: list[Image] = field(default_factory=list)

@@ -44,6 +44,8 @@ class Selection:
 
     keys: list[str] = field(default_factory=list)
     pending: list[tuple[str, str | None]] = field(default_factory=list)
+    # Keys selected again (a file named twice, or inside a folder also given): used once.
+    duplicates: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -108,10 +110,11 @@ class ShareService:
         a file key (no trailing '/') as is, a folder (prefix, cursor) listed page by page."""
         keys = list(selection.keys)
         seen = set(keys)
+        duplicates = list(selection.duplicates)
         queue = list(selection.pending)
         while queue:
             if max_keys is not None and len(keys) > max_keys:
-                return Selection(keys=keys, pending=queue)
+                return Selection(keys=keys, pending=queue, duplicates=duplicates)
             prefix, cursor = queue.pop(0)
             if prefix and not prefix.endswith("/"):
                 found = [prefix]
@@ -121,10 +124,12 @@ class ShareService:
                 if listing.next_cursor:
                     queue.insert(0, (prefix, listing.next_cursor))
             for key in found:
-                if key not in seen:
+                if key in seen:
+                    duplicates.append(key)
+                else:
                     seen.add(key)
                     keys.append(key)
-        return Selection(keys=keys)
+        return Selection(keys=keys, duplicates=duplicates)
 
     def upload_urls(self, files: list[dict[str, Any]], folder: str | None) -> list[Upload]:
         """One presigned POST per file, for exactly its key, its content type and at most its size."""

@@ -1,6 +1,6 @@
 """Tasks: cut a selection of pool images into jobs.
 
-A task comes from share paths (registered and pooled on the way, as the seed describes), from
+A task comes from share paths (registered and pooled on the way, so a folder in S3 becomes a task in one call), from
 pool image ids, or from an Explore filter. Creation writes the task hidden (`creating`), then
 pool entries, jobs and job images with BatchWriteItem, then shows the task (`ready`); if anything
 fails the writes are undone, so no half task is ever visible. Selections too large for an API
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger
@@ -61,6 +61,7 @@ class TaskCreation:
     task: Task
     jobs: list[Job]
     failed: list[dict[str, str]]
+    duplicates: list[str] = field(default_factory=list)  # paths that selected an image again
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class TaskService:
 
     def create_with_file_paths(self, actor: Identity, project_id: str, spec: TaskSpec,
                                file_paths: list[str]) -> Creation:
-        """Register what is unregistered, pool it, cut it into jobs (seed workflow, steps 1-8)."""
+        """Register what is unregistered, pool it, cut it into jobs, in one call."""
         self._access.require(actor, project_id, "tasks.write")
         self._check_assignee(project_id, spec.assignee_id)
         limit = self._settings.task_sync_limit
@@ -117,7 +118,7 @@ class TaskService:
                           if unregistered else IndexResult())
                 images, failed = self._usable(selection.keys, existing, result)
                 created = self._create(actor.sub, project_id, spec, images, failed, new_id(), "file_paths")
-                return Creation(created=created)
+                return Creation(created=replace(created, duplicates=selection.duplicates))
         return Creation(operation=self._background(actor, project_id, spec, selection, "file_paths"))
 
     def create_from_pool(self, actor: Identity, project_id: str, spec: TaskSpec, image_ids: list[str] | None,

@@ -113,8 +113,22 @@ def test_unusable_paths_are_reported_and_the_good_ones_make_the_task(stack, api)
     assert set(failed) == {"mixed/notes.jpg", "mixed/readme.txt", "mixed/missing.jpg"}
     assert failed["mixed/missing.jpg"] == "not found in the share"
     assert all(reason for reason in failed.values())
-    assert sorted(data["duplicate_filenames"]) == sorted(failed) and data["duplicate_count"] == 3
+    assert (data["duplicate_count"], data["duplicate_filenames"]) == (0, [])
     assert [image["file_path"] for image in explored(api, project_id)] == ["mixed/good.jpg"]
+
+
+def test_paths_that_select_an_image_again_are_duplicates_and_the_image_is_used_once(stack, api):
+    # Given a folder of two images
+    put(stack, "twice/a.jpg", imagefiles.picture(seed=1))
+    put(stack, "twice/b.jpg", imagefiles.picture(seed=2))
+    project_id = project(api)
+    # When the folder is given, then one of its files, and a file twice
+    response = from_paths(api, project_id, ["twice/", "twice/b.jpg", "twice/a.jpg", "twice/a.jpg"])
+    # Then each image is in the task once, and the paths that selected it again are the duplicates
+    assert response.status_code == 201, response.json
+    data = response.json["data"]
+    assert data["total_images"] == 2 and data["failed"] == []
+    assert (data["duplicate_count"], data["duplicate_filenames"]) == (3, ["twice/b.jpg", "twice/a.jpg", "twice/a.jpg"])
 
 
 def test_a_selection_with_nothing_usable_is_422_and_writes_nothing(stack, api):
