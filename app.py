@@ -2,11 +2,13 @@
 from chalice import Chalice
 
 from chalicelib.api import (
+    annotations,
     auth,
     explore,
     exports,
     jobs,
     operations,
+    pool,
     projects,
     saved_filters,
     share,
@@ -30,10 +32,12 @@ app.register_blueprint(share.bp)
 app.register_blueprint(shared_images.bp)
 app.register_blueprint(operations.bp)
 app.register_blueprint(projects.bp)
+app.register_blueprint(pool.bp)
 app.register_blueprint(explore.bp)
 app.register_blueprint(saved_filters.bp)
 app.register_blueprint(tasks.bp)
 app.register_blueprint(jobs.bp)
+app.register_blueprint(annotations.bp)
 app.register_blueprint(exports.bp)
 app.register_blueprint(selfcheck.bp)
 app.register_blueprint(indexing.bp)

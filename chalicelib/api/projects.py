@@ -1,4 +1,4 @@
-"""Projects, members, the project pool and the activity timeline."""
+"""Projects, their members and their activity timeline."""
 from __future__ import annotations
 
 from chalice import Blueprint
@@ -12,8 +12,6 @@ from chalicelib.schemas.projects import (
     MemberBody,
     MemberOut,
     MemberRoleBody,
-    PoolAddBody,
-    PoolAddOut,
     ProjectCreate,
     ProjectOut,
     ProjectPatch,
@@ -98,23 +96,6 @@ def remove_member(project_id, user_id, identity):
     """Remove a member (owners), or leave the project yourself."""
     member = services().projects.remove_member(identity, project_id, user_id)
     return ok(MemberOut.model_validate(member), f"{user_id} removed")
-
-
-@endpoint(bp, f"{BASE}/{{project_id}}/images", "POST", body=PoolAddBody, response=PoolAddOut)
-def add_pool_images(project_id, identity, body: PoolAddBody):
-    """Add registry images to the project pool (idempotent)."""
-    change = services().pool.add(identity, project_id, body.shared_image_ids)
-    data = PoolAddOut(added=change.added, already_in_pool=change.already_in_pool, unknown=change.unknown,
-                      total_added=len(change.added), total_already_in_pool=len(change.already_in_pool),
-                      total_unknown=len(change.unknown))
-    return ok(data, f"Added {len(change.added)} image(s) to the pool")
-
-
-@endpoint(bp, f"{BASE}/{{project_id}}/images/{{image_id}}", "DELETE")
-def remove_pool_image(project_id, image_id, identity):
-    """Take an image out of the pool; 409 while one of the project's tasks uses it."""
-    services().pool.remove(identity, project_id, image_id)
-    return ok({"shared_image_id": image_id}, "Image removed from the pool")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/activity", query=ActivityQuery, response=list[ActivityOut])
