@@ -53,7 +53,16 @@ def _load_or_create(path: Path) -> rsa.RSAPrivateKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written whole under a temporary name, then linked into place: two processes starting at once
+    # (make run beside a test) never read half a key, and the second keeps the first one's key.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    finally:
+        temporary.unlink()
     return key
