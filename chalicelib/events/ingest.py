@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.config import get_settings
 from chalicelib.events import notifications
 from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
 
 
-@bp.on_sqs_message(queue=get_settings().ingest_queue, batch_size=10, name="ingest")
+# Chalice needs a queue name when the decorator runs; the real queue is wired by infra/template.json
+# (the IngestSqsEventSource override), so nothing is read from the settings at import.
+@bp.on_sqs_message(queue="pixelpool-ingest", batch_size=10, name="ingest")
 def ingest(event):
     records = event.to_dict()["Records"]
     batch, unreadable = notifications.read([(record["messageId"], record["body"]) for record in records])

@@ -80,9 +80,11 @@ def run_isolated(script: str, **environment: str) -> dict:
 
 BIND_AFTER_IMPORT = r"""
 import importlib, json, os, pkgutil
-import chalicelib.api, chalicelib.formats, chalicelib.services, chalicelib.steps, chalicelib.store
+import chalicelib.api, chalicelib.events, chalicelib.formats, chalicelib.services, chalicelib.steps, chalicelib.store
 from chalicelib import config
-for package in (chalicelib.store, chalicelib.services, chalicelib.api, chalicelib.steps, chalicelib.formats):
+import app
+for package in (chalicelib.store, chalicelib.services, chalicelib.api, chalicelib.steps, chalicelib.events,
+                chalicelib.formats):
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
 reads_at_import = config.get_settings.cache_info().misses
