@@ -1,8 +1,8 @@
 """Fixtures for every test.
 
-The embedded stack starts once per process (one per xdist worker: it binds port 0) and only in a
-run that collects functional tests, so `pytest tests/unit` never starts it; every test that uses
-it starts from empty resources.
+The embedded stack starts once per process (one per xdist worker: it binds port 0), the first time
+a test asks for it, so `pytest tests/unit` never starts it (nothing reads settings at import: store
+models bind their tables on first use); every test that uses it starts from empty resources.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from infra.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONAL = ROOT / "tests" / "functional"
 TESTDATA = ROOT / "tests" / "data"  # copies of ../shared/testdata (public domain / CC0, see its README)
 
 T = TypeVar("T")
@@ -33,18 +32,6 @@ def shared_stack() -> LocalStack:
 
         _STACK = LocalStack(retry_delay=0).start()
     return _STACK
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection(session):
-    # Store models read their table names at import, and functional test modules import them:
-    # when this run collects functional tests, the stack (which puts those names in the
-    # environment) starts before any test module is imported, whatever the order of the paths.
-    if session.config.pluginmanager.has_plugin("dsession"):
-        return  # xdist's controller collects nothing; each worker starts its own stack
-    paths = [session.config.invocation_params.dir / arg.split("::")[0] for arg in session.config.args]
-    if any(FUNCTIONAL.is_relative_to(path.resolve()) or path.resolve().is_relative_to(FUNCTIONAL) for path in paths):
-        shared_stack()
 
 
 def pytest_unconfigure(config):
