@@ -4,20 +4,12 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.services.container import services
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.started: list[tuple[str, str, dict]] = []
-
-    def __call__(self, machine: str, name: str, payload: dict) -> str:
-        self.started.append((machine, name, payload))
-        return f"{machine}:{name}"
+from tests.fakes import WorkflowRecorder
 
 
 @pytest.fixture
 def recorder(stack):
-    recorder = Recorder()
+    recorder = WorkflowRecorder()
     services().override(start_workflow=recorder)
     yield recorder
     services().reset()

@@ -19,20 +19,10 @@ from chalicelib.store.objects import Bucket
 from chalicelib.store.operations import Operation, OperationRepository
 from chalicelib.store.projects import Project, ProjectRepository
 from chalicelib.store.users import UserRepository
+from tests.fakes import WorkflowRecorder
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 ALICE = Identity(sub="alice", email=None, groups=(), is_admin=False)
-
-
-class Recorder:
-    """A workflow starter that remembers what it was asked to start."""
-
-    def __init__(self) -> None:
-        self.started: list[tuple[str, str, dict]] = []
-
-    def __call__(self, machine: str, name: str, payload: dict) -> str:
-        self.started.append((machine, name, payload))
-        return f"{machine}:{name}"
 
 
 def test_a_service_is_built_once_and_shared_by_its_dependents():
@@ -45,7 +35,7 @@ def test_a_service_is_built_once_and_shared_by_its_dependents():
 def test_an_override_replaces_the_dependency_in_every_service_built_after_it():
     services = Services(Settings(index_state_machine="arn:index"))
     before = services.operations
-    recorder = Recorder()
+    recorder = WorkflowRecorder()
 
     services.override(start_workflow=recorder)
 
@@ -56,11 +46,11 @@ def test_an_override_replaces_the_dependency_in_every_service_built_after_it():
 
 def test_an_unknown_override_is_refused_by_name():
     with pytest.raises(AttributeError, match="no dependency named start_worfklow"):
-        Services().override(start_worfklow=Recorder())
+        Services().override(start_worfklow=WorkflowRecorder())
 
 
 def test_reset_forgets_overrides():
-    services = Services(start_workflow=Recorder())
+    services = Services(start_workflow=WorkflowRecorder())
 
     services.reset()
 
@@ -75,7 +65,7 @@ def test_starting_an_operation_records_it_stores_its_selection_and_starts_the_in
         id=operation_id, kind=kind, status="pending", total=None, done=0, params=params, result=None,
         result_key=None, error=None, created_by=created_by, created_at=NOW, updated_at=NOW, finished_at=None)
     cache = mock.create_autospec(Bucket, instance=True)
-    recorder = Recorder()
+    recorder = WorkflowRecorder()
     service = OperationService(Settings(index_state_machine="arn:index"), repository, cache, recorder,
                                mock.create_autospec(ActivityService, instance=True))
 
