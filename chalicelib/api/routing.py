@@ -19,6 +19,7 @@ from chalice.app import Request
 from chalicelib import errors
 from chalicelib.api import responses
 from chalicelib.api.auth import jwt_auth
+from chalicelib.schemas import documents
 from chalicelib.services.container import services
 from chalicelib.services.identity import Identity
 
@@ -37,6 +38,7 @@ class RouteSpec:
     status: int
     public: bool
     paginated: bool
+    also: dict[int, Any]
 
 
 ROUTES: list[RouteSpec] = []
@@ -61,10 +63,7 @@ def _validation_error(exc: pydantic.ValidationError, location: str) -> errors.Va
 
 def parse_body(request: Request, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     raw = request.raw_body or b""
-    try:
-        document = json.loads(raw) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise errors.BadRequestError(f"Request body is not valid JSON: {exc}") from exc
+    document = documents.read_body(raw) if raw.strip() else {}
     if not isinstance(document, dict):
         raise errors.BadRequestError("Request body must be a JSON object")
     try:
@@ -115,8 +114,12 @@ def endpoint(
     status: int = 200,
     public: bool = False,
     paginated: bool = False,
+    also: dict[int, Any] | None = None,
 ) -> Callable:
-    """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared."""
+    """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared.
+
+    `status` and `response` are the usual success; `also` maps every other success status the
+    view can answer to its data model (e.g. `{202: OperationOut}` for work that goes async)."""
 
     def decorate(view: Callable) -> Callable:
         ROUTES.append(
@@ -131,6 +134,7 @@ def endpoint(
                 status=status,
                 public=public,
                 paginated=paginated,
+                also=dict(also or {}),
             )
         )
 
