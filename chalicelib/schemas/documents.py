@@ -28,8 +28,8 @@ LARGEST = Decimal("1e126")
 
 
 def _walk(value: Any, path: str) -> Iterator[tuple[Any, str, int]]:
-    """Every value of a document with its path and level (the document itself is level 1),
-    without recursion: a document may be deeper than Python's stack."""
+    """Every value of a document with its path and level (the document itself is level 1, what it
+    holds level 2, ...), without recursion: a document may be deeper than Python's stack."""
     stack = [(value, path, 1)]
     while stack:
         node, where, level = stack.pop()
@@ -119,7 +119,8 @@ def _number_problem(number: int | float) -> str | None:
     exact = Decimal(number) if isinstance(number, int) else Decimal(repr(number))
     if exact == 0:
         return None
-    digits = len(exact.normalize().as_tuple().digits)
+    # Significant digits without trailing zeros (`normalize` would round to the context's 28).
+    digits = len("".join(map(str, exact.as_tuple().digits)).rstrip("0"))
     if digits > MAX_DIGITS:
         return f"has {digits} significant digits; at most {MAX_DIGITS} can be stored"
     if not SMALLEST <= abs(exact) < LARGEST:
@@ -131,7 +132,7 @@ def document_problem(document: Any) -> str | None:
     """The first reason `document` cannot be stored as a free-form object, naming where, or None."""
     for node, where, level in _walk(document, ""):
         at = f" at {where!r}" if where else ""
-        if level > MAX_DOCUMENT_DEPTH:
+        if level > MAX_DOCUMENT_DEPTH and isinstance(node, (dict, list)):
             return f"nests deeper than {MAX_DOCUMENT_DEPTH} levels{at} (the storage limit)"
         if isinstance(node, dict) and "" in node:
             return f"has an empty key{at}: keys must be non-empty"

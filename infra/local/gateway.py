@@ -9,8 +9,8 @@
   path) or lets the app answer 405 (unknown method); here both get the template's answer.
 
 What this assumes of chalice's (private) local gateway — `LocalGateway.handle_request(method,
-path, headers, body)`, its `_route_matcher.match_route(path)` raising ValueError for an unknown
-path, its `_app_object.routes[route][method]` — is pinned by tests/functional/test_gateway.py.
+path, headers, body)`, its `_app_object` (the app), `RouteMatcher(routes).match_route(path)`
+raising ValueError for an unknown path — is pinned by tests/functional/test_gateway.py.
 """
 from __future__ import annotations
 
@@ -32,11 +32,12 @@ class NoSuchRouteError(local.LocalGatewayException):
 
 
 def _declares(gateway: local.LocalGateway, method: str, path: str) -> bool:
+    routes = gateway._app_object.routes
     try:
-        route = gateway._route_matcher.match_route(path).route
+        route = local.RouteMatcher(list(routes)).match_route(path).route
     except ValueError:
         return False
-    return method in gateway._app_object.routes[route] or method == "OPTIONS"  # API Gateway answers CORS
+    return method in routes[route] or method == "OPTIONS"  # API Gateway answers CORS preflights
 
 
 def emulate_gateway_responses() -> None:
