@@ -78,8 +78,19 @@ def _envelope(response: Any, paginated: bool) -> dict[str, Any]:
     return {"application/json": {"schema": envelope}}
 
 
+def _accepts_no_body(model: type[pydantic.BaseModel]) -> bool:
+    """Whether a request without a body (read as `{}`) is valid for `model`."""
+    try:
+        model.model_validate({})
+    except pydantic.ValidationError:
+        return False
+    return True
+
+
 def _operation(spec: RouteSpec) -> dict[str, Any]:
-    successes = {str(spec.status): {"description": "success", "content": _envelope(spec.response, spec.paginated)}}
+    content = (_envelope(spec.response, spec.paginated) if spec.enveloped
+               else {"application/json": {"schema": {"type": "object"}}})
+    successes = {str(spec.status): {"description": "success", "content": content}}
     for status, response in sorted(spec.also.items()):
         successes[str(status)] = {"description": "success", "content": _envelope(response, False)}
     operation: dict[str, Any] = {
@@ -93,7 +104,9 @@ def _operation(spec: RouteSpec) -> dict[str, Any]:
         },
     }
     if spec.body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(spec.body)}}}
+        # A route reads a missing body as `{}`: the body is optional when `{}` is valid.
+        operation["requestBody"] = {"required": not _accepts_no_body(spec.body),
+                                    "content": {"application/json": {"schema": _ref(spec.body)}}}
     if spec.public:
         operation["security"] = []
     return operation

@@ -39,6 +39,7 @@ class RouteSpec:
     public: bool
     paginated: bool
     also: dict[int, Any]
+    enveloped: bool
 
 
 ROUTES: list[RouteSpec] = []
@@ -63,11 +64,14 @@ def _validation_error(exc: pydantic.ValidationError, location: str) -> errors.Va
 
 def parse_body(request: Request, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     raw = request.raw_body or b""
-    document = documents.read_body(raw) if raw.strip() else {}
+    if not raw.strip():
+        raw = b"{}"
+    document = documents.read_body(raw)
     if not isinstance(document, dict):
         raise errors.BadRequestError("Request body must be a JSON object")
     try:
-        return model.model_validate(document)
+        # Strictly, as JSON: `true` is no number and `0` no boolean, as the document says.
+        return model.model_validate_json(raw, strict=True)
     except pydantic.ValidationError as exc:
         raise _validation_error(exc, "body") from exc
 
@@ -115,11 +119,13 @@ def endpoint(
     public: bool = False,
     paginated: bool = False,
     also: dict[int, Any] | None = None,
+    enveloped: bool = True,
 ) -> Callable:
     """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared.
 
     `status` and `response` are the usual success; `also` maps every other success status the
-    view can answer to its data model (e.g. `{202: OperationOut}` for work that goes async)."""
+    view can answer to its data model (e.g. `{202: OperationOut}` for work that goes async).
+    `enveloped=False`: the view answers a JSON object of its own, not the data envelope."""
 
     def decorate(view: Callable) -> Callable:
         ROUTES.append(
@@ -135,6 +141,7 @@ def endpoint(
                 public=public,
                 paginated=paginated,
                 also=dict(also or {}),
+                enveloped=enveloped,
             )
         )
 

@@ -14,6 +14,7 @@ raising ValueError for an unknown path — is pinned by tests/functional/test_ga
 """
 from __future__ import annotations
 
+import functools
 import json
 
 from chalice import local
@@ -45,6 +46,7 @@ def emulate_gateway_responses() -> None:
         return
     handle_request = local.LocalGateway.handle_request
 
+    @functools.wraps(handle_request)
     def route_like_api_gateway(self, method, path, headers, body):
         if not _declares(self, method, path):
             raise NoSuchRouteError({"x-amzn-ErrorType": "MissingAuthenticationTokenException",
