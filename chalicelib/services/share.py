@@ -112,7 +112,8 @@ class ShareService:
             if named_files and path and not path.endswith("/") and self._share.exists(path):
                 queue.append((path, None))
             queue.append((paths.folder_prefix(path), None))
-        return self.resume(Selection(pending=queue), recursive, max_keys)
+        # A path given twice (or a file and its folder's listing entry) is listed once.
+        return self.resume(Selection(pending=list(dict.fromkeys(queue))), recursive, max_keys)
 
     def resume(self, selection: Selection, recursive: bool = True, max_keys: int | None = None) -> Selection:
         """Work through `selection.pending` in order, adding image keys not yet in `selection.keys`:
