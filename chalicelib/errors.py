@@ -43,6 +43,13 @@ class ConflictError(PixelpoolError):
     code = "conflict"
 
 
+class TooLargeError(PixelpoolError):
+    """Input within the request's limits that is larger than what can be stored (413); the message
+    names the limit and the actual size."""
+
+    code = "too_large"
+
+
 class StoreError(PixelpoolError):
     """An AWS call failed for a reason the caller cannot fix (500)."""
 

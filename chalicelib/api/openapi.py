@@ -33,10 +33,10 @@ ERROR_SCHEMA = {
 
 def _models(spec: RouteSpec) -> list[type[pydantic.BaseModel]]:
     found = [spec.query, spec.body]
-    response = spec.response
-    if getattr(response, "__origin__", None) is list:
-        response = response.__args__[0]
-    found.append(response if isinstance(response, type) and issubclass(response, pydantic.BaseModel) else None)
+    for candidate in (spec.response, *spec.also.values()):
+        if getattr(candidate, "__origin__", None) is list:
+            candidate = candidate.__args__[0]
+        found.append(candidate if isinstance(candidate, type) and issubclass(candidate, pydantic.BaseModel) else None)
     return [model for model in found if model is not None]
 
 
@@ -66,27 +66,47 @@ def _parameters(spec: RouteSpec) -> list[dict[str, Any]]:
     return params
 
 
-def _operation(spec: RouteSpec) -> dict[str, Any]:
+def _envelope(response: Any, paginated: bool) -> dict[str, Any]:
     envelope: dict[str, Any] = {
         "type": "object",
         "required": ["data", "message", "status_code"],
-        "properties": {"data": _data_schema(spec.response), "message": {"type": "string"},
+        "properties": {"data": _data_schema(response), "message": {"type": "string"},
                        "status_code": {"type": "integer"}},
     }
-    if spec.paginated:
+    if paginated:
         envelope["properties"]["meta"] = _ref(PageMeta)
+    return {"application/json": {"schema": envelope}}
+
+
+def _accepts_no_body(model: type[pydantic.BaseModel]) -> bool:
+    """Whether a request without a body (read as `{}`) is valid for `model`."""
+    try:
+        model.model_validate({})
+    except pydantic.ValidationError:
+        return False
+    return True
+
+
+def _operation(spec: RouteSpec) -> dict[str, Any]:
+    content = (_envelope(spec.response, spec.paginated) if spec.enveloped
+               else {"application/json": {"schema": {"type": "object"}}})
+    successes = {str(spec.status): {"description": "success", "content": content}}
+    for status, response in sorted(spec.also.items()):
+        successes[str(status)] = {"description": "success", "content": _envelope(response, False)}
     operation: dict[str, Any] = {
         "summary": spec.summary,
         "tags": [spec.tag],
         "operationId": f"{spec.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', spec.path).strip('_')}",
         "parameters": _parameters(spec),
         "responses": {
-            str(spec.status): {"description": "success", "content": {"application/json": {"schema": envelope}}},
+            **successes,
             "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}},
         },
     }
     if spec.body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(spec.body)}}}
+        # A route reads a missing body as `{}`: the body is optional when `{}` is valid.
+        operation["requestBody"] = {"required": not _accepts_no_body(spec.body),
+                                    "content": {"application/json": {"schema": _ref(spec.body)}}}
     if spec.public:
         operation["security"] = []
     return operation

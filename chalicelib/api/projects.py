@@ -76,7 +76,8 @@ def list_members(project_id, identity):
     return ok([MemberOut.model_validate(member) for member in members], f"Found {len(members)} member(s)")
 
 
-@endpoint(bp, f"{BASE}/{{project_id}}/members", "POST", body=MemberBody, response=MemberOut, status=201)
+@endpoint(bp, f"{BASE}/{{project_id}}/members", "POST", body=MemberBody, response=MemberOut, status=201,
+          also={200: MemberOut})
 def add_member(project_id, identity, body: MemberBody):
     """Add a user with a role, or change the role of a member (owners)."""
     member, created = services().projects.set_member(identity, project_id, body.user_id, body.role)
@@ -87,7 +88,7 @@ def add_member(project_id, identity, body: MemberBody):
 @endpoint(bp, f"{BASE}/{{project_id}}/members/{{user_id}}", "PATCH", body=MemberRoleBody, response=MemberOut)
 def change_member(project_id, user_id, identity, body: MemberRoleBody):
     """Change a member's role (owners); the last owner cannot step down."""
-    member, _ = services().projects.set_member(identity, project_id, user_id, body.role)
+    member = services().projects.change_role(identity, project_id, user_id, body.role)
     return ok(MemberOut.model_validate(member), f"{user_id} is {member.role}")
 
 

@@ -18,6 +18,7 @@ STATUS_BY_ERROR: dict[type[errors.PixelpoolError], int] = {
     errors.ConflictError: 409,
     errors.ValidationError: 422,
     errors.ImageRejectedError: 422,
+    errors.TooLargeError: 413,
     errors.StoreError: 500,
 }
 JSON = {"Content-Type": "application/json"}

@@ -19,6 +19,7 @@ from chalice.app import Request
 from chalicelib import errors
 from chalicelib.api import responses
 from chalicelib.api.auth import jwt_auth
+from chalicelib.schemas import documents
 from chalicelib.services.container import services
 from chalicelib.services.identity import Identity
 
@@ -37,6 +38,8 @@ class RouteSpec:
     status: int
     public: bool
     paginated: bool
+    also: dict[int, Any]
+    enveloped: bool
 
 
 ROUTES: list[RouteSpec] = []
@@ -61,14 +64,14 @@ def _validation_error(exc: pydantic.ValidationError, location: str) -> errors.Va
 
 def parse_body(request: Request, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     raw = request.raw_body or b""
-    try:
-        document = json.loads(raw) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise errors.BadRequestError(f"Request body is not valid JSON: {exc}") from exc
+    if not raw.strip():
+        raw = b"{}"
+    document = documents.read_body(raw)
     if not isinstance(document, dict):
         raise errors.BadRequestError("Request body must be a JSON object")
     try:
-        return model.model_validate(document)
+        # Strictly, as JSON: `true` is no number and `0` no boolean, as the document says.
+        return model.model_validate_json(raw, strict=True)
     except pydantic.ValidationError as exc:
         raise _validation_error(exc, "body") from exc
 
@@ -115,8 +118,14 @@ def endpoint(
     status: int = 200,
     public: bool = False,
     paginated: bool = False,
+    also: dict[int, Any] | None = None,
+    enveloped: bool = True,
 ) -> Callable:
-    """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared."""
+    """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared.
+
+    `status` and `response` are the usual success; `also` maps every other success status the
+    view can answer to its data model (e.g. `{202: OperationOut}` for work that goes async).
+    `enveloped=False`: the view answers a JSON object of its own, not the data envelope."""
 
     def decorate(view: Callable) -> Callable:
         ROUTES.append(
@@ -131,6 +140,8 @@ def endpoint(
                 status=status,
                 public=public,
                 paginated=paginated,
+                also=dict(also or {}),
+                enveloped=enveloped,
             )
         )
 

@@ -18,7 +18,7 @@ def health():
     return ok(HealthOut(status="ok", stage=get_settings().stage), "OK")
 
 
-@endpoint(bp, "/api/v1/openapi.json", public=True)
+@endpoint(bp, "/api/v1/openapi.json", public=True, enveloped=False)
 def openapi():
     """The OpenAPI 3 document of this API, generated from its pydantic models."""
     from chalicelib.api.openapi import document

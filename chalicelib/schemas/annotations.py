@@ -6,9 +6,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from chalicelib.schemas.base import RequestModel, ResponseModel
+from chalicelib.schemas.documents import FreeForm
 
-# A finite number: JSON readers accept NaN and Infinity, and NaN passes every bounds check.
-Coordinate = Annotated[float, Field(allow_inf_nan=False)]
+# A finite JSON number, strictly: JSON readers accept NaN and Infinity (and NaN passes every
+# bounds check), and a lax float would take `true` as 1.
+Coordinate = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class AnnotationIn(RequestModel):
@@ -22,7 +24,7 @@ class AnnotationIn(RequestModel):
                                           description="[x, y, width, height], bbox only")
     points: list[list[Coordinate]] | None = Field(default=None, max_length=10_000, validate_default=True,
                                                   description="[[x, y], ...] at least 3, polygon only")
-    attributes: dict[str, Any] | None = Field(default=None, description="free-form, e.g. occluded, confidence")
+    attributes: FreeForm | None = Field(default=None, description="free-form, e.g. occluded, confidence")
 
     # Field validators (not one model validator) so that an error names `annotations.N.bbox`.
     @field_validator("bbox")
@@ -51,8 +53,22 @@ class AnnotationIn(RequestModel):
 
 
 class AnnotationsBody(RequestModel):
-    annotations: list[AnnotationIn] = Field(max_length=1000, description="the image's whole set in this job")
+    annotations: list[AnnotationIn] = Field(max_length=1000, description="the image's whole set in this job; "
+                                                                         "ids given are unique")
     expected_rev: int | None = Field(default=None, ge=0, description="rev you read: refused with 409 if it moved")
+
+    @field_validator("annotations")
+    @classmethod
+    def _unique_ids(cls, annotations: list[AnnotationIn]) -> list[AnnotationIn]:
+        seen: dict[str, int] = {}
+        for n, annotation in enumerate(annotations):
+            if annotation.id is None:
+                continue
+            if annotation.id in seen:
+                raise ValueError(f"annotation id {annotation.id!r} is used twice (annotations {seen[annotation.id]} "
+                                 f"and {n}); ids are unique in a set")
+            seen[annotation.id] = n
+        return annotations
 
 
 class AnnotationOut(ResponseModel):

@@ -5,7 +5,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.schemas.base import PageQuery, RequestModel, ResponseModel
+from chalicelib.schemas.base import PageQuery, ShortName, RequestModel, ResponseModel
+from chalicelib.schemas.documents import FreeForm
 
 Status = Literal["ready", "failed", "missing"]
 Id = Field(min_length=1, max_length=64)
@@ -71,7 +72,7 @@ class RegisterOut(ResponseModel):
 
 
 class MetadataPatch(RequestModel):
-    metadata: dict[str, Any] = Field(description="merged into the custom metadata (RFC 7396: null deletes a key)")
+    metadata: FreeForm = Field(description="merged into the custom metadata (RFC 7396: null deletes a key)")
 
 
 class UrlQuery(RequestModel):
@@ -102,7 +103,7 @@ class DuplicateGroupOut(ResponseModel):
 
 class MaskBody(RequestModel):
     source_image_id: str | None = Field(default=None, max_length=64, description="null makes it an ordinary image again")
-    mask_category: str | None = Field(default=None, min_length=1, max_length=100, description="e.g. person, background")
+    mask_category: ShortName | None = Field(default=None, description="e.g. person, background")
 
 
 class TagIdsBody(RequestModel):

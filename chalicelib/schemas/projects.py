@@ -5,26 +5,26 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.schemas.base import RequestModel, ResponseModel
+from chalicelib.schemas.base import Name, RequestModel, ResponseModel, ShortName
 
 Role = Literal["owner", "editor", "annotator", "viewer"]
 AnnotationType = Literal["bbox", "polygon", "classification", "any"]
 
 
 class Label(RequestModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: ShortName
     color: str = Field(default="#3B82F6", pattern=r"^#[0-9A-Fa-f]{6}$", description="#RRGGBB")
     annotation_type: AnnotationType = Field(default="any", description="what this label may annotate")
 
 
 class ProjectCreate(RequestModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     description: str | None = Field(default=None, max_length=2000)
     labels: list[Label] = Field(default_factory=list, max_length=500)
 
 
 class ProjectPatch(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
     description: str | None = Field(default=None, max_length=2000)
     labels: list[Label] | None = Field(default=None, max_length=500, description="replaces the label set")
 

@@ -3,19 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
 
-from chalicelib.schemas.base import RequestModel, ResponseModel
+from chalicelib.schemas.base import Name, RequestModel, ResponseModel
 from chalicelib.services.filters import ImageFilter
 
 
 class SavedFilterBody(RequestModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     filter: ImageFilter
 
 
 class SavedFilterPut(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
     filter: ImageFilter | None = None
 
 

@@ -5,13 +5,13 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from chalicelib.schemas.base import PageQuery, RequestModel, ResponseModel
+from chalicelib.schemas.base import PageQuery, RequestModel, ResponseModel, ShortName
 
 DEFAULT_COLOR = "#6B7280"
 
-TagName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+TagName = ShortName
 Color = Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Category = ShortName
 Description = Annotated[str, StringConstraints(max_length=500)]
 
 

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chalicelib.schemas.base import RequestModel, ResponseModel
+from chalicelib.schemas.base import Name, RequestModel, ResponseModel
 from chalicelib.schemas.images import FailedPath
 from chalicelib.services.filters import ImageFilter
 
@@ -14,7 +14,7 @@ Status = Literal["new", "in_progress", "review", "done"]
 
 
 class TaskSettings(RequestModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     description: str | None = Field(default=None, max_length=2000)
     assignee_id: str | None = Field(default=None, max_length=128, description="a project member; every job gets it")
     chunk_size: int = Field(default=50, ge=1, le=1000, description="images per job")
@@ -42,7 +42,7 @@ class TaskFromPool(TaskSettings):
 
 
 class TaskPatch(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
     description: str | None = Field(default=None, max_length=2000)
     assignee_id: str | None = Field(default=None, max_length=128)
     split: Split | None = None

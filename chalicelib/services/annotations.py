@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.errors import ConflictError, ValidationError
+from chalicelib.errors import ConflictError, TooLargeError, ValidationError
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.services.jobs import JobService
-from chalicelib.store.annotations import AnnotationRepository, AnnotationSet, Version
+from chalicelib.store.annotations import MAX_SET_BYTES, AnnotationRepository, AnnotationSet, Version, stored_size
 from chalicelib.clock import utcnow
 from chalicelib.ids import new_id
 from chalicelib.store.images import ImageRepository
@@ -78,6 +78,12 @@ class AnnotationService:
         if problems:
             raise ValidationError(f"{len(problems)} annotation(s) are not valid: {problems[0]['field']}: "
                                   f"{problems[0]['message']}", problems)
+        size = stored_size(annotations)
+        if size > MAX_SET_BYTES:
+            raise TooLargeError(f"The annotation set takes {size:,} bytes stored; the limit of one image's set "
+                                f"is {MAX_SET_BYTES:,} bytes", [{"field": "annotations", "location": "body",
+                                                                  "message": f"{size} > {MAX_SET_BYTES} bytes",
+                                                                  "type": "too_large"}])
         current = self._annotations.get(job_id, image_id)
         current_rev = current.rev if current else 0
         if expected_rev is None:

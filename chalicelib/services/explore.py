@@ -20,11 +20,10 @@ an index needs).
 """
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from chalicelib.services import cursors
 from chalicelib.services.access import Access
@@ -233,16 +232,19 @@ class ExplorePage:
 
 
 def encode_cursor(entry: PoolEntry) -> str:
-    return cursors.encode(json.dumps([entry.created_at.isoformat(), entry.image_id]))
+    return cursors.encode("explore", [entry.created_at.isoformat(), entry.image_id])
+
+
+def _order_key(position: Any) -> tuple[float, str]:
+    created_at, image_id = position
+    if not isinstance(created_at, str) or not isinstance(image_id, str):
+        raise TypeError("expected [time, image id]")
+    return (-datetime.fromisoformat(created_at).timestamp(), image_id)
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
     """The order key of the entry a cursor points at."""
-    try:
-        created_at, image_id = json.loads(cursors.decode(cursor))
-        return (-datetime.fromisoformat(created_at).timestamp(), str(image_id))
-    except (ValueError, TypeError) as exc:
-        raise cursors.malformed() from exc
+    return cursors.decode(cursor, "explore", _order_key)
 
 
 class ExploreService:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from chalicelib.errors import BadRequestError
 from chalicelib.services import paths
@@ -42,8 +42,9 @@ class ImageFilter(BaseModel):
 
     @field_validator("tag_ids", "exclude_tag_ids", "task_id", mode="before")
     @classmethod
-    def _listify(cls, value: Any) -> Any:
-        if isinstance(value, str):
+    def _listify(cls, value: Any, info: ValidationInfo) -> Any:
+        # "a,b" from a query string; a JSON body (validated as JSON) gives a list, as documented.
+        if isinstance(value, str) and info.mode == "python":
             return [item for item in value.split(",") if item.strip()]
         return value
 

@@ -125,6 +125,26 @@ class ProjectService:
                               details={"role": role, "previous_role": current.role if current else None})
         return member, current is None
 
+    def change_role(self, actor: Identity, project_id: str, user_id: str, role: str) -> Member:
+        """Change a member's role (404 for a user who is not a member: this never adds anyone)."""
+        self._access.require(actor, project_id, "members.manage")
+        current = self._projects.member(project_id, user_id)
+        if current is None:
+            raise NotFoundError(f"User '{user_id}' is not a member of this project; add them with "
+                                f"POST /api/v1/projects/{project_id}/members")
+        if current.role == role:
+            return current
+        if current.role == "owner":
+            self._keep_an_owner(project_id, user_id)
+        member = Member(project_id=project_id, user_id=user_id, role=role, added_by=current.added_by,
+                        added_at=current.added_at)
+        # Conditional on the role read: a member removed meanwhile is a 409, never re-added.
+        self._projects.put_member(member, expected_role=current.role)
+        self._activity.record(actor, "member", user_id, "member_role_changed", project_id=project_id,
+                              summary=f"Changed {user_id}'s role: {current.role} → {role}",
+                              details={"role": role, "previous_role": current.role})
+        return member
+
     def remove_member(self, actor: Identity, project_id: str, user_id: str) -> Member:
         caller = self._access.admit(actor, project_id)
         if user_id != actor.sub:  # anyone may leave; only owners remove others
@@ -150,7 +170,7 @@ class ProjectService:
                  cursor: str | None) -> tuple[list[ActivityEntry], str | None]:
         """The timeline, newest first; pass the returned cursor to read on."""
         self._access.require(actor, project_id, "activity.read")
-        after = cursors.decode(cursor) if cursor else None
+        after = cursors.decode(cursor, "activity", cursors.text) if cursor else None
         entries, last = self._activity.newest(project_id, page_size, after)
-        return entries, cursors.encode(last) if last else None
+        return entries, cursors.encode("activity", last) if last else None
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.errors import ValidationError
-from chalicelib.services import paths
+from chalicelib.services import cursors, paths
 from chalicelib.clock import utcnow
 from chalicelib.store.images import ImageRepository
-from chalicelib.store.objects import Bucket
+from chalicelib.store.objects import LAST_CHARACTER, MAX_KEY_BYTES, Bucket
 
 CONTENT_TYPES = {
     ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
@@ -62,6 +62,15 @@ class Upload:
     max_bytes: int
 
 
+def _position_under(prefix: str, position: object) -> str:
+    """A browse cursor's position: a key (or past a folder) under the folder being listed."""
+    after = cursors.text(position)
+    # A lone surrogate is in no key: its UnicodeEncodeError is a ValueError, as the codec expects.
+    if not after.startswith(prefix) or len(after.encode()) > MAX_KEY_BYTES + len(LAST_CHARACTER.encode()):
+        raise ValueError(f"not a position in folder {prefix!r}")
+    return after
+
+
 class ShareService:
     def __init__(self, settings: Settings, share: Bucket, images: ImageRepository) -> None:
         self._settings = settings
@@ -71,7 +80,8 @@ class ShareService:
     def browse(self, path: str, cursor: str | None, page_size: int) -> Level:
         """One level under `path`: its folders, then its image files with their registry status."""
         prefix = paths.folder_prefix(path)
-        listing = self._share.list_page(prefix, cursor, max_keys=page_size)
+        after = cursors.decode(cursor, "browse", lambda position: _position_under(prefix, position)) if cursor else None
+        listing = self._share.list_page(prefix, after, max_keys=page_size)
         folders = [Entry(name=p[len(prefix):].rstrip("/"), path=p.rstrip("/"), type="folder") for p in listing.prefixes]
         files = [info for info in listing.objects if paths.is_image_key(info.key)]
         registered = self._images.find_by_keys(info.key for info in files)
@@ -82,7 +92,8 @@ class ShareService:
                   status=registered[info.key].status if info.key in registered else None)
             for info in files
         ]
-        return Level(path=prefix.rstrip("/"), entries=entries, next_cursor=listing.next_cursor)
+        next_cursor = cursors.encode("browse", listing.next_cursor) if listing.next_cursor else None
+        return Level(path=prefix.rstrip("/"), entries=entries, next_cursor=next_cursor)
 
     def expand(self, selection: list[str], recursive: bool = True, max_keys: int | None = None,
                named_files: bool = False) -> Selection:
@@ -103,7 +114,8 @@ class ShareService:
             if named_files and path and not path.endswith("/") and self._share.exists(path):
                 queue.append((path, None))
             queue.append((paths.folder_prefix(path), None))
-        return self.resume(Selection(pending=queue), recursive, max_keys)
+        # A path given twice (or a file and its folder's listing entry) is listed once.
+        return self.resume(Selection(pending=list(dict.fromkeys(queue))), recursive, max_keys)
 
     def resume(self, selection: Selection, recursive: bool = True, max_keys: int | None = None) -> Selection:
         """Work through `selection.pending` in order, adding image keys not yet in `selection.keys`:

@@ -25,6 +25,10 @@ from chalicelib.store.dynamo import Transaction, TransactionCancelled, condition
 from chalicelib.store.jobs import PARALLEL_READS, JobImageItem, job_image_key
 from chalicelib.store.pool import PoolItem
 
+# A set is stored twice (current and history item), each within DynamoDB's 400 KB item limit;
+# the rest of an item (keys, counts, dates) takes well under the 16 KiB left.
+MAX_SET_BYTES = 384 * 1024
+
 
 class AnnotationItem(Model):
     Meta = table_meta("annotations_table")
@@ -80,6 +84,11 @@ def _to_set(item: AnnotationItem) -> AnnotationSet:
 def _to_version(item: AnnotationItem) -> Version:
     return entity(Version, item, annotation_count=int(item.count or 0), created_by=item.updated_by,
                   created_at=item.updated_at)
+
+def stored_size(annotations: list[dict[str, Any]]) -> int:
+    """Bytes an annotation set takes in its item, as `AnnotationItem.annotations` writes it."""
+    return len(AnnotationItem.annotations.serialize(annotations).encode())
+
 
 class AnnotationRepository:
     def get(self, job_id: str, image_id: str) -> AnnotationSet | None:

@@ -307,13 +307,14 @@ class ImageRepository:
         return [entry for entries in shards for entry in entries]
 
     def update_metadata(self, image_id_: str, metadata: dict, expected_rev: int) -> Image:
-        """Replace the custom metadata if nobody changed it since `expected_rev` (409 otherwise)."""
+        """Replace the custom metadata if nobody changed it since `expected_rev` (409 otherwise).
+        One UpdateItem, whose answer (every attribute, as written) is the image returned."""
         item = ImageItem(id=image_id_)
         actions = [ImageItem.metadata.set(metadata), ImageItem.metadata_rev.add(1), ImageItem.updated_at.set(utcnow())]
         condition = ImageItem.id.exists() & (ImageItem.metadata_rev == expected_rev)
         if not self._conditional_update(item, actions, condition):
             raise ConflictError(f"Shared image '{image_id_}' metadata changed meanwhile; retry")
-        return self.get(image_id_)
+        return _to_image(item)
 
     def set_mask(self, image_id_: str, source_id: str | None, category: str | None) -> Image:
         item = ImageItem(id=image_id_)

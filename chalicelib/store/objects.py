@@ -18,6 +18,8 @@ from chalicelib.store.aws import client
 CHUNK_BYTES = 1 << 20
 PART_BYTES = 8 << 20  # multipart part size: S3 needs >= 5 MiB but the last; memory stays ~ one part
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+LAST_CHARACTER = "\U0010ffff"
+MAX_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -51,27 +53,42 @@ def _code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
+def _position_after(contents: list[dict], prefixes: list[str]) -> str | None:
+    """The StartAfter that continues after this page. A common prefix `p/` stands for every key
+    under it, so the position after it is `p/` followed by the highest code point (S3 orders
+    keys by UTF-8 bytes, which is code-point order)."""
+    candidates = [entry["Key"] for entry in contents[-1:]] + [prefix + LAST_CHARACTER for prefix in prefixes[-1:]]
+    return max(candidates) if candidates else None
+
+
 class Bucket:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def list_page(self, prefix: str, cursor: str | None = None, max_keys: int = 1000, recursive: bool = False) -> Listing:
-        """One ListObjectsV2 page under `prefix`: direct children only (a '/' delimiter) unless `recursive`."""
+    def list_page(self, prefix: str, after: str | None = None, max_keys: int = 1000,
+                  recursive: bool = False) -> Listing:
+        """One ListObjectsV2 page under `prefix`: direct children only (a '/' delimiter) unless
+        `recursive`. The page's `next_cursor` is the `after` of the next page: a position in key
+        order (S3's StartAfter) rather than S3's continuation token, so any position a caller
+        hands back is one S3 accepts."""
         params: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix, "MaxKeys": max_keys}
         if not recursive:
             params["Delimiter"] = "/"
-        if cursor:
-            params["ContinuationToken"] = cursor
+        if after:
+            params["StartAfter"] = after
         try:
             page = client("s3").list_objects_v2(**params)
         except ClientError as exc:
             if _code(exc) in ("InvalidArgument", "InvalidToken"):
-                raise BadRequestError(f"cursor is not valid for this listing: {_code(exc)}") from exc
+                raise BadRequestError(f"cursor is not valid for this listing: {_code(exc)}",
+                                      [{"field": "cursor", "message": _code(exc)}]) from exc
             raise StoreError(f"listing s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
+        prefixes = [entry["Prefix"] for entry in page.get("CommonPrefixes", [])]
+        contents = page.get("Contents", [])
         return Listing(
-            prefixes=[entry["Prefix"] for entry in page.get("CommonPrefixes", [])],
-            objects=[_info(entry) for entry in page.get("Contents", []) if not entry["Key"].endswith("/")],
-            next_cursor=page.get("NextContinuationToken") if page.get("IsTruncated") else None,
+            prefixes=prefixes,
+            objects=[_info(entry) for entry in contents if not entry["Key"].endswith("/")],
+            next_cursor=_position_after(contents, prefixes) if page.get("IsTruncated") else None,
         )
 
     def walk(self, prefix: str) -> Iterator[list[ObjectInfo]]:
