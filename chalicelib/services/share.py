@@ -114,8 +114,14 @@ class ShareService:
             if named_files and path and not path.endswith("/") and self._share.exists(path):
                 queue.append((path, None))
             queue.append((paths.folder_prefix(path), None))
-        # A path given twice (or a file and its folder's listing entry) is listed once.
-        return self.resume(Selection(pending=list(dict.fromkeys(queue))), recursive, max_keys)
+        # A path given twice (or a file and its folder's listing entry) is listed once; a file named
+        # again is still a path that selected its image again.
+        unique = list(dict.fromkeys(queue))
+        again = [key for key, _ in queue if not key.endswith("/")]
+        for key, _ in unique:
+            if not key.endswith("/"):
+                again.remove(key)
+        return self.resume(Selection(pending=unique, duplicates=again), recursive, max_keys)
 
     def resume(self, selection: Selection, recursive: bool = True, max_keys: int | None = None) -> Selection:
         """Work through `selection.pending` in order, adding image keys not yet in `selection.keys`:
