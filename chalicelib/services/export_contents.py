@@ -70,8 +70,8 @@ def merge(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
                              "split_distribution": Counter(), "class_distribution": Counter(),
                              "excluded": Counter()}
     for summary in summaries:
-        total["images"] += summary["images"]
-        total["annotations"] += summary["annotations"]
+        total["images"] += summary.get("images", 0)
+        total["annotations"] += summary.get("annotations", 0)
         for name in ("annotation_counts", "split_distribution", "class_distribution", "excluded"):
             total[name].update(summary.get(name, {}))
     return {name: dict(sorted(value.items())) if isinstance(value, Counter) else value for name, value in total.items()}
