@@ -311,6 +311,39 @@ def test_bad_requests_are_refused_naming_the_problem_and_create_nothing(api, sma
     assert api.get(f"{small.base}/exports").json["data"] == []
 
 
+@pytest.mark.parametrize("body, field", [
+    ({"export_mode": "detection", "output_format": "manifest_csv"}, "output_format"),
+    ({"export_mode": "segmentation", "output_format": "yolo"}, "output_format"),
+    ({"export_mode": "classification"}, "options"),
+    ({"export_mode": "detection", "options": {"class_mapping": {"kind": "labels"}}}, "options"),
+    ({"export_mode": "classification", "options": {"class_mapping": {"kind": "free_form"}}},
+     "options.class_mapping"),
+    ({"export_mode": "detection", "filter": {}, "saved_filter_id": "f"}, "saved_filter_id"),
+])
+def test_request_rules_are_checked_once_at_the_edge_with_field_details(api, small, body, field):
+    # Issue 11 #5: these rules were checked again in the service, answered with the field "body"
+    for path in ("exports/preview", "exports"):
+        response = api.post(f"{small.base}/{path}", body)
+        assert response.status_code == 422, response.json
+        assert [detail["field"] for detail in response.json["error"]["details"]] == [field], response.json
+        assert response.json["error"]["details"][0]["location"] == "body"
+
+
+def test_a_saved_filter_selects_what_its_filter_selects(stack, api, small):
+    condition = {"tag_ids": [small.tags["dog"]]}
+    saved = api.post(f"{small.base}/saved-filters", {"name": "dogs", "filter": condition})
+    assert saved.status_code == 201, saved.json
+    by_id = api.post(f"{small.base}/exports/preview", {"export_mode": "detection",
+                                                        "saved_filter_id": saved.json["data"]["id"]})
+    by_filter = api.post(f"{small.base}/exports/preview", {"export_mode": "detection", "filter": condition})
+    assert by_id.status_code == 200, by_id.json
+    assert by_id.json["data"] == by_filter.json["data"] and by_id.json["data"]["images"] == 2
+    done, _ = export(stack, api, small.base, {"export_mode": "detection", "saved_filter_id": saved.json["data"]["id"]})
+    assert done["filter"]["tag_ids"] == [small.tags["dog"]] and done["image_count"] == 2
+    missing = api.post(f"{small.base}/exports/preview", {"export_mode": "detection", "saved_filter_id": "nope"})
+    assert missing.status_code == 404, missing.json
+
+
 def test_classification_options_list_categories_and_labels(api, small):
     data = api.get(f"{small.base}/exports/classification-options").json["data"]
     assert [(c["name"], [t["name"] for t in c["tags"]]) for c in data["categories"]] == [("animal", ["cat", "dog"])]
