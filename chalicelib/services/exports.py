@@ -11,8 +11,8 @@ Pipeline (infra/statemachines/export.asl.json), every step idempotent and re-run
   export_formats.py: COCO entries, YOLO label files, CSV rows, URL lines) and its summary, written
   to S3; image files copied server-side, except images with an EXIF orientation other than 1,
   which are turned into their displayed frame and re-encoded (the annotations are in that frame;
-  `raw_images` keeps the stored bytes). Only those few images pass through this process, one
-  decoded image per copy thread at most;
+  `raw_images` keeps the stored bytes). Only those images pass through this process,
+  TURNS_AT_ONCE at a time;
 - assemble: one ZIP streamed to the exports bucket with a multipart upload (memory ~ one part);
 - finalize: `completed` with summary, size and time; on any failure `fail` sets `failed` with
   the error's message. Work files under `work/` are removed either way.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
@@ -28,7 +29,6 @@ from typing import Any
 
 import orjson
 
-from chalicelib import imaging
 from chalicelib.errors import ConflictError, StoreError
 from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
@@ -49,6 +49,9 @@ from chalicelib.store.projects import ProjectRepository
 SHARD_SIZE = 5000
 DOWNLOAD_SECONDS = 3600
 COPY_THREADS = 8
+# Images turned into their displayed frame at once: each holds its file and one decoded frame
+# (≤ imaging.DEFAULT_MAX_PIXELS), which bounds the step's memory whatever the copy threads do.
+TURNS_AT_ONCE = 2
 
 
 def default_name(mode: str, version: int) -> str:
@@ -242,17 +245,21 @@ class ExportService:
         """The shard's images under the work folder, frozen now: server-side copies, never in this
         process's memory, except images stored with an EXIF orientation other than 1 (unless `raw`),
         which are written turned into their displayed frame (the frame annotations are in)."""
+        from chalicelib import imaging  # Pillow: only the build step needs it, not the API's cold start
+
         oriented = set() if raw else self._oriented([row.image_id for row in rows])
+        turns = threading.BoundedSemaphore(TURNS_AT_ONCE)
 
         def stage(row: Row) -> None:
             target = f"{work}/files/{row.number:09d}"
             if row.image_id not in oriented:
                 self._artifacts.copy_from(self._share, row.file_path, target)
                 return
-            opened = self._share.open(row.file_path)
-            if opened is None:
-                raise StoreError(f"reading s3://{self._share.name}/{row.file_path} failed: NoSuchKey")
-            data, content_type = imaging.displayed(b"".join(opened[1]))
+            with turns:
+                opened = self._share.open(row.file_path)
+                if opened is None:
+                    raise StoreError(f"reading s3://{self._share.name}/{row.file_path} failed: NoSuchKey")
+                data, content_type = imaging.displayed(b"".join(opened[1]))
             self._artifacts.put(target, data, content_type)
 
         with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
