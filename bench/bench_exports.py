@@ -378,9 +378,9 @@ class Staging:
         self._lock = threading.Lock()
         staging = self
 
-        def stage(service, rows, work):
+        def stage(service, rows, *rest):
             started = time.perf_counter()
-            staging._original(service, rows, work)
+            staging._original(service, rows, *rest)
             with staging._lock:
                 staging.seconds += time.perf_counter() - started
                 staging.images += len(rows)

@@ -18,7 +18,7 @@ from datetime import datetime
 from operator import add, mul, sub
 from typing import BinaryIO, Iterable
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from chalicelib.errors import ImageRejectedError
 
@@ -310,3 +310,30 @@ def _timestamp(value: object) -> str | None:
         return datetime.strptime(value.strip("\x00 "), "%Y:%m:%d %H:%M:%S").isoformat()
     except ValueError:
         return None
+
+
+DISPLAYED_JPEG_QUALITY = 95
+_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp",
+         "TIFF": "image/tiff"}
+
+
+def displayed(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, str]:
+    """The image as it is displayed: pixels turned by its EXIF orientation, re-encoded in its own
+    format (JPEG at quality 95 with the stored chroma subsampling; lossless formats stay lossless)
+    with the orientation tag removed, so a viewer that ignores EXIF shows what one that honours it
+    shows. Returns (bytes, MIME type). Memory: the file plus one decoded frame (≤ max_pixels)."""
+    with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+        if image.width * image.height > max_pixels:
+            raise ImageRejectedError(f"{image.width}x{image.height} is over {max_pixels} pixels")
+        fmt = image.format or "JPEG"
+        options: dict = {}
+        if fmt == "JPEG":
+            options = {"quality": DISPLAYED_JPEG_QUALITY, "subsampling": JpegImagePlugin.get_sampling(image)}
+        if image.info.get("icc_profile"):
+            options["icc_profile"] = image.info["icc_profile"]
+        turned = ImageOps.exif_transpose(image)
+        exif = turned.getexif()
+        exif.pop(_TAG_ORIENTATION, None)
+        buffer = io.BytesIO()
+        turned.save(buffer, fmt, exif=exif.tobytes(), **options)
+    return buffer.getvalue(), _MIME.get(fmt, "application/octet-stream")

@@ -41,3 +41,15 @@ def truncated_jpeg() -> bytes:
 
 def text_as_jpeg() -> bytes:
     return b"name,label\ncat.jpg,cat\n"
+
+
+def oriented(width: int, height: int, orientation: int, seed: int = 0) -> bytes:
+    """A JPEG stored `width`×`height` whose EXIF orientation tag is `orientation`; its top-left
+    stored quarter is pure blue, so where it lands shows how the image was turned."""
+    image = Image.open(io.BytesIO(picture(width, height, seed=seed)))
+    image.paste((0, 0, 255), (0, 0, width // 4, height // 4))
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif, quality=95)
+    return buffer.getvalue()

@@ -9,7 +9,6 @@ from chalicelib.api.responses import ok
 from chalicelib.api.routing import endpoint
 from chalicelib.schemas.exports import ClassificationOptionsOut, ExportBody, ExportOut, PreviewOut, ProgressOut
 from chalicelib.services.container import services
-from chalicelib.services.export_spec import default_format
 
 if TYPE_CHECKING:  # only a type here; importing the store model costs every cold start
     from chalicelib.store.exports import Export
@@ -31,25 +30,17 @@ def export_out(export: Export) -> ExportOut:
         completed_at=export.completed_at)
 
 
-def _spec(project_id: str, identity, body: ExportBody):
-    request = body.model_dump(exclude_unset=True)
-    request["output_format"] = body.output_format or default_format(body.export_mode)
-    request["filter"] = body.filter
-    request["options"] = body.options
-    return services().exports.resolve(identity, project_id, request)
-
-
 @endpoint(bp, f"{BASE}/preview", "POST", body=ExportBody, response=PreviewOut)
 def preview_export(project_id, identity, body: ExportBody):
     """What an export would contain: images, annotations by type, split and class distributions."""
-    preview = services().exports.preview(identity, project_id, _spec(project_id, identity, body))
+    preview = services().exports.preview(identity, project_id, body.spec(), body.saved_filter_id)
     return ok(PreviewOut(**preview), f"The export would contain {preview['images']} image(s)")
 
 
 @endpoint(bp, BASE, "POST", body=ExportBody, response=ExportOut, status=202)
 def create_export(project_id, identity, body: ExportBody):
     """Start an export: numbered per project and mode, built in the background (poll its status)."""
-    export = services().exports.create(identity, project_id, _spec(project_id, identity, body), body.name)
+    export = services().exports.create(identity, project_id, body.spec(), body.name, body.saved_filter_id)
     return ok(export_out(export), f"{export.name} created; it is being built", 202)
 
 

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, Iterable, Sequence
 
 import orjson
 
-from chalicelib.formats import ExportImage, Shape
+from chalicelib.formats import ExportImage, Shape, member_name
 
 MODES = ("detection", "segmentation")
 
@@ -23,7 +23,9 @@ def categories(names: Iterable[str]) -> list[dict]:
 
 
 def image_entry(image: ExportImage) -> dict:
-    return {"id": image.number, "file_name": image.file_path, "width": image.width, "height": image.height}
+    """`file_name` is the image's path relative to the share, as a safe member name (the same path
+    the image has under `images/` when the export includes images)."""
+    return {"id": image.number, "file_name": member_name(image.file_path), "width": image.width, "height": image.height}
 
 
 @dataclass(frozen=True)

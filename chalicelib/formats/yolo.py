@@ -1,8 +1,13 @@
-"""Ultralytics YOLO detection layout: `images/<split>/...`, `labels/<split>/....txt`, `data.yaml`.
+"""Ultralytics YOLO detection layout, flat per split: `images/<split>/<name>`,
+`labels/<split>/<stem>.txt`, `data.yaml`.
 
 Ultralytics finds an image's label file by swapping `images/` for `labels/` and the suffix for
-`.txt`, so both paths keep the image's sub-folders. `data.yaml` is written by hand (no PyYAML in
-the Lambda package); names YAML would misread are double-quoted.
+`.txt`; Datumaro's YOLO importers want the images of a split in one folder. So every image of a
+split sits in one folder under its file name, and two images whose stems meet (`x.jpg`, `X.png`)
+are told apart deterministically (`FlatNames`). `data.yaml` has no `path`: Ultralytics then
+resolves `train`/`val` against the YAML's own folder (`check_det_dataset`), wherever the ZIP is
+unpacked; it needs both keys, so a missing split points at one that exists. It is written by hand
+(no PyYAML in the Lambda package); names YAML would misread are double-quoted.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Iterable
 
-from chalicelib.formats import ExportImage
+from chalicelib.formats import ExportImage, member_name
 
 SPLITS = ("train", "val", "test")
 _SPECIAL = set(":#'\"{}[],&*?|<>=!%@\\`")
@@ -25,12 +30,37 @@ _IMPLICIT = re.compile(
 )
 
 
+def file_name(file_path: str) -> str:
+    """The image's file name, safe as one path segment."""
+    return member_name(file_path).rsplit("/", 1)[-1]
+
+
 def image_path(split: str, file_path: str) -> str:
-    return f"images/{split}/{file_path}"
+    return f"images/{member_name(split)}/{file_name(file_path)}"
 
 
 def label_path(split: str, file_path: str) -> str:
-    return f"labels/{split}/{PurePosixPath(file_path).with_suffix('.txt')}"
+    return f"labels/{member_name(split)}/{PurePosixPath(file_name(file_path)).stem}.txt"
+
+
+class FlatNames:
+    """Image and label paths of a flat layout, unique per split by stem: the first image with a
+    stem keeps it, a later one becomes `<stem>__<image id start>` (then `-2`, `-3`...). Feed images
+    in the export's order and the names are the same on every build."""
+
+    def __init__(self) -> None:
+        self._used: set[tuple[str, str]] = set()
+
+    def place(self, split: str, file_path: str, image_id: str) -> tuple[str, str]:
+        split = member_name(split)
+        name = PurePosixPath(file_name(file_path))
+        stem, suffix = name.stem, name.suffix
+        candidate, n = stem, 1
+        while (split, candidate.casefold()) in self._used:
+            candidate = f"{stem}__{image_id[:8]}" + (f"-{n}" if n > 1 else "")
+            n += 1
+        self._used.add((split, candidate.casefold()))
+        return f"images/{split}/{candidate}{suffix}", f"labels/{split}/{candidate}.txt"
 
 
 def class_indexes(names: Iterable[str]) -> dict[str, int]:
@@ -92,10 +122,19 @@ def yaml_scalar(name: str) -> str:
     return '"' + "".join(_escape(c) for c in name) + '"'
 
 
-def data_yaml(names: list[str], splits: Iterable[str]) -> str:
-    present = set(splits)
-    lines = ["path: ."]
-    lines += [f"{split}: images/{split}" for split in SPLITS if split in present]
+def data_yaml(names: Iterable[str], splits: Iterable[str]) -> str:
+    """`train`, `val` (and `test`) relative to the YAML's folder, and `names` as index → name.
+
+    Ultralytics requires `train` and `val`: a split with no image points at the first one that has
+    images (val at train when there is no val split), and says so in a comment."""
+    present = [split for split in SPLITS if split in set(splits)]
+    lines = []
+    for split in SPLITS:
+        if split in present:
+            lines.append(f"{split}: images/{split}")
+        elif split != "test":
+            stand_in = present[0] if present else "train"
+            lines.append(f"{split}: images/{stand_in}  # no {split} images: the {stand_in} images stand in")
     indexes = class_indexes(names)
     if indexes:
         lines.append("names:")

@@ -298,6 +298,7 @@ class Services:
         from chalicelib.store.annotations import AnnotationRepository
         from chalicelib.store.exports import ExportRepository
         from chalicelib.store.image_tags import ImageTagRepository
+        from chalicelib.store.images import ImageRepository
         from chalicelib.store.jobs import JobRepository
         from chalicelib.store.projects import ProjectRepository
         from chalicelib.store.tags import TagRepository
@@ -305,7 +306,8 @@ class Services:
 
         contents = ExportContents(self.explore, TaskRepository(), JobRepository(), AnnotationRepository(),
                                   TagRepository(), ImageTagRepository(), self.documents_bucket)
-        return ExportService(self.access, ExportRepository(), ProjectRepository(), contents, self.saved_filters,
+        return ExportService(self.access, ExportRepository(), ProjectRepository(), ImageRepository(), contents,
+                             self.saved_filters,
                              self.share_bucket, self.exports_bucket, self.activity, self.start_workflow,
                              self.settings.export_state_machine)
 

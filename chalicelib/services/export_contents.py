@@ -3,8 +3,11 @@
 `plan` freezes the filter's images in Explore order, with split, classes and where they are
 used (images a split-based format cannot place, or classification cannot class, are left out and
 counted); `records` gives each image's annotations as the version mode has them, label-filtered;
-`entries` the COCO annotation entries every detection and segmentation format counts; `summary`
-the counts of a set of records, which `merge` adds up across shards.
+`place` drops the records the export cannot place (a classification image with no class once its
+label classes are known) and counts them; `entries` the COCO annotation entries every detection and
+segmentation format counts; `summary` the counts of a set of placed records and what was left
+out, which `merge` adds up across shards. The preview, each shard's summary and the ZIP all come
+from these, so they agree.
 """
 from __future__ import annotations
 
@@ -64,12 +67,13 @@ class Plan:
 def merge(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Sum per-shard summaries: counts add up, distributions add up key by key."""
     total: dict[str, Any] = {"images": 0, "annotations": 0, "annotation_counts": Counter(),
-                             "split_distribution": Counter(), "class_distribution": Counter()}
+                             "split_distribution": Counter(), "class_distribution": Counter(),
+                             "excluded": Counter()}
     for summary in summaries:
-        total["images"] += summary["images"]
-        total["annotations"] += summary["annotations"]
-        for name in ("annotation_counts", "split_distribution", "class_distribution"):
-            total[name].update(summary[name])
+        total["images"] += summary.get("images", 0)
+        total["annotations"] += summary.get("annotations", 0)
+        for name in ("annotation_counts", "split_distribution", "class_distribution", "excluded"):
+            total[name].update(summary.get(name, {}))
     return {name: dict(sorted(value.items())) if isinstance(value, Counter) else value for name, value in total.items()}
 
 
@@ -110,7 +114,7 @@ class ExportContents:
 
     def plan(self, project: Project, spec: ExportSpec) -> Plan:
         self.check_labels(project, spec)
-        names = sorted({label["name"] for label in project.labels})
+        names = categories(project.labels, spec)
         if spec.options.labels is not None:
             names = sorted(set(names) & set(spec.options.labels))
         entries = self._explore.select(project.id, spec.filter).entries
@@ -210,6 +214,16 @@ class ExportContents:
         return found
 
     @staticmethod
+    def place(plan: Plan, records: list[ExportImage]) -> tuple[list[ExportImage], dict[str, int]]:
+        """The records the artifact holds, and the rest by reason: a classification export places
+        only images with a class (tag classes are known at plan time, label classes only here)."""
+        if plan.spec.export_mode != "classification":
+            return records, {}
+        placed = [record for record in records if record.classes]
+        left = len(records) - len(placed)
+        return placed, ({"without_class": left} if left else {})
+
+    @staticmethod
     def entries(plan: Plan, records: list[ExportImage]) -> list[list[dict]] | None:
         """Each record's COCO annotation entries (detection and segmentation: what every format of
         those modes counts and COCO writes); None for classification."""
@@ -221,7 +235,8 @@ class ExportContents:
         return [coco.annotation_entries(record, ids, spec.export_mode, options) for record in records]
 
     @staticmethod
-    def summary(plan: Plan, records: list[ExportImage], entries: list[list[dict]] | None) -> dict[str, Any]:
+    def summary(plan: Plan, records: list[ExportImage], entries: list[list[dict]] | None,
+                excluded: dict[str, int] | None = None) -> dict[str, Any]:
         counts, classes = Counter(), Counter()
         annotations = 0
         if entries is None:
@@ -237,7 +252,28 @@ class ExportContents:
             counts.update(shape.type for shape in record.shapes)
         return {"images": len(records), "annotations": annotations, "annotation_counts": dict(counts),
                 "split_distribution": dict(Counter(record.split for record in records)),
-                "class_distribution": dict(classes)}
+                "class_distribution": dict(classes), "excluded": dict(excluded or {})}
+
+
+# The annotation types a label of each `annotation_type` can carry.
+_CARRIES = {"any": {"bbox", "polygon", "classification"}, "bbox": {"bbox"}, "polygon": {"polygon"},
+            "classification": {"classification"}}
+
+
+def categories(labels: list[dict[str, Any]], spec: ExportSpec) -> list[str]:
+    """The label names an export's categories (COCO) or class names (YOLO) are: the labels whose
+    type can carry an annotation the export writes. Detection writes boxes (and polygons as boxes
+    with `bbox_from_polygons`); segmentation polygons (and boxes when boxes are included or turned
+    into polygons); classification uses image-level classes."""
+    options = spec.options
+    if spec.export_mode == "detection":
+        written = {"bbox"} | ({"polygon"} if options.bbox_from_polygons else set())
+    elif spec.export_mode == "segmentation":
+        written = {"polygon"} | ({"bbox"} if options.include_bboxes or options.bboxes_as_polygons else set())
+    else:
+        written = {"classification"}
+    return sorted({label["name"] for label in labels
+                   if _CARRIES.get(label.get("annotation_type", "any"), set()) & written})
 
 
 def _coco_options(spec: ExportSpec) -> coco.CocoOptions:

@@ -1,7 +1,9 @@
 """What an export is asked to be: mode, format, the frozen filter and the options.
 
-A pydantic model like the filter, so the API, the preview and the steps all validate the same
-rules; an export record stores `ExportSpec.model_dump(mode="json")` and the steps rebuild it.
+The request (schemas/exports.py `ExportBody`) is validated once, at the API edge, with the rules
+here (`format_problem`, `mapping_problem`, the options' own validators) and becomes an `ExportSpec`
+without a second validation; an export record stores the spec's filter and options and the steps
+rebuild it with `ExportSpec.model_validate` (a stored record, not a request).
 """
 from __future__ import annotations
 
@@ -13,13 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from chalicelib.services.filters import ImageFilter
 
 Mode = Literal["classification", "detection", "segmentation"]
+Format = Literal["coco_json", "yolo", "manifest_csv", "image_folder", "url_manifest"]
 FORMATS: dict[str, tuple[str, ...]] = {
     "classification": ("manifest_csv", "image_folder", "url_manifest"),
     "detection": ("coco_json", "yolo", "url_manifest"),
     "segmentation": ("coco_json", "url_manifest"),
 }
-SPLIT_BASED = ("image_folder", "yolo")  # formats whose layout is by split: images in no split are left out
-WITH_IMAGES = ("image_folder",)  # formats that are nothing without the image files
 FORMAT_NAMES = {"coco_json": "COCO JSON", "yolo": "YOLO", "manifest_csv": "CSV", "image_folder": "ImageFolder",
                 "url_manifest": "URL manifest"}
 
@@ -59,6 +60,8 @@ class ExportOptions(BaseModel):
         default=None, description="job_version mode: job id → version number; other jobs use their newest version")
     timestamp: datetime | None = Field(default=None, description="timestamp mode: annotations as they were then")
     include_images: bool = Field(default=False, description="copy the image files into the artifact")
+    raw_images: bool = Field(default=False, description="with images: the stored bytes as they are, EXIF "
+                                                        "orientation flag included (default: displayed-frame pixels)")
     bbox_from_polygons: bool = Field(default=False, description="detection: polygons also exported as boxes")
     include_bboxes: bool = Field(default=True, description="segmentation: also export box annotations")
     bboxes_as_polygons: bool = Field(default=False, description="segmentation: boxes exported as 4-point polygons")
@@ -90,23 +93,40 @@ class ExportSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExportSpec":
-        allowed = FORMATS[self.export_mode]
-        if self.output_format not in allowed:
-            raise ValueError(f"output_format {self.output_format!r} is not one of {', '.join(allowed)} "
-                             f"for {self.export_mode} exports")
-        if self.export_mode == "classification" and self.options.class_mapping is None:
-            raise ValueError("classification exports need options.class_mapping")
-        if self.export_mode != "classification" and self.options.class_mapping is not None:
-            raise ValueError("options.class_mapping is only for classification exports")
+        problem = format_problem(self.export_mode, self.output_format) or mapping_problem(self.export_mode,
+                                                                                           self.options)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
     def with_images(self) -> bool:
-        return self.options.include_images or self.output_format in WITH_IMAGES
+        from chalicelib.services.export_formats import FORMAT_WRITERS
+
+        return self.options.include_images or FORMAT_WRITERS[self.output_format].needs_images
 
     @property
     def split_based(self) -> bool:
-        return self.output_format in SPLIT_BASED
+        from chalicelib.services.export_formats import FORMAT_WRITERS
+
+        return FORMAT_WRITERS[self.output_format].split_based
+
+
+def format_problem(mode: str, output_format: str) -> str | None:
+    """Why `output_format` cannot serve `mode` exports, or None."""
+    allowed = FORMATS[mode]
+    if output_format not in allowed:
+        return f"output_format {output_format!r} is not one of {', '.join(allowed)} for {mode} exports"
+    return None
+
+
+def mapping_problem(mode: str, options: ExportOptions) -> str | None:
+    """Why `options` do not suit `mode` exports (a class mapping is for classification only), or None."""
+    if mode == "classification" and options.class_mapping is None:
+        return "classification exports need options.class_mapping"
+    if mode != "classification" and options.class_mapping is not None:
+        return "options.class_mapping is only for classification exports"
+    return None
 
 
 def default_format(mode: str) -> str:

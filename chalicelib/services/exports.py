@@ -7,8 +7,12 @@ time.
 Pipeline (infra/statemachines/export.asl.json), every step idempotent and re-runnable:
 - prepare: the frozen manifest, cut into shards of `shard_size` images, written to S3 with the
   plan (categories, spec); returns only shard numbers;
-- build (a Map over shards): one shard's part of the artifact (COCO entries, YOLO label files,
-  CSV rows, URL lines) and its summary, written to S3; image files copied server-side;
+- build (a Map over shards): one shard's part of the artifact (the format's writer,
+  export_formats.py: COCO entries, YOLO label files, CSV rows, URL lines) and its summary, written
+  to S3; image files copied server-side, except images with an EXIF orientation other than 1,
+  which are turned into their displayed frame and re-encoded (the annotations are in that frame;
+  `raw_images` keeps the stored bytes). Only those images pass through this process,
+  TURNS_AT_ONCE at a time;
 - assemble: one ZIP streamed to the exports bucket with a multipart upload (memory ~ one part);
 - finalize: `completed` with summary, size and time; on any failure `fail` sets `failed` with
   the error's message. Work files under `work/` are removed either way.
@@ -17,19 +21,19 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
-import pydantic
 
-from chalicelib.errors import ConflictError, ValidationError
-from chalicelib.formats import ExportImage, coco, manifests, yolo
+from chalicelib.errors import ConflictError, StoreError
 from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.export_contents import ExportContents, Plan, Row, merge
+from chalicelib.services.export_formats import Archive, Parts, Shard, writer_of
 from chalicelib.services.export_spec import FORMAT_NAMES, ExportSpec
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
@@ -38,12 +42,16 @@ from chalicelib.services.saved_filters import SavedFilterService
 from chalicelib.clock import utcnow
 from chalicelib.ids import new_id
 from chalicelib.store.exports import COMPLETED, FAILED, PENDING, PROCESSING, Export, ExportRepository
+from chalicelib.store.images import ImageRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.projects import ProjectRepository
 
 SHARD_SIZE = 5000
 DOWNLOAD_SECONDS = 3600
 COPY_THREADS = 8
+# Images turned into their displayed frame at once: each holds its file and one decoded frame
+# (≤ imaging.DEFAULT_MAX_PIXELS), which bounds the step's memory whatever the copy threads do.
+TURNS_AT_ONCE = 2
 
 
 def default_name(mode: str, version: int) -> str:
@@ -56,12 +64,13 @@ def _slug(name: str) -> str:
 
 class ExportService:
     def __init__(self, access: Access, exports: ExportRepository, projects: ProjectRepository,
-                 contents: ExportContents, saved_filters: SavedFilterService, share: Bucket, artifacts: Bucket,
+                 images: ImageRepository, contents: ExportContents, saved_filters: SavedFilterService, share: Bucket, artifacts: Bucket,
                  activity: ActivityService, start_workflow: WorkflowStarter, state_machine: str,
                  shard_size: int = SHARD_SIZE) -> None:
         self._access = access
         self._exports = exports
         self._projects = projects
+        self._images = images
         self._contents = contents
         self._saved_filters = saved_filters
         self._share = share
@@ -73,36 +82,33 @@ class ExportService:
 
     # API ----------------------------------------------------------------------------------------
 
-    def resolve(self, actor: Identity, project_id: str, body: dict[str, Any]) -> ExportSpec:
-        """An export request (filter object or saved filter id) as a validated spec."""
-        body = dict(body)
-        body["filter"] = self._saved_filters.resolve(actor, project_id, body.get("filter"),
-                                                     body.pop("saved_filter_id", None))
-        body.pop("name", None)
-        if body.get("filter") is None:
-            body.pop("filter", None)
-        try:
-            return ExportSpec.model_validate(body)
-        except pydantic.ValidationError as exc:
-            problems = [{"field": ".".join(str(part) for part in error["loc"]) or "body",
-                         "message": error["msg"].removeprefix("Value error, ")} for error in exc.errors()]
-            raise ValidationError(f"{problems[0]['field']}: {problems[0]['message']}", problems) from exc
+    def _resolved(self, actor: Identity, project_id: str, spec: ExportSpec,
+                  saved_filter_id: str | None) -> ExportSpec:
+        """`spec` with the saved filter it names, if it names one (the request had no filter then)."""
+        if saved_filter_id is None:
+            return spec
+        return spec.model_copy(update={"filter": self._saved_filters.resolve(actor, project_id, None,
+                                                                              saved_filter_id)})
 
     def classification_options(self, actor: Identity, project_id: str) -> dict[str, Any]:
         caller = self._access.require(actor, project_id, "exports.read")
         return self._contents.classification_options(caller.project)
 
-    def preview(self, actor: Identity, project_id: str, spec: ExportSpec) -> dict[str, Any]:
+    def preview(self, actor: Identity, project_id: str, spec: ExportSpec,
+                saved_filter_id: str | None = None) -> dict[str, Any]:
         """What the export would contain, computed by the code that builds it."""
         caller = self._access.require(actor, project_id, "exports.read")
+        spec = self._resolved(actor, project_id, spec, saved_filter_id)
         plan = self._contents.plan(caller.project, spec)
-        records = self._contents.records(plan.spec, plan.rows)
-        summary = merge([self._contents.summary(plan, records, self._contents.entries(plan, records))])
-        return {**summary, "excluded": plan.excluded, "export_mode": spec.export_mode,
-                "output_format": spec.output_format}
+        records, excluded = self._contents.place(plan, self._contents.records(plan.spec, plan.rows))
+        summary = merge([{"excluded": plan.excluded},
+                         self._contents.summary(plan, records, self._contents.entries(plan, records), excluded)])
+        return {**summary, "export_mode": spec.export_mode, "output_format": spec.output_format}
 
-    def create(self, actor: Identity, project_id: str, spec: ExportSpec, name: str | None) -> Export:
+    def create(self, actor: Identity, project_id: str, spec: ExportSpec, name: str | None,
+               saved_filter_id: str | None = None) -> Export:
         caller = self._access.require(actor, project_id, "exports.write")
+        spec = self._resolved(actor, project_id, spec, saved_filter_id)
         self._contents.check_labels(caller.project, spec)
         self._contents.category_tags(spec)
         export = self._exports.create(
@@ -172,16 +178,22 @@ class ExportService:
     def build(self, project_id: str, export_id: str, shard: int) -> None:
         export = self._exports.get(project_id, export_id)
         spec = _spec(export)
+        writer = writer_of(spec)
         work = self._work(project_id, export_id)
         stored = self._artifacts.get_json(f"{work}/plan.json")
         rows = [Row.load(line) for line in self._artifacts.lines(f"{work}/manifest-{shard:05d}.jsonl") if line]
         plan = Plan(spec, stored["categories"], rows, stored["excluded"])
-        records = self._contents.records(spec, rows)
+        records, excluded = self._contents.place(plan, self._contents.records(spec, rows))
         entries = self._contents.entries(plan, records)
-        self._write_part(plan, records, entries, f"{work}/part-{shard:05d}")
+        part = Shard(self._artifacts, self._share, f"{work}/part-{shard:05d}")
+        writer.part(part, spec, plan.categories, records, entries)
         if spec.with_images:
-            self._stage_images(rows, work)
-        self._artifacts.put_json(f"{work}/summary-{shard:05d}.json", self._contents.summary(plan, records, entries))
+            placements = writer.placements(records)
+            part.put_lines(".files.jsonl", (orjson.dumps([r.number, r.image_id, path]) for r, path in placements))
+            placed = {record.image_id for record, _ in placements}
+            self._stage_images([row for row in rows if row.image_id in placed], work, spec.options.raw_images)
+        self._artifacts.put_json(f"{work}/summary-{shard:05d}.json",
+                                 self._contents.summary(plan, records, entries, excluded))
         self._exports.shard_done(project_id, export_id, shard)
 
     def assemble(self, project_id: str, export_id: str, shards: list[int]) -> None:
@@ -189,15 +201,17 @@ class ExportService:
         spec = _spec(export)
         work = self._work(project_id, export_id)
         stored = self._artifacts.get_json(f"{work}/plan.json")
-        summary = merge(self._artifacts.get_json(f"{work}/summary-{shard:05d}.json") for shard in shards)
-        summary["excluded"] = stored["excluded"]
+        summary = merge([{"excluded": stored["excluded"]},
+                         *(self._artifacts.get_json(f"{work}/summary-{shard:05d}.json") for shard in shards)])
         key = f"{self._prefix(project_id, export_id)}/{_slug(export.name)}.zip"
+        parts = Parts(self._artifacts, work, shards)
         with self._artifacts.writer(key, "application/zip") as out:
-            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr("export.json", json.dumps(_about(export, summary), indent=2, default=str))
-                self._write_body(archive, spec, stored["categories"], work, shards)
+            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+                archive = Archive(zipped)
+                archive.write("export.json", json.dumps(_about(export, summary), indent=2, default=str))
+                named = writer_of(spec).body(archive, parts, spec, stored["categories"])
                 if spec.with_images:
-                    self._write_images(archive, spec, work, shards)
+                    self._write_images(archive, parts, named, work)
         size = self._artifacts.head(key).size
         self._exports.update(project_id, export_id, {"artifact_key": key, "artifact_size_bytes": size,
                                                      "summary": summary})
@@ -225,101 +239,47 @@ class ExportService:
         self._artifacts.delete_prefix(self._work(project_id, export_id) + "/")
         return self._exports.get(project_id, export_id)
 
-    # What an export contains --------------------------------------------------------------------
+    # Images -------------------------------------------------------------------------------------
 
-    # Parts and the artifact ---------------------------------------------------------------------
+    def _stage_images(self, rows: list[Row], work: str, raw: bool) -> None:
+        """The shard's images under the work folder, frozen now: server-side copies, never in this
+        process's memory, except images stored with an EXIF orientation other than 1 (unless `raw`),
+        which are written turned into their displayed frame (the frame annotations are in)."""
+        from chalicelib import imaging  # Pillow: only the build step needs it, not the API's cold start
 
-    def _write_part(self, plan: Plan, records: list[ExportImage], entries: list[list[dict]] | None,
-                    part: str) -> None:
-        spec = plan.spec
-        fmt = spec.output_format
-        if fmt == "coco_json":
-            self._put_lines(f"{part}.images.jsonl", (orjson.dumps(coco.image_entry(r)) for r in records))
-            self._put_lines(f"{part}.annotations.jsonl", (orjson.dumps(entry) for found in entries or ()
-                                                          for entry in found))
-        elif fmt == "yolo":
-            index = yolo.class_indexes(plan.categories)
-            self._put_lines(f"{part}.labels.jsonl", (orjson.dumps({
-                "path": yolo.label_path(r.split, r.file_path),
-                "text": yolo.label_text(r, index, spec.options.bbox_from_polygons)}) for r in records))
-        elif fmt == "manifest_csv":
-            self._artifacts.put(f"{part}.csv", "".join(manifests.csv_rows(r) for r in records).encode(), "text/csv")
-        elif fmt == "url_manifest":
-            expires = spec.options.url_expires_in
-            self._artifacts.put(f"{part}.jsonl", b"".join(
-                manifests.url_line(r, self._share.presign_get(r.file_path, expires)) for r in records),
-                "application/x-ndjson")
-        if spec.with_images:
-            if fmt == "image_folder":
-                placed = [(r, path) for r, path in manifests.image_folder_paths(records)]
-            elif fmt == "yolo":
-                placed = [(r, yolo.image_path(r.split, r.file_path)) for r in records]
-            else:
-                placed = [(r, f"images/{r.file_path}") for r in records]
-            self._put_lines(f"{part}.files.jsonl", (orjson.dumps([r.number, r.image_id, path]) for r, path in placed))
+        oriented = set() if raw else self._oriented([row.image_id for row in rows])
+        turns = threading.BoundedSemaphore(TURNS_AT_ONCE)
 
-    def _put_lines(self, key: str, lines: Iterable[bytes]) -> None:
-        self._artifacts.put(key, b"\n".join(lines), "application/x-ndjson")
-
-    def _stage_images(self, rows: list[Row], work: str) -> None:
-        """Server-side copies of the shard's images: frozen now, and never in this process's memory."""
-        with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
-            list(pool.map(lambda row: self._artifacts.copy_from(self._share, row.file_path,
-                                                                f"{work}/files/{row.number:09d}"), rows))
-
-    def _write_body(self, archive: zipfile.ZipFile, spec: ExportSpec, categories: list[str], work: str,
-                    shards: list[int]) -> None:
-        fmt = spec.output_format
-        part = f"{work}/part-{{:05d}}"
-        if fmt == "coco_json":
-            info = {"description": "pixelpool export", "date_created": utcnow().isoformat()}
-            with archive.open("annotations.json", "w", force_zip64=True) as member:
-                writer = coco.CocoWriter(member, info, coco.categories(categories))
-                for shard in shards:
-                    for line in self._artifacts.lines(part.format(shard) + ".images.jsonl"):
-                        if line:
-                            writer.add_image(orjson.loads(line))
-                for shard in shards:
-                    for line in self._artifacts.lines(part.format(shard) + ".annotations.jsonl"):
-                        if line:
-                            writer.add_annotation(orjson.loads(line))
-                writer.close()
-        elif fmt == "yolo":
-            splits = set()
-            for shard in shards:
-                for line in self._artifacts.lines(part.format(shard) + ".labels.jsonl"):
-                    if line:
-                        label = orjson.loads(line)
-                        splits.add(label["path"].split("/", 2)[1])
-                        archive.writestr(label["path"], label["text"])
-            archive.writestr("data.yaml", yolo.data_yaml(sorted(yolo.class_indexes(categories)), splits))
-        elif fmt in ("manifest_csv", "url_manifest"):
-            name, suffix = ("manifest.csv", ".csv") if fmt == "manifest_csv" else ("manifest.jsonl", ".jsonl")
-            with archive.open(name, "w", force_zip64=True) as member:
-                if fmt == "manifest_csv":
-                    member.write((manifests.CSV_HEADER + "\n").encode())
-                for shard in shards:
-                    opened = self._artifacts.open(part.format(shard) + suffix)
-                    for chunk in opened[1] if opened else ():
-                        member.write(chunk)
-
-    def _write_images(self, archive: zipfile.ZipFile, spec: ExportSpec, work: str, shards: list[int]) -> None:
-        """Stream each staged image into the ZIP a chunk at a time (stored: images are compressed already)."""
-        used: set[str] = set()
-        for shard in shards:
-            for line in self._artifacts.lines(f"{work}/part-{shard:05d}.files.jsonl"):
-                if not line:
-                    continue
-                number, image_id, path = orjson.loads(line)
-                path = _unique(path, image_id, used)
-                opened = self._artifacts.open(f"{work}/files/{number:09d}")
+        def stage(row: Row) -> None:
+            target = f"{work}/files/{row.number:09d}"
+            if row.image_id not in oriented:
+                self._artifacts.copy_from(self._share, row.file_path, target)
+                return
+            with turns:
+                opened = self._share.open(row.file_path)
                 if opened is None:
-                    continue
-                info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_STORED
-                with archive.open(info, "w", force_zip64=True) as member:
-                    for chunk in opened[1]:
-                        member.write(chunk)
+                    raise StoreError(f"reading s3://{self._share.name}/{row.file_path} failed: NoSuchKey")
+                data, content_type = imaging.displayed(b"".join(opened[1]))
+            self._artifacts.put(target, data, content_type)
+
+        with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
+            list(pool.map(stage, rows))
+
+    def _oriented(self, image_ids: list[str]) -> set[str]:
+        """The images among `image_ids` whose stored pixels are not in their displayed frame."""
+        return {image.id for image in self._images.find(image_ids).values()
+                if (image.exif or {}).get("orientation") not in (None, 1)}
+
+    def _write_images(self, archive: Archive, parts: Parts, named: dict[int, str], work: str) -> None:
+        """Stream each staged image into the ZIP a chunk at a time (stored: images are compressed already)."""
+        for line in parts.lines(".files.jsonl"):
+            number, image_id, path = orjson.loads(line)
+            opened = self._artifacts.open(f"{work}/files/{number:09d}")
+            if opened is None:
+                continue
+            with archive.open(named.get(number, path), image_id, stored=True) as member:
+                for chunk in opened[1]:
+                    member.write(chunk)
 
     def _work(self, project_id: str, export_id: str) -> str:
         return f"{self._prefix(project_id, export_id)}/work"
@@ -333,18 +293,6 @@ def _spec(export: Export) -> ExportSpec:
     return ExportSpec.model_validate({"export_mode": export.export_mode, "output_format": export.output_format,
                                       "filter": ImageFilter.model_validate(export.image_filter),
                                       "options": export.options})
-
-
-def _unique(path: str, image_id: str, used: set[str]) -> str:
-    """A ZIP path no earlier member has (shards place their images independently)."""
-    candidate, n = path, 1
-    while candidate.casefold() in used:
-        stem = PurePosixPath(path)
-        suffix = f"-{image_id[:8]}" if n == 1 else f"-{image_id[:8]}-{n}"
-        candidate = str(stem.with_name(stem.stem + suffix + stem.suffix))
-        n += 1
-    used.add(candidate.casefold())
-    return candidate
 
 
 def _about(export: Export, summary: dict[str, Any]) -> dict[str, Any]:

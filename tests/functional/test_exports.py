@@ -119,9 +119,9 @@ def test_coco_detection_has_real_paths_sorted_categories_and_loads_in_pycocotool
     n = small.number
     assert document["images"] == [{"id": n[path], "file_name": path, "width": FILES[path][0],
                                    "height": FILES[path][1]} for path in small.order]
+    # Issue 12 #14: "indoor" (a classification label) was a detection category; it cannot hold a box.
     assert document["categories"] == [{"id": 1, "name": "cat", "supercategory": ""},
-                                      {"id": 2, "name": "dog", "supercategory": ""},
-                                      {"id": 3, "name": "indoor", "supercategory": ""}]
+                                      {"id": 2, "name": "dog", "supercategory": ""}]
     expected = small.ordered({
         "zoo/night/c.png": [(n["zoo/night/c.png"], 1, [10.0, 10.0, 40.0, 40.0], 1600.0, 0)],  # polygon as its box
         "zoo/b.jpg": [(n["zoo/b.jpg"], 2, [0.0, 0.0, 80.0, 40.0], 3200.0, 0)],
@@ -132,7 +132,7 @@ def test_coco_detection_has_real_paths_sorted_categories_and_loads_in_pycocotool
             for a in document["annotations"]] == [(number + 1, *rest) for number, rest in enumerate(expected)]
     (tmp_path / "coco.json").write_bytes(archive.read("annotations.json"))
     coco = COCO(str(tmp_path / "coco.json"))
-    assert (len(coco.getImgIds()), len(coco.getAnnIds()), len(coco.getCatIds())) == (4, 4, 3)
+    assert (len(coco.getImgIds()), len(coco.getAnnIds()), len(coco.getCatIds())) == (4, 4, 2)
     assert len(coco.getAnnIds(catIds=[1])) == 2 and len(coco.getAnnIds(imgIds=[n["zoo/a.jpg"]])) == 2
     assert done["summary"]["class_distribution"] == {"cat": 2, "dog": 2}
     assert (done["image_count"], done["annotation_count"], done["name"], done["version_number"]) == (
@@ -155,20 +155,21 @@ def test_coco_segmentation_exports_polygons_with_area_and_boxes_as_polygons(stac
 
 
 def test_yolo_layout_leaves_out_images_in_no_split_and_normalizes_boxes(stack, api, small):
+    # Issue 12 #15: the layout was nested by share path (images/train/zoo/a.jpg) with `path: .`;
+    # #14: "indoor" (classification) was a class name. Now flat per split, no `path`, box labels only.
     done, archive = export(stack, api, small.base, {"export_mode": "detection", "output_format": "yolo",
                                                      "options": {"include_images": True}})
     assert sorted(archive.namelist()) == [
-        "data.yaml", "export.json", "images/train/zoo/a.jpg", "images/train/zoo/b.jpg",
-        "images/val/zoo/night/c.png", "labels/train/zoo/a.txt", "labels/train/zoo/b.txt",
-        "labels/val/zoo/night/c.txt"]
-    assert archive.read("labels/train/zoo/a.txt").decode() == "0 0.200000 0.200000 0.200000 0.200000\n"
-    assert archive.read("labels/train/zoo/b.txt").decode() == "1 0.500000 0.500000 1.000000 1.000000\n"
-    assert archive.read("labels/val/zoo/night/c.txt").decode() == ""  # a polygon, not asked as a box
+        "data.yaml", "export.json", "images/train/a.jpg", "images/train/b.jpg",
+        "images/val/c.png", "labels/train/a.txt", "labels/train/b.txt", "labels/val/c.txt"]
+    assert archive.read("labels/train/a.txt").decode() == "0 0.200000 0.200000 0.200000 0.200000\n"
+    assert archive.read("labels/train/b.txt").decode() == "1 0.500000 0.500000 1.000000 1.000000\n"
+    assert archive.read("labels/val/c.txt").decode() == ""  # a polygon, not asked as a box
     assert archive.read("data.yaml").decode() == (
-        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n  2: indoor\n")
+        "train: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n")
     s3 = stack.aws("s3")
     original = s3.get_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="zoo/a.jpg")["Body"].read()
-    assert archive.read("images/train/zoo/a.jpg") == original
+    assert archive.read("images/train/a.jpg") == original
     assert done["summary"]["excluded"] == {"in_no_split": 1}
     assert done["image_count"] == 3
 
@@ -310,6 +311,39 @@ def test_bad_requests_are_refused_naming_the_problem_and_create_nothing(api, sma
     assert api.get(f"{small.base}/exports").json["data"] == []
 
 
+@pytest.mark.parametrize("body, field", [
+    ({"export_mode": "detection", "output_format": "manifest_csv"}, "output_format"),
+    ({"export_mode": "segmentation", "output_format": "yolo"}, "output_format"),
+    ({"export_mode": "classification"}, "options"),
+    ({"export_mode": "detection", "options": {"class_mapping": {"kind": "labels"}}}, "options"),
+    ({"export_mode": "classification", "options": {"class_mapping": {"kind": "free_form"}}},
+     "options.class_mapping"),
+    ({"export_mode": "detection", "filter": {}, "saved_filter_id": "f"}, "saved_filter_id"),
+])
+def test_request_rules_are_checked_once_at_the_edge_with_field_details(api, small, body, field):
+    # Issue 11 #5: these rules were checked again in the service, answered with the field "body"
+    for path in ("exports/preview", "exports"):
+        response = api.post(f"{small.base}/{path}", body)
+        assert response.status_code == 422, response.json
+        assert [detail["field"] for detail in response.json["error"]["details"]] == [field], response.json
+        assert response.json["error"]["details"][0]["location"] == "body"
+
+
+def test_a_saved_filter_selects_what_its_filter_selects(stack, api, small):
+    condition = {"tag_ids": [small.tags["dog"]]}
+    saved = api.post(f"{small.base}/saved-filters", {"name": "dogs", "filter": condition})
+    assert saved.status_code == 201, saved.json
+    by_id = api.post(f"{small.base}/exports/preview", {"export_mode": "detection",
+                                                        "saved_filter_id": saved.json["data"]["id"]})
+    by_filter = api.post(f"{small.base}/exports/preview", {"export_mode": "detection", "filter": condition})
+    assert by_id.status_code == 200, by_id.json
+    assert by_id.json["data"] == by_filter.json["data"] and by_id.json["data"]["images"] == 2
+    done, _ = export(stack, api, small.base, {"export_mode": "detection", "saved_filter_id": saved.json["data"]["id"]})
+    assert done["filter"]["tag_ids"] == [small.tags["dog"]] and done["image_count"] == 2
+    missing = api.post(f"{small.base}/exports/preview", {"export_mode": "detection", "saved_filter_id": "nope"})
+    assert missing.status_code == 404, missing.json
+
+
 def test_classification_options_list_categories_and_labels(api, small):
     data = api.get(f"{small.base}/exports/classification-options").json["data"]
     assert [(c["name"], [t["name"] for t in c["tags"]]) for c in data["categories"]] == [("animal", ["cat", "dog"])]
@@ -347,3 +381,182 @@ def test_preview_counts_equal_the_built_artifact_for_random_filters(stack, api, 
                                                       "class_distribution", "annotation_counts")} == {
             key: preview[key] for key in ("images", "annotations", "split_distribution", "class_distribution",
                                           "annotation_counts")}
+
+
+# Every mode, format and class mapping: preview == summary == the ZIP ------------------------------
+
+
+def held(archive: zipfile.ZipFile, output_format: str) -> dict:
+    """What the ZIP holds: images (distinct), annotation rows where the format has them, image files."""
+    names = [name for name in archive.namelist() if name != "export.json"]
+    files = [name for name in names if name.startswith("images/")]
+    if output_format == "coco_json":
+        document = json.loads(archive.read("annotations.json"))
+        return {"images": len(document["images"]), "annotations": len(document["annotations"]), "files": files}
+    if output_format == "yolo":
+        labels = [name for name in names if name.startswith("labels/")]
+        assert sorted(name.replace("labels/", "images/", 1).rsplit(".", 1)[0] for name in labels) == sorted(
+            name.rsplit(".", 1)[0] for name in files) or not files  # every image has its label file
+        return {"images": len(labels), "annotations": sum(len(archive.read(n).splitlines()) for n in labels),
+                "files": files}
+    if output_format == "manifest_csv":
+        rows = archive.read("manifest.csv").decode().splitlines()[1:]
+        return {"images": len({row.rsplit(",", 2)[0] for row in rows}), "annotations": len(rows), "files": files}
+    if output_format == "image_folder":  # <split>/<class>/<name>: one file per (image, class)
+        return {"images": len({name.rsplit("/", 1)[1] for name in names}), "annotations": len(names),
+                "files": [name for name in names]}
+    lines = archive.read("manifest.jsonl").decode().splitlines()
+    return {"images": len(lines), "annotations": None, "files": files}
+
+
+def test_preview_summary_and_artifact_agree_for_every_mode_format_and_mapping(stack, api, small):
+    # Issue 12 #13: ImageFolder with label classes previewed every image, held only the classed ones,
+    # and did not count the rest in `excluded`.
+    rng = random.Random(13)
+    mappings = {"categorized": {"kind": "categorized", "category": "animal"},
+                "free_form": {"kind": "free_form", "classes": {"animal": [small.tags["cat"], small.tags["dog"]],
+                                                               "bad": [small.tags["blurry"]]}},
+                "labels": {"kind": "labels"}}
+    cases = [("classification", fmt, kind) for fmt in ("manifest_csv", "image_folder", "url_manifest")
+             for kind in mappings]
+    cases += [("detection", fmt, None) for fmt in ("coco_json", "yolo", "url_manifest")]
+    cases += [("segmentation", fmt, None) for fmt in ("coco_json", "url_manifest")]
+    for mode, output_format, kind in cases:
+        image_filter = rng.choice([{}, {"is_annotated": True}, {"tag_ids": [small.tags["cat"]]},
+                                   {"path_prefix": "zoo/"}])
+        options = {"include_images": rng.random() < 0.5}
+        if kind:
+            options["class_mapping"] = mappings[kind]
+        elif mode == "detection":
+            options["bbox_from_polygons"] = rng.random() < 0.5
+        else:
+            options.update(include_bboxes=rng.random() < 0.5, bboxes_as_polygons=rng.random() < 0.5)
+        if rng.random() < 0.3:
+            options["labels"] = rng.sample(["cat", "dog", "indoor"], 2)
+        body = {"export_mode": mode, "output_format": output_format, "filter": image_filter, "options": options}
+        case = (mode, output_format, kind, body)
+        # Given what the filter selects (a COCO detection export leaves no selected image out)
+        selected = api.post(f"{small.base}/exports/preview", {"export_mode": "detection",
+                                                               "filter": image_filter}).json["data"]["images"]
+        # When the export is previewed and built
+        preview = api.post(f"{small.base}/exports/preview", body)
+        assert preview.status_code == 200, (case, preview.json)
+        preview = preview.json["data"]
+        done, archive = export(stack, api, small.base, body)
+        # Then the three agree, and every selected image is either placed or excluded with a reason
+        keys = ("images", "annotations", "annotation_counts", "split_distribution", "class_distribution",
+                "excluded")
+        assert {key: done["summary"][key] for key in keys} == {key: preview[key] for key in keys}, case
+        assert preview["images"] + sum(preview["excluded"].values()) == selected, (case, preview)
+        found = held(archive, output_format)
+        assert found["images"] == preview["images"], (case, preview, archive.namelist())
+        if found["annotations"] is not None:
+            assert found["annotations"] == preview["annotations"], (case, preview, archive.namelist())
+        if options["include_images"] and output_format != "image_folder":
+            assert len(found["files"]) == preview["images"], (case, archive.namelist())
+
+
+def test_image_folder_with_label_classes_holds_and_counts_only_classed_images(stack, api, small):
+    body = {"export_mode": "classification", "output_format": "image_folder",
+            "options": {"class_mapping": {"kind": "labels"}}}
+    preview = api.post(f"{small.base}/exports/preview", body).json["data"]
+    done, archive = export(stack, api, small.base, body)
+    assert (preview["images"], preview["excluded"]) == (1, {"in_no_split": 1, "without_class": 2})
+    assert done["summary"]["excluded"] == preview["excluded"] and done["image_count"] == 1
+    assert sorted(archive.namelist()) == ["export.json", "train/indoor/a.jpg"]
+
+
+# Categories from label types -----------------------------------------------------------------------
+
+
+def test_categories_are_the_labels_that_can_hold_what_the_export_writes(stack, api, small):
+    # Given labels of every type (the project's "cat", "dog" are `any`, "indoor" classification)
+    labels = LABELS + [{"name": "box", "annotation_type": "bbox"}, {"name": "shape", "annotation_type": "polygon"}]
+    changed = api.patch(small.base, {"labels": labels})
+    assert changed.status_code == 200, changed.json
+
+    def names(body: dict) -> list[str]:
+        _, archive = export(stack, api, small.base, body)
+        if body.get("output_format") == "yolo":
+            import yaml
+            return list(yaml.safe_load(archive.read("data.yaml"))["names"].values())
+        return [c["name"] for c in json.loads(archive.read("annotations.json"))["categories"]]
+
+    detection = {"export_mode": "detection"}
+    assert names(detection) == ["box", "cat", "dog"]
+    assert names({**detection, "output_format": "yolo"}) == ["box", "cat", "dog"]
+    assert names({**detection, "options": {"bbox_from_polygons": True}}) == ["box", "cat", "dog", "shape"]
+    assert names({"export_mode": "segmentation", "options": {"include_bboxes": False}}) == ["cat", "dog", "shape"]
+    assert names({"export_mode": "segmentation"}) == ["box", "cat", "dog", "shape"]
+
+
+# Member names and image pixels ----------------------------------------------------------------------
+
+
+def project_with(stack, api, files: dict[str, bytes], annotations: dict[str, list[dict]] | None = None,
+                 folders: list[str] | None = None) -> dict:
+    """A project holding `files` (put straight into the share, then registered, by path or by
+    `folders`) in one train task."""
+    for key, body in files.items():
+        put(stack, key, body)
+    registered = api.post("/api/v1/shared-images/register", {"file_paths": folders or list(files)})
+    assert registered.status_code == 200, registered.json
+    ids = {image["file_path"]: image["id"] for image in registered.json["data"]["registered"]}
+    assert set(ids) == set(files), registered.json
+    project = api.post(PROJECTS, {"name": f"p{len(ids)}", "labels": [{"name": "cat", "annotation_type": "bbox"}]})
+    base = f"{PROJECTS}/{project.json['data']['id']}"
+    assert api.post(f"{base}/images", {"shared_image_ids": list(ids.values())}).status_code == 200
+    task = api.post(f"{base}/tasks", {"name": "t", "chunk_size": 50, "split": "train",
+                                      "shared_image_ids": list(ids.values())})
+    assert task.status_code == 201, task.json
+    job = task.json["data"]["jobs"][0]["id"]
+    for key, found in (annotations or {}).items():
+        saved = api.request("PUT", f"/api/v1/jobs/{job}/images/{ids[key]}/annotations", {"annotations": found})
+        assert saved.status_code == 200, saved.json
+    return {"base": base, "ids": ids, "job": job}
+
+
+def test_unsafe_object_keys_never_become_member_names(stack, api):
+    # Given objects whose keys climb out of any folder, or hide their name behind a bidi override
+    escape, bidi = "a/z/../../../../tmp/evil.png", "safe/cat\u202egnp.jpg"
+    made = project_with(stack, api, {escape: imagefiles.picture(40, 30, seed=1, fmt="PNG"),
+                                     bidi: imagefiles.picture(40, 30, seed=2)}, folders=["a/", "safe/"])
+    for body in ({"export_mode": "detection", "options": {"include_images": True}},
+                 {"export_mode": "detection", "output_format": "yolo", "options": {"include_images": True}},
+                 {"export_mode": "segmentation", "options": {"include_images": True}},
+                 {"export_mode": "detection", "output_format": "url_manifest", "options": {"include_images": True}}):
+        # When they are exported with their images
+        _, archive = export(stack, api, made["base"], body)
+        # Then no member name leaves the archive's root or carries a control or bidi character
+        for name in archive.namelist():
+            parts = name.split("/")
+            assert not name.startswith("/") and "\\" not in name and ".." not in parts and "" not in parts, name
+            assert not any(ord(c) < 32 or c in "\u202e\u202d\u200e\u200f\u2066\u2067\u2068\u2069" for c in name), name
+        assert len([n for n in archive.namelist() if n.startswith("images/")]) == 2, archive.namelist()
+        if "annotations.json" in archive.namelist():  # COCO names each image by its member path
+            document = json.loads(archive.read("annotations.json"))
+            assert {f"images/{image['file_name']}" for image in document["images"]} <= set(archive.namelist())
+
+
+def test_images_are_exported_in_their_displayed_frame_unless_raw(stack, api):
+    # Given a JPEG stored 120×80 with EXIF orientation 6 (shown 80×120), annotated in that frame,
+    # and an upright image beside it
+    rotated = imagefiles.oriented(120, 80, 6, seed=3)
+    upright = imagefiles.picture(50, 40, seed=4)
+    made = project_with(stack, api, {"exif/rotated.jpg": rotated, "exif/upright.jpg": upright},
+                        {"exif/rotated.jpg": [{"type": "bbox", "label": "cat", "bbox": [0, 0, 80, 120]}]})
+    body = {"export_mode": "detection", "output_format": "yolo", "options": {"include_images": True}}
+    # When exported with images
+    _, archive = export(stack, api, made["base"], body)
+    # Then the rotated image's pixels are in the displayed frame, with no orientation flag left,
+    # its blue stored top-left corner now top-right; the upright image is the stored bytes
+    from PIL import Image
+    shown = Image.open(io.BytesIO(archive.read("images/train/rotated.jpg")))
+    assert shown.size == (80, 120) and shown.getexif().get(0x0112) in (None, 1)
+    red, green, blue = shown.getpixel((75, 5))
+    assert blue > 200 and red < 60 and green < 60, shown.getpixel((75, 5))
+    assert archive.read("labels/train/rotated.txt").decode() == "0 0.500000 0.500000 1.000000 1.000000\n"
+    assert archive.read("images/train/upright.jpg") == upright
+    # And with raw_images the stored bytes, flag included
+    _, archive = export(stack, api, made["base"], {**body, "options": {"include_images": True, "raw_images": True}})
+    assert archive.read("images/train/rotated.jpg") == rotated

@@ -7,7 +7,7 @@ import json
 import pytest
 from pycocotools.coco import COCO
 
-from chalicelib.formats import ExportImage, Shape
+from chalicelib.formats import ExportImage, Shape, member_name
 from chalicelib.formats import coco, manifests, yolo
 
 CAT_BOX = Shape("bbox", "cat", bbox=(10, 20, 100, 50))
@@ -188,13 +188,27 @@ def test_coco_file_name_is_the_relative_path():
     assert coco.image_entry(IMAGES[3])["file_name"] == "misc/deep/x.jpeg"
 
 
-def test_yolo_paths_keep_sub_folders():
-    assert yolo.image_path("train", "cats/photo.jpg") == "images/train/cats/photo.jpg"
-    assert yolo.label_path("train", "cats/photo.jpg") == "labels/train/cats/photo.txt"
-    assert yolo.image_path("none", "misc/deep/x.jpeg") == "images/none/misc/deep/x.jpeg"
-    assert yolo.label_path("none", "misc/deep/x.jpeg") == "labels/none/misc/deep/x.txt"
-    assert yolo.label_path("val", "top.png") == "labels/val/top.txt"
-    assert yolo.label_path("val", "a.b/c.tar.gz") == "labels/val/a.b/c.tar.txt"
+def test_yolo_paths_are_flat_per_split():
+    # Issue 12 #15: nested paths (images/train/cats/photo.jpg) are rejected by Datumaro's YOLO importers.
+    assert yolo.image_path("train", "cats/photo.jpg") == "images/train/photo.jpg"
+    assert yolo.label_path("train", "cats/photo.jpg") == "labels/train/photo.txt"
+    assert yolo.label_path("val", "a.b/c.tar.gz") == "labels/val/c.tar.txt"
+
+
+def test_yolo_flat_names_resolve_stem_clashes_deterministically():
+    names = yolo.FlatNames()
+    placed = [names.place(split, path, image_id) for split, path, image_id in (
+        ("train", "ml/cats/x.jpg", "aaaaaaaa-1"), ("train", "ml/dogs/x.jpg", "bbbbbbbb-2"),
+        ("train", "X.png", "cccccccc-3"), ("val", "ml/dogs/x.jpg", "dddddddd-4"),
+        ("train", "a/z/../../../../tmp/evil.png", "eeeeeeee-5"), ("train", "b\\..\\x.jpg", "ffffffff-6"))]
+    assert placed == [
+        ("images/train/x.jpg", "labels/train/x.txt"),
+        ("images/train/x__bbbbbbbb.jpg", "labels/train/x__bbbbbbbb.txt"),
+        ("images/train/X__cccccccc.png", "labels/train/X__cccccccc.txt"),  # the label x.txt is taken
+        ("images/val/x.jpg", "labels/val/x.txt"),
+        ("images/train/evil.png", "labels/train/evil.txt"),
+        ("images/train/x__ffffffff.jpg", "labels/train/x__ffffffff.txt"),
+    ]
 
 
 def test_yolo_label_text():
@@ -217,8 +231,9 @@ def test_yolo_label_text():
 
 
 def test_yolo_data_yaml():
+    # Issue 12 #15: no `path` (Ultralytics resolves against the YAML's folder; `path: .` against the
+    # trainer's working directory); `train` and `val` are both required.
     assert yolo.data_yaml(CATEGORY_NAMES, ["val", "none", "train", "train"]) == (
-        "path: .\n"
         "train: images/train\n"
         "val: images/val\n"
         "names:\n"
@@ -232,7 +247,8 @@ AWKWARD = ['a: "b"\\c', " padded", "", "yes", "1.5", "-x", "null", "tab\there", 
 
 def test_yolo_data_yaml_quotes_awkward_names():
     assert yolo.data_yaml(AWKWARD, ["test"]) == (
-        "path: .\n"
+        "train: images/test  # no train images: the test images stand in\n"
+        "val: images/test  # no val images: the test images stand in\n"
         "test: images/test\n"
         "names:\n"
         '  0: ""\n'
@@ -251,8 +267,9 @@ def test_yolo_data_yaml_round_trips_through_a_yaml_parser():
     import yaml
     parsed = yaml.safe_load(yolo.data_yaml(AWKWARD, ["train", "val", "test"]))
     assert parsed["names"] == dict(enumerate(sorted(AWKWARD)))
-    assert (parsed["path"], parsed["train"], parsed["val"], parsed["test"]) == (
-        ".", "images/train", "images/val", "images/test")
+    assert "path" not in parsed
+    assert (parsed["train"], parsed["val"], parsed["test"]) == ("images/train", "images/val", "images/test")
+    assert yaml.safe_load(yolo.data_yaml(["cat"], ["train"]))["val"] == "images/train"
 
 
 def test_csv_document():
@@ -300,6 +317,24 @@ def test_image_folder_paths_never_repeat():
         "train/_/x-same0000.jpg",
         "train/c/x-same0000-other000.jpg",
     ]
+
+
+@pytest.mark.parametrize("path, name", [
+    ("zoo/a.jpg", "zoo/a.jpg"),
+    ("a/z/../../../../tmp/evil.png", "a/z/_/_/_/_/tmp/evil.png"),
+    ("/etc/passwd", "etc/passwd"),
+    ("..\\..\\windows\\x.png", "_/_/windows/x.png"),
+    ("C:/x.png", "C_/x.png"),
+    ("cat\u202egnp.exe", "cat_gnp.exe"),
+    ("a\x00b/\x1b[31mred.png", "a_b/_[31mred.png"),
+    ("./a//b/./c.png", "a/b/c.png"),
+    ("..", "_"),
+    ("", "_"),
+    ("cafe\u0301.jpg", "caf\u00e9.jpg"),
+])
+def test_member_names_cannot_escape_or_hide(path, name):
+    assert member_name(path) == name
+    assert member_name(name) == name  # stable
 
 
 def test_url_line():
