@@ -117,9 +117,9 @@ class ShareService:
         # A path given twice (or a file and its folder's listing entry) is listed once; a file named
         # again is still a path that selected its image again.
         unique = list(dict.fromkeys(queue))
-        again = [key for key, _ in queue if not key.endswith("/")]
+        again = [key for key, _ in queue if key and not key.endswith("/")]
         for key, _ in unique:
-            if not key.endswith("/"):
+            if key and not key.endswith("/"):
                 again.remove(key)
         return self.resume(Selection(pending=unique, duplicates=again), recursive, max_keys)
 
