@@ -261,3 +261,37 @@ def test_reindex_is_for_admins(api):
     response = api.post("/api/v1/admin/reindex", {"prefix": ""})
     assert response.status_code == 403
     assert response.json["error"]["code"] == "forbidden"
+
+
+def test_registering_a_folder_records_unsafe_keys_under_it_as_failed(stack, api):
+    # Given a folder holding an object whose key climbs out of it, and a safe one
+    put(stack, "walk/ok.png", imagefiles.picture(seed=1, fmt="PNG"))
+    put(stack, "walk/z/../../../../tmp/evil.png", imagefiles.picture(seed=2, fmt="PNG"))
+    purge_notifications(stack)
+    # When the folder is registered
+    data = api.post("/api/v1/shared-images/register", {"file_paths": ["walk/"]}).json["data"]
+    # Then only the safe object is registered; the other is reported and recorded failed
+    assert [image["file_path"] for image in data["registered"]] == ["walk/ok.png"]
+    assert data["failed"] == [{"file_path": "walk/z/../../../../tmp/evil.png",
+                               "reason": "unsafe object key: 'walk/z/../../../../tmp/evil.png' "
+                                         "contains a '.' or '..' segment"}]
+    by_path = {image["file_path"]: image for image in listed(api)}
+    assert by_path["walk/z/../../../../tmp/evil.png"]["status"] == "failed"
+
+
+def test_reindex_fails_a_record_made_ready_before_keys_were_checked(stack, api, admin_api):
+    from chalicelib.store.images import READY, Facts, ImageRepository
+
+    # Given a ready record under an unsafe key, as an older release wrote it
+    key = "old/\u202egnp.exe.png"
+    put(stack, key, imagefiles.picture(seed=3, fmt="PNG"))
+    purge_notifications(stack)
+    head = stack.aws("s3").head_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key)
+    ImageRepository().put_new([(key, Facts(status=READY, size=head["ContentLength"], etag=head["ETag"].strip('"'),
+                                           mime_type="image/png", width=96, height=64))], "alice")
+    # When an admin reindexes
+    finished = wait_for(admin_api, admin_api.post("/api/v1/admin/reindex", {"prefix": "old/"}).json["data"]["id"])
+    # Then the record is failed, with the reason
+    assert finished["status"] == "completed", finished
+    image, = listed(api)
+    assert image["status"] == "failed" and "U+202E" in image["reason"]
