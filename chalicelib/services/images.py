@@ -16,6 +16,10 @@ from chalicelib.store.tags import Tag, TagRepository
 
 MAX_METADATA_BYTES = 16 * 1024
 METADATA_ATTEMPTS = 3
+# What `imaging.inspect` reports for the formats it accepts (a unit test keeps the two equal);
+# never SVG or anything else a browser would run.
+VERIFIED_MIME_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"})
+THUMBNAIL_MIME_TYPE = "image/jpeg"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,22 @@ class Similar:
 class DuplicateGroup:
     sha256: str
     views: list[ImageView]
+
+
+def original_url(share: Bucket, image: Image, expires_in: int) -> str:
+    """The presigned GET of an image's original: shown inline with its verified type when it is a
+    ready image, otherwise a download of unknown type (its stored Content-Type is the uploader's word)."""
+    verified = image.status == READY and image.mime_type in VERIFIED_MIME_TYPES
+    return share.presign_get(image.file_path, expires_in, filename=image.filename,
+                             disposition="inline" if verified else "attachment",
+                             content_type=image.mime_type if verified else None)
+
+
+def thumbnail_url(cache: Bucket, image: Image, expires_in: int) -> str | None:
+    """The presigned GET of an image's thumbnail: a JPEG the registry itself wrote."""
+    if not image.thumbnail_key:
+        return None
+    return cache.presign_get(image.thumbnail_key, expires_in, disposition="inline", content_type=THUMBNAIL_MIME_TYPE)
 
 
 def hamming(a: str, b: str) -> int:
@@ -103,8 +123,8 @@ class ImageService:
             raise ConflictError(f"Shared image '{image_id}' is missing from the share")
         ttl = expires_in or self._settings.presign_ttl_seconds
         return {
-            "url": self._share.presign_get(image.file_path, ttl, filename=image.filename),
-            "thumbnail_url": self._cache.presign_get(image.thumbnail_key, ttl) if image.thumbnail_key else None,
+            "url": original_url(self._share, image, ttl),
+            "thumbnail_url": thumbnail_url(self._cache, image, ttl),
             "expires_in": ttl,
         }
 
@@ -176,7 +196,5 @@ class ImageService:
         return {tag.id: tag for tag in self._tags.list()}
 
     def _view(self, image: Image, tags: dict[str, Tag]) -> ImageView:
-        thumbnail = (self._cache.presign_get(image.thumbnail_key, self._settings.presign_ttl_seconds)
-                     if image.thumbnail_key else None)
         return ImageView(image, sorted((tags[t] for t in image.tag_ids if t in tags), key=lambda t: t.name.casefold()),
-                         thumbnail)
+                         thumbnail_url(self._cache, image, self._settings.presign_ttl_seconds))

@@ -51,5 +51,6 @@ class OperationService:
             raise NotFoundError(f"Operation '{operation_id}' not found")
         url = None
         if operation.result_key:
-            url = self._cache.presign_get(operation.result_key, self._settings.presign_ttl_seconds)
+            url = self._cache.presign_get(operation.result_key, self._settings.presign_ttl_seconds,
+                                          disposition="inline", content_type="application/json")
         return operation, url

@@ -295,3 +295,30 @@ def test_reindex_fails_a_record_made_ready_before_keys_were_checked(stack, api, 
     assert finished["status"] == "completed", finished
     image, = listed(api)
     assert image["status"] == "failed" and "U+202E" in image["reason"]
+
+
+def test_presigned_urls_serve_only_verified_images_inline(stack, api):
+    # Given a real image, and HTML stored as 'x.png' with the uploader's Content-Type text/html
+    bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    stack.aws("s3").put_object(Bucket=bucket, Key="web/real.png", Body=imagefiles.real("coffee.png"),
+                               ContentType="text/html")
+    stack.aws("s3").put_object(Bucket=bucket, Key="web/x.png", Body=b"<script>alert(document.domain)</script>",
+                               ContentType="text/html")
+    stack.pump.drain()
+    by_path = {image["file_path"]: image for image in listed(api)}
+    assert (by_path["web/real.png"]["status"], by_path["web/x.png"]["status"]) == ("ready", "failed")
+    served = {}
+    for path, image in by_path.items():
+        # When each one's presigned URL is fetched from the bucket
+        url = api.get(f"/api/v1/shared-images/{image['id']}/url").json["data"]["url"]
+        response = requests.get(url, timeout=10)
+        assert response.status_code == 200
+        served[path] = (response.headers["Content-Type"], response.headers["Content-Disposition"])
+    # Then the verified image is shown inline with its true type, whatever its stored type says,
+    # and the failed object is a download of unknown type, never HTML
+    assert served["web/real.png"][0] == "image/png" and served["web/real.png"][1].startswith("inline;")
+    assert served["web/x.png"][0] == "application/octet-stream"
+    assert served["web/x.png"][1].startswith('attachment; filename="x.png"')
+    # And a thumbnail is an inline JPEG
+    thumbnail = requests.get(by_path["web/real.png"]["thumbnail_url"], timeout=10)
+    assert (thumbnail.headers["Content-Type"], thumbnail.headers["Content-Disposition"]) == ("image/jpeg", "inline")
