@@ -33,10 +33,10 @@ ERROR_SCHEMA = {
 
 def _models(spec: RouteSpec) -> list[type[pydantic.BaseModel]]:
     found = [spec.query, spec.body]
-    response = spec.response
-    if getattr(response, "__origin__", None) is list:
-        response = response.__args__[0]
-    found.append(response if isinstance(response, type) and issubclass(response, pydantic.BaseModel) else None)
+    for response in (spec.response, *spec.also.values()):
+        if getattr(response, "__origin__", None) is list:
+            response = response.__args__[0]
+        found.append(response if isinstance(response, type) and issubclass(response, pydantic.BaseModel) else None)
     return [model for model in found if model is not None]
 
 
@@ -66,15 +66,20 @@ def _parameters(spec: RouteSpec) -> list[dict[str, Any]]:
     return params
 
 
-def _operation(spec: RouteSpec) -> dict[str, Any]:
+def _envelope(response: Any, paginated: bool) -> dict[str, Any]:
     envelope: dict[str, Any] = {
         "type": "object",
         "required": ["data", "message", "status_code"],
-        "properties": {"data": _data_schema(spec.response), "message": {"type": "string"},
+        "properties": {"data": _data_schema(response), "message": {"type": "string"},
                        "status_code": {"type": "integer"}},
     }
-    if spec.paginated:
+    if paginated:
         envelope["properties"]["meta"] = _ref(PageMeta)
+    return envelope
+
+
+def _operation(spec: RouteSpec) -> dict[str, Any]:
+    envelope = _envelope(spec.response, spec.paginated)
     operation: dict[str, Any] = {
         "summary": spec.summary,
         "tags": [spec.tag],
@@ -85,6 +90,9 @@ def _operation(spec: RouteSpec) -> dict[str, Any]:
             "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}},
         },
     }
+    for status, response in spec.also.items():
+        operation["responses"][str(status)] = {
+            "description": "success", "content": {"application/json": {"schema": _envelope(response, False)}}}
     if spec.body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(spec.body)}}}
     if spec.public:

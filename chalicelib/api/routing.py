@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pydantic
@@ -37,6 +37,8 @@ class RouteSpec:
     status: int
     public: bool
     paginated: bool
+    # Further success statuses and the data each answers with (202: the operation to poll).
+    also: dict[int, Any] = field(default_factory=dict)
 
 
 ROUTES: list[RouteSpec] = []
@@ -115,8 +117,10 @@ def endpoint(
     status: int = 200,
     public: bool = False,
     paginated: bool = False,
+    also: dict[int, Any] | None = None,
 ) -> Callable:
-    """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared."""
+    """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared;
+    `also` gives the other success statuses it answers, each with its response model."""
 
     def decorate(view: Callable) -> Callable:
         ROUTES.append(
@@ -131,6 +135,7 @@ def endpoint(
                 status=status,
                 public=public,
                 paginated=paginated,
+                also=dict(also or {}),
             )
         )
 

@@ -50,13 +50,14 @@ def _created(creation: Creation):
     return ok(data, f"Task created with {len(jobs)} job(s) and {created.task.total_images} image(s)", 201)
 
 
-@endpoint(bp, f"{BASE}/create-with-file-paths", "POST", body=TaskFromPaths, response=TaskCreatedOut, status=201)
+@endpoint(bp, f"{BASE}/create-with-file-paths", "POST", body=TaskFromPaths, response=TaskCreatedOut, status=201,
+          also={202: OperationOut})
 def create_task_with_file_paths(project_id, identity, body: TaskFromPaths):
     """Register share files/folders, add them to the pool and cut them into jobs (202 + operation if large)."""
     return _created(services().tasks.create_with_file_paths(identity, project_id, _spec(body), body.file_paths))
 
 
-@endpoint(bp, BASE, "POST", body=TaskFromPool, response=TaskCreatedOut, status=201)
+@endpoint(bp, BASE, "POST", body=TaskFromPool, response=TaskCreatedOut, status=201, also={202: OperationOut})
 def create_task(project_id, identity, body: TaskFromPool):
     """Cut pool images (by id, by filter or by saved filter) into jobs."""
     creation = services().tasks.create_from_pool(identity, project_id, _spec(body), body.shared_image_ids,

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
+from chalicelib.services.identity import Identity
 from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.services import paths
 from chalicelib.store.images import MISSING, READY, CatalogEntry, Image, ImageRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.tags import Tag, TagRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.access import Access
 
 MAX_METADATA_BYTES = 16 * 1024
 METADATA_ATTEMPTS = 3
@@ -81,7 +85,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 class ImageService:
     def __init__(self, settings: Settings, images: ImageRepository, tags: TagRepository,
-                 share: Bucket, cache: Bucket) -> None:
+                 share: Bucket, cache: Bucket, access: "Access") -> None:
+        self._access = access
         self._settings = settings
         self._images = images
         self._tags = tags
@@ -156,8 +161,9 @@ class ImageService:
         return ([DuplicateGroup(sha, [views[e.id] for e in entries if e.id in views]) for sha, entries in chosen],
                 len(repeated))
 
-    def update_metadata(self, image_id: str, patch: dict[str, Any]) -> ImageView:
+    def update_metadata(self, actor: Identity, image_id: str, patch: dict[str, Any]) -> ImageView:
         """Merge `patch` into the image's custom metadata (RFC 7396), retrying a concurrent change."""
+        self._access.require_global(actor, "images.metadata", what="changing image metadata")
         for attempt in range(METADATA_ATTEMPTS):
             image = self._images.get(image_id)
             merged = merge_patch(image.metadata, patch)
@@ -174,8 +180,9 @@ class ImageService:
                     raise
         raise AssertionError("unreachable")
 
-    def set_mask(self, image_id: str, source_id: str | None, category: str | None) -> ImageView:
+    def set_mask(self, actor: Identity, image_id: str, source_id: str | None, category: str | None) -> ImageView:
         """Make `image_id` a mask of `source_id` in `category`, or (source None) an ordinary image again."""
+        self._access.require_global(actor, "images.masks", what="setting masks")
         if source_id is not None:
             if not category:
                 raise ValidationError("mask_category is required with source_image_id",

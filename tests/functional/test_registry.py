@@ -322,3 +322,40 @@ def test_presigned_urls_serve_only_verified_images_inline(stack, api):
     # And a thumbnail is an inline JPEG
     thumbnail = requests.get(by_path["web/real.png"]["thumbnail_url"], timeout=10)
     assert (thumbnail.headers["Content-Type"], thumbnail.headers["Content-Disposition"]) == ("image/jpeg", "inline")
+
+
+def test_registering_the_whole_share_is_for_admins(stack, api, admin_api):
+    # Given images at the root of the share and in folders, not yet registered
+    put(stack, "top.jpg", imagefiles.picture(seed=1))
+    put(stack, "deep/a.jpg", imagefiles.picture(seed=2))
+    purge_notifications(stack)
+    # When a user who is no admin asks for the whole share
+    response = api.post("/api/v1/shared-images/register", {"file_paths": ["deep/", ""]})
+    # Then it is refused, saying why, and nothing is registered
+    assert response.status_code == 403, response.json
+    assert "registering the whole share" in response.json["error"]["message"]
+    assert listed(api) == []
+    # And an admin may
+    response = admin_api.post("/api/v1/shared-images/register", {"file_paths": [""]})
+    assert response.status_code == 200 and response.json["data"]["total_registered"] == 2
+
+
+def test_a_user_registers_at_most_register_user_limit_images_in_one_request(stack, api, admin_api):
+    from chalicelib.services.container import services
+
+    # Given a user limit of 3 images a request, and a folder of 4
+    services().override(settings=services().settings.model_copy(update={"register_user_limit": 3}))
+    for n in range(4):
+        put(stack, f"many/{n}.jpg", imagefiles.picture(seed=n))
+    purge_notifications(stack)
+    # When a user who is no admin registers the folder
+    response = api.post("/api/v1/shared-images/register", {"file_paths": ["many/"]})
+    # Then it is refused, naming the limit, and nothing is registered
+    assert response.status_code == 403, response.json
+    assert "more than 3 images" in response.json["error"]["message"]
+    assert listed(api) == []
+    # And three are fine, and an admin registers the folder
+    assert api.post("/api/v1/shared-images/register",
+                    {"file_paths": [f"many/{n}.jpg" for n in range(3)]}).status_code == 200
+    response = admin_api.post("/api/v1/shared-images/register", {"file_paths": ["many/"]})
+    assert response.status_code == 200 and response.json["data"]["total_registered"] == 1
