@@ -73,6 +73,12 @@ class Settings(BaseModel):
     jwks_url: str | None = None
     jwks_json: str | None = None
     admin_group: str = "admin"
+    # Global roles (chalicelib/services/access.py): members of `viewer_group` only read; when
+    # `contributor_group` is set, so does everyone outside it.
+    viewer_group: str = "viewer"
+    contributor_group: str | None = None
+    # A non-admin registers at most this many keys in one request (the whole share: admins only).
+    register_user_limit: int = Field(default=1000, ge=1, le=10_000)
 
     presign_ttl_seconds: int = Field(default=3600, gt=0, le=3600)
 

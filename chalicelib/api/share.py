@@ -31,6 +31,6 @@ def resolve_share(identity, body: ResolveBody):
 @endpoint(bp, "/api/v1/share/upload-urls", "POST", body=UploadUrlsBody, response=list[UploadOut])
 def create_upload_urls(identity, body: UploadUrlsBody):
     """Presigned POST uploads straight to the share; each file is ingested when it lands."""
-    uploads = services().share.upload_urls([file.model_dump() for file in body.files], body.folder)
+    uploads = services().share.upload_urls(identity, [file.model_dump() for file in body.files], body.folder)
     return ok([UploadOut.model_validate(upload) for upload in uploads], f"{len(uploads)} upload URL(s) valid "
               f"until {uploads[0].expires_at.isoformat()}")

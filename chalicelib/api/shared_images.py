@@ -57,9 +57,12 @@ def list_shared_images(identity, query: ImageListQuery):
     return ok([ImageOut(**image_out(view)) for view in views], f"Found {total} image(s)", meta=meta)
 
 
-@endpoint(bp, f"{BASE}/register", "POST", body=RegisterBody, response=RegisterOut)
+@endpoint(bp, f"{BASE}/register", "POST", body=RegisterBody, response=RegisterOut, also={202: OperationOut})
 def register_shared_images(identity, body: RegisterBody):
-    """Register share files and folders. Small selections answer now; large ones answer 202 with an operation."""
+    """Register share files and folders. Small selections answer now; large ones answer 202 with an operation.
+
+    The whole share ('') and more than `register_user_limit` images in one request are for administrators (403).
+    """
     registration = services().indexing.register(identity, body.file_paths)
     if registration.operation is not None:
         out: OperationOut = operation_out(registration.operation)
@@ -111,7 +114,8 @@ def get_shared_image(image_id, identity):
 @endpoint(bp, f"{BASE}/{{image_id}}", "PATCH", body=MetadataPatch, response=ImageOut)
 def update_shared_image(image_id, identity, body: MetadataPatch):
     """Merge into the image's custom metadata (null deletes a key)."""
-    return ok(ImageOut(**image_out(services().images.update_metadata(image_id, body.metadata))), "Metadata updated")
+    view = services().images.update_metadata(identity, image_id, body.metadata)
+    return ok(ImageOut(**image_out(view)), "Metadata updated")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}/url", query=UrlQuery, response=UrlOut)
@@ -140,7 +144,7 @@ def list_masks(image_id, identity):
 @endpoint(bp, f"{BASE}/{{image_id}}/mask", "PUT", body=MaskBody, response=ImageOut)
 def set_mask(image_id, identity, body: MaskBody):
     """Register this image as a mask of a source image (with its category), or clear that."""
-    view = services().images.set_mask(image_id, body.source_image_id, body.mask_category)
+    view = services().images.set_mask(identity, image_id, body.source_image_id, body.mask_category)
     return ok(ImageOut(**image_out(view)), "Mask link updated")
 
 

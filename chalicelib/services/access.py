@@ -1,10 +1,25 @@
-"""Who may do what in a project: the one role × action table, and its enforcement.
+"""Who may do what: the role × action tables, for projects and for global resources, and their enforcement.
 
-Every project-scoped service call starts with `Access.require`. A caller who is not a member
-(and not an administrator) gets 404 whatever they ask, so a project's existence never leaks; a
-member whose role lacks the action gets 403. `ASSIGNED` grants an action only on jobs assigned to
-the caller: an annotator works on their own jobs and nothing else.
-The role-matrix test (tests/functional/test_access.py) is generated from `RULES`.
+Projects (`RULES`). Every project-scoped service call starts with `Access.require`. A caller who
+is not a member (and not an administrator) gets 404 whatever they ask, so a project's existence
+never leaks; a member whose role lacks the action gets 403. `ASSIGNED` grants an action only on
+jobs assigned to the caller: an annotator works on their own jobs and nothing else. Finishing a
+review (`review → done`, or sending the job back `review → in_progress`) is `jobs.review`, an
+editor's and owner's action: an annotator submits their work, they do not approve it.
+
+Global resources (`GLOBAL_RULES`: the registry's images, their metadata, masks and tags, the tag
+list, the share, creating projects) are shared by everyone, so the global role comes from the
+token's groups, as organisation roles do in CVAT or Label Studio:
+- `admin` (the `admin_group`): everything, including what touches everyone at once: reindexing,
+  registering the whole share or more than `register_user_limit` keys, deleting a tag in use
+  (`force`), changing or deleting anybody's tag;
+- `viewer` (the `viewer_group`, or anyone outside `contributor_group` when that is set): reads only;
+- `contributor` (every other signed-in user): registers and uploads, creates tags and projects,
+  tags images, edits image metadata and masks, and changes or deletes the tags they created
+  (`OWN`: granted on what the caller created).
+Reading (`global.read`) is every valid token's right, checked by the authorizer. A refusal is 403
+naming the role and the action. The matrix tests (tests/functional/test_access.py) are generated
+from both tables.
 """
 from __future__ import annotations
 
@@ -23,9 +38,10 @@ class Grant(Enum):
     NONE = "none"
     ANY = "any"
     ASSIGNED = "assigned"
+    OWN = "own"
 
 
-N, A, S = Grant.NONE, Grant.ANY, Grant.ASSIGNED
+N, A, S, O = Grant.NONE, Grant.ANY, Grant.ASSIGNED, Grant.OWN
 
 #                          owner editor annotator viewer
 RULES: dict[str, tuple[Grant, Grant, Grant, Grant]] = {
@@ -41,6 +57,7 @@ RULES: dict[str, tuple[Grant, Grant, Grant, Grant]] = {
     "jobs.read":          (A, A, S, A),
     "jobs.assign":        (A, A, N, N),
     "jobs.status":        (A, A, S, N),
+    "jobs.review":        (A, A, N, N),
     "annotations.read":   (A, A, S, A),
     "annotations.write":  (A, A, S, N),
     "versions.create":    (A, A, S, N),
@@ -52,8 +69,33 @@ RULES: dict[str, tuple[Grant, Grant, Grant, Grant]] = {
 }
 
 
+GLOBAL_ROLES = ("admin", "contributor", "viewer")
+
+#                               admin contributor viewer
+GLOBAL_RULES: dict[str, tuple[Grant, Grant, Grant]] = {
+    "global.read":           (A, A, A),
+    "images.register":       (A, A, N),
+    "images.register_all":   (A, N, N),
+    "images.reindex":        (A, N, N),
+    "images.metadata":       (A, A, N),
+    "images.masks":          (A, A, N),
+    "images.tag":            (A, A, N),
+    "share.upload":          (A, A, N),
+    "tags.create":           (A, A, N),
+    "tags.update":           (A, O, N),
+    "tags.delete":           (A, O, N),
+    "tags.force_delete":     (A, N, N),
+    "projects.create":       (A, A, N),
+    "operations.read":       (A, O, O),
+}
+
+
 def grant(role: str, action: str) -> Grant:
     return RULES[action][ROLES.index(role)]
+
+
+def global_grant(role: str, action: str) -> Grant:
+    return GLOBAL_RULES[action][GLOBAL_ROLES.index(role)]
 
 
 @dataclass(frozen=True)
@@ -72,8 +114,42 @@ class Caller:
 
 
 class Access:
-    def __init__(self, projects: ProjectRepository) -> None:
+    def __init__(self, projects: ProjectRepository, viewer_group: str = "viewer",
+                 contributor_group: str | None = None) -> None:
         self._projects = projects
+        self._viewer_group = viewer_group
+        self._contributor_group = contributor_group
+
+    # Global resources ----------------------------------------------------------------------------
+
+    def global_role(self, actor: Identity) -> str:
+        if actor.is_admin:
+            return "admin"
+        if self._viewer_group in actor.groups:
+            return "viewer"
+        if self._contributor_group and self._contributor_group not in actor.groups:
+            return "viewer"
+        return "contributor"
+
+    def may_global(self, actor: Identity, action: str, owner: str | None = None) -> bool:
+        """Whether `actor` may do `action` on a global resource created by `owner` (if it has one)."""
+        allowed = global_grant(self.global_role(actor), action)
+        if allowed is Grant.OWN:
+            return owner is not None and owner == actor.sub
+        return allowed is Grant.ANY
+
+    def require_global(self, actor: Identity, action: str, owner: str | None = None, what: str | None = None) -> None:
+        """Admit `actor` to a global `action` (on a resource created by `owner`), or raise 403.
+        `what` names the action in the message when the action's name would not say enough."""
+        if self.may_global(actor, action, owner):
+            return
+        role = self.global_role(actor)
+        what = what or action.replace(".", " ").replace("_", " ")
+        scope = " on what others created" if global_grant(role, action) is Grant.OWN else ""
+        raise ForbiddenError(f"Your role '{role}' does not allow {what}{scope}",
+                             [{"role": role, "action": action}])
+
+    # Projects ------------------------------------------------------------------------------------
 
     def require(self, actor: Identity, project_id: str, action: str, job: Job | None = None) -> Caller:
         """Admit `actor` to `action` in the project (and on `job`), or raise 404 / 403."""

@@ -158,7 +158,7 @@ class Services:
         from chalicelib.store.image_tags import ImageTagRepository
         from chalicelib.store.tags import TagRepository
 
-        return TagService(TagRepository(), self.activity, ImageTagRepository())
+        return TagService(TagRepository(), self.activity, ImageTagRepository(), self.access)
 
     @provided
     def registry(self) -> "RegistryService":
@@ -175,7 +175,7 @@ class Services:
         from chalicelib.services.share import ShareService
         from chalicelib.store.images import ImageRepository
 
-        return ShareService(self.settings, self.share_bucket, ImageRepository())
+        return ShareService(self.settings, self.share_bucket, ImageRepository(), self.access)
 
     @provided
     def images(self) -> "ImageService":
@@ -183,7 +183,8 @@ class Services:
         from chalicelib.store.images import ImageRepository
         from chalicelib.store.tags import TagRepository
 
-        return ImageService(self.settings, ImageRepository(), TagRepository(), self.share_bucket, self.cache_bucket)
+        return ImageService(self.settings, ImageRepository(), TagRepository(), self.share_bucket, self.cache_bucket,
+                            self.access)
 
     @provided
     def tagging(self) -> "TaggingService":
@@ -192,7 +193,7 @@ class Services:
         from chalicelib.store.images import ImageRepository
         from chalicelib.store.tags import TagRepository
 
-        return TaggingService(ImageRepository(), TagRepository(), ImageTagRepository(), self.activity)
+        return TaggingService(ImageRepository(), TagRepository(), ImageTagRepository(), self.activity, self.access)
 
     @provided
     def operations(self) -> "OperationService":
@@ -200,7 +201,7 @@ class Services:
         from chalicelib.store.operations import OperationRepository
 
         return OperationService(self.settings, OperationRepository(), self.cache_bucket, self.start_workflow,
-                                self.activity)
+                                self.activity, self.access)
 
     @provided
     def indexing(self) -> "IndexingService":
@@ -209,7 +210,7 @@ class Services:
         from chalicelib.store.operations import OperationRepository
 
         return IndexingService(self.settings, self.registry, self.share, self.operations, OperationRepository(),
-                               self.share_bucket, self.cache_bucket, self.activity,
+                               self.share_bucket, self.cache_bucket, self.activity, self.access,
                                finishers={CREATE_TASK: self.tasks})
 
     @provided
@@ -217,7 +218,7 @@ class Services:
         from chalicelib.services.access import Access
         from chalicelib.store.projects import ProjectRepository
 
-        return Access(ProjectRepository())
+        return Access(ProjectRepository(), self.settings.viewer_group, self.settings.contributor_group)
 
     @provided
     def projects(self) -> "ProjectService":

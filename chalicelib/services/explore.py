@@ -26,12 +26,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.services import cursors
-from chalicelib.services.access import Access
+from chalicelib.services.access import Access, Caller, Grant, grant
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
 from chalicelib.services.images import ImageService, ImageView
 from chalicelib.store.image_tags import ImageTagRepository
-from chalicelib.store.jobs import JobImage, JobRepository, Use
+from chalicelib.store.jobs import Job, JobImage, JobRepository, Use
 from chalicelib.store.pool import PoolEntry, PoolRepository
 from chalicelib.store.tasks import Task, TaskRepository
 from chalicelib.store.tags import TagRepository
@@ -66,6 +66,9 @@ class ExploreIndex(Protocol):
 
     def placements(self, project_id: str, image_ids: list[str]) -> dict[str, list[Placement]]:
         """Where each image is used in the project's tasks (for one page)."""
+
+    def jobs(self, task_ids: list[str]) -> list[Job]:
+        """The jobs of these tasks."""
 
 
 # Candidates up to this many are fetched by key (BatchGetItem); beyond it reading the whole pool
@@ -154,6 +157,10 @@ class PoolQuery:
             uses = self._jobs.uses(project_id, image_ids)
             tasks = tasks_f.result()
         return _placements(tasks, uses)
+
+    def jobs(self, task_ids: list[str]) -> list[Job]:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return [job for jobs in pool.map(self._jobs.of_task, task_ids) for job in jobs]
 
     def _task_placements(self, project_id: str, f: ImageFilter) -> dict[str, list[Placement]]:
         """Placements of the tasks a task, job or split condition needs: only the named tasks for a
@@ -256,7 +263,7 @@ class ExploreService:
     def explore(self, actor: Identity, project_id: str, image_filter: ImageFilter, *, page: int, page_size: int,
                 cursor: str | None = None) -> ExplorePage:
         """One page of the filtered pool and the total; `cursor` (from the previous page) beats `page`."""
-        self._access.require(actor, project_id, "pool.read")
+        caller = self._access.require(actor, project_id, "pool.read")
         selection = self._index.select(project_id, image_filter)
         entries = selection.entries
         if cursor:
@@ -270,10 +277,18 @@ class ExploreService:
             views_f = pool.submit(self._images.views, ids)
             placements = self._index.placements(project_id, ids)
             views = {view.image.id: view for view in views_f.result()}
+        if grant(caller.role, "jobs.read") is not Grant.ANY:
+            # An annotator sees where an image is used only in the jobs they may open.
+            placements = self._visible(placements, caller)
         items = [ExploreItem(views[entry.image_id], placements.get(entry.image_id, []))
                  for entry in chunk if entry.image_id in views]
         more = start + page_size < len(entries)
         return ExplorePage(items, selection.total, encode_cursor(chunk[-1]) if chunk and more else None)
+
+    def _visible(self, placements: dict[str, list[Placement]], caller: Caller) -> dict[str, list[Placement]]:
+        task_ids = sorted({p.task_id for found in placements.values() for p in found})
+        allowed = {job.id for job in self._index.jobs(task_ids) if caller.may("jobs.read", job)} if task_ids else set()
+        return {image: [p for p in found if p.job_id in allowed] for image, found in placements.items()}
 
     def select(self, project_id: str, image_filter: ImageFilter) -> Selection:
         """The whole selection of a filter (task creation, exports); the caller checked access."""

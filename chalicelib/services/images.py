@@ -5,17 +5,25 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
+from chalicelib.services.identity import Identity
 from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.services import paths
 from chalicelib.store.images import MISSING, READY, CatalogEntry, Image, ImageRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.tags import Tag, TagRepository
 
+if TYPE_CHECKING:
+    from chalicelib.services.access import Access
+
 MAX_METADATA_BYTES = 16 * 1024
 METADATA_ATTEMPTS = 3
+# What `imaging.inspect` reports for the formats it accepts (a unit test keeps the two equal);
+# never SVG or anything else a browser would run.
+VERIFIED_MIME_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"})
+THUMBNAIL_MIME_TYPE = "image/jpeg"
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,22 @@ class Similar:
 class DuplicateGroup:
     sha256: str
     views: list[ImageView]
+
+
+def original_url(share: Bucket, image: Image, expires_in: int) -> str:
+    """The presigned GET of an image's original: shown inline with its verified type when it is a
+    ready image, otherwise a download of unknown type (its stored Content-Type is the uploader's word)."""
+    verified = image.status == READY and image.mime_type in VERIFIED_MIME_TYPES
+    return share.presign_get(image.file_path, expires_in, filename=image.filename,
+                             disposition="inline" if verified else "attachment",
+                             content_type=image.mime_type if verified else None)
+
+
+def thumbnail_url(cache: Bucket, image: Image, expires_in: int) -> str | None:
+    """The presigned GET of an image's thumbnail: a JPEG the registry itself wrote."""
+    if not image.thumbnail_key:
+        return None
+    return cache.presign_get(image.thumbnail_key, expires_in, disposition="inline", content_type=THUMBNAIL_MIME_TYPE)
 
 
 def hamming(a: str, b: str) -> int:
@@ -61,7 +85,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 class ImageService:
     def __init__(self, settings: Settings, images: ImageRepository, tags: TagRepository,
-                 share: Bucket, cache: Bucket) -> None:
+                 share: Bucket, cache: Bucket, access: "Access") -> None:
+        self._access = access
         self._settings = settings
         self._images = images
         self._tags = tags
@@ -103,8 +128,8 @@ class ImageService:
             raise ConflictError(f"Shared image '{image_id}' is missing from the share")
         ttl = expires_in or self._settings.presign_ttl_seconds
         return {
-            "url": self._share.presign_get(image.file_path, ttl, filename=image.filename),
-            "thumbnail_url": self._cache.presign_get(image.thumbnail_key, ttl) if image.thumbnail_key else None,
+            "url": original_url(self._share, image, ttl),
+            "thumbnail_url": thumbnail_url(self._cache, image, ttl),
             "expires_in": ttl,
         }
 
@@ -136,8 +161,9 @@ class ImageService:
         return ([DuplicateGroup(sha, [views[e.id] for e in entries if e.id in views]) for sha, entries in chosen],
                 len(repeated))
 
-    def update_metadata(self, image_id: str, patch: dict[str, Any]) -> ImageView:
+    def update_metadata(self, actor: Identity, image_id: str, patch: dict[str, Any]) -> ImageView:
         """Merge `patch` into the image's custom metadata (RFC 7396), retrying a concurrent change."""
+        self._access.require_global(actor, "images.metadata", what="changing image metadata")
         for attempt in range(METADATA_ATTEMPTS):
             image = self._images.get(image_id)
             merged = merge_patch(image.metadata, patch)
@@ -154,8 +180,9 @@ class ImageService:
                     raise
         raise AssertionError("unreachable")
 
-    def set_mask(self, image_id: str, source_id: str | None, category: str | None) -> ImageView:
+    def set_mask(self, actor: Identity, image_id: str, source_id: str | None, category: str | None) -> ImageView:
         """Make `image_id` a mask of `source_id` in `category`, or (source None) an ordinary image again."""
+        self._access.require_global(actor, "images.masks", what="setting masks")
         if source_id is not None:
             if not category:
                 raise ValidationError("mask_category is required with source_image_id",
@@ -176,7 +203,5 @@ class ImageService:
         return {tag.id: tag for tag in self._tags.list()}
 
     def _view(self, image: Image, tags: dict[str, Tag]) -> ImageView:
-        thumbnail = (self._cache.presign_get(image.thumbnail_key, self._settings.presign_ttl_seconds)
-                     if image.thumbnail_key else None)
         return ImageView(image, sorted((tags[t] for t in image.tag_ids if t in tags), key=lambda t: t.name.casefold()),
-                         thumbnail)
+                         thumbnail_url(self._cache, image, self._settings.presign_ttl_seconds))

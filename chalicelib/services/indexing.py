@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
 from chalicelib.config import Settings
-from chalicelib.errors import ForbiddenError
 from chalicelib.services import paths
+from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.services.operations import OperationService, folder
@@ -53,7 +53,8 @@ class IndexingService:
 
     def __init__(self, settings: Settings, registry: RegistryService, share: ShareService,
                  operations: OperationService, records: OperationRepository, share_bucket: Bucket, cache: Bucket,
-                 activity: ActivityService, finishers: Mapping[str, OperationFinisher] | None = None) -> None:
+                 activity: ActivityService, access: Access,
+                 finishers: Mapping[str, OperationFinisher] | None = None) -> None:
         self._settings = settings
         self._registry = registry
         self._share = share
@@ -62,14 +63,26 @@ class IndexingService:
         self._bucket = share_bucket
         self._cache = cache
         self._activity = activity
+        self._access = access
         self._finishers = finishers or {}
 
     # API side -----------------------------------------------------------------------------------
 
     def register(self, actor: Identity, file_paths: list[str]) -> Registration:
-        """Register paths (folders expand recursively); small selections are done before returning."""
+        """Register paths (folders expand recursively); small selections are done before returning.
+
+        The whole share (a '' path) and selections of more than `register_user_limit` keys touch
+        everyone's images at once: they are `images.register_all`, an administrator's action.
+        """
+        self._access.require_global(actor, "images.register")
+        if any(not path.strip("/") for path in file_paths):
+            self._access.require_global(actor, "images.register_all", what="registering the whole share")
         limit = self._settings.register_sync_limit
-        selection = self._share.expand(file_paths, recursive=True, max_keys=limit, named_files=True)
+        cap = None if self._access.may_global(actor, "images.register_all") else self._settings.register_user_limit
+        selection = self._share.expand(file_paths, recursive=True, max_keys=max(limit, cap or 0), named_files=True)
+        if cap is not None and (not selection.complete or len(selection.keys) > cap):
+            self._access.require_global(actor, "images.register_all",
+                                        what=f"registering more than {cap} images in one request")
         if selection.complete and len(selection.keys) <= limit:
             result = self._registry.index((Listed(key) for key in selection.keys), REGISTER, actor.sub)
             if result.registered or result.refreshed:
@@ -79,8 +92,7 @@ class IndexingService:
         return Registration(operation=self._operations.start(actor, REGISTER, params, selection))
 
     def reindex(self, actor: Identity, prefix: str) -> Operation:
-        if not actor.is_admin:
-            raise ForbiddenError("Reindexing is for administrators")
+        self._access.require_global(actor, "images.reindex", what="reindexing")
         prefix = paths.check(prefix) if prefix else ""
         operation = self._operations.start(actor, REINDEX, {"prefix": prefix})
         self._activity.record(actor, "operation", operation.id, "reindex_started", details={"prefix": prefix})

@@ -19,6 +19,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "review": ("done", "in_progress"),
     "done": (),
 }
+# Moves that finish a review (approve, or send back): `jobs.review`, not the annotator's `jobs.status`.
+REVIEW_MOVES = {("review", "done"), ("review", "in_progress")}
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,9 @@ class JobService:
                 raise ValidationError(f"Assignee '{assignee}' is not a member of this project",
                                       [{"field": "assignee_id", "message": "not a project member"}])
         if "status" in changes:
-            self._access.require(actor, job.project_id, "jobs.status", job)
             target = changes["status"]
+            action = "jobs.review" if (job.status, target) in REVIEW_MOVES else "jobs.status"
+            self._access.require(actor, job.project_id, action, job)
             if target != job.status and target not in TRANSITIONS[job.status]:
                 allowed = ", ".join(TRANSITIONS[job.status]) or "none"
                 raise ConflictError(f"Job '{job_id}' is '{job.status}' and cannot move to '{target}' "

@@ -5,7 +5,7 @@ under `operations/<id>/` in the cache bucket; the steps that do the work are in 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib.config import Settings
 from chalicelib.errors import NotFoundError
@@ -15,6 +15,9 @@ from chalicelib.services.identity import Identity
 from chalicelib.services.share import Selection
 from chalicelib.store.objects import Bucket
 from chalicelib.store.operations import Operation, OperationRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.access import Access
 
 # Starts a Step Functions execution: (state machine ARN, execution name, input) -> execution ARN.
 WorkflowStarter = Callable[[str, str, dict], str]
@@ -26,12 +29,13 @@ def folder(operation_id: str) -> str:
 
 class OperationService:
     def __init__(self, settings: Settings, operations: OperationRepository, cache: Bucket,
-                 start_workflow: WorkflowStarter, activity: ActivityService) -> None:
+                 start_workflow: WorkflowStarter, activity: ActivityService, access: "Access") -> None:
         self._settings = settings
         self._operations = operations
         self._cache = cache
         self._start_workflow = start_workflow
         self._activity = activity
+        self._access = access
 
     def start(self, actor: Identity, kind: str, params: dict[str, Any], selection: Selection | None = None) -> Operation:
         """Record an operation of `kind` and run the `index` state machine on it; a `selection`
@@ -47,9 +51,10 @@ class OperationService:
     def get(self, actor: Identity, operation_id: str) -> tuple[Operation, str | None]:
         """The operation and, when its full result is in S3, a presigned URL to it."""
         operation = self._operations.get(operation_id)
-        if not actor.is_admin and operation.created_by != actor.sub:
+        if not self._access.may_global(actor, "operations.read", owner=operation.created_by):
             raise NotFoundError(f"Operation '{operation_id}' not found")
         url = None
         if operation.result_key:
-            url = self._cache.presign_get(operation.result_key, self._settings.presign_ttl_seconds)
+            url = self._cache.presign_get(operation.result_key, self._settings.presign_ttl_seconds,
+                                          disposition="inline", content_type="application/json")
         return operation, url

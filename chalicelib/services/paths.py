@@ -1,4 +1,9 @@
-"""Paths in the share: relative S3 keys that cannot escape it or smuggle control characters."""
+"""Paths in the share: relative S3 keys that cannot escape it or smuggle control characters.
+
+One rule (`problem`) serves both directions: a path a user sends is refused with 400 (`check`),
+and an object S3 already holds under such a key (S3 accepts any key) is recorded `failed` by the
+registry with `unsafe_key_reason`, so it is never used as a path (task, Explore, export, ZIP).
+"""
 from __future__ import annotations
 
 import posixpath
@@ -7,6 +12,7 @@ import unicodedata
 from chalicelib.errors import BadRequestError
 
 MAX_KEY_BYTES = 1024
+MAX_SEGMENT_BYTES = 255  # NAME_MAX of common file systems: a longer name cannot be unpacked anywhere
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
@@ -14,10 +20,15 @@ def is_image_key(key: str) -> bool:
     return posixpath.splitext(key)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _problem(path: str) -> str | None:
+def problem(path: str) -> str | None:
+    """What makes `path` unusable as a share path, or None when it is acceptable."""
     # Category Cc: C0, DEL and the C1 controls (U+0080-U+009F, e.g. the terminal's CSI).
     if any(unicodedata.category(char) == "Cc" for char in path):
         return "contains a control character"
+    # Category Cf: bidi overrides (U+202E shows 'gnp.exe' as 'exe.png'), zero-width and BOM characters.
+    formats = sorted({f"U+{ord(char):04X}" for char in path if unicodedata.category(char) == "Cf"})
+    if formats:
+        return f"contains an invisible formatting character ({', '.join(formats)})"
     if "\\" in path:
         return "contains a backslash"
     if path.startswith("/"):
@@ -28,26 +39,38 @@ def _problem(path: str) -> str | None:
         return "contains an empty segment ('//')"
     if len(path.encode("utf-8")) > MAX_KEY_BYTES:
         return f"is longer than {MAX_KEY_BYTES} bytes"
+    if any(len(part.encode("utf-8")) > MAX_SEGMENT_BYTES for part in path.split("/")):
+        return f"has a segment longer than {MAX_SEGMENT_BYTES} bytes"
     return None
+
+
+def unsafe_key_reason(key: str) -> str | None:
+    """Why an object key in the bucket must not be used as a path (its record's `failed` reason), or None.
+
+    Stricter than `check` on one point: a key naming an object has no trailing '/' and no empty
+    last segment.
+    """
+    found = problem(key) or ("has an empty segment" if not key or key.endswith("/") else None)
+    return f"unsafe object key: {key!r} {found}" if found else None
 
 
 def check(path: str) -> str:
     """`path` as a share key; raises `BadRequestError` naming the path when it is not acceptable."""
-    problem = _problem(path)
-    if problem:
-        raise BadRequestError(f"Path {path!r} {problem}", [{"field": "path", "path": path, "message": problem}])
+    found = problem(path)
+    if found:
+        raise BadRequestError(f"Path {path!r} {found}", [{"field": "path", "path": path, "message": found}])
     return path
 
 
 def check_all(paths: list[str]) -> list[str]:
     """Every path checked; one error lists all the bad ones."""
-    bad = [(path, _problem(path)) for path in paths]
-    bad = [(path, problem) for path, problem in bad if problem]
+    bad = [(path, problem(path)) for path in paths]
+    bad = [(path, found) for path, found in bad if found]
     if bad:
         names = ", ".join(repr(path) for path, _ in bad[:5])
         raise BadRequestError(
             f"Invalid path(s): {names}" + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""),
-            [{"field": "path", "path": path, "message": problem} for path, problem in bad],
+            [{"field": "path", "path": path, "message": found} for path, found in bad],
         )
     return paths
 

@@ -51,6 +51,7 @@ class ProjectService:
     # Projects ------------------------------------------------------------------------------------
 
     def create(self, actor: Identity, name: str, description: str | None, labels: list[dict[str, Any]]) -> ProjectView:
+        self._access.require_global(actor, "projects.create", what="creating projects")
         now = utcnow()
         project = Project(id=new_id(), name=name, description=description, labels=_check_labels(labels),
                           created_by=actor.sub, created_at=now, updated_at=now)

@@ -74,9 +74,17 @@ class RegistryService:
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="derive")
 
     def derive(self, key: str) -> Facts | None:
-        """The facts of the share object at `key` now; None when there is no such object."""
+        """The facts of the share object at `key` now; None when there is no such object.
+
+        An object under an unsafe key (`paths.unsafe_key_reason`) is recorded `failed` without
+        reading its bytes: it exists, but nothing may use its key as a path.
+        """
         from chalicelib import imaging  # Pillow: loaded by the functions that decode images only
 
+        unsafe = paths.unsafe_key_reason(key)
+        if unsafe:
+            info = self._share.head(key)
+            return None if info is None else Facts(status=FAILED, reason=unsafe, **_object_facts(info))
         opened = self._share.open(key)
         if opened is None:
             return None
@@ -247,6 +255,8 @@ def _order(event: ObjectEvent) -> tuple[str, int]:
 def _stale(record: Image, entry: Listed, mode: str) -> bool:
     if record.status == MISSING:
         return True
+    if record.status != FAILED and paths.unsafe_key_reason(record.file_path):
+        return True  # registered before keys were checked: recorded failed now
     if mode != REINDEX:
         return False
     return record.status == FAILED or (entry.etag is not None and entry.etag != record.etag)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
 from chalicelib.errors import ValidationError
@@ -12,6 +12,10 @@ from chalicelib.services import cursors, paths
 from chalicelib.clock import utcnow
 from chalicelib.store.images import ImageRepository
 from chalicelib.store.objects import LAST_CHARACTER, MAX_KEY_BYTES, Bucket
+
+if TYPE_CHECKING:
+    from chalicelib.services.access import Access
+    from chalicelib.services.identity import Identity
 
 CONTENT_TYPES = {
     ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
@@ -72,7 +76,8 @@ def _position_under(prefix: str, position: object) -> str:
 
 
 class ShareService:
-    def __init__(self, settings: Settings, share: Bucket, images: ImageRepository) -> None:
+    def __init__(self, settings: Settings, share: Bucket, images: ImageRepository, access: "Access") -> None:
+        self._access = access
         self._settings = settings
         self._share = share
         self._images = images
@@ -149,8 +154,9 @@ class ShareService:
                     keys.append(key)
         return Selection(keys=keys, duplicates=duplicates)
 
-    def upload_urls(self, files: list[dict[str, Any]], folder: str | None) -> list[Upload]:
+    def upload_urls(self, actor: "Identity", files: list[dict[str, Any]], folder: str | None) -> list[Upload]:
         """One presigned POST per file, for exactly its key, its content type and at most its size."""
+        self._access.require_global(actor, "share.upload", what="uploading to the share")
         base = paths.folder_prefix(folder or "")
         keys = paths.check_all([base + item["path"] for item in files])
         problems = []

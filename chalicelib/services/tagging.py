@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.errors import NotFoundError
+from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.store.image_tags import ImageTagRepository
@@ -19,7 +20,8 @@ class TaggingResult:
 
 class TaggingService:
     def __init__(self, images: ImageRepository, tags: TagRepository, links: ImageTagRepository,
-                 activity: ActivityService) -> None:
+                 activity: ActivityService, access: Access) -> None:
+        self._access = access
         self._images = images
         self._tags = tags
         self._links = links
@@ -34,6 +36,7 @@ class TaggingService:
         return self._change(actor, image_ids, tag_ids, adding=False)
 
     def _change(self, actor: Identity, image_ids: list[str], tag_ids: list[str], adding: bool) -> TaggingResult:
+        self._access.require_global(actor, "images.tag", what="tagging images")
         image_ids, tag_ids = self._known(image_ids, tag_ids)
         affected: set[str] = set()
         changed = 0

@@ -1,4 +1,7 @@
-"""Global tags: create, list, rename, recolor, delete (refused while in use unless forced)."""
+"""Global tags: create, list, rename, recolor, delete (refused while in use unless forced).
+
+Who may change or delete a tag is `GLOBAL_RULES` (services/access.py): its creator or an admin;
+only an admin may force the deletion of a tag in use (it strips the tag from every image)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -11,18 +14,22 @@ from chalicelib.ids import new_id
 from chalicelib.store.tags import Tag, TagRepository
 
 if TYPE_CHECKING:
+    from chalicelib.services.access import Access
     from chalicelib.store.image_tags import ImageTagRepository
 
 NOT_NULLABLE = ("name", "color")
 
 
 class TagService:
-    def __init__(self, repository: TagRepository, activity: ActivityService, links: "ImageTagRepository") -> None:
+    def __init__(self, repository: TagRepository, activity: ActivityService, links: "ImageTagRepository",
+                 access: "Access") -> None:
+        self._access = access
         self._repository = repository
         self._activity = activity
         self._links = links
 
     def create(self, actor: Identity, name: str, color: str, description: str | None, category: str | None) -> Tag:
+        self._access.require_global(actor, "tags.create")
         now = utcnow()
         tag = self._repository.create(
             Tag(
@@ -48,6 +55,8 @@ class TagService:
         return [tag for tag in self._repository.list() if needle in tag.name.casefold()]
 
     def update(self, actor: Identity, tag_id: str, changes: dict) -> Tag:
+        self._access.require_global(actor, "tags.update", owner=self._repository.get(tag_id).created_by,
+                                    what="changing this tag")
         nulls = [field for field in NOT_NULLABLE if field in changes and changes[field] is None]
         if nulls:
             raise ValidationError(
@@ -63,7 +72,11 @@ class TagService:
     def delete(self, actor: Identity, tag_id: str, force: bool = False) -> Tag:
         # Forced: untag every image while the tag still exists (a failure can simply be retried),
         # delete it, then sweep links a concurrent tagging call added in between.
-        untagged = self._links.drop_tag(tag_id) if force and self._repository.get(tag_id) else 0
+        owner = self._repository.get(tag_id).created_by
+        self._access.require_global(actor, "tags.delete", owner=owner, what="deleting this tag")
+        if force:
+            self._access.require_global(actor, "tags.force_delete", what="deleting a tag in use (force)")
+        untagged = self._links.drop_tag(tag_id) if force else 0
         tag = self._repository.delete(tag_id, only_if_unused=not force)
         untagged += self._links.drop_tag(tag_id) if force else 0
         self._activity.record(actor, "tag", tag.id, "deleted",

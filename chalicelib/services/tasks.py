@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.config import Settings
 from chalicelib.errors import NotFoundError, ValidationError
+from chalicelib.services import paths
 from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.explore import ExploreService
@@ -182,7 +183,10 @@ class TaskService:
             image = known.get(key)
             if key in failed:
                 continue
-            if image is None:
+            unsafe = paths.unsafe_key_reason(key)
+            if unsafe:
+                failed[key] = unsafe  # even a record made before keys were checked is no path
+            elif image is None:
                 failed[key] = "not found in the share"
             elif image.status != IMAGE_READY:
                 failed[key] = image.reason or f"image is {image.status}"

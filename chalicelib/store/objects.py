@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -47,6 +48,14 @@ def _etag(value: str) -> str:
 def _info(entry: dict) -> ObjectInfo:
     return ObjectInfo(key=entry["Key"], size=int(entry["Size"]), etag=_etag(entry["ETag"]),
                       last_modified=entry["LastModified"])
+
+
+def _disposition(kind: str, filename: str | None) -> str:
+    """A Content-Disposition value (RFC 6266): an ASCII `filename` fallback and the exact UTF-8 `filename*`."""
+    if not filename:
+        return kind
+    fallback = "".join(char if " " <= char < "\x7f" and char not in '"\\' else "_" for char in filename)
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _code(exc: ClientError) -> str:
@@ -155,10 +164,20 @@ class Bucket:
             deleted += len(page)
         return deleted
 
-    def presign_get(self, key: str, expires_in: int, filename: str | None = None, disposition: str = "inline") -> str:
-        params: dict[str, Any] = {"Bucket": self.name, "Key": key}
-        if filename:
-            params["ResponseContentDisposition"] = f'{disposition}; filename="{filename}"'
+    def presign_get(self, key: str, expires_in: int, filename: str | None = None, disposition: str = "attachment",
+                    content_type: str | None = None) -> str:
+        """A presigned GET that makes S3 answer with the headers given here, not the stored ones.
+
+        An object's stored Content-Type is whatever its uploader said (`text/html` on `x.png`), so
+        the answer is always `application/octet-stream` as an attachment unless the caller vouches
+        for the bytes with `content_type`; only then may `disposition` be `inline`.
+        """
+        inline = disposition == "inline" and content_type is not None
+        params: dict[str, Any] = {
+            "Bucket": self.name, "Key": key,
+            "ResponseContentType": content_type or "application/octet-stream",
+            "ResponseContentDisposition": _disposition("inline" if inline else "attachment", filename),
+        }
         return client("s3").generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def presign_post(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict[str, Any]:

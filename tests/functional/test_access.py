@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pytest
 
-from chalicelib.services.access import ROLES, RULES, Grant, grant
+from chalicelib.services.access import GLOBAL_ROLES, GLOBAL_RULES, ROLES, RULES, Grant, global_grant, grant
 from tests.conftest import ROOT, Api, poll
 from tests.imagefiles import picture
 
@@ -101,6 +101,17 @@ def move_job(w: World, job: str) -> Call:
     path = f"/api/v1/jobs/{job_id}"
     return Call(path, {"status": "in_progress"},
                 unchanged=lambda: w.owner.get(path).json["data"]["status"] == "new")
+
+
+def review_job(w: World, job: str) -> Call:
+    # a job waiting for review; review → done is a valid move: a refusal can only come from access
+    assignee = SUBS["annotator"] if job == "assigned" else None
+    job_id = fresh_task(w, assignee)["jobs"][0]["id"]
+    path = f"/api/v1/jobs/{job_id}"
+    for status in ("in_progress", "review"):
+        created(w.owner.patch(path, {"status": status}))
+    return Call(path, {"status": "done"},
+                unchanged=lambda: w.owner.get(path).json["data"]["status"] == "review")
 
 
 def delete_filter(w: World, job: str) -> Call:
@@ -198,6 +209,7 @@ ROWS = [
     Row("GET", f"{P}/tasks/{{task_id}}/jobs", "tasks.read", lambda w, j: Call(w.p(f"/tasks/{w.task_id}/jobs"))),
     Row("GET", J, "jobs.read", lambda w, j: Call(w.j(j))),
     Row("PATCH", J, "jobs.status", move_job, "status"),
+    Row("PATCH", J, "jobs.review", review_job, "review"),
     # the assignee is set to what it is: the world keeps its shape whoever is allowed
     Row("PATCH", J, "jobs.assign", lambda w, j: Call(w.j(j), {"assignee_id": w.assignee[j]}), "assign"),
     Row("GET", f"{J}/images/{{image_id}}/annotations", "annotations.read", lambda w, j: Call(w.image_path(j))),
@@ -331,6 +343,17 @@ def test_role_matrix(world, row, caller, job, expected):
         assert ghost.body.decode().replace(ghost_id, real) == response.body.decode()
 
 
+def test_explore_shows_an_annotator_only_the_jobs_assigned_to_them(world):
+    # When the annotator and the editor explore the pool
+    seen = {}
+    for role in ("annotator", "editor"):
+        images = created(world.callers[role].get(world.p("/explore?page_size=200")))["images"]
+        seen[role] = {place["job_id"] for image in images for place in image["tasks"]}
+    # Then the annotator's placements name only their job; the editor's name every job of the world
+    assert seen["annotator"] == {world.jobs["assigned"]}
+    assert seen["editor"] >= {world.jobs["assigned"], world.jobs["unassigned"]}
+
+
 def test_annotators_see_only_their_jobs_in_a_task(world):
     # When the annotator and the editor read the task and its jobs
     path = world.p(f"/tasks/{world.task_id}")
@@ -343,3 +366,200 @@ def test_annotators_see_only_their_jobs_in_a_task(world):
     # Then the annotator sees the job assigned to them, the editor both
     assert seen["annotator"] == [world.jobs["assigned"]]
     assert seen["editor"] == [world.jobs["assigned"], world.jobs["unassigned"]]
+
+
+# Global resources: the role × action matrix of GLOBAL_RULES ----------------------------------------------
+# Its own world (the project world above is not used after this point).
+
+GLOBAL_SUBS = {"admin": "gx-root", "contributor": "gx-contrib", "viewer": "gx-viewer", "other": "gx-other"}
+GLOBAL_GROUPS = {"admin": ["admin"], "viewer": ["viewer"]}
+GLOBAL_IMAGES = [f"global/{n}.jpg" for n in range(3)]
+
+
+@dataclass
+class GlobalWorld:
+    callers: dict[str, Api]
+    images: list[str]
+    tag_of: dict[str, str]  # "own" (the contributor's) / "others" → a tag id
+    operation_of: dict[str, str]  # same keys → an operation id
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    def fresh_tag(self, whose: str, on_image: bool = False) -> str:
+        self.counter[0] += 1
+        creator = self.callers["contributor" if whose == "own" else "other"]
+        tag_id = created(creator.post("/api/v1/tags", {"name": f"disposable {self.counter[0]}"}))["id"]
+        if on_image:
+            created(creator.post(f"/api/v1/shared-images/{self.images[0]}/tags", {"tag_ids": [tag_id]}))
+        return tag_id
+
+
+@dataclass(frozen=True)
+class GlobalRow:
+    method: str
+    route: str
+    action: str
+    build: Callable[[GlobalWorld, str], Call]
+    variant: str = ""
+    refused: int = 403  # what OWN answers on what others made (operations: 404, they stay private)
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.route}" + (f":{self.variant}" if self.variant else "")
+
+
+def _delete_tag(w: GlobalWorld, whose: str) -> Call:
+    tag_id = w.fresh_tag(whose)
+    return Call(f"/api/v1/tags/{tag_id}", unchanged=lambda: w.callers["admin"].get(f"/api/v1/tags/{tag_id}").status_code == 200)
+
+
+def _patch_tag(w: GlobalWorld, whose: str) -> Call:
+    path = f"/api/v1/tags/{w.tag_of[whose]}"
+    before = created(w.callers["admin"].get(path))["description"]
+    return Call(path, {"description": f"checked {uuid.uuid4()}"},
+                unchanged=lambda: created(w.callers["admin"].get(path))["description"] == before)
+
+
+def _force_delete_tag(w: GlobalWorld, whose: str) -> Call:
+    tag_id = w.fresh_tag(whose, on_image=True)
+    return Call(f"/api/v1/tags/{tag_id}?force=true",
+                unchanged=lambda: w.callers["admin"].get(f"/api/v1/tags/{tag_id}").status_code == 200)
+
+
+SI = "/api/v1/shared-images"
+GLOBAL_ROWS = [
+    GlobalRow("GET", "/api/v1/me", "global.read", lambda w, o: Call("/api/v1/me")),
+    GlobalRow("GET", "/api/v1/operations/{operation_id}", "operations.read",
+              lambda w, o: Call(f"/api/v1/operations/{w.operation_of[o]}"), refused=404),
+    GlobalRow("POST", "/api/v1/admin/reindex", "images.reindex",
+              lambda w, o: Call("/api/v1/admin/reindex", {"prefix": "global/"})),
+    GlobalRow("GET", SI, "global.read", lambda w, o: Call(SI)),
+    GlobalRow("POST", f"{SI}/register", "images.register",
+              lambda w, o: Call(f"{SI}/register", {"file_paths": GLOBAL_IMAGES[:1]})),
+    GlobalRow("POST", f"{SI}/register", "images.register_all",
+              lambda w, o: Call(f"{SI}/register", {"file_paths": [""]}), "root"),
+    GlobalRow("GET", f"{SI}/duplicates", "global.read", lambda w, o: Call(f"{SI}/duplicates")),
+    GlobalRow("POST", f"{SI}/bulk-tag", "images.tag",
+              lambda w, o: Call(f"{SI}/bulk-tag", {"shared_image_ids": w.images[1:], "tag_ids": [w.tag_of["others"]]})),
+    GlobalRow("POST", f"{SI}/bulk-untag", "images.tag",
+              lambda w, o: Call(f"{SI}/bulk-untag", {"shared_image_ids": w.images[2:], "tag_ids": [w.tag_of["own"]]})),
+    GlobalRow("GET", f"{SI}/{{image_id}}", "global.read", lambda w, o: Call(f"{SI}/{w.images[0]}")),
+    GlobalRow("PATCH", f"{SI}/{{image_id}}", "images.metadata",
+              lambda w, o: Call(f"{SI}/{w.images[0]}", {"metadata": {"checked": True}})),
+    GlobalRow("GET", f"{SI}/{{image_id}}/url", "global.read", lambda w, o: Call(f"{SI}/{w.images[0]}/url")),
+    GlobalRow("GET", f"{SI}/{{image_id}}/similar", "global.read", lambda w, o: Call(f"{SI}/{w.images[0]}/similar")),
+    GlobalRow("GET", f"{SI}/{{image_id}}/masks", "global.read", lambda w, o: Call(f"{SI}/{w.images[0]}/masks")),
+    GlobalRow("PUT", f"{SI}/{{image_id}}/mask", "images.masks",
+              lambda w, o: Call(f"{SI}/{w.images[2]}/mask", {"source_image_id": w.images[0], "mask_category": "seg"})),
+    GlobalRow("POST", f"{SI}/{{image_id}}/tags", "images.tag",
+              lambda w, o: Call(f"{SI}/{w.images[1]}/tags", {"tag_ids": [w.tag_of["own"]]})),
+    GlobalRow("DELETE", f"{SI}/{{image_id}}/tags/{{tag_id}}", "images.tag",
+              lambda w, o: Call(f"{SI}/{w.images[2]}/tags/{w.tag_of['others']}")),
+    GlobalRow("POST", "/api/v1/projects", "projects.create",
+              lambda w, o: Call("/api/v1/projects", {"name": "Global matrix"})),
+    GlobalRow("GET", "/api/v1/projects", "global.read", lambda w, o: Call("/api/v1/projects")),
+    GlobalRow("GET", "/api/v1/share/browse", "global.read", lambda w, o: Call("/api/v1/share/browse?path=global")),
+    GlobalRow("POST", "/api/v1/share/resolve", "global.read",
+              lambda w, o: Call("/api/v1/share/resolve", {"paths": ["global/"]})),
+    GlobalRow("POST", "/api/v1/share/upload-urls", "share.upload",
+              lambda w, o: Call("/api/v1/share/upload-urls",
+                                {"folder": "incoming", "files": [{"path": "u.jpg", "content_type": "image/jpeg",
+                                                                  "size": 10}]})),
+    GlobalRow("POST", "/api/v1/tags", "tags.create", lambda w, o: Call("/api/v1/tags", {"name": f"new {uuid.uuid4()}"})),
+    GlobalRow("GET", "/api/v1/tags", "global.read", lambda w, o: Call("/api/v1/tags")),
+    GlobalRow("GET", "/api/v1/tags/{tag_id}", "global.read", lambda w, o: Call(f"/api/v1/tags/{w.tag_of['others']}")),
+    GlobalRow("PATCH", "/api/v1/tags/{tag_id}", "tags.update", _patch_tag),
+    GlobalRow("DELETE", "/api/v1/tags/{tag_id}", "tags.delete", _delete_tag),
+    GlobalRow("DELETE", "/api/v1/tags/{tag_id}", "tags.force_delete", _force_delete_tag, "force"),
+]
+# Who can own what an OWN grant is about: only contributors create tags and operations.
+OWNERS = ("contributor",)
+
+
+def global_cases():
+    for row in GLOBAL_ROWS:
+        for role in GLOBAL_ROLES:
+            allowed = global_grant(role, row.action)
+            if allowed is Grant.OWN:
+                if role in OWNERS:
+                    yield pytest.param(row, role, "own", OK, id=f"{row.id}-{role}-own")
+                yield pytest.param(row, role, "others", row.refused, id=f"{row.id}-{role}-others")
+            else:
+                yield pytest.param(row, role, "others", OK if allowed is Grant.ANY else 403, id=f"{row.id}-{role}")
+        yield pytest.param(row, "no-token", "others", 401, id=f"{row.id}-no-token")
+
+
+def build_global_world(stack, client) -> GlobalWorld:
+    from chalicelib.services.container import services
+
+    callers = {name: Api(client, stack.token(sub=sub, email=f"{sub}@example.com", groups=GLOBAL_GROUPS.get(name, [])))
+               for name, sub in GLOBAL_SUBS.items()}
+    callers["no-token"] = Api(client, None)
+    s3 = stack.aws("s3")
+    for seed, key in enumerate([*GLOBAL_IMAGES, "elsewhere/one.jpg", "elsewhere/two.jpg"]):
+        s3.put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key, Body=picture(64, 48, seed=seed))
+    stack.aws("sqs").purge_queue(QueueUrl=stack.physical["IngestQueue"]["QueueUrl"])
+    images = [image["id"] for image in created(callers["contributor"].post(
+        f"{SI}/register", {"file_paths": GLOBAL_IMAGES}))["registered"]]
+    tag_of = {"own": created(callers["contributor"].post("/api/v1/tags", {"name": "mine"}))["id"],
+              "others": created(callers["other"].post("/api/v1/tags", {"name": "theirs"}))["id"]}
+    # Registrations larger than one request's synchronous limit are operations, owned by their starter.
+    settings = services().settings
+    services().override(settings=settings.model_copy(update={"register_sync_limit": 1}))
+    operation_of = {whose: created(callers[name].post(f"{SI}/register", {"file_paths": ["elsewhere/"]}))["id"]
+                    for whose, name in (("own", "contributor"), ("others", "other"))}
+    services().override(settings=settings)
+    for operation_id in operation_of.values():
+        poll(lambda: callers["admin"].get(f"/api/v1/operations/{operation_id}").json["data"]["status"],
+             lambda status: status in ("completed", "failed"), f"operation {operation_id}")
+    return GlobalWorld(callers=callers, images=images, tag_of=tag_of,
+                       operation_of=operation_of)
+
+
+@pytest.fixture(scope="module")
+def global_world(local_stack):
+    from chalice.test import Client
+
+    local_stack.reset()
+    with Client(local_stack.app, stage_name="dev", project_dir=str(ROOT)) as client:
+        yield build_global_world(local_stack, client)
+
+
+def test_the_global_matrix_covers_every_global_route_and_every_action(local_stack):
+    from chalicelib.api.routing import ROUTES
+
+    assert local_stack.app is not None
+    global_routes = {(route.method, route.path) for route in ROUTES
+                     if not route.public and not route.path.startswith((P, J))}
+    assert {(row.method, row.route) for row in GLOBAL_ROWS} == global_routes
+    assert {row.action for row in GLOBAL_ROWS} == set(GLOBAL_RULES)
+
+
+@pytest.mark.parametrize(("row", "caller", "whose", "expected"), global_cases())
+def test_global_role_matrix(global_world, row, caller, whose, expected):
+    # Given a request on a global resource (made by the caller, or by someone else)
+    call = row.build(global_world, whose)
+    # When the caller sends it
+    response = global_world.callers[caller].request(row.method, call.path, call.body)
+    # Then the outcome is the one GLOBAL_RULES gives the caller's global role
+    if expected == OK:
+        assert 200 <= response.status_code < 300, response.json
+    else:
+        assert response.status_code == expected, response.json
+        if call.unchanged is not None:
+            assert call.unchanged(), "a refused request changed its target"
+
+
+def test_a_viewer_changes_nothing_global(global_world):
+    # Given the image a viewer may read
+    viewer, admin = global_world.callers["viewer"], global_world.callers["admin"]
+    image = created(admin.get(f"{SI}/{global_world.images[1]}"))
+    # When the viewer tries to tag it, patch it and make it a mask
+    refused = [viewer.post(f"{SI}/{image['id']}/tags", {"tag_ids": [global_world.tag_of["own"]]}),
+               viewer.patch(f"{SI}/{image['id']}", {"metadata": {"by": "viewer"}}),
+               viewer.request("PUT", f"{SI}/{image['id']}/mask", {"source_image_id": global_world.images[0],
+                                                                  "mask_category": "x"})]
+    # Then each is 403 naming the role, and the image is as it was
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    assert all("'viewer'" in r.json["error"]["message"] for r in refused)
+    after = created(admin.get(f"{SI}/{image['id']}"))
+    assert (after["tags"], after["metadata"], after["mask_of"]) == (image["tags"], image["metadata"], image["mask_of"])

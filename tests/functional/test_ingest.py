@@ -233,3 +233,38 @@ def test_reupload_refreshes_facts_and_keeps_user_fields(stack, api):
     assert again["id"] == image["id"]
     assert (again["width"], again["height"]) == (70, 30)
     assert again["metadata"] == {"source": "camera 2"}
+
+
+UNSAFE_KEYS = {
+    "a/z/../../../../tmp/evil.png": "'..' segment",
+    "dot/./x.png": "'.' or '..' segment",
+    "rtl/\u202egnp.exe.png": "U+202E",
+    "zw/in\u200bvisible.png": "U+200B",
+    "ctl/bell\x07.png": "control character",
+    "ctl/csi\u009b.png": "control character",
+    "back\\slash.png": "backslash",
+    "/absolute.png": "absolute",
+    "empty//segment.png": "empty segment",
+    f"long/{'n' * 300}.png": "longer than 255 bytes",
+}
+
+
+def test_objects_under_unsafe_keys_are_recorded_failed_and_never_ready(stack, api):
+    # Given objects S3 accepted under keys that are no safe path, and one under a safe key
+    for seed, key in enumerate([*UNSAFE_KEYS, "fine/ok.png"]):
+        stack.aws("s3").put_object(Bucket=share(stack), Key=key, Body=imagefiles.picture(seed=seed, fmt="PNG"))
+    bodies = take_notifications(stack)
+    assert any("%" in json.loads(body)["Records"][0]["s3"]["object"]["key"] for body in bodies)  # URL-encoded
+    # When their notifications reach the handler
+    assert deliver(stack, bodies) == {"batchItemFailures": []}
+    # Then each unsafe object is recorded failed, saying why, and without facts drawn from its bytes
+    by_path = {image["file_path"]: image for image in records(api)}
+    assert set(by_path) == {*UNSAFE_KEYS, "fine/ok.png"}
+    for key, why in UNSAFE_KEYS.items():
+        image = by_path[key]
+        assert image["status"] == "failed", key
+        assert image["reason"].startswith("unsafe object key: ") and why in image["reason"], image["reason"]
+        assert image["width"] is None and image["thumbnail_url"] is None
+    assert by_path["fine/ok.png"]["status"] == "ready"
+    # And the registry never lists them as ready
+    assert [image["file_path"] for image in records(api, status="ready")] == ["fine/ok.png"]

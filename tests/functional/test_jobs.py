@@ -214,6 +214,28 @@ def test_an_annotator_moves_only_their_own_job_and_a_viewer_none(client, stack, 
     assert [(e["entity_id"], e["actor"]) for e in moves] == [(mine, "bob")]
 
 
+def test_an_annotator_submits_for_review_but_only_an_editor_or_owner_finishes_it(client, stack, api):
+    # Given bob (annotator) who submitted his job for review, and dana an editor
+    project_id, created = task_of(stack, api, four_images())
+    mine = created["jobs"][0]["id"]
+    bob = member(client, stack, project_id, api, "bob", "annotator")
+    dana = member(client, stack, project_id, api, "dana", "editor")
+    assert api.patch(f"/api/v1/jobs/{mine}", {"assignee_id": "bob"}).status_code == 200
+    for status in ("in_progress", "review"):
+        assert bob.patch(f"/api/v1/jobs/{mine}", {"status": status}).status_code == 200
+    # When bob approves his own work, or takes it back from review
+    approved = bob.patch(f"/api/v1/jobs/{mine}", {"status": "done"})
+    taken_back = bob.patch(f"/api/v1/jobs/{mine}", {"status": "in_progress"})
+    # Then both are refused and the job waits for review
+    assert (approved.status_code, taken_back.status_code) == (403, 403), (approved.json, taken_back.json)
+    assert "jobs review" in approved.json["error"]["message"]
+    assert api.get(f"/api/v1/jobs/{mine}").json["data"]["status"] == "review"
+    # And the editor sends it back, bob submits again, and the owner approves it
+    assert dana.patch(f"/api/v1/jobs/{mine}", {"status": "in_progress"}).status_code == 200
+    assert bob.patch(f"/api/v1/jobs/{mine}", {"status": "review"}).status_code == 200
+    assert api.patch(f"/api/v1/jobs/{mine}", {"status": "done"}).json["data"]["status"] == "done"
+
+
 def test_unknown_job_and_non_member_get_404(client, stack, api):
     # Given a job and a stranger who is not a member
     _, created = task_of(stack, api, four_images())

@@ -261,3 +261,101 @@ def test_reindex_is_for_admins(api):
     response = api.post("/api/v1/admin/reindex", {"prefix": ""})
     assert response.status_code == 403
     assert response.json["error"]["code"] == "forbidden"
+
+
+def test_registering_a_folder_records_unsafe_keys_under_it_as_failed(stack, api):
+    # Given a folder holding an object whose key climbs out of it, and a safe one
+    put(stack, "walk/ok.png", imagefiles.picture(seed=1, fmt="PNG"))
+    put(stack, "walk/z/../../../../tmp/evil.png", imagefiles.picture(seed=2, fmt="PNG"))
+    purge_notifications(stack)
+    # When the folder is registered
+    data = api.post("/api/v1/shared-images/register", {"file_paths": ["walk/"]}).json["data"]
+    # Then only the safe object is registered; the other is reported and recorded failed
+    assert [image["file_path"] for image in data["registered"]] == ["walk/ok.png"]
+    assert data["failed"] == [{"file_path": "walk/z/../../../../tmp/evil.png",
+                               "reason": "unsafe object key: 'walk/z/../../../../tmp/evil.png' "
+                                         "contains a '.' or '..' segment"}]
+    by_path = {image["file_path"]: image for image in listed(api)}
+    assert by_path["walk/z/../../../../tmp/evil.png"]["status"] == "failed"
+
+
+def test_reindex_fails_a_record_made_ready_before_keys_were_checked(stack, api, admin_api):
+    from chalicelib.store.images import READY, Facts, ImageRepository
+
+    # Given a ready record under an unsafe key, as an older release wrote it
+    key = "old/\u202egnp.exe.png"
+    put(stack, key, imagefiles.picture(seed=3, fmt="PNG"))
+    purge_notifications(stack)
+    head = stack.aws("s3").head_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key=key)
+    ImageRepository().put_new([(key, Facts(status=READY, size=head["ContentLength"], etag=head["ETag"].strip('"'),
+                                           mime_type="image/png", width=96, height=64))], "alice")
+    # When an admin reindexes
+    finished = wait_for(admin_api, admin_api.post("/api/v1/admin/reindex", {"prefix": "old/"}).json["data"]["id"])
+    # Then the record is failed, with the reason
+    assert finished["status"] == "completed", finished
+    image, = listed(api)
+    assert image["status"] == "failed" and "U+202E" in image["reason"]
+
+
+def test_presigned_urls_serve_only_verified_images_inline(stack, api):
+    # Given a real image, and HTML stored as 'x.png' with the uploader's Content-Type text/html
+    bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    stack.aws("s3").put_object(Bucket=bucket, Key="web/real.png", Body=imagefiles.real("coffee.png"),
+                               ContentType="text/html")
+    stack.aws("s3").put_object(Bucket=bucket, Key="web/x.png", Body=b"<script>alert(document.domain)</script>",
+                               ContentType="text/html")
+    stack.pump.drain()
+    by_path = {image["file_path"]: image for image in listed(api)}
+    assert (by_path["web/real.png"]["status"], by_path["web/x.png"]["status"]) == ("ready", "failed")
+    served = {}
+    for path, image in by_path.items():
+        # When each one's presigned URL is fetched from the bucket
+        url = api.get(f"/api/v1/shared-images/{image['id']}/url").json["data"]["url"]
+        response = requests.get(url, timeout=10)
+        assert response.status_code == 200
+        served[path] = (response.headers["Content-Type"], response.headers["Content-Disposition"])
+    # Then the verified image is shown inline with its true type, whatever its stored type says,
+    # and the failed object is a download of unknown type, never HTML
+    assert served["web/real.png"][0] == "image/png" and served["web/real.png"][1].startswith("inline;")
+    assert served["web/x.png"][0] == "application/octet-stream"
+    assert served["web/x.png"][1].startswith('attachment; filename="x.png"')
+    # And a thumbnail is an inline JPEG
+    thumbnail = requests.get(by_path["web/real.png"]["thumbnail_url"], timeout=10)
+    assert (thumbnail.headers["Content-Type"], thumbnail.headers["Content-Disposition"]) == ("image/jpeg", "inline")
+
+
+def test_registering_the_whole_share_is_for_admins(stack, api, admin_api):
+    # Given images at the root of the share and in folders, not yet registered
+    put(stack, "top.jpg", imagefiles.picture(seed=1))
+    put(stack, "deep/a.jpg", imagefiles.picture(seed=2))
+    purge_notifications(stack)
+    # When a user who is no admin asks for the whole share
+    response = api.post("/api/v1/shared-images/register", {"file_paths": ["deep/", ""]})
+    # Then it is refused, saying why, and nothing is registered
+    assert response.status_code == 403, response.json
+    assert "registering the whole share" in response.json["error"]["message"]
+    assert listed(api) == []
+    # And an admin may
+    response = admin_api.post("/api/v1/shared-images/register", {"file_paths": [""]})
+    assert response.status_code == 200 and response.json["data"]["total_registered"] == 2
+
+
+def test_a_user_registers_at_most_register_user_limit_images_in_one_request(stack, api, admin_api):
+    from chalicelib.services.container import services
+
+    # Given a user limit of 3 images a request, and a folder of 4
+    services().override(settings=services().settings.model_copy(update={"register_user_limit": 3}))
+    for n in range(4):
+        put(stack, f"many/{n}.jpg", imagefiles.picture(seed=n))
+    purge_notifications(stack)
+    # When a user who is no admin registers the folder
+    response = api.post("/api/v1/shared-images/register", {"file_paths": ["many/"]})
+    # Then it is refused, naming the limit, and nothing is registered
+    assert response.status_code == 403, response.json
+    assert "more than 3 images" in response.json["error"]["message"]
+    assert listed(api) == []
+    # And three are fine, and an admin registers the folder
+    assert api.post("/api/v1/shared-images/register",
+                    {"file_paths": [f"many/{n}.jpg" for n in range(3)]}).status_code == 200
+    response = admin_api.post("/api/v1/shared-images/register", {"file_paths": ["many/"]})
+    assert response.status_code == 200 and response.json["data"]["total_registered"] == 1

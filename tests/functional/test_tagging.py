@@ -307,7 +307,7 @@ def test_concurrent_overlapping_bulk_operations_keep_counts_exact(api, stack):
         assert {image["id"] for image in found} == carriers_of_tag
 
 
-def test_delete_of_a_tag_in_use_is_409_and_forced_delete_untags_every_image(api, stack):
+def test_delete_of_a_tag_in_use_is_409_and_forced_delete_untags_every_image(api, admin_api, stack):
     # Given 26 images carrying a doomed tag (more than one batch write), and a tag that stays
     images = share_images(stack, api, 26)
     doomed, kept = create_tags(api, "doomed", "kept")
@@ -320,8 +320,9 @@ def test_delete_of_a_tag_in_use_is_409_and_forced_delete_untags_every_image(api,
     assert "26 image(s)" in refused.json["error"]["message"]
     assert usage(api, doomed) == 26
     assert carriers(api, doomed) == 26
-    # When forced
-    forced = api.delete(f"/api/v1/tags/{doomed}?force=true")
+    # When forced (by an admin: forcing is theirs, even the creator gets 403)
+    assert api.delete(f"/api/v1/tags/{doomed}?force=true").status_code == 403
+    forced = admin_api.delete(f"/api/v1/tags/{doomed}?force=true")
     # Then the tag is gone from every image, from the filter and from the link table
     assert forced.status_code == 200
     assert api.get(f"/api/v1/tags/{doomed}").status_code == 404

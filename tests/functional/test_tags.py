@@ -127,14 +127,16 @@ def test_unknown_tag_is_404(api):
     assert api.delete("/api/v1/tags/nope").status_code == 404
 
 
-def test_delete_in_use_is_409_unless_forced(api):
+def test_delete_in_use_is_409_unless_forced(api, admin_api):
     tag = api.post("/api/v1/tags", {"name": "busy"}).json["data"]
     TagRepository().adjust_usage(tag["id"], 3)
     refused = api.delete(f"/api/v1/tags/{tag['id']}")
     assert refused.status_code == 409
     assert "3 image(s)" in refused.json["error"]["message"]
     assert api.get(f"/api/v1/tags/{tag['id']}").json["data"]["usage_count"] == 3
-    assert api.delete(f"/api/v1/tags/{tag['id']}?force=true").status_code == 200
+    # forcing strips the tag from every image: an admin's action, even for the tag's creator
+    assert api.delete(f"/api/v1/tags/{tag['id']}?force=true").status_code == 403
+    assert admin_api.delete(f"/api/v1/tags/{tag['id']}?force=true").status_code == 200
     assert api.get(f"/api/v1/tags/{tag['id']}").status_code == 404
     assert api.post("/api/v1/tags", {"name": "busy"}).status_code == 201
 

@@ -117,6 +117,24 @@ def test_unusable_paths_are_reported_and_the_good_ones_make_the_task(stack, api)
     assert [image["file_path"] for image in explored(api, project_id)] == ["mixed/good.jpg"]
 
 
+def test_a_folder_holding_an_unsafe_key_makes_a_task_without_it(stack, api):
+    # Given a folder with a good image and one whose key climbs out of the share
+    put(stack, "tricky/good.jpg", imagefiles.picture(seed=1))
+    put(stack, "tricky/z/../../../../tmp/evil.jpg", imagefiles.picture(seed=2))
+    project_id = project(api)
+    # When a task is made from the folder
+    response = from_paths(api, project_id, ["tricky/"])
+    # Then the unsafe object is refused with its reason and is nowhere in the project
+    assert response.status_code == 201, response.json
+    data = response.json["data"]
+    failed = {entry["file_path"]: entry["reason"] for entry in data["failed"]}
+    assert list(failed) == ["tricky/z/../../../../tmp/evil.jpg"]
+    assert failed["tricky/z/../../../../tmp/evil.jpg"].startswith("unsafe object key: ")
+    assert [image["file_path"] for image in explored(api, project_id)] == ["tricky/good.jpg"]
+    # And naming the key itself is refused at the edge
+    assert from_paths(api, project_id, ["tricky/z/../../../../tmp/evil.jpg"]).status_code == 400
+
+
 def test_paths_that_select_an_image_again_are_duplicates_and_the_image_is_used_once(stack, api):
     # Given a folder of two images
     put(stack, "twice/a.jpg", imagefiles.picture(seed=1))

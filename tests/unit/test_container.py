@@ -67,7 +67,8 @@ def test_starting_an_operation_records_it_stores_its_selection_and_starts_the_in
     cache = mock.create_autospec(Bucket, instance=True)
     recorder = WorkflowRecorder()
     service = OperationService(Settings(index_state_machine="arn:index"), repository, cache, recorder,
-                               mock.create_autospec(ActivityService, instance=True))
+                               mock.create_autospec(ActivityService, instance=True),
+                               mock.create_autospec(Access, instance=True))
 
     # When a selection is handed to it
     operation = service.start(ALICE, "register", {"paths": ["a/"]}, Selection(keys=["a/1.jpg"], pending=[]))

@@ -529,3 +529,10 @@ def test_inspect_reads_a_rolled_spool_and_leaves_it_open_at_the_start():
     assert (facts.width, facts.sha256) == (640, hashlib.sha256(data).hexdigest())
     assert not spooled.file.closed and spooled.file.tell() == 0
     assert spooled.file.read() == data
+
+
+def test_the_mime_types_served_inline_are_the_ones_inspection_reports():
+    from chalicelib import imaging
+    from chalicelib.services.images import VERIFIED_MIME_TYPES
+
+    assert VERIFIED_MIME_TYPES == set(imaging._MIME_TYPES.values())
