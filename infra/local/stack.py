@@ -100,6 +100,7 @@ class LocalStack:
     def reset(self) -> None:
         """Empty every table, bucket and queue: moto forgets everything, resources are made again."""
         self.emulator.reset()
+        self.emulator.lambdas.clear_faults()
         self.heap.release()
         self.provision()
         from chalicelib.services.container import services
