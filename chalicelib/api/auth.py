@@ -29,6 +29,7 @@ def jwt_auth(auth_request):
         principal_id=identity.sub,
         context={
             "email": identity.email or "",
+            "email_verified": "true" if identity.email_verified else "false",
             "groups": json.dumps(list(identity.groups)),
             "is_admin": "true" if identity.is_admin else "false",
         },

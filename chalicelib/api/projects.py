@@ -79,22 +79,26 @@ def list_members(project_id, identity):
 @endpoint(bp, f"{BASE}/{{project_id}}/members", "POST", body=MemberBody, response=MemberOut, status=201,
           also={200: MemberOut})
 def add_member(project_id, identity, body: MemberBody):
-    """Add a user with a role, or change the role of a member (owners)."""
-    member, created = services().projects.set_member(identity, project_id, body.user_id, body.role)
+    """Add a user by id or e-mail, or invite one the API has not seen yet; change a member's role (owners)."""
+    member, created = services().projects.add_member(identity, project_id, body.role, user_id=body.user_id,
+                                                     email=body.email)
     status = 201 if created else 200
-    return ok(MemberOut.model_validate(member), f"{body.user_id} is {member.role}", status)
+    who = body.user_id or member.email
+    message = f"{who} is invited as {member.role}" if member.status == "invited" else f"{who} is {member.role}"
+    return ok(MemberOut.model_validate(member), message, status)
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/members/{{user_id}}", "PATCH", body=MemberRoleBody, response=MemberOut)
 def change_member(project_id, user_id, identity, body: MemberRoleBody):
-    """Change a member's role (owners); the last owner cannot step down."""
+    """Change the role of a member or an invitation (`user_id`: the user, or an invited e-mail; owners);
+    the last owner cannot step down."""
     member = services().projects.change_role(identity, project_id, user_id, body.role)
     return ok(MemberOut.model_validate(member), f"{user_id} is {member.role}")
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/members/{{user_id}}", "DELETE", response=MemberOut)
 def remove_member(project_id, user_id, identity):
-    """Remove a member (owners), or leave the project yourself."""
+    """Remove a member or revoke an invitation (owners), or leave the project yourself."""
     member = services().projects.remove_member(identity, project_id, user_id)
     return ok(MemberOut.model_validate(member), f"{user_id} removed")
 

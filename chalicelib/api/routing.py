@@ -100,6 +100,7 @@ def identity_of(request: Request) -> Identity:
     identity = Identity(
         sub=context["principalId"],
         email=context.get("email") or None,
+        email_verified=context.get("email_verified") == "true",
         groups=tuple(json.loads(context.get("groups") or "[]")),
         is_admin=context.get("is_admin") == "true",
     )

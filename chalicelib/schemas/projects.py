@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chalicelib.schemas.base import Name, RequestModel, ResponseModel, ShortName
 
@@ -47,8 +47,19 @@ class ProjectOut(ResponseModel):
 
 
 class MemberBody(RequestModel):
-    user_id: str = Field(min_length=1, max_length=128)
+    """Exactly one of `user_id` and `email`. A user the API has seen becomes a member at once;
+    anyone else is invited and joins with this role on their first call."""
+
+    user_id: str | None = Field(default=None, min_length=1, max_length=128, description="the user's `sub`")
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$",
+                              description="matched, ignoring case, against the verified e-mail of the user's token")
     role: Role
+
+    @model_validator(mode="after")
+    def _one_invitee(self) -> "MemberBody":
+        if (self.user_id is None) == (self.email is None):
+            raise ValueError("give exactly one of user_id or email")
+        return self
 
 
 class MemberRoleBody(RequestModel):
@@ -56,10 +67,13 @@ class MemberRoleBody(RequestModel):
 
 
 class MemberOut(ResponseModel):
-    user_id: str
+    user_id: str | None = Field(description="None for an invitation by e-mail")
+    email: str | None = Field(default=None, description="the invited e-mail (invitations by e-mail)")
     role: Role
+    status: Literal["active", "invited"] = Field(
+        description="`invited`: not a member yet (no access) until that user's first call")
     added_by: str | None
-    added_at: datetime
+    added_at: datetime = Field(description="when they joined, or for an invitation when it was made")
 
 
 class PoolAddBody(RequestModel):

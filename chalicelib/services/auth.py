@@ -73,6 +73,7 @@ def verify_token(token: str, settings: Settings | None = None) -> Identity:
     return Identity(
         sub=claims["sub"],
         email=claims.get("email"),
+        email_verified=claims.get("email_verified") in (True, "true"),  # Cognito sends a bool, some issuers a string
         groups=groups,
         is_admin=settings.admin_group in groups,
     )

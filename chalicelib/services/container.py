@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from chalicelib.services.exports import ExportService
     from chalicelib.services.images import ImageService
     from chalicelib.services.indexing import IndexingService
+    from chalicelib.services.invitations import InvitationService
     from chalicelib.services.jobs import JobService
     from chalicelib.services.operations import OperationService, WorkflowStarter
     from chalicelib.services.pool import PoolService
@@ -146,11 +147,18 @@ class Services:
         return ActivityService(ActivityRepository())
 
     @provided
+    def invitations(self) -> "InvitationService":
+        from chalicelib.services.invitations import InvitationService
+        from chalicelib.store.projects import ProjectRepository
+
+        return InvitationService(ProjectRepository(), self.activity)
+
+    @provided
     def users(self) -> "UserService":
         from chalicelib.services.users import UserService
         from chalicelib.store.users import UserRepository
 
-        return UserService(UserRepository())
+        return UserService(UserRepository(), self.invitations)
 
     @provided
     def tags(self) -> "TagService":
@@ -227,7 +235,7 @@ class Services:
         from chalicelib.store.users import UserRepository
 
         # Deleting a project purges what other services own in it: its tasks and pool, its exports.
-        return ProjectService(self.access, ProjectRepository(), UserRepository(), self.activity,
+        return ProjectService(self.access, ProjectRepository(), UserRepository(), self.activity, self.invitations,
                               purgers=(self.tasks, self.exports))
 
     @provided

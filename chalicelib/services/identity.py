@@ -8,5 +8,6 @@ from dataclasses import dataclass, field
 class Identity:
     sub: str
     email: str | None = None
+    email_verified: bool = False  # the issuer vouches for `email` (Cognito's `email_verified`)
     groups: tuple[str, ...] = field(default_factory=tuple)
     is_admin: bool = False

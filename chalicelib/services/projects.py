@@ -1,7 +1,7 @@
 """Projects, their label sets and members, and each project's activity timeline."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, Sequence
 
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
@@ -12,7 +12,8 @@ from chalicelib.services.identity import Identity
 from chalicelib.store.activity import ActivityEntry
 from chalicelib.clock import utcnow
 from chalicelib.ids import new_id
-from chalicelib.store.projects import Member, Project, ProjectRepository
+from chalicelib.services.invitations import InvitationService, normalize_email
+from chalicelib.store.projects import Invitation, Member, Project, ProjectRepository, invitee_key
 from chalicelib.store.users import UserRepository
 
 
@@ -41,11 +42,13 @@ class ProjectPurger(Protocol):
 
 class ProjectService:
     def __init__(self, access: Access, projects: ProjectRepository, users: UserRepository,
-                 activity: ActivityService, purgers: Sequence[ProjectPurger] = ()) -> None:
+                 activity: ActivityService, invitations: InvitationService,
+                 purgers: Sequence[ProjectPurger] = ()) -> None:
         self._access = access
         self._projects = projects
         self._users = users
         self._activity = activity
+        self._invitations = invitations
         self._purgers = tuple(purgers)
 
     # Projects ------------------------------------------------------------------------------------
@@ -98,26 +101,60 @@ class ProjectService:
                               summary=f'Deleted project "{caller.project.name}"')
         return ProjectView(caller.project, caller.role)
 
-    # Members -------------------------------------------------------------------------------------
+    # Members ------------------------------------------------------------------------------------
 
     def members(self, actor: Identity, project_id: str) -> list[Member]:
+        """Members and pending invitations (`status: invited`), by role, members before invitations."""
         self._access.require(actor, project_id, "members.read")
-        return sorted(self._projects.members(project_id), key=lambda m: (ROLES.index(m.role), m.user_id))
+        entries = self._projects.members(project_id) + [
+            invitation.as_member() for invitation in self._projects.invitations(project_id)]
+        return sorted(entries, key=lambda m: (ROLES.index(m.role), m.status != "active", m.user_id or m.email or ""))
 
-    def set_member(self, actor: Identity, project_id: str, user_id: str, role: str) -> tuple[Member, bool]:
-        """Add `user_id` with `role`, or change their role; returns the membership and whether it is new."""
+    def add_member(self, actor: Identity, project_id: str, role: str, *, user_id: str | None = None,
+                   email: str | None = None) -> tuple[Member, bool]:
+        """Add a user named by id or by e-mail (exactly one) with `role`; returns the entry and
+        whether it is new. A user the API knows becomes a member at once (a member named by id
+        gets the new role); anyone else is invited, and joins on their first call. Inviting someone
+        already invited, or an e-mail of a member, is a conflict."""
         self._access.require(actor, project_id, "members.manage")
-        try:
-            self._users.get(user_id)
-        except NotFoundError as exc:
-            raise NotFoundError(f"User '{user_id}' not found: they must sign in once before joining a project",
-                                [{"field": "user_id", "message": "unknown user"}]) from exc
+        if email is not None:
+            email = normalize_email(email)
+            known = self._users.subs_with_email(email)
+            if len(known) > 1:
+                raise ConflictError(f"Several users signed in with '{email}': add one of them by user_id",
+                                    [{"field": "email", "message": "ambiguous e-mail"}])
+            if known:
+                if self._projects.member(project_id, known[0]) is not None:
+                    raise ConflictError(f"'{email}' is already a member of this project ({known[0]})")
+                return self._set_role(actor, project_id, known[0], role)
+        elif self._users.exists(user_id):
+            return self._set_role(actor, project_id, user_id, role)
+        return self._invite(actor, project_id, role, user_id, email), True
+
+    def change_role(self, actor: Identity, project_id: str, who: str, role: str) -> Member:
+        """Change the role of a member or of a pending invitation (`who`: user id, or an invited e-mail)."""
+        self._access.require(actor, project_id, "members.manage")
+        if self._projects.member(project_id, who) is not None:
+            return self._set_role(actor, project_id, who, role)[0]
+        invitation = self._invitation(project_id, who)
+        if invitation.role != role:
+            changed = replace(invitation, role=role)
+            self._projects.put_invitation(changed, expected_role=invitation.role)
+            self._activity.record(actor, "member", who, "invitation_changed", project_id=project_id,
+                                  summary=f"Changed {who}'s invited role: {invitation.role} → {role}",
+                                  details={"role": role, "previous_role": invitation.role})
+            invitation = changed
+        return invitation.as_member()
+
+    def _set_role(self, actor: Identity, project_id: str, user_id: str, role: str) -> tuple[Member, bool]:
         current = self._projects.member(project_id, user_id)
         if current is not None and current.role == role:
             return current, False
         if current is not None and current.role == "owner":
             self._keep_an_owner(project_id, user_id)
-        member = Member(project_id=project_id, user_id=user_id, role=role, added_by=actor.sub, added_at=utcnow())
+        member = (replace(current, role=role) if current is not None else
+                  Member(project_id=project_id, user_id=user_id, role=role, added_by=actor.sub, added_at=utcnow()))
+        # Conditional on the role read: a member removed meanwhile is a 409, never re-added.
         self._projects.put_member(member, expected_role=current.role if current else None)
         action = "member_added" if current is None else "member_role_changed"
         summary = (f"Added {user_id} as {role}" if current is None
@@ -126,38 +163,48 @@ class ProjectService:
                               details={"role": role, "previous_role": current.role if current else None})
         return member, current is None
 
-    def change_role(self, actor: Identity, project_id: str, user_id: str, role: str) -> Member:
-        """Change a member's role (404 for a user who is not a member: this never adds anyone)."""
-        self._access.require(actor, project_id, "members.manage")
-        current = self._projects.member(project_id, user_id)
-        if current is None:
-            raise NotFoundError(f"User '{user_id}' is not a member of this project; add them with "
-                                f"POST /api/v1/projects/{project_id}/members")
-        if current.role == role:
-            return current
-        if current.role == "owner":
-            self._keep_an_owner(project_id, user_id)
-        member = Member(project_id=project_id, user_id=user_id, role=role, added_by=current.added_by,
-                        added_at=current.added_at)
-        # Conditional on the role read: a member removed meanwhile is a 409, never re-added.
-        self._projects.put_member(member, expected_role=current.role)
-        self._activity.record(actor, "member", user_id, "member_role_changed", project_id=project_id,
-                              summary=f"Changed {user_id}'s role: {current.role} → {role}",
-                              details={"role": role, "previous_role": current.role})
-        return member
+    def _invite(self, actor: Identity, project_id: str, role: str, user_id: str | None,
+                email: str | None) -> Member:
+        invitation = Invitation(project_id=project_id, user_id=user_id, email=email, role=role,
+                                invited_by=actor.sub, invited_at=utcnow())
+        self._projects.put_invitation(invitation, expected_role=None)
+        who = user_id or email
+        self._activity.record(actor, "member", who, "member_invited", project_id=project_id,
+                              summary=f"Invited {who} as {role}", details={"role": role})
+        # The user may have made their first call between our look-up and the write: then no
+        # later first sight would find the invitation, so it is accepted here.
+        arrived = ([user_id] if self._users.exists(user_id) else []) if user_id else self._users.subs_with_email(email)
+        if len(arrived) == 1:
+            member = self._invitations.accept_for(invitation, arrived[0])
+            if member is not None:
+                return member
+        return invitation.as_member()
 
-    def remove_member(self, actor: Identity, project_id: str, user_id: str) -> Member:
+    def _invitation(self, project_id: str, who: str) -> Invitation:
+        for key in (invitee_key(who, None), invitee_key(None, normalize_email(who))):
+            invitation = self._projects.invitation(project_id, key)
+            if invitation is not None:
+                return invitation
+        raise NotFoundError(f"'{who}' is neither a member of this project nor invited to it")
+
+    def remove_member(self, actor: Identity, project_id: str, who: str) -> Member:
+        """Remove a member (owners; anyone may leave), or revoke an invitation (owners)."""
         caller = self._access.admit(actor, project_id)
-        if user_id != actor.sub:  # anyone may leave; only owners remove others
+        if who != actor.sub:  # anyone may leave; only owners remove others
             self._access.require(actor, project_id, "members.manage")
-        current = self._projects.member(project_id, user_id)
+        current = self._projects.member(project_id, who)
         if current is None:
-            raise NotFoundError(f"User '{user_id}' is not a member of this project")
+            invitation = self._invitation(project_id, who)
+            self._projects.remove_invitation(project_id, invitation.invitee, invitation.role)
+            self._activity.record(caller.identity, "member", who, "invitation_revoked", project_id=project_id,
+                                  summary=f"Revoked the invitation of {who} ({invitation.role})",
+                                  details={"role": invitation.role})
+            return invitation.as_member()
         if current.role == "owner":
-            self._keep_an_owner(project_id, user_id)
-        self._projects.remove_member(project_id, user_id, current.role)
-        self._activity.record(caller.identity, "member", user_id, "member_removed", project_id=project_id,
-                              summary=f"Removed {user_id} ({current.role})", details={"role": current.role})
+            self._keep_an_owner(project_id, who)
+        self._projects.remove_member(project_id, who, current.role)
+        self._activity.record(caller.identity, "member", who, "member_removed", project_id=project_id,
+                              summary=f"Removed {who} ({current.role})", details={"role": current.role})
         return current
 
     def _keep_an_owner(self, project_id: str, leaving: str) -> None:

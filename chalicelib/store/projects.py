@@ -4,7 +4,12 @@
   index (`listing = PROJECT`, `created_at`) that lets an administrator list every project;
 - `sk = MEMBER#<user>`: a membership with its role, in the sparse `by_member` index
   (`member_id`, `pk`) that lists a user's projects. Members stay here: every project route reads
-  the caller's membership with the project (services/access.py).
+  the caller's membership with the project (services/access.py);
+- `sk = INVITE#<invitee>`: an invitation of someone the API has not seen yet, `<invitee>` being
+  `sub#<user id>` or `email#<normalized e-mail>`. It is in `by_member` as `member_id =
+  INVITE#<invitee>` (a value no user id takes), so the first call of that user finds every
+  invitation waiting for them with one Query per sub and e-mail. It grants nothing: access reads
+  `MEMBER#` items only, and accepting turns it into one in a transaction.
 The same partition holds the project's tasks (store/tasks.py), saved filters
 (store/saved_filters.py) and exports (store/exports.py), so a project page is one Query.
 """
@@ -21,9 +26,10 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import Transaction, conditional, entity, store_errors, table_meta
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 
 PROJECT_SK = "PROJECT"
+INVITE = "INVITE#"
 LISTING = "PROJECT"
 
 
@@ -75,6 +81,21 @@ class MemberItem(Model):
     by_member = ByMember()
 
 
+class InvitationItem(Model):
+    Meta = table_meta("projects_table")
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    member_id = UnicodeAttribute()  # INVITE#<invitee>: found by the invitee's first call
+    invited_user_id = UnicodeAttribute(null=True)
+    invited_email = UnicodeAttribute(null=True)
+    role = UnicodeAttribute()
+    invited_by = UnicodeAttribute(null=True)
+    invited_at = UTCDateTimeAttribute()
+
+    by_member = ByMember()
+
+
 @dataclass(frozen=True)
 class Project:
     id: str
@@ -93,6 +114,33 @@ class Member:
     role: str
     added_by: str | None
     added_at: datetime
+    email: str | None = None
+    status: str = "active"  # or "invited": an invitation, no membership yet
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """Someone invited by user id or by e-mail (exactly one), who has not called the API since."""
+
+    project_id: str
+    user_id: str | None
+    email: str | None
+    role: str
+    invited_by: str | None
+    invited_at: datetime
+
+    @property
+    def invitee(self) -> str:
+        return invitee_key(self.user_id, self.email)
+
+    def as_member(self) -> Member:
+        """The invitation as the member list shows it."""
+        return Member(project_id=self.project_id, user_id=self.user_id, role=self.role, added_by=self.invited_by,
+                      added_at=self.invited_at, email=self.email, status="invited")
+
+
+def invitee_key(user_id: str | None, email: str | None) -> str:
+    return f"sub#{user_id}" if user_id is not None else f"email#{email}"
 
 
 def member_sk(user_id: str) -> str:
@@ -103,7 +151,13 @@ def _to_project(item: ProjectItem) -> Project:
     return entity(Project, item, id=item.pk, created_at=datetime.fromisoformat(item.created_at))
 
 def _to_member(item: MemberItem) -> Member:
-    return entity(Member, item, project_id=item.pk, user_id=item.member_id)
+    return entity(Member, item, project_id=item.pk, user_id=item.member_id, email=None, status="active")
+
+
+def _to_invitation(item: InvitationItem) -> Invitation:
+    return Invitation(project_id=item.pk, user_id=item.invited_user_id, email=item.invited_email, role=item.role,
+                      invited_by=item.invited_by, invited_at=item.invited_at)
+
 
 class ProjectRepository:
     # Projects ------------------------------------------------------------------------------------
@@ -193,3 +247,66 @@ class ProjectRepository:
         changed = ConflictError(f"Membership of '{user_id}' changed meanwhile; reload and retry")
         with conditional("removing a membership", changed):
             MemberItem(pk=project_id, sk=member_sk(user_id)).delete(condition=MemberItem.role == expected_role)
+
+    # Invitations ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _invitation_item(invitation: Invitation) -> InvitationItem:
+        key = INVITE + invitation.invitee
+        return InvitationItem(pk=invitation.project_id, sk=key, member_id=key, invited_user_id=invitation.user_id,
+                              invited_email=invitation.email, role=invitation.role, invited_by=invitation.invited_by,
+                              invited_at=invitation.invited_at)
+
+    def invitation(self, project_id: str, invitee: str) -> Invitation | None:
+        try:
+            with store_errors("reading an invitation"):
+                return _to_invitation(InvitationItem.get(project_id, INVITE + invitee, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def invitations(self, project_id: str) -> list[Invitation]:
+        with store_errors("listing invitations"):
+            return [_to_invitation(item) for item in InvitationItem.query(
+                project_id, InvitationItem.sk.startswith(INVITE), consistent_read=True)]
+
+    def invitations_for(self, invitees: Iterable[str]) -> list[Invitation]:
+        """Every project's invitation waiting for any of `invitees` (`by_member`, one Query each)."""
+        with store_errors("finding invitations"):
+            return [_to_invitation(item) for invitee in dict.fromkeys(invitees)
+                    for item in InvitationItem.by_member.query(INVITE + invitee)]
+
+    def put_invitation(self, invitation: Invitation, *, expected_role: str | None) -> None:
+        """Invite (`expected_role` None: only if not invited yet) or change the invited role (only if it
+        is still `expected_role`)."""
+        item = self._invitation_item(invitation)
+        who = invitation.user_id or invitation.email
+        if expected_role is None:
+            condition = InvitationItem.sk.does_not_exist()
+            failed = ConflictError(f"'{who}' is already invited to this project; change the role with PATCH")
+        else:
+            condition = InvitationItem.role == expected_role
+            failed = ConflictError(f"The invitation of '{who}' changed meanwhile; reload and retry")
+        with conditional("saving an invitation", failed):
+            item.save(condition=condition)
+
+    def remove_invitation(self, project_id: str, invitee: str, expected_role: str) -> None:
+        changed = ConflictError("The invitation changed meanwhile; reload and retry")
+        with conditional("revoking an invitation", changed):
+            InvitationItem(pk=project_id, sk=INVITE + invitee).delete(condition=InvitationItem.role == expected_role)
+
+    def accept_invitation(self, invitation: Invitation, member: Member) -> bool:
+        """Turn the invitation into `member`, both or neither; False when it was gone already or the
+        user was a member already (then the invitation is dropped and the membership kept)."""
+        invite = InvitationItem(pk=invitation.project_id, sk=INVITE + invitation.invitee)
+        try:
+            with Transaction("accepting an invitation") as tx:
+                tx.delete(invite, condition=InvitationItem.sk.exists(), name="invitation")
+                tx.put(self._member_item(member), condition=MemberItem.sk.does_not_exist(), name="member")
+        except TransactionCancelled as exc:
+            if exc.failed("member") and not exc.failed("invitation"):
+                with conditional("dropping an invitation"):
+                    invite.delete(condition=InvitationItem.sk.exists())
+            elif not exc.failed("invitation"):
+                raise
+            return False
+        return True

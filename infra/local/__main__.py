@@ -1,8 +1,10 @@
 """`make run`: the whole stack on this machine, until Ctrl-C or SIGTERM.
 
     python -m infra.local                 start (API on 127.0.0.1:8000)
-    python -m infra.local token [--sub S] [--email E] [--groups admin,…]
-                                          print a token from the same local issuer key
+    python -m infra.local token [--sub S] [--email E | --no-email] [--admin] [--groups G,…]
+                                          print a token from the same local issuer key: user S
+                                          (default dev-admin) with e-mail S@example.com and no
+                                          groups unless told (--admin: the admin group)
 """
 from __future__ import annotations
 
@@ -55,10 +57,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from infra.local.issuer import LocalIssuer
+    from infra.local.issuer import LocalIssuer, default_email
 
     groups = [g for g in args.groups.split(",") if g]
-    print(LocalIssuer(key_file=KEY_FILE).token(args.sub, email=args.email, groups=groups))
+    if args.admin and "admin" not in groups:
+        groups.append("admin")
+    email = None if args.no_email else args.email or default_email(args.sub)
+    print(LocalIssuer(key_file=KEY_FILE).token(args.sub, email=email, groups=groups))
     return 0
 
 
@@ -71,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     token = commands.add_parser("token", help="print a bearer token for the running stack")
     token.add_argument("--sub", default="dev-admin")
-    token.add_argument("--email", default="admin@pixelpool.local")
-    token.add_argument("--groups", default="admin", help="comma-separated; '' for none")
+    email = token.add_mutually_exclusive_group()
+    email.add_argument("--email", help="the token's (verified) e-mail; default <sub>@example.com")
+    email.add_argument("--no-email", action="store_true", help="a token without an e-mail")
+    token.add_argument("--admin", action="store_true", help="in the admin group (a system administrator)")
+    token.add_argument("--groups", default="", help="comma-separated groups; none by default")
     args = parser.parse_args(argv)
     return _token(args) if args.command == "token" else _serve(args)
 

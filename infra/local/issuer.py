@@ -1,7 +1,8 @@
 """The local token issuer: an RSA key made at start-up, its JWKS, and tokens signed with it.
 
 It stands in for the Cognito user pool; tokens carry the same claims Cognito's ID tokens do
-(`sub`, `email`, `cognito:groups`), so the API's verification code is the one used on AWS.
+(`sub`, `email`, `email_verified`, `cognito:groups`), so the API's verification code is the one
+used on AWS. A local user's e-mail is `<sub>@example.com` unless one is given.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 ISSUER = "pixelpool-local"
+
+
+def default_email(sub: str) -> str:
+    """A local user's own address: never another user's (invitations by e-mail match on it)."""
+    return f"{sub}@example.com"
 
 
 class LocalIssuer:
@@ -37,13 +43,17 @@ class LocalIssuer:
         email: str | None = None,
         groups: list[str] | None = None,
         ttl_seconds: int = 12 * 3600,
+        email_verified: bool = True,
         **claims,
     ) -> str:
+        """A signed ID token; an e-mail counts as verified unless `email_verified=False` (a user
+        pool's administrator-created users have verified addresses)."""
         now = int(time.time())
         payload = {"sub": sub, "iss": self.issuer, "iat": now, "exp": now + ttl_seconds, "token_use": "id",
-                   "cognito:groups": groups or [], **claims}
+                   "cognito:groups": groups or []}
         if email:
-            payload["email"] = email
+            payload.update(email=email, email_verified=email_verified)
+        payload.update(claims)
         return jwt.encode(payload, self._key, algorithm="RS256", headers={"kid": self.kid})
 
 

@@ -4,6 +4,10 @@ Step Functions' executor (and any client) calls Lambda over HTTP; this WSGI laye
 moto answers `POST /2015-03-31/functions/{name}/invocations` the way Lambda does — the handler's
 return value as the payload, or `X-Amz-Function-Error: Unhandled` with `errorType` and
 `errorMessage` when it raises — and passes every other request to moto.
+
+Tests inject failures here (`fail`): an invocation that errs before the function runs, or after
+it ran to the end (its result lost, as when Lambda times out or the service errs on the way
+back) — the case that shows whether a step is safe to run again.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import json
 import re
 import threading
 import traceback
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import unquote
 
@@ -20,6 +25,24 @@ from chalice.utils import to_cfn_resource_name
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 
 
+class InjectedFailure(Exception):
+    """An invocation failed on purpose; Lambda reports `error` as its `errorType`."""
+
+    def __init__(self, error: str, function: str) -> None:
+        super().__init__(f"failure injected into {function}")
+        self.error = error
+
+
+@dataclass
+class Fault:
+    """Fail the next `times` invocations of one function with `error`, after running it or before."""
+
+    error: str
+    after_running: bool
+    times: int
+    fired: int = 0
+
+
 class LambdaDispatcher:
     """Maps deployed function names (`<app>-<stage>-<function>`, or an ARN) to Chalice handlers."""
 
@@ -27,6 +50,31 @@ class LambdaDispatcher:
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._prefix = ""
         self._lock = threading.Lock()
+        self._faults: dict[Callable[[Any, Any], Any], list[Fault]] = {}
+
+    def fail(self, function: str, error: str = "Lambda.ServiceException", *, after_running: bool = True,
+             times: int = 1) -> Fault:
+        """Make the next `times` invocations of `function` (either spelling) fail with `error`;
+        `after_running`: the function does all its work first, and only its answer is lost."""
+        handler = self._handlers.get(self.function_name(function))
+        if handler is None:
+            raise LookupError(f"Function not found: {function}")
+        fault = Fault(error=error, after_running=after_running, times=times)
+        with self._lock:
+            self._faults.setdefault(handler, []).append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _fault_for(self, handler: Callable[[Any, Any], Any]) -> Fault | None:
+        with self._lock:
+            for fault in self._faults.get(handler, []):
+                if fault.fired < fault.times:
+                    fault.fired += 1
+                    return fault
+        return None
 
     def register(self, app: Any, stage: str) -> None:
         with self._lock:
@@ -53,7 +101,13 @@ class LambdaDispatcher:
         if handler is None:
             raise LookupError(f"Function not found: {name_or_arn}")
         context = LambdaContext(function_name=self.deployed_name(function), memory_size=1024, max_runtime_ms=900_000)
-        return handler(event, context)
+        fault = self._fault_for(handler)
+        if fault is not None and not fault.after_running:
+            raise InjectedFailure(fault.error, function)
+        result = handler(event, context)
+        if fault is not None:
+            raise InjectedFailure(fault.error, function)
+        return result
 
     def invoke(self, name_or_arn: str, payload: bytes) -> tuple[int, dict[str, str], bytes]:
         """Lambda's Invoke API: (HTTP status, headers, body)."""
@@ -65,7 +119,7 @@ class LambdaDispatcher:
         except Exception as exc:  # Lambda reports the error in the payload, not as an HTTP error
             body = {
                 "errorMessage": str(exc),
-                "errorType": type(exc).__name__,
+                "errorType": exc.error if isinstance(exc, InjectedFailure) else type(exc).__name__,
                 "stackTrace": traceback.format_tb(exc.__traceback__),
             }
             return 200, {"X-Amz-Function-Error": "Unhandled"}, json.dumps(body).encode()

@@ -18,10 +18,12 @@ from chalice.config import Config
 from infra.local.emulator import Emulator
 from infra.local.gateway import emulate_gateway_responses
 from infra.local.heap import HeapFreezer
-from infra.local.issuer import LocalIssuer
+from infra.local.issuer import LocalIssuer, default_email
 from infra.local.provision import Context, Provisioner
 from infra.local.pump import EventPump
 from infra.template import render
+
+_OWN_EMAIL: Any = object()  # token(): the user's own `<sub>@example.com`
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"  # moto's default account
@@ -98,6 +100,7 @@ class LocalStack:
     def reset(self) -> None:
         """Empty every table, bucket and queue: moto forgets everything, resources are made again."""
         self.emulator.reset()
+        self.emulator.lambdas.clear_faults()
         self.heap.release()
         self.provision()
         from chalicelib.services.container import services
@@ -114,8 +117,11 @@ class LocalStack:
         self.emulator.stop()
         self.heap.stop()
 
-    def token(self, sub: str = "dev-admin", email: str | None = "admin@pixelpool.local",
+    def token(self, sub: str = "dev-admin", email: str | None = _OWN_EMAIL,
               groups: list[str] | None = None, **claims: Any) -> str:
+        """A token of the local issuer: an administrator's unless `groups` says otherwise; the e-mail is
+        `<sub>@example.com` unless given (None: no e-mail)."""
+        email = default_email(sub) if email is _OWN_EMAIL else email
         return self.issuer.token(sub, email=email, groups=["admin"] if groups is None else groups, **claims)
 
     def aws(self, service: str):

@@ -170,10 +170,11 @@ def test_members_are_added_changed_and_listed_by_role(client, stack, api):
     members = f"{PROJECTS}/{project['id']}/members"
     for sub in ("bob", "carol", "dave"):
         user(client, stack, sub)
-    # When an unknown user is added
+    # When a user the API has not seen is added, they are invited (issue 12 #17: this was a 404)
     unknown = api.post(members, {"user_id": "ghost", "role": "editor"})
-    # Then
-    assert unknown.status_code == 404 and "ghost" in unknown.json["error"]["message"]
+    # Then, and the invitation can be revoked
+    assert unknown.status_code == 201 and unknown.json["data"]["status"] == "invited"
+    assert api.delete(f"{members}/ghost").json["data"]["status"] == "invited"
     # When known users are added, once and then again with the same role
     assert api.post(members, {"user_id": "dave", "role": "viewer"}).status_code == 201
     assert api.post(members, {"user_id": "bob", "role": "annotator"}).status_code == 201

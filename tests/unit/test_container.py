@@ -12,6 +12,7 @@ from chalicelib.services.access import Access, Caller
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.container import Services
 from chalicelib.services.identity import Identity
+from chalicelib.services.invitations import InvitationService
 from chalicelib.services.operations import OperationService
 from chalicelib.services.projects import ProjectService
 from chalicelib.services.share import Selection
@@ -99,6 +100,7 @@ def test_deleting_a_project_asks_every_purger_before_the_partition_goes():
 
     service = ProjectService(access, projects, mock.create_autospec(UserRepository, instance=True),
                              mock.create_autospec(ActivityService, instance=True),
+                             mock.create_autospec(InvitationService, instance=True),
                              purgers=(Purger("tasks"), Purger("exports")))
 
     # When the owner deletes it

@@ -1,0 +1,252 @@
+"""Every Task step of every state machine fails once, and the work still converges (issue 12's net).
+
+For each Task state of `infra/statemachines/*.asl.json` the step runs to the end and then its
+invocation fails (its answer lost, as on a Lambda timeout or a service error on the way back:
+a failure injected at the emulator's Lambda dispatch). The machine's `Retry` runs it again, and the
+end state must equal that of a run without the failure: the same registry records and thumbnails,
+the same operation result, the same export record and artifact bytes, the same execution output,
+with nothing duplicated or left behind. Steps only reached through a `Catch` (the failure
+reports) are exercised on the failure path, which a first step failing for good opens.
+
+Adding a Task state to a machine adds a case here; adding a machine needs its scenario below.
+"""
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import imagefiles
+from tests.conftest import ROOT, Api, poll, wait_for
+from tests.conftest import put_share_object as put
+
+MACHINES = ROOT / "infra" / "statemachines"
+PERMANENT = "InjectedPermanentError"  # in no Retry: the first step fails for good, the Catch path runs
+
+
+@dataclass(frozen=True)
+class Step:
+    machine: str  # file stem
+    state: str
+    function: str  # the template's function resource name (`${PrepareExportArn}` → PrepareExport)
+    first: str  # the machine's first Task's function
+    on_catch_path: bool
+
+    def __str__(self) -> str:
+        return f"{self.machine}-{self.state}"
+
+
+def _tasks(states: dict[str, Any]) -> list[tuple[str, dict]]:
+    found = []
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            found.append((name, state))
+        elif state["Type"] == "Map":
+            found += _tasks((state.get("ItemProcessor") or state["Iterator"])["States"])
+        elif state["Type"] == "Parallel":
+            for branch in state["Branches"]:
+                found += _tasks(branch["States"])
+    return found
+
+
+def _catch_targets(states: dict[str, Any]) -> set[str]:
+    return {catch["Next"] for state in states.values() for catch in state.get("Catch", [])}
+
+
+def steps() -> list[Step]:
+    found = []
+    for path in sorted(MACHINES.glob("*.asl.json")):
+        definition = json.loads(path.read_text())
+        tasks = _tasks(definition["States"])
+        function = {name: state["Resource"].removeprefix("${").removesuffix("Arn}") for name, state in tasks}
+        first = function[definition["StartAt"]]
+        catch_only = _catch_targets(definition["States"])
+        for name, _ in tasks:
+            step = Step(path.name.removesuffix(".asl.json"), name, function[name], first, name in catch_only)
+            found.append(pytest.param(step, id=str(step), marks=KNOWN.get(str(step), ())))
+    return found
+
+
+# Found by this net and not fixed yet: the registry converges, the operation's result does not
+# (a retried step counts what its lost first attempt wrote as already there).
+KNOWN = {
+    "index-IndexChunk": pytest.mark.xfail(strict=True, reason="a retried chunk reports the images its first "
+                                          "attempt registered as already_existed (total_registered 0)"),
+    "index-Sweep": pytest.mark.xfail(strict=True, reason="a retried sweep reports total_marked_missing 0: "
+                                     "its first attempt marked them"),
+}
+
+
+# Scenarios: each builds its inputs, runs the work once and returns the end state ----------------
+
+
+def _images_state(stack) -> dict:
+    """The registry and its thumbnails, without the times that differ between two runs."""
+    volatile = {"created_at", "updated_at", "last_modified", "object_time", "object_modified_at", "sequencer", "indexed_at",
+                "registered_at", "seen_at"}
+    items = stack.aws("dynamodb").scan(TableName=stack.variables["PIXELPOOL_IMAGES_TABLE"])["Items"]
+    records = sorted(({k: v for k, v in item.items() if k not in volatile} for item in items),
+                     key=lambda item: item["id"]["S"])
+    cache = stack.aws("s3").list_objects_v2(Bucket=stack.variables["PIXELPOOL_CACHE_BUCKET"]).get("Contents", [])
+    return {"images": records, "cache": sorted((o["Key"], o["Size"]) for o in cache if "thumb" in o["Key"])}
+
+
+class IndexScenario:
+    """Reindex a prefix holding a registered image, a vanished one, a new one and a broken one.
+    A reindex changes what it walks, so each run gets a world of its own."""
+
+    fresh_world = True
+
+    def __init__(self, stack, client) -> None:
+        self.stack = stack
+        self.admin = Api(client, stack.token(sub="root", groups=["admin"]))
+        for n, key in enumerate(("idx/kept.jpg", "idx/gone.jpg")):
+            put(stack, key, imagefiles.picture(40, 30, seed=n))
+        assert self.admin.post("/api/v1/shared-images/register",
+                               {"file_paths": ["idx/kept.jpg", "idx/gone.jpg"]}).status_code == 200
+        stack.aws("s3").delete_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="idx/gone.jpg")
+        put(stack, "idx/new.png", imagefiles.picture(30, 20, seed=7, fmt="PNG"))
+        put(stack, "idx/broken.jpg", b"not an image")
+
+    def run(self) -> dict:
+        started = self.admin.post("/api/v1/admin/reindex", {"prefix": "idx/"})
+        assert started.status_code == 202, started.json
+        operation = wait_for(self.admin, started.json["data"]["id"])
+        outcome = {key: operation.get(key) for key in ("status", "error", "done", "total", "progress")}
+        return {"operation": outcome, "result": _without_ids(operation.get("result")), **_images_state(self.stack)}
+
+
+def _without_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k not in ("operation_id", "id", "result_url")}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
+class ExportScenario:
+    """Detection exports with images of the small hand-checked project of test_exports. Exports only
+    read the project, so both runs use one project; an export's own id, number, name and times
+    are left out of the comparison."""
+
+    def __init__(self, stack, client) -> None:
+        from tests.functional.test_exports import Small
+
+        self.stack = stack
+        self.api = Api(client, stack.token(sub="alice", groups=[]))
+        self.small = Small(stack, self.api)
+
+    def run(self) -> dict:
+        from tests.functional.test_exports import finished
+
+        api, base, stack = self.api, self.small.base, self.stack
+        created = api.post(f"{base}/exports", {"export_mode": "detection", "options": {"include_images": True}})
+        assert created.status_code == 202, created.json
+        export = finished(api, base, created.json["data"]["id"])
+        record = {key: export.get(key) for key in ("status", "error", "summary", "progress")}
+        bucket = stack.variables["PIXELPOOL_EXPORTS_BUCKET"]
+        prefix = f"exports/{self.small.project}/{export['id']}/"
+        # The record says completed (or failed) just before the step clears the work files: wait for
+        # that; work files left for good fail the test here.
+        objects = poll(lambda: [o["Key"] for o in stack.aws("s3").list_objects_v2(
+                           Bucket=bucket, Prefix=prefix).get("Contents", [])],
+                       lambda keys: not any("/work/" in key for key in keys), "the export's work files to go", 30)
+        artifact = {}
+        if export["status"] == "completed":
+            (key,) = objects  # the artifact and nothing else: no shard parts, no second copy
+            body = stack.aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            with zipfile.ZipFile(io.BytesIO(body)) as archive:
+                artifact = {name: _member(archive.read(name)) for name in sorted(archive.namelist())}
+        else:
+            assert objects == []
+        return {"record": record, "artifact": artifact}
+
+
+def _member(data: bytes) -> Any:
+    """A ZIP member's contents; in JSON documents, the export's creation time is left out."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return data
+    return _without_identity(document)
+
+
+def _without_identity(value: Any) -> Any:
+    """`value` without what names one export or one moment (its id, number, name, times)."""
+    own = {"id", "export_id", "version", "version_number", "name", "created_at", "started_at", "completed_at",
+           "date_created", "year", "created_by"}
+    if isinstance(value, dict):
+        return {k: _without_identity(v) for k, v in value.items()
+                if k not in own or isinstance(v, (int, float)) and k == "id"}
+    if isinstance(value, list):
+        return [_without_identity(v) for v in value]
+    return value
+
+
+class SelfcheckScenario:
+    """The self-check of the whole stack; its end state is the execution's outcome."""
+
+    def __init__(self, stack, client) -> None:
+        self.stack = stack
+
+    def run(self) -> dict:
+        sfn = self.stack.aws("stepfunctions")
+        arn = self.stack.variables["PIXELPOOL_SELFCHECK_STATE_MACHINE"]
+        execution = sfn.start_execution(stateMachineArn=arn, name=f"rerun-{uuid.uuid4().hex}",
+                                        input="{}")["executionArn"]
+        described = poll(lambda: sfn.describe_execution(executionArn=execution),
+                         lambda d: d["status"] != "RUNNING", "selfcheck", 60, interval=0.05)
+        return {key: described.get(key) for key in ("status", "output", "error", "cause")}
+
+
+SCENARIOS: dict[str, type] = {"index": IndexScenario, "export": ExportScenario, "selfcheck": SelfcheckScenario}
+
+
+def run(stack, scenario, step: Step, *, fail_step: bool) -> tuple[dict, list]:
+    """Run the scenario's work once; its end state and the faults that fired."""
+    lambdas = stack.emulator.lambdas
+    faults = []
+    if step.on_catch_path:
+        faults.append(lambdas.fail(step.first, PERMANENT, after_running=False))
+    if fail_step:
+        faults.append(lambdas.fail(step.function))
+    try:
+        return scenario.run(), faults
+    finally:
+        lambdas.clear_faults()
+
+
+def test_every_machine_has_a_scenario():
+    assert {param.values[0].machine for param in steps()} == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("step", steps())
+def test_a_step_that_fails_once_converges_to_the_unfailed_end_state(stack, client, step):
+    # Given the end state of a run in which nothing failed (but the first step, for the Catch path)
+    make = SCENARIOS[step.machine]
+    scenario = make(stack, client)
+    expected, _ = run(stack, scenario, step, fail_step=False)
+    if getattr(make, "fresh_world", False):
+        stack.reset()
+        scenario = make(stack, client)
+    # When the same work runs again and this step fails once, after doing all its work
+    observed, faults = run(stack, scenario, step, fail_step=True)
+    # Then the failure happened, was retried, and the end state is the same
+    assert all(fault.fired == 1 for fault in faults), faults
+    assert differences(observed, expected) == []
+
+
+def differences(observed: Any, expected: Any, path: str = "") -> list[str]:
+    """Where two end states differ, as `path: observed != expected` lines."""
+    if isinstance(observed, dict) and isinstance(expected, dict):
+        return [line for key in sorted(set(observed) | set(expected), key=str)
+                for line in differences(observed.get(key), expected.get(key), f"{path}/{key}")]
+    if isinstance(observed, list) and isinstance(expected, list) and len(observed) == len(expected):
+        return [line for n, (a, b) in enumerate(zip(observed, expected)) for line in differences(a, b, f"{path}[{n}]")]
+    return [] if observed == expected else [f"{path}: {observed!r:.200} != {expected!r:.200}"]
