@@ -185,7 +185,7 @@ class ProjectService:
             invitation = self._projects.invitation(project_id, key)
             if invitation is not None:
                 return invitation
-        raise NotFoundError(f"'{who}' is neither a member of this project nor invited to it")
+        raise NotFoundError(f"'{who}' is not a member of this project and has no invitation to it")
 
     def remove_member(self, actor: Identity, project_id: str, who: str) -> Member:
         """Remove a member (owners; anyone may leave), or revoke an invitation (owners)."""
