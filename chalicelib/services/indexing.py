@@ -124,9 +124,16 @@ class IndexingService:
     def index_chunk(self, operation_id: str, chunk: int) -> dict[str, int]:
         operation = self._records.get(operation_id)
         entries = self._cache.get_json(f"{folder(operation_id)}/chunks/{chunk:05d}.json")
+        results = f"{folder(operation_id)}/results/{chunk:05d}.json"
+        if self._cache.exists(results):
+            # A retry of a chunk whose answer was lost: its first attempt's result stands (indexing
+            # again would count what that attempt registered as already there).
+            done = self._cache.get_json(results)
+            self._records.advance(operation_id, chunk, len(entries))
+            return {name: len(done[name]) for name in ("registered", "refreshed", "already_existed", "failed")}
         mode = REINDEX if operation.kind == REINDEX else REGISTER
         result = self._registry.index((Listed(**entry) for entry in entries), mode, operation.created_by)
-        self._cache.put_json(f"{folder(operation_id)}/results/{chunk:05d}.json", {
+        self._cache.put_json(results, {
             "registered": [_image_summary(image) for image in result.registered],
             "refreshed": [_image_summary(image) for image in result.refreshed],
             "already_existed": result.already_existed,
@@ -140,10 +147,13 @@ class IndexingService:
         operation = self._records.get(operation_id)
         if operation.kind != REINDEX:
             return {"marked_missing": 0}
+        swept = f"{folder(operation_id)}/sweep.json"
+        if self._cache.exists(swept):  # a retry whose first attempt marked them: that count stands
+            return self._cache.get_json(swept)
         present = {entry["key"] for chunk in chunks
                    for entry in self._cache.get_json(f"{folder(operation_id)}/chunks/{chunk:05d}.json")}
         marked = self._registry.mark_gone(operation.params.get("prefix", ""), present)
-        self._cache.put_json(f"{folder(operation_id)}/sweep.json", {"marked_missing": marked})
+        self._cache.put_json(swept, {"marked_missing": marked})
         return {"marked_missing": marked}
 
     def finish(self, operation_id: str, chunks: list[int]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import json
 import uuid
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,18 +68,8 @@ def steps() -> list[Step]:
         catch_only = _catch_targets(definition["States"])
         for name, _ in tasks:
             step = Step(path.name.removesuffix(".asl.json"), name, function[name], first, name in catch_only)
-            found.append(pytest.param(step, id=str(step), marks=KNOWN.get(str(step), ())))
+            found.append(pytest.param(step, id=str(step)))
     return found
-
-
-# Found by this net and not fixed yet: the registry converges, the operation's result does not
-# (a retried step counts what its lost first attempt wrote as already there).
-KNOWN = {
-    "index-IndexChunk": pytest.mark.xfail(strict=True, reason="a retried chunk reports the images its first "
-                                          "attempt registered as already_existed (total_registered 0)"),
-    "index-Sweep": pytest.mark.xfail(strict=True, reason="a retried sweep reports total_marked_missing 0: "
-                                     "its first attempt marked them"),
-}
 
 
 # Scenarios: each builds its inputs, runs the work once and returns the end state ----------------
