@@ -34,6 +34,13 @@ def shared_stack() -> LocalStack:
     return _STACK
 
 
+def pytest_configure(config):
+    # Powertools' Logger and Chalice's app log both bind `sys.stdout` when they are made (and Chalice
+    # adds no handler of its own when one already writes there): make them now, before pytest
+    # captures output, as a Lambda makes them on its real stdout. Importing the app needs no emulator.
+    import app  # noqa: F401
+
+
 def pytest_unconfigure(config):
     if _STACK is not None:
         _STACK.stop()

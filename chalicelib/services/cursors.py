@@ -50,5 +50,6 @@ def text(position: Any) -> str:
 
 
 def malformed(reason: str = "malformed") -> BadRequestError:
+    # The reason is in the message; the details keep the one shape clients match on.
     return BadRequestError(f"cursor is not one this API returned ({reason}); start again without it",
-                           [{"field": "cursor", "location": "query", "message": reason, "type": "value_error"}])
+                           [{"field": "cursor", "message": "malformed"}])
