@@ -176,6 +176,8 @@ def test_a_model_follows_a_change_of_endpoint(model_answers, monkeypatch, fresh_
     pre_dynamodb_send.connect(record := lambda sender, **_: hosts.append(sender.host))
     model_answers.extend([("add_response", {"method": "put_item", "service_response": {}})] * 2)
     monkeypatch.setenv("PIXELPOOL_AWS_ENDPOINT", "127.0.0.1:4597")
+    # localstack-client prefers AWS_ENDPOINT_URL, which another test in this process may have set.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     from chalicelib.config import get_settings
 
     get_settings.cache_clear()
