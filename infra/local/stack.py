@@ -101,7 +101,7 @@ class LocalStack:
         """Empty every table, bucket and queue: moto forgets everything, resources are made again."""
         self.emulator.reset()
         self.emulator.lambdas.clear_faults()
-        self.heap.release()
+        self.heap.release_if_grown()
         self.provision()
         from chalicelib.services.container import services
 
