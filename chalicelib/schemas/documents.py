@@ -8,7 +8,6 @@
   at most `MAX_DOCUMENT_DEPTH` levels (DynamoDB's limit for nested attributes), no empty keys,
   numbers DynamoDB can hold (38 significant digits, magnitude 1e-130 to 1e126).
 """
-from __future__ import annotations
 
 import json
 import math

@@ -5,7 +5,6 @@ here (`format_problem`, `mapping_problem`, the options' own validators) and beco
 without a second validation; an export record stores the spec's filter and options and the steps
 rebuild it with `ExportSpec.model_validate` (a stored record, not a request).
 """
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal

@@ -3,7 +3,6 @@
 It is a pydantic model because the same rules (ranges ordered, ids well formed, unknown fields
 refused) must hold wherever a filter comes from: a query string, a saved filter, a request body.
 """
-from __future__ import annotations
 
 from typing import Any, Literal
 

@@ -46,6 +46,13 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         finally:
             self.rfile = connection_input
 
+    def log_error(self, format: str, *args) -> None:
+        # http.server reports an idle kept-alive connection reaching `timeout` as an error; it is
+        # the normal end of one (the client simply made no further request on it).
+        if format.startswith("Request timed out"):
+            return
+        super().log_error(format, *args)
+
     def send_header(self, keyword: str, value: str) -> None:
         if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False):
             return
