@@ -42,6 +42,7 @@ class Settings(BaseModel):
     jobs_table: str = "pixelpool-jobs"
     job_images_table: str = "pixelpool-job-images"
     annotations_table: str = "pixelpool-annotations"
+    changes_table: str = "pixelpool-changes"
     # Item reads decoded from DynamoDB's JSON by store/wire.py (off: botocore parses them).
     fast_item_reads: bool = True
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from chalicelib.services.access import Access
     from chalicelib.services.activity import ActivityService
     from chalicelib.services.annotations import AnnotationService
-    from chalicelib.services.explore import ExploreService
+    from chalicelib.services.explore import ExploreIndex, ExploreService
     from chalicelib.services.exports import ExportService
     from chalicelib.services.images import ImageService
     from chalicelib.services.indexing import IndexingService
@@ -248,16 +248,36 @@ class Services:
         return PoolService(self.access, PoolRepository(), ImageRepository(), JobRepository(), self.activity)
 
     @provided
-    def explore(self) -> "ExploreService":
-        from chalicelib.services.explore import ExploreService, PoolQuery
+    def explore_index(self) -> "ExploreIndex":
+        """Explore's query index: per-project in-memory indexes kept current from the change log,
+        kept while the container is warm."""
+        from chalicelib.services.explore_index import IndexedExplore
+        from chalicelib.store.changes import ChangeLog
+        from chalicelib.store.images import ImageRepository
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.pool import PoolRepository
+        from chalicelib.store.tasks import TaskRepository
+
+        return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog())
+
+    @provided
+    def pool_query(self) -> "ExploreIndex":
+        """The same interface answered straight from DynamoDB (no index): the reference the index is
+        checked against, and the baseline of bench_explore."""
+        from chalicelib.services.explore import PoolQuery
         from chalicelib.store.image_tags import ImageTagRepository
         from chalicelib.store.jobs import JobRepository
         from chalicelib.store.pool import PoolRepository
         from chalicelib.store.tags import TagRepository
         from chalicelib.store.tasks import TaskRepository
 
-        index = PoolQuery(PoolRepository(), TaskRepository(), JobRepository(), ImageTagRepository(), TagRepository())
-        return ExploreService(self.access, index, self.images)
+        return PoolQuery(PoolRepository(), TaskRepository(), JobRepository(), ImageTagRepository(), TagRepository())
+
+    @provided
+    def explore(self) -> "ExploreService":
+        from chalicelib.services.explore import ExploreService
+
+        return ExploreService(self.access, self.explore_index, self.images)
 
     @provided
     def tasks(self) -> "TaskService":

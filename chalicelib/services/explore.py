@@ -48,16 +48,30 @@ class Placement:
     annotated: bool
 
 
-@dataclass(frozen=True)
 class Selection:
-    """The images a filter selects, in Explore order (newest first, then id), with their placements."""
+    """The images a filter selects, in Explore order (newest first, then id), with the placements
+    the index read while selecting them (possibly none). An index may compute the total and pages
+    without holding every entry (`window`, `position_after`); `entries` is the whole selection."""
 
-    entries: list[PoolEntry]
-    placements: dict[str, list[Placement]] = field(default_factory=dict)
+    def __init__(self, entries: list[PoolEntry], placements: dict[str, list[Placement]] | None = None) -> None:
+        self._entries = entries
+        self.placements = placements or {}
+
+    @property
+    def entries(self) -> list[PoolEntry]:
+        return self._entries
 
     @property
     def total(self) -> int:
         return len(self.entries)
+
+    def window(self, start: int, size: int) -> list[PoolEntry]:
+        """`size` entries from position `start`."""
+        return self.entries[start : start + size]
+
+    def position_after(self, key: tuple[float, str]) -> int:
+        """The position of the first entry after order key `key` (a cursor's)."""
+        return next((n for n, entry in enumerate(self.entries) if order_key(entry) > key), len(self.entries))
 
 
 class ExploreIndex(Protocol):
@@ -265,13 +279,8 @@ class ExploreService:
         """One page of the filtered pool and the total; `cursor` (from the previous page) beats `page`."""
         caller = self._access.require(actor, project_id, "pool.read")
         selection = self._index.select(project_id, image_filter)
-        entries = selection.entries
-        if cursor:
-            after = decode_cursor(cursor)
-            start = next((n for n, entry in enumerate(entries) if order_key(entry) > after), len(entries))
-        else:
-            start = (page - 1) * page_size
-        chunk = entries[start : start + page_size]
+        start = selection.position_after(decode_cursor(cursor)) if cursor else (page - 1) * page_size
+        chunk = selection.window(start, page_size)
         ids = [entry.image_id for entry in chunk]
         with ThreadPoolExecutor(max_workers=2) as pool:
             views_f = pool.submit(self._images.views, ids)
@@ -282,7 +291,7 @@ class ExploreService:
             placements = self._visible(placements, caller)
         items = [ExploreItem(views[entry.image_id], placements.get(entry.image_id, []))
                  for entry in chunk if entry.image_id in views]
-        more = start + page_size < len(entries)
+        more = start + page_size < selection.total
         return ExplorePage(items, selection.total, encode_cursor(chunk[-1]) if chunk and more else None)
 
     def _visible(self, placements: dict[str, list[Placement]], caller: Caller) -> dict[str, list[Placement]]:

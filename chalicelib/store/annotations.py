@@ -21,6 +21,7 @@ from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store import changes
 from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 from chalicelib.store.jobs import PARALLEL_READS, JobImageItem, job_image_key
 from chalicelib.store.pool import PoolItem
@@ -129,6 +130,8 @@ class AnnotationRepository:
                 tx.update(PoolItem(project_id=project_id, image_id=image_id),
                           actions=[PoolItem.annotation_count.add(len(annotations) - previous_count)],
                           condition=PoolItem.image_id.exists(), name="pool entry")
+                changes.put_in(tx, changes.project_stream(project_id), entries=[image_id],
+                               uses=[(task_id, job_id, image_id)])
         except TransactionCancelled as exc:
             if exc.failed("current"):
                 raise ConflictError(f"Annotations of image '{image_id}' in job '{job_id}' changed meanwhile; "

@@ -22,6 +22,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import NotFoundError, StoreError
+from chalicelib.store import changes
 from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, connection, store_errors, table_meta
 from chalicelib.store.images import ImageItem
 from chalicelib.store.tags import TagItem, tag_key
@@ -115,6 +116,7 @@ class ImageTagRepository:
             with ImageTagItem.batch_write() as batch:
                 for image in image_ids:
                     batch.delete(ImageTagItem(tag_id=tag_id, image_id=image))
+        changes.record(changes.TAGS_STREAM, tagged=image_ids)
         return len(image_ids)
 
     def _apply(self, tag_id: str, image_ids: list[str], created_by: str | None, adding: bool) -> set[str]:
@@ -154,3 +156,4 @@ class ImageTagRepository:
             delta = len(image_ids) if adding else -len(image_ids)
             tx.update(TagItem(pk=tag_key(tag_id)), actions=[TagItem.usage_count.add(delta)],
                       condition=TagItem.pk.exists(), name="tag")
+            changes.put_in(tx, changes.TAGS_STREAM, tagged=image_ids)

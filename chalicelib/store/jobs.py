@@ -27,6 +27,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store import changes
 from chalicelib.store.dynamo import (Transaction, TransactionCancelled, conditional, entity, query_values,
                                      store_errors, table_meta)
 from chalicelib.store.pool import PoolItem
@@ -200,6 +201,14 @@ class JobRepository:
         except DoesNotExist as exc:
             raise NotFoundError(f"Image '{image_id}' is not in job '{job.id}'") from exc
 
+    def job_image_of(self, task_id: str, job_id: str, image_id: str) -> JobImage | None:
+        """One job image by its key, or None (strongly consistent)."""
+        try:
+            with store_errors("reading a job image"):
+                return _to_job_image(JobImageItem.get(task_id, job_image_key(job_id, image_id), consistent_read=True))
+        except DoesNotExist:
+            return None
+
     def images_of_tasks(self, task_ids: Iterable[str]) -> list[JobImage]:
         """Every job image of the given tasks: one paginated Query per task, in parallel."""
 
@@ -246,6 +255,9 @@ class JobRepository:
         annotated = [item for item in items if item.annotation_count]
         for start in range(0, len(annotated), TRANSACTION_PAIRS):
             self._delete_counted(annotated[start : start + TRANSACTION_PAIRS])
+        for project_id in {item.project_id for item in annotated}:
+            changes.record(changes.project_stream(project_id),
+                           entries=[item.image_id for item in annotated if item.project_id == project_id])
         with store_errors("deleting a task's jobs"):
             with JobItem.batch_write() as batch:
                 for job in jobs:

@@ -25,6 +25,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import NotFoundError
+from chalicelib.store import changes as change_log
 from chalicelib.store.dynamo import conditional, query_values, store_errors, table_meta
 from chalicelib.store.images import Image
 
@@ -142,16 +143,20 @@ class PoolRepository:
             with PoolItem.batch_write() as batch:
                 for image in images:
                     batch.save(_item(project_id, image, added_by, now))
+        change_log.record(change_log.project_stream(project_id), entries=[image.id for image in images])
 
     def remove(self, project_id: str, image_id: str) -> None:
         with conditional("removing a pool entry", NotFoundError(f"Shared image '{image_id}' is not in the pool")):
             PoolItem(project_id=project_id, image_id=image_id).delete(condition=PoolItem.image_id.exists())
+        change_log.record(change_log.project_stream(project_id), entries=[image_id])
 
     def remove_all(self, project_id: str, image_ids: Iterable[str]) -> None:
+        image_ids = list(image_ids)
         with store_errors("removing pool entries"):
             with PoolItem.batch_write() as batch:
                 for image in image_ids:
                     batch.delete(PoolItem(project_id=project_id, image_id=image))
+        change_log.record(change_log.project_stream(project_id), entries=image_ids)
 
     def delete_pool(self, project_id: str) -> None:
         with store_errors("deleting a pool"):
@@ -171,4 +176,6 @@ class PoolRepository:
                 PoolItem(project_id=project_id, image_id=image_id).update(
                     actions=actions, condition=PoolItem.image_id.exists())
             refreshed += write.done
+            if write.done:
+                change_log.record(change_log.project_stream(project_id), entries=[image_id])
         return refreshed

@@ -16,6 +16,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import NotFoundError
+from chalicelib.store import changes as change_log
 from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
 
 CREATING, READY = "creating", "ready"
@@ -65,6 +66,10 @@ class Task:
     updated_at: datetime
 
 
+# What Explore shows of a task: a change of one is recorded in the project's change log.
+EXPLORED = frozenset({"state", "split", "name"})
+
+
 def task_sk(task_id: str) -> str:
     return f"TASK#{task_id}"
 
@@ -110,8 +115,11 @@ class TaskRepository:
         actions.append(TaskItem.updated_at.set(utcnow()))
         with conditional("updating a task", NotFoundError(f"Task '{task_id}' not found")):
             TaskItem(pk=project_id, sk=task_sk(task_id)).update(actions=actions, condition=TaskItem.sk.exists())
+        if EXPLORED.intersection(changes):
+            change_log.record(change_log.project_stream(project_id), tasks=[task_id])
         return self.task(project_id, task_id, include_creating=True)
 
     def delete_task(self, project_id: str, task_id: str) -> None:
         with store_errors("deleting a task"):
             TaskItem(pk=project_id, sk=task_sk(task_id)).delete()
+        change_log.record(change_log.project_stream(project_id), tasks=[task_id])

@@ -1,0 +1,230 @@
+"""Explore's index against the source of truth: random sequences of writes, and after every step
+the index (one instance warmed before the writes, as another API process holds it, and one built
+fresh), PoolQuery (DynamoDB, no index) and an in-memory oracle agree on random filters — the
+selection, its order and its total. Then read-your-writes for each kind of write, one by one.
+"""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from chalicelib.services.container import services
+from chalicelib.services.filters import ImageFilter
+from tests.conftest import ROOT, Api
+from tests.imagefiles import picture
+
+IMAGES = "/api/v1/shared-images"
+KEYS = [f"{folder}{stem}_{n:02d}.jpg" for n, (folder, stem) in
+        enumerate(itertools.islice(itertools.cycle([("ix/a/", "Cat"), ("ix/b/", "dog"), ("ix/", "Sky")]), 12))]
+LABELS = [{"name": "cat", "annotation_type": "bbox"}]
+BOX = {"type": "bbox", "label": "cat", "state": "confirmed", "bbox": [1, 1, 8, 8]}
+SPLITS = ("none", "train", "val", "test")
+_counter = itertools.count()
+
+
+def new_index():
+    """An `IndexedExplore` of its own, as a second API process has."""
+    from chalicelib.services.explore_index import IndexedExplore
+    from chalicelib.store.changes import ChangeLog
+    from chalicelib.store.images import ImageRepository
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.pool import PoolRepository
+    from chalicelib.store.tasks import TaskRepository
+
+    return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog())
+
+
+def ids_of(selection) -> tuple[list[str], int]:
+    return [entry.image_id for entry in selection.entries], selection.total
+
+
+@pytest.fixture(scope="module")
+def registry(local_stack):
+    """Twelve registered images and a client; each example makes its own projects and tags."""
+    from chalice.test import Client
+
+    local_stack.reset()
+    s3, bucket = local_stack.aws("s3"), local_stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    for n, key in enumerate(KEYS):
+        s3.put_object(Bucket=bucket, Key=key, Body=picture(16 + 8 * (n % 5), 16 + 4 * (n % 3), seed=n))
+    with Client(local_stack.app, stage_name="dev", project_dir=str(ROOT)) as client:
+        api = Api(client, local_stack.token(sub="alice", email="alice@example.com", groups=[]))
+        registered = api.post(f"{IMAGES}/register", {"file_paths": KEYS}).json["data"]["registered"]
+        yield local_stack, api, {image["file_path"]: image["id"] for image in registered}
+
+
+class ExploreWrites(RuleBasedStateMachine):
+    """Writes through the API; the oracle is what those writes said."""
+
+    stack = api = by_key = None  # set by the test
+
+    @initialize()
+    def start(self):
+        run = next(_counter)
+        self.project = self.api.post("/api/v1/projects", {"name": f"ix-{run}", "labels": LABELS}).json["data"]["id"]
+        self.tags = [self.api.post("/api/v1/tags", {"name": f"ix-{run}-{n}"}).json["data"]["id"] for n in range(2)]
+        self.ids = sorted(self.by_key.values())
+        self.facts = {image: self._facts(image) for image in self.ids}
+        self.pool: set[str] = set()
+        self.tagged: dict[str, set[str]] = {tag: set() for tag in self.tags}
+        self.tasks: dict[str, dict] = {}  # task id → {"split", "jobs": {job id: [image ids]}}
+        self.annotated: set[tuple[str, str]] = set()
+        self.warm = new_index()
+        self.warm.select(self.project, ImageFilter())  # built before any write of this run
+
+    def _facts(self, image_id: str) -> dict:
+        data = self.api.get(f"{IMAGES}/{image_id}").json["data"]
+        return {"file_path": data["file_path"], "width": data["width"], "height": data["height"],
+                "created": -datetime.fromisoformat(data["created_at"]).timestamp()}
+
+    # Writes -----------------------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def tag(self, data):
+        tag = data.draw(st.sampled_from(self.tags))
+        chosen = data.draw(st.lists(st.sampled_from(self.ids), min_size=1, max_size=5, unique=True))
+        assert self.api.post(f"{IMAGES}/bulk-tag", {"shared_image_ids": chosen, "tag_ids": [tag]}).status_code == 200
+        self.tagged[tag] |= set(chosen)
+
+    @rule(data=st.data())
+    def untag(self, data):
+        tag = data.draw(st.sampled_from(self.tags))
+        chosen = data.draw(st.lists(st.sampled_from(self.ids), min_size=1, max_size=5, unique=True))
+        assert self.api.post(f"{IMAGES}/bulk-untag", {"shared_image_ids": chosen, "tag_ids": [tag]}).status_code == 200
+        self.tagged[tag] -= set(chosen)
+
+    @rule(data=st.data())
+    def add_to_pool(self, data):
+        chosen = data.draw(st.lists(st.sampled_from(self.ids), min_size=1, max_size=6, unique=True))
+        assert self.api.post(f"/api/v1/projects/{self.project}/images", {"shared_image_ids": chosen}).status_code == 200
+        self.pool |= set(chosen)
+
+    def _free(self) -> list[str]:
+        used = {image for task in self.tasks.values() for images in task["jobs"].values() for image in images}
+        return sorted(self.pool - used)
+
+    @precondition(lambda self: self._free())
+    @rule(data=st.data())
+    def remove_from_pool(self, data):
+        image = data.draw(st.sampled_from(self._free()))
+        assert self.api.delete(f"/api/v1/projects/{self.project}/images/{image}").status_code == 200
+        self.pool.discard(image)
+
+    @rule(data=st.data())
+    def create_task(self, data):
+        chosen = data.draw(st.lists(st.sampled_from(self.ids), min_size=1, max_size=5, unique=True))
+        split = data.draw(st.sampled_from(SPLITS))
+        keys = [self.facts[image]["file_path"] for image in chosen]  # paths: the task adds them to the pool
+        created = self.api.post(f"/api/v1/projects/{self.project}/tasks/create-with-file-paths", {
+            "name": f"t{len(self.tasks)}", "chunk_size": 2, "distribution_order": "sequential", "split": split,
+            "file_paths": keys})
+        assert created.status_code == 201, created.json
+        jobs = {job["id"]: chosen[job["sequence_number"] * 2:(job["sequence_number"] + 1) * 2]
+                for job in created.json["data"]["jobs"]}
+        self.tasks[created.json["data"]["task"]["id"]] = {"split": split, "jobs": jobs}
+        self.pool |= set(chosen)
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data())
+    def delete_task(self, data):
+        task = data.draw(st.sampled_from(sorted(self.tasks)))
+        assert self.api.delete(f"/api/v1/projects/{self.project}/tasks/{task}").status_code == 200
+        for job, images in self.tasks.pop(task)["jobs"].items():
+            self.annotated -= {(job, image) for image in images}
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data())
+    def change_split(self, data):
+        task = data.draw(st.sampled_from(sorted(self.tasks)))
+        split = data.draw(st.sampled_from(SPLITS))
+        assert self.api.patch(f"/api/v1/projects/{self.project}/tasks/{task}", {"split": split}).status_code == 200
+        self.tasks[task]["split"] = split
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data(), keep=st.booleans())
+    def annotate(self, data, keep):
+        task = self.tasks[data.draw(st.sampled_from(sorted(self.tasks)))]
+        job = data.draw(st.sampled_from(sorted(task["jobs"])))
+        image = data.draw(st.sampled_from(task["jobs"][job]))
+        body = {"annotations": [BOX] if keep else []}
+        saved = self.api.request("PUT", f"/api/v1/jobs/{job}/images/{image}/annotations", body)
+        assert saved.status_code == 200, saved.json
+        (self.annotated.add if keep else self.annotated.discard)((job, image))
+
+    @rule(data=st.data(), gone=st.booleans())
+    def change_the_object(self, data, gone):
+        """The object is replaced by a picture of another size, or deleted (the record goes missing)."""
+        key = data.draw(st.sampled_from(sorted(self.by_key)))
+        s3, bucket = self.stack.aws("s3"), self.stack.variables["PIXELPOOL_SHARE_BUCKET"]
+        if gone:
+            s3.delete_object(Bucket=bucket, Key=key)
+        else:
+            size = data.draw(st.sampled_from([(20, 30), (40, 12), (64, 64)]))
+            s3.put_object(Bucket=bucket, Key=key, Body=picture(*size, seed=next(_counter)))
+        self.stack.pump.drain()
+        self.facts[self.by_key[key]] = self._facts(self.by_key[key])
+
+    # The check ---------------------------------------------------------------------------------------
+
+    def expected(self, f: dict) -> list[str]:
+        def placed(image):
+            return [(task_id, task["split"], job, (job, image) in self.annotated)
+                    for task_id, task in self.tasks.items() for job, images in task["jobs"].items() if image in images]
+
+        def keep(image):
+            facts, places = self.facts[image], placed(image)
+            has = [image in self.tagged[tag] for tag in f.get("tag_ids", [])]
+            excluded = [image in self.tagged[tag] for tag in f.get("exclude_tag_ids", [])]
+            return all([
+                f.get("search", "").casefold() in facts["file_path"].rsplit("/", 1)[-1].casefold(),
+                not has or (all(has) if f.get("tag_mode") == "all" else any(has)),
+                not excluded or not (all(excluded) if f.get("exclude_mode") == "all" else any(excluded)),
+                not f.get("task_id") or any(p[0] in f["task_id"] for p in places),
+                "job_id" not in f or any(p[2] == f["job_id"] for p in places),
+                "is_annotated" not in f or any(p[3] for p in places) == f["is_annotated"],
+                "split" not in f or f["split"] in ({p[1] for p in places} or {"none"}),
+                f.get("min_width", 0) <= facts["width"] <= f.get("max_width", 10**9),
+                facts["file_path"].startswith(f.get("path_prefix", "")),
+            ])
+
+        return sorted((image for image in self.pool if keep(image)), key=lambda i: (self.facts[i]["created"], i))
+
+    @invariant()
+    def every_index_agrees_with_the_source_and_the_oracle(self):
+        fresh = new_index()
+        jobs = sorted(job for task in self.tasks.values() for job in task["jobs"])
+        filters = [{}, {"tag_ids": self.tags, "tag_mode": "all"}, {"tag_ids": self.tags},
+                   {"exclude_tag_ids": self.tags[:1], "is_annotated": False}, {"min_width": 30, "path_prefix": "ix/a/"},
+                   {"search": "DOG"}, *({"split": split} for split in SPLITS), {"is_annotated": True}]
+        if self.tasks:
+            filters += [{"task_id": sorted(self.tasks)[:1]}, {"task_id": sorted(self.tasks)[-1:], "split": "train"}]
+        if jobs:
+            filters.append({"job_id": jobs[0]})
+        for f in filters:
+            image_filter = ImageFilter.model_validate(f)
+            expected = self.expected(f)
+            for name, index in (("warm", self.warm), ("fresh", fresh), ("service", services().explore_index),
+                                ("PoolQuery", services().pool_query)):
+                assert ids_of(index.select(self.project, image_filter)) == (expected, len(expected)), (name, f)
+
+
+@pytest.fixture
+def machine(registry):
+    stack, api, by_key = registry
+    ExploreWrites.stack, ExploreWrites.api, ExploreWrites.by_key = stack, api, by_key
+    yield ExploreWrites
+    stack.pump.drain()
+
+
+def test_random_writes_leave_every_index_equal_to_the_source_and_the_oracle(machine):
+    from hypothesis.stateful import run_state_machine_as_test
+
+    # No shrinking: each step is a few API calls, and a failure's steps are printed as they ran.
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=5, stateful_step_count=10, deadline=None, phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
