@@ -26,7 +26,7 @@ from chalicelib.api import (  # noqa: E402
     tasks,
 )
 from chalicelib.api.observability import observe  # noqa: E402
-from chalicelib.events import ingest  # noqa: E402
+from chalicelib.events import compaction, ingest  # noqa: E402
 from chalicelib.steps import exports as export_steps  # noqa: E402
 from chalicelib.steps import indexing, selfcheck  # noqa: E402
 
@@ -51,6 +51,7 @@ app.register_blueprint(selfcheck.bp)
 app.register_blueprint(indexing.bp)
 app.register_blueprint(export_steps.bp)
 app.register_blueprint(ingest.bp)
+app.register_blueprint(compaction.bp)
 
 gc.freeze()
 gc.enable()

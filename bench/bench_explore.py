@@ -1,16 +1,23 @@
-"""Explore over a project of 10,000 pool images with 20 tags and 5 tasks: the first page of a
-three-condition filter (two tags ALL + not annotated + width >= 1000) and its total, median of
-several calls on the embedded stack (goal <= 1 s); its DynamoDB requests and items read per call
-(counted, so independent of the emulator's speed); no Scan. Then the same at 100,000 pool images
-(BENCH_EXPLORE_LARGE, 0 skips it), informational. BENCH_EXPLORE_IMAGES, BENCH_EXPLORE_RUNS and
-BENCH_EXPLORE_LARGE_RUNS shrink it for a quick check.
+"""Explore over a project of 100,000 pool images with 20 tags and 5 tasks, answered by the index
+(services/explore_index.py) and, in the same run, by PoolQuery (DynamoDB, no index): the first page
+of 50 and the exact total for four filters — none; two tags ALL + not annotated + width >= 1000; a
+task + split; path prefix + name search — median of BENCH_EXPLORE_RUNS warm calls (goal <= 50 ms
+each, the FiftyOne peer answers a tag + width count over 100,000 samples in 49-78 ms), their AWS
+requests and DynamoDB items read per call (counted, so independent of the emulator's speed), no
+Scan; the index's first call in a fresh process (built from DynamoDB), its memory, and how soon a
+write made through another instance is visible. BENCH_EXPLORE_IMAGES (default 100,000) and
+BENCH_EXPLORE_RUNS shrink it for a quick check.
+
+The index is timed through the API (the Chalice app in process, as `make run` serves it, with
+token, routing, validation and the JSON answer; no socket) and at the service; PoolQuery at the
+service (a call at 100,000 takes seconds either way). Every index answer is checked equal to
+PoolQuery's, and the tag filter's to the same filter computed in memory over what was seeded.
 
 The data is seeded straight through the store (BatchWriteItem only; Pillow and S3 would take far
 too long at 100,000): image records with random sizes, tag links (each tag on ~25% of the images)
 and the images' tag sets, the pool, and 5 tasks of 10% of the pool each, cut into jobs of 50, with
 ~30% of their job images annotated (job image and pool entry counts, as the annotation
-transaction leaves them). The page and the total are checked against the same filter
-computed in memory over what was seeded.
+transaction leaves them).
 """
 from __future__ import annotations
 
@@ -33,12 +40,11 @@ from typing import Iterator
 from bench.harness import counting, on_botocore_event
 from infra.local.stack import LocalStack
 
-SMALL = int(os.environ.get("BENCH_EXPLORE_IMAGES", "10000"))
-LARGE = int(os.environ.get("BENCH_EXPLORE_LARGE", "100000"))
+SIZE = int(os.environ.get("BENCH_EXPLORE_IMAGES", "100000"))
+POOL_QUERY_RUNS = int(os.environ.get("BENCH_EXPLORE_POOL_QUERY_RUNS", "2"))  # each reads the pool
 TAGS, TAG_SHARE = 20, 0.25
 TASKS, TASK_SHARE, CHUNK_SIZE, ANNOTATED_SHARE = 5, 0.10, 50, 0.30
-RUNS = int(os.environ.get("BENCH_EXPLORE_RUNS", "7"))
-LARGE_RUNS = int(os.environ.get("BENCH_EXPLORE_LARGE_RUNS", "2"))  # each call reads ~200,000 items
+RUNS = int(os.environ.get("BENCH_EXPLORE_RUNS", "9"))
 PAGE_SIZE = 50
 SLICE = 5000  # items per progress line while seeding
 READ_OPERATIONS = ("GetItem", "BatchGetItem", "Query", "Scan")
@@ -128,7 +134,8 @@ def _raise_read_timeout() -> None:
 class Seeded:
     project_id: str
     tag_ids: list[str]
-    expected: list[str]  # image ids the measured filter selects, in Explore order
+    task_ids: list[str]
+    expected: list[str]  # image ids the tag filter selects, in Explore order
 
 
 def _progress(what: str, done: int, total: int, started: float) -> None:
@@ -189,10 +196,11 @@ def _seed(actor, size: int, seed: int) -> Seeded:
 
     order = list(images)
     rng.shuffle(order)
-    per_task, annotated, started = int(size * TASK_SHARE), set(), time.perf_counter()
+    per_task, annotated, started, task_ids = int(size * TASK_SHARE), set(), time.perf_counter(), []
     for number in range(TASKS):
         part = order[number * per_task : (number + 1) * per_task]
         task_id, now = new_id(), utcnow()
+        task_ids.append(task_id)
         job_count = -(-len(part) // CHUNK_SIZE)
         TaskRepository().put_task(Task(
             id=task_id, project_id=project_id, name=f"task {number}", description=None, assignee_id=None,
@@ -229,86 +237,126 @@ def _seed(actor, size: int, seed: int) -> Seeded:
                        if first in tags_of[image.id] and second in tags_of[image.id]
                        and image.id not in annotated and image.width >= 1000),
                       key=lambda image: (-image.created_at.timestamp(), image.id))
-    return Seeded(project_id, tag_ids, [image.id for image in expected])
+    return Seeded(project_id, tag_ids, task_ids, [image.id for image in expected])
 
 
-def _measure(actor, seeded: Seeded, size: int, runs: int) -> list[tuple[str, str, str]]:
-    from chalicelib.config import get_settings
-    from chalicelib.errors import StoreError
-    from chalicelib.services.container import services
+def _filters(seeded: Seeded, size: int) -> dict:
     from chalicelib.services.filters import ImageFilter
 
-    image_filter = ImageFilter(tag_ids=seeded.tag_ids[:2], tag_mode="all", is_annotated=False, min_width=1000)
-    explore = services().explore
-    failures: list[str] = []
+    return {
+        "no filter": ImageFilter(),
+        "tags ALL(2) + not annotated + width>=1000": ImageFilter(
+            tag_ids=seeded.tag_ids[:2], tag_mode="all", is_annotated=False, min_width=1000),
+        "task + split": ImageFilter(task_id=seeded.task_ids[:1], split="train"),
+        "path prefix + name search": ImageFilter(path_prefix=f"bench-explore-{size}/01", search="7"),
+    }
 
-    def explore_once():
-        """One Explore call, counted; a call the product's client settings cannot finish is
-        recorded, and it and the rest run again with a longer read timeout."""
-        while True:
-            with counting() as requests, _items_read() as items:
-                started = time.perf_counter()
-                try:
-                    page = explore.explore(actor, seeded.project_id, image_filter, page=1, page_size=PAGE_SIZE)
-                except StoreError as exc:
-                    if _timeout_raised:
-                        raise
-                    failures.append(f"failed after {time.perf_counter() - started:.0f} s: {exc.message}")
-                    print(f"  {failures[-1]}; raising the client read timeout to {READ_TIMEOUT} s",
-                          file=sys.stderr, flush=True)
-                    _raise_read_timeout()
-                    continue
-                elapsed = time.perf_counter() - started
-            return page, elapsed, requests, items
 
-    explore_once()  # warm-up, not counted
-    times, calls = [], []
+def _query(image_filter) -> str:
+    from urllib.parse import urlencode
+
+    values = image_filter.applied()
+    return urlencode({name: ",".join(value) if isinstance(value, list) else str(value).lower()
+                      if isinstance(value, bool) else value for name, value in values.items()})
+
+
+def _summary(requests: Counter, items: Counter) -> str:
+    ops = ", ".join(f"{name.split('.', 1)[1]} {count}" for name, count in sorted(requests.items()))
+    return f"{sum(requests.values())} ({ops or 'none'}); DynamoDB items read {sum(items.values()):,}"
+
+
+def _timed(call, runs: int) -> tuple[list[float], Counter, Counter, object]:
+    times, requests, items, result = [], Counter(), Counter(), None
     for _ in range(runs):
-        page, elapsed, requests, items = explore_once()
-        times.append(elapsed)
-        calls.append((requests, items))
-        got = [item.view.image.id for item in page.items]
-        assert page.total == len(seeded.expected), (page.total, len(seeded.expected))
-        assert got == seeded.expected[:PAGE_SIZE], "first page differs from the in-memory computation"
-    if failures:
-        product_settings = f"{len(failures)} call(s) FAILED ({failures[0]}); timeout raised afterwards"
-    elif _timeout_raised:
-        product_settings = f"not tried (read timeout raised to {READ_TIMEOUT} s at a smaller size)"
-    else:
-        product_settings = f"all {runs + 1} calls ok"
+        with counting() as counted, _items_read() as read:
+            started = time.perf_counter()
+            result = call()
+            times.append(time.perf_counter() - started)
+        requests, items = counted, read
+    return times, requests, items, result
 
-    requests, items = calls[-1]
-    steady = all(counted == calls[-1] for counted in calls)
-    dynamodb = {name.split(".", 1)[1]: count for name, count in requests.items() if name.startswith("dynamodb.")}
-    others = {name: count for name, count in requests.items() if not name.startswith("dynamodb.")}
-    by_operation = ", ".join(f"{name} {count}" for name, count in sorted(dynamodb.items()))
-    if others:
-        by_operation += "; other: " + ", ".join(f"{name} {count}" for name, count in sorted(others.items()))
-    settings = get_settings()
-    names = {getattr(settings, name): name.removesuffix("_table") for name in type(settings).model_fields
-             if name.endswith("_table")}
 
-    def short(name: str) -> str:
-        table, _, index = name.partition("/")
-        return names.get(table, table) + (f"/{index}" if index else "")
+def _ms(times: list[float]) -> str:
+    return f"median {statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})"
 
-    by_table = ", ".join(f"{short(name)} {count:,}" for name, count in items.most_common())
-    scans = sum(counted_requests["dynamodb.Scan"] for counted_requests, _ in calls)
-    label = (f"explore {size:,} pool images ({TAGS} tags, {TASKS} tasks), "
-             "tags ALL(2) + not annotated + width>=1000, first page")
-    timing = (f"median {statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, "
-              f"max {max(times) * 1000:.0f}; {runs} calls after 1 warm-up)")
-    note = f" [client read timeout raised from {_original_timeout} s to {READ_TIMEOUT} s]" if _timeout_raised else ""
-    return [
-        (f"{label}: with the product's client settings", product_settings, "must not fail"),
-        (f"{label}: time (embedded stack){note}", timing, "goal <= 1 s" if size == SMALL else "informational"),
-        (f"{label}: total / page", f"{page.total:,} / {len(page.items)} items (in-memory check: "
-                                   f"{len(seeded.expected):,}, first page identical)", ""),
-        (f"{label}: requests per call", f"{sum(requests.values())} ({by_operation})"
-                                        + ("" if steady else " [varied between calls]"), ""),
-        (f"{label}: DynamoDB items read per call", f"{sum(items.values()):,} ({by_table})", ""),
-        (f"{label}: DynamoDB Scan requests ({runs} calls)", str(scans), "goal 0"),
-    ]
+
+def _measure(stack, actor, seeded: Seeded, size: int) -> list[tuple[str, str, str]]:
+    import json
+
+    from chalice.test import Client
+
+    from bench.bench_explore import ROOT_DIR
+    from chalicelib.services.container import services
+    from chalicelib.services.explore import ExploreService
+    from chalicelib.services.explore_index import IndexedExplore
+    from chalicelib.store.changes import ChangeLog
+    from chalicelib.store.images import ImageRepository
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.pool import PoolRepository
+    from chalicelib.store.tasks import TaskRepository
+
+    rows: list[tuple[str, str, str]] = []
+    label = f"explore {size:,} pool images"
+
+    def fresh_index() -> IndexedExplore:
+        return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog())
+
+    # The first call of a fresh process: the index is built from DynamoDB.
+    cold = fresh_index()
+    with counting() as requests, _items_read() as items:
+        started = time.perf_counter()
+        index = cold.current(seeded.project_id)
+        built = time.perf_counter() - started
+    rows.append((f"{label}: index, first call of a fresh process (built from DynamoDB)",
+                 f"{built:.2f} s; requests {_summary(requests, items)}", "goal <= 2 s (needs a snapshot)"))
+    rows.append((f"{label}: index memory (SQLite pages)", f"{index.memory_bytes() / 2**20:.1f} MB", "goal <= 64 MB"))
+
+    token = stack.token(sub=actor.sub)
+    by_pool_query = ExploreService(services().access, services().pool_query, services().images)
+    with Client(stack.app, stage_name="dev", project_dir=ROOT_DIR) as client:
+        def over_api(query: str):
+            response = client.http.get(f"/api/v1/projects/{seeded.project_id}/explore?{query}&page_size={PAGE_SIZE}",
+                                       headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200, response.body[:300]
+            return json.loads(response.body)["data"]
+
+        for name, image_filter in _filters(seeded, size).items():
+            query = _query(image_filter)
+            over_api(query)  # warm: the API's index is built on its first call
+            api_times, api_requests, api_items, page = _timed(lambda: over_api(query), RUNS)
+            service_times, _, _, _ = _timed(lambda: services().explore.explore(
+                actor, seeded.project_id, image_filter, page=1, page_size=PAGE_SIZE), RUNS)
+            pq_times, pq_requests, pq_items, reference = _timed(lambda: by_pool_query.explore(
+                actor, seeded.project_id, image_filter, page=1, page_size=PAGE_SIZE), POOL_QUERY_RUNS)
+            assert page["total"] == reference.total, (name, page["total"], reference.total)
+            assert [image["id"] for image in page["images"]] == [item.view.image.id for item in reference.items], name
+            if "tags" in name:
+                assert page["total"] == len(seeded.expected)
+                assert [image["id"] for image in page["images"]] == seeded.expected[:PAGE_SIZE]
+            ratio = statistics.median(pq_times) / statistics.median(service_times)
+            rows += [
+                (f"{label}, {name}: index over the API (total {page['total']:,})", _ms(api_times), "goal <= 50 ms"),
+                (f"{label}, {name}: index at the service", _ms(service_times), f"{ratio:.0f}x faster than PoolQuery"),
+                (f"{label}, {name}: PoolQuery at the service", _ms(pq_times), ""),
+                (f"{label}, {name}: requests per warm call, index", _summary(api_requests, api_items), "goal <= 3"),
+                (f"{label}, {name}: requests per call, PoolQuery", _summary(pq_requests, pq_items), ""),
+            ]
+
+    # A write made through another instance (the API's), then a call of the cold-built one.
+    image = next(iter(cold.current(seeded.project_id).entries("1", [], 0, 1)))
+    extra = services().tags.create(actor, "bench-lag", "#112233", None, None).id
+    services().tagging.tag(actor, [image.image_id], [extra])
+    from chalicelib.services.filters import ImageFilter
+
+    started = time.perf_counter()
+    seen = cold.select(seeded.project_id, ImageFilter(tag_ids=[extra])).total
+    lag = time.perf_counter() - started
+    rows.append((f"{label}: a tag written through another instance, next call of this one",
+                 f"visible: {seen == 1}; that call took {lag * 1000:.1f} ms", "read-your-writes"))
+    return rows
+
+
+ROOT_DIR = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
 
 
 def run() -> list[tuple[str, str, str]]:
@@ -318,15 +366,11 @@ def run() -> list[tuple[str, str, str]]:
         from chalicelib.services.identity import Identity
 
         actor = Identity(sub="bench", email=None, groups=(), is_admin=False)
-        rows = []
-        for size, runs in ((SMALL, RUNS), (LARGE, LARGE_RUNS)):
-            if size <= 0:
-                continue
-            stack.reset()
-            started = time.perf_counter()
-            seeded = _seed(actor, size, seed=size)
-            print(f"  seeded {size:,} in {time.perf_counter() - started:.0f} s; measuring", file=sys.stderr, flush=True)
-            rows += _measure(actor, seeded, size, runs)
-        return rows
+        stack.reset()
+        started = time.perf_counter()
+        seeded = _seed(actor, SIZE, seed=SIZE)
+        print(f"  seeded {SIZE:,} in {time.perf_counter() - started:.0f} s; measuring", file=sys.stderr, flush=True)
+        _raise_read_timeout()
+        return _measure(stack, actor, seeded, SIZE)
     finally:
         stack.stop()

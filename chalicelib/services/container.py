@@ -258,7 +258,8 @@ class Services:
         from chalicelib.store.pool import PoolRepository
         from chalicelib.store.tasks import TaskRepository
 
-        return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog())
+        return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog(),
+                              self.cache_bucket)
 
     @provided
     def pool_query(self) -> "ExploreIndex":

@@ -3,8 +3,10 @@
 Everything that selects pool images (Explore, saved filters, task creation from a filter, and
 exports) goes through one query interface: `ExploreIndex.select(project_id, filter)` for the
 selection and its total, `ExploreIndex.placements(project_id, image_ids)` for the tasks and jobs
-the images of one page are in. Today `PoolQuery` serves it from DynamoDB and evaluates the filter
-in memory, reading only what the filter needs:
+the images of one page are in. `IndexedExplore` (services/explore_index.py) serves it from an
+in-memory index kept current from the change log; `PoolQuery`, here, serves it straight from
+DynamoDB (the reference the index is tested against, and the baseline of bench_explore) and
+evaluates the filter in memory, reading only what the filter needs:
 
 - the candidates come from the most selective index the filter names: the tag links of its
   include tags (for ALL an index nested-loop join: the rarest tag read whole, the others looked
@@ -15,8 +17,7 @@ in memory, reading only what the filter needs:
   exact by the annotation transactions), so they cost no further read;
 - tasks' job images are read only for a task, job or split condition.
 
-A dedicated index can replace it without touching any caller (docs/data-model.md says what such
-an index needs).
+docs/data-model.md describes both.
 """
 from __future__ import annotations
 

@@ -14,8 +14,11 @@ Read-your-writes: every write to those facts appends a record to the change log 
 DynamoDB write (store/changes.py). Each call first reads the records after the index's watermarks
 (one consistent Query of the project's stream and one of the tag stream, in parallel) and re-reads
 the items they name from their tables, so a 2xx write is visible to the next call on any instance.
-A cold instance builds the index from DynamoDB (`rebuild`): the pool partition, the tags of its
-images, the ready tasks' job images.
+A cold instance starts from the project's snapshot (CacheBucket, `explore-index/<project>.sqlite`:
+the SQLite database image with its watermarks) and applies the change log after it; without a
+usable snapshot it builds the index from DynamoDB — the pool partition, the tags of its images,
+the ready tasks' job images — and writes one. The compactor (`compact`, on a schedule) keeps the
+snapshots of changed projects current, so change records can expire.
 """
 from __future__ import annotations
 
@@ -27,18 +30,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable
 
+from aws_lambda_powertools import Logger
+
 from chalicelib.errors import NotFoundError
 from chalicelib.services.explore import Placement, Selection, order_key
 from chalicelib.services.filters import ImageFilter
-from chalicelib.store.changes import TAGS_STREAM, Change, ChangeLog, project_stream, stamp
+from chalicelib.store.changes import RETENTION, TAGS_STREAM, Change, ChangeLog, project_stream, stamp
 from chalicelib.store.images import ImageRepository
 from chalicelib.store.jobs import Job, JobImage, JobRepository
+from chalicelib.store.objects import Bucket
 from chalicelib.store.pool import PoolEntry, PoolRepository
+from chalicelib.store.projects import ProjectRepository
 from chalicelib.store.tasks import READY, Task, TaskRepository
+
+logger = Logger(child=True)
 
 # Records commit in about the order of their stamps: each call re-reads this far behind its
 # watermark, so a record stamped earlier that committed later is still found (and applied once).
 MARGIN = timedelta(seconds=10)
+# A snapshot older than this behind the tag stream is written again by the compactor.
+TAGS_REPLAY = timedelta(hours=1)
 
 SCHEMA = """
 CREATE TABLE img (
@@ -66,7 +77,11 @@ CREATE TABLE place (
 ) WITHOUT ROWID;
 CREATE INDEX place_slot ON place (slot);
 CREATE INDEX place_job ON place (job_id);
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
+# A snapshot of another layout is not loaded (the index is built from DynamoDB instead).
+LAYOUT = "1"
+
 COLUMNS = "image_id, file_path, status, width, height, size, created_at, added_at, annotation_count, sha256"
 ORDER = "ORDER BY created DESC, image_id"
 
@@ -140,10 +155,25 @@ class ProjectIndex:
     """One project's Explore facts. Every method holds the index's lock: instances are shared by
     the threads of one API process."""
 
-    def __init__(self) -> None:
+    def __init__(self, snapshot: bytes | None = None) -> None:
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self._db.executescript(SCHEMA)
+        if snapshot is None:
+            self._db.executescript(SCHEMA)
+        else:
+            self._db.deserialize(snapshot)
         self.lock = threading.RLock()
+
+    def snapshot(self, watermarks: dict[str, str]) -> bytes:
+        """The whole index as one SQLite database image, with the watermarks it is current to."""
+        with self.lock:
+            self._db.execute("DELETE FROM meta")
+            self._db.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
+                                 [("layout", LAYOUT), *((f"watermark:{k}", v) for k, v in watermarks.items())])
+            return self._db.serialize()
+
+    def meta(self) -> dict[str, str]:
+        with self.lock:
+            return dict(self._db.execute("SELECT name, value FROM meta").fetchall())
 
     # Writing --------------------------------------------------------------------------------------
 
@@ -307,6 +337,7 @@ class _Held:
     watermarks: dict[str, str]
     applied: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    saved: dict[str, str] | None = None  # the watermarks of the snapshot it came from (or last wrote)
 
 
 def _behind(at: str, margin: timedelta) -> str:
@@ -314,16 +345,30 @@ def _behind(at: str, margin: timedelta) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def snapshot_key(project_id: str) -> str:
+    return f"explore-index/{project_id}.sqlite"
+
+
+def _streams(project_id: str) -> list[str]:
+    return [project_stream(project_id), TAGS_STREAM]
+
+
 class IndexedExplore:
-    """`ExploreIndex` served by per-project in-memory indexes, brought up to date on every call."""
+    """`ExploreIndex` served by per-project in-memory indexes, brought up to date on every call.
+
+    A cold instance starts a project's index from its snapshot in S3 (`snapshots`) when there is a
+    usable one — same layout, younger than the change log's retention — and from DynamoDB
+    otherwise; either way it then applies the change log after the watermarks."""
 
     def __init__(self, pool: PoolRepository, tasks: TaskRepository, jobs: JobRepository, images: ImageRepository,
-                 log: ChangeLog) -> None:
+                 log: ChangeLog, snapshots: Bucket | None = None, projects: ProjectRepository | None = None) -> None:
+        self._projects = projects or ProjectRepository()
         self._pool = pool
         self._tasks = tasks
         self._jobs = jobs
         self._images = images
         self._log = log
+        self._snapshots = snapshots
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
 
@@ -347,11 +392,13 @@ class IndexedExplore:
         with self._lock:
             held = self._held.get(project_id)
         if held is None:
-            held = self._build(project_id)
+            held = self._load(project_id) or self._build(project_id)
             with self._lock:
                 held = self._held.setdefault(project_id, held)
         with held.lock:
             self._catch_up(project_id, held)
+            if held.saved is None:  # built from DynamoDB: the next cold instance starts from this
+                self._save(project_id, held)
         return held.index
 
     def forget(self, project_id: str | None = None) -> None:
@@ -362,15 +409,91 @@ class IndexedExplore:
                 self._held.pop(project_id, None)
 
     def rebuild(self, project_id: str) -> ProjectIndex:
-        """Build the project's index again from DynamoDB and keep it."""
+        """Build the project's index again from DynamoDB, keep it and write its snapshot."""
         held = self._build(project_id)
         with self._lock:
             self._held[project_id] = held
         with held.lock:
             self._catch_up(project_id, held)
+            self._save(project_id, held)
         return held.index
 
+    def compact(self, project_id: str) -> bool:
+        """Bring the project's snapshot up to date: written when changes were applied after the
+        snapshot it started from, or when that one is half-way to the change log's retention
+        (records a snapshot would need must never expire first). Returns whether it wrote one."""
+        self.current(project_id)
+        with self._lock:
+            held = self._held[project_id]
+        with held.lock:
+            old = _behind(stamp(), RETENTION / 2)
+            if held.saved is not None and held.saved == held.watermarks and min(held.saved.values()) > old:
+                return False
+            self._save(project_id, held)
+            return True
+
+    def compact_all(self) -> int:
+        """`compact` every project whose index changed since its snapshot (or whose snapshot is
+        getting old); returns how many snapshots were written."""
+        written = 0
+        for project in self._projects.all():
+            if self._snapshot_current(project.id):
+                continue
+            written += self.compact(project.id)
+        return written
+
+    def _snapshot_current(self, project_id: str) -> bool:
+        """Whether the project's snapshot already holds every record of its stream and is young
+        enough (decided from the snapshot's metadata and the newest record: no download)."""
+        if self._snapshots is None:
+            return True
+        metadata = self._snapshots.metadata(snapshot_key(project_id))
+        if metadata is None:
+            return False
+        saved, saved_tags = metadata.get("watermark-project", ""), metadata.get("watermark-tags", "")
+        if min(saved, saved_tags) <= _behind(stamp(), RETENTION / 2):
+            return False
+        latest = self._log.latest(project_stream(project_id))
+        if latest is not None and latest > saved:
+            return False
+        # Tag records are global: whether one touched this project's images is only known by
+        # applying it, so a cold instance replays at most TAGS_REPLAY of them (plus one period).
+        if saved_tags <= _behind(stamp(), TAGS_REPLAY):
+            latest_tags = self._log.latest(TAGS_STREAM)
+            return latest_tags is None or latest_tags <= saved_tags
+        return True
+
+    def _save(self, project_id: str, held: _Held) -> None:
+        if self._snapshots is None:
+            return
+        data = held.index.snapshot(held.watermarks)
+        self._snapshots.put(snapshot_key(project_id), data, "application/vnd.sqlite3", metadata={
+            "watermark-project": held.watermarks[project_stream(project_id)],
+            "watermark-tags": held.watermarks[TAGS_STREAM]})
+        held.saved = dict(held.watermarks)
+
+    def _load(self, project_id: str) -> _Held | None:
+        """The project's snapshot, if there is a usable one."""
+        if self._snapshots is None:
+            return None
+        found = self._snapshots.read(snapshot_key(project_id))
+        if found is None:
+            return None
+        try:
+            index = ProjectIndex(found[0])
+            meta = index.meta()
+        except sqlite3.DatabaseError:
+            logger.warning("unreadable Explore index snapshot; building from DynamoDB", extra={"project_id": project_id})
+            return None
+        watermarks = {stream: meta.get(f"watermark:{stream}", "") for stream in _streams(project_id)}
+        # Records after a watermark older than this may have expired: the snapshot cannot be completed.
+        oldest = _behind(stamp(), RETENTION - timedelta(hours=1))
+        if meta.get("layout") != LAYOUT or min(watermarks.values()) < oldest:
+            return None
+        return _Held(index, watermarks, saved=dict(watermarks))
+
     def _build(self, project_id: str) -> _Held:
+        """The project's index read from DynamoDB."""
         # Watermarks first: whatever changes while the tables are read is applied again afterwards.
         started = _behind(stamp(), MARGIN)
         index = ProjectIndex()
@@ -387,7 +510,7 @@ class IndexedExplore:
         return _Held(index, {project_stream(project_id): started, TAGS_STREAM: started})
 
     def _catch_up(self, project_id: str, held: _Held) -> None:
-        streams = [project_stream(project_id), TAGS_STREAM]
+        streams = _streams(project_id)
         with ThreadPoolExecutor(max_workers=2) as pool:
             found = list(pool.map(lambda stream: self._log.since(stream, _behind(held.watermarks[stream], MARGIN)),
                                   streams))

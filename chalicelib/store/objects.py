@@ -129,13 +129,34 @@ class Bucket:
                           last_modified=response["LastModified"], version_id=response.get("VersionId"))
         return info, response
 
+    def read(self, key: str) -> tuple[bytes, dict[str, str]] | None:
+        """The whole object and its user metadata; None when there is no such object."""
+        found = self._fetch("get_object", key)
+        if found is None:
+            return None
+        return b"".join(found[1]["Body"].iter_chunks(CHUNK_BYTES)), dict(found[1].get("Metadata") or {})
+
+    def metadata(self, key: str) -> dict[str, str] | None:
+        """The object's user metadata (HeadObject); None when there is no such object."""
+        found = self._fetch("head_object", key)
+        return dict(found[1].get("Metadata") or {}) if found else None
+
+    def delete(self, key: str) -> None:
+        try:
+            client("s3").delete_object(Bucket=self.name, Key=key)
+        except ClientError as exc:
+            raise StoreError(f"deleting s3://{self.name}/{key} failed: {_code(exc)}") from exc
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
-    def put(self, key: str, data: bytes, content_type: str, cache_control: str | None = None) -> None:
+    def put(self, key: str, data: bytes, content_type: str, cache_control: str | None = None,
+            metadata: dict[str, str] | None = None) -> None:
         params: dict[str, Any] = {"Bucket": self.name, "Key": key, "Body": data, "ContentType": content_type}
         if cache_control:
             params["CacheControl"] = cache_control
+        if metadata:
+            params["Metadata"] = metadata
         try:
             client("s3").put_object(**params)
         except ClientError as exc:

@@ -21,6 +21,7 @@ from infra.local.heap import HeapFreezer
 from infra.local.issuer import LocalIssuer, default_email
 from infra.local.provision import Context, Provisioner
 from infra.local.pump import EventPump
+from infra.local.schedule import Scheduler, scheduled_functions
 from infra.template import render
 
 _OWN_EMAIL: Any = object()  # token(): the user's own `<sub>@example.com`
@@ -48,6 +49,7 @@ class LocalStack:
         self.physical: dict[str, dict[str, str]] = {}
         self.app: Any = None
         self.pump: EventPump | None = None
+        self.scheduler: Scheduler | None = None
         self.heap = HeapFreezer()
         self._session = boto3.session.Session()
         self._clients: dict[str, Any] = {}
@@ -84,6 +86,7 @@ class LocalStack:
             handler=lambda event: self.emulator.lambdas.call("ingest", event),
             region=self.region, retry_delay=self.retry_delay,
         )
+        self.scheduler = Scheduler(scheduled_functions(self.app), self.emulator.lambdas.call, self.region)
         return self
 
     def provision(self) -> None:
@@ -108,12 +111,16 @@ class LocalStack:
         services().reset()
 
     def start_pump(self) -> EventPump:
-        assert self.pump is not None, "start() first"
+        """Deliver queued S3 notifications and run scheduled functions on their rates, as AWS does."""
+        assert self.pump is not None and self.scheduler is not None, "start() first"
+        self.scheduler.start()
         return self.pump.start()
 
     def stop(self) -> None:
         if self.pump is not None:
             self.pump.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.emulator.stop()
         self.heap.stop()
 

@@ -228,3 +228,114 @@ def test_random_writes_leave_every_index_equal_to_the_source_and_the_oracle(mach
     run_state_machine_as_test(machine, settings=settings(
         max_examples=5, stateful_step_count=10, deadline=None, phases=[Phase.explicit, Phase.generate],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
+
+
+# Snapshots, the compactor, rebuild -------------------------------------------------------------------
+
+def _answers(index, project: str, tags: list[str]) -> list[tuple[list[str], int]]:
+    filters = [{}, {"tag_ids": tags}, {"tag_ids": tags, "tag_mode": "all"}, {"exclude_tag_ids": tags},
+               {"is_annotated": True}, {"split": "train"}, {"split": "none"}]
+    return [ids_of(index.select(project, ImageFilter.model_validate(f))) for f in filters]
+
+
+@pytest.fixture
+def small_world(stack, api):
+    """Six images, a project holding five, a train task over three with one annotated, two tags."""
+    s3, bucket = stack.aws("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    keys = KEYS[:6]
+    for n, key in enumerate(keys):
+        s3.put_object(Bucket=bucket, Key=key, Body=picture(16 + 8 * n, 16, seed=n))
+    ids = [image["id"] for image in api.post(f"{IMAGES}/register", {"file_paths": keys}).json["data"]["registered"]]
+    project = api.post("/api/v1/projects", {"name": "snap", "labels": LABELS}).json["data"]["id"]
+    assert api.post(f"/api/v1/projects/{project}/images", {"shared_image_ids": ids[:5]}).status_code == 200
+    tags = [api.post("/api/v1/tags", {"name": f"snap-{n}"}).json["data"]["id"] for n in range(2)]
+    api.post(f"{IMAGES}/bulk-tag", {"shared_image_ids": ids[:3], "tag_ids": tags[:1]})
+    api.post(f"{IMAGES}/bulk-tag", {"shared_image_ids": ids[2:5], "tag_ids": tags[1:]})
+    task = api.post(f"/api/v1/projects/{project}/tasks", {"name": "t", "chunk_size": 3, "split": "train",
+                                                         "shared_image_ids": ids[:3]}).json["data"]
+    job = task["jobs"][0]["id"]
+    assert api.request("PUT", f"/api/v1/jobs/{job}/images/{ids[0]}/annotations",
+                       {"annotations": [BOX]}).status_code == 200
+    return project, ids, tags
+
+
+def _snapshot_exists(stack, project: str) -> bool:
+    from chalicelib.services.explore_index import snapshot_key
+
+    return services().cache_bucket.metadata(snapshot_key(project)) is not None
+
+
+def test_a_cold_instance_starts_from_the_snapshot_and_applies_what_changed_after_it(stack, api, small_world):
+    project, ids, tags = small_world
+    # Given the API's index, built once from DynamoDB, which leaves a snapshot behind
+    before = _answers(services().explore_index, project, tags)
+    assert _snapshot_exists(stack, project)
+    # When more is written through the API
+    api.post(f"{IMAGES}/bulk-tag", {"shared_image_ids": [ids[4]], "tag_ids": tags[:1]})
+    api.delete(f"/api/v1/projects/{project}/images/{ids[3]}")
+    # Then a cold instance starts from that snapshot (not from DynamoDB) and answers with the change
+    cold = new_index_with_snapshots()
+    assert cold._load(project) is not None
+    after = _answers(cold, project, tags)
+    assert after != before
+    assert after == _answers(services().pool_query, project, tags)
+
+
+def new_index_with_snapshots():
+    from chalicelib.services.explore_index import IndexedExplore
+    from chalicelib.store.changes import ChangeLog
+    from chalicelib.store.images import ImageRepository
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.pool import PoolRepository
+    from chalicelib.store.tasks import TaskRepository
+
+    return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog(),
+                          services().cache_bucket)
+
+
+def test_losing_snapshots_and_change_records_changes_no_answer_and_rebuild_restores(stack, api, small_world):
+    from chalicelib.services.explore_index import snapshot_key
+    from chalicelib.store.changes import TAGS_STREAM, ChangeLog, project_stream
+
+    project, ids, tags = small_world
+    truth = _answers(services().pool_query, project, tags)
+    assert _answers(services().explore_index, project, tags) == truth
+    # Given the snapshot is lost: a cold instance builds from DynamoDB and answers the same
+    services().cache_bucket.delete(snapshot_key(project))
+    assert _answers(new_index_with_snapshots(), project, tags) == truth
+    # Given every snapshot and every change record is gone
+    services().cache_bucket.delete(snapshot_key(project))
+    assert ChangeLog().clear(project_stream(project)) > 0 and ChangeLog().clear(TAGS_STREAM) > 0
+    # When the index is rebuilt
+    rebuilt = new_index_with_snapshots()
+    rebuilt.rebuild(project)
+    # Then it answers as before, and left a snapshot a cold instance answers the same from
+    assert _answers(rebuilt, project, tags) == truth
+    assert _snapshot_exists(stack, project)
+    assert _answers(new_index_with_snapshots(), project, tags) == truth
+
+
+def test_the_compactor_writes_the_snapshots_of_changed_projects_and_a_killed_run_changes_nothing(
+        stack, api, small_world):
+    project, ids, tags = small_world
+    services().explore_index.current(project)  # the first build leaves a snapshot
+    # Given nothing changed since: the compactor writes nothing
+    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 0}}
+    # Given writes (the pool, and tags: their global records are replayed, up to an hour of them),
+    # and a compactor run killed before it wrote anything
+    api.post(f"{IMAGES}/bulk-untag", {"shared_image_ids": ids[:2], "tag_ids": tags[:1]})
+    assert api.delete(f"/api/v1/projects/{project}/images/{ids[4]}").status_code == 200
+    stack.emulator.lambdas.fail("compact_explore_index", after_running=False)
+    with pytest.raises(Exception):
+        stack.scheduler.run_all()
+    # Then a cold instance still answers with the write (old snapshot + the change log)
+    truth = _answers(services().pool_query, project, tags)
+    assert _answers(new_index_with_snapshots(), project, tags) == truth
+    # When the compactor runs, it writes the changed project's snapshot, once
+    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 1}}
+    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 0}}
+    # And a cold instance starting from it needs none of the records before it
+    cold = new_index_with_snapshots()
+    held = cold._load(project)
+    assert held is not None and held.watermarks == held.saved
+    assert _answers(cold, project, tags) == truth
