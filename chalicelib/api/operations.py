@@ -1,11 +1,12 @@
-"""Long-running operations: poll status and progress; start a reindex (administrators)."""
+"""Long-running operations: poll status and progress; start a reindex or an Explore index rebuild
+(administrators)."""
 from __future__ import annotations
 
 from chalice import Blueprint
 
 from chalicelib.api.responses import ok
 from chalicelib.api.routing import endpoint
-from chalicelib.schemas.operations import OperationOut, ReindexBody
+from chalicelib.schemas.operations import ExploreRebuildBody, OperationOut, ReindexBody
 from chalicelib.services.container import services
 
 bp = Blueprint(__name__)
@@ -35,3 +36,11 @@ def reindex(identity, body: ReindexBody):
     """Walk the share and re-derive missing or stale records; records whose object is gone become missing."""
     operation = services().indexing.reindex(identity, body.prefix)
     return ok(operation_out(operation), "Reindex started", 202)
+
+
+@endpoint(bp, "/api/v1/admin/explore-index/rebuild", "POST", body=ExploreRebuildBody, response=OperationOut,
+          status=202)
+def rebuild_explore_index(identity, body: ExploreRebuildBody):
+    """Rebuild Explore's index of one project (or all) from DynamoDB, and write its snapshot."""
+    operation = services().explore_rebuild.start(identity, body.project_id)
+    return ok(operation_out(operation), "Explore index rebuild started", 202)

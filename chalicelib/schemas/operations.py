@@ -23,5 +23,10 @@ class OperationOut(ResponseModel):
     finished_at: datetime | None
 
 
+class ExploreRebuildBody(RequestModel):
+    project_id: str | None = Field(default=None, min_length=1, max_length=64,
+                                   description="only this project's index; absent: every project's")
+
+
 class ReindexBody(RequestModel):
     prefix: str = Field(default="", max_length=1024, description="only keys under this prefix; '' is the whole share")

@@ -11,6 +11,7 @@ Global resources (`GLOBAL_RULES`: the registry's images, their metadata, masks a
 list, the share, creating projects) are shared by everyone, so the global role comes from the
 token's groups, as organisation roles do in CVAT or Label Studio:
 - `admin` (the `admin_group`): everything, including what touches everyone at once: reindexing,
+  rebuilding the Explore index,
   registering the whole share or more than `register_user_limit` keys, deleting a tag in use
   (`force`), changing or deleting anybody's tag;
 - `viewer` (the `viewer_group`, or anyone outside `contributor_group` when that is set): reads only;
@@ -77,6 +78,7 @@ GLOBAL_RULES: dict[str, tuple[Grant, Grant, Grant]] = {
     "images.register":       (A, A, N),
     "images.register_all":   (A, N, N),
     "images.reindex":        (A, N, N),
+    "explore_index.rebuild": (A, N, N),
     "images.metadata":       (A, A, N),
     "images.masks":          (A, A, N),
     "images.tag":            (A, A, N),

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from chalicelib.services.activity import ActivityService
     from chalicelib.services.annotations import AnnotationService
     from chalicelib.services.explore import ExploreIndex, ExploreService
+    from chalicelib.services.explore_index import IndexedExplore
+    from chalicelib.services.explore_rebuild import ExploreRebuild
     from chalicelib.services.exports import ExportService
     from chalicelib.services.images import ImageService
     from chalicelib.services.indexing import IndexingService
@@ -214,12 +216,20 @@ class Services:
     @provided
     def indexing(self) -> "IndexingService":
         from chalicelib.services.indexing import IndexingService
+        from chalicelib.services.explore_rebuild import EXPLORE_REBUILD
         from chalicelib.services.tasks import CREATE_TASK
         from chalicelib.store.operations import OperationRepository
 
         return IndexingService(self.settings, self.registry, self.share, self.operations, OperationRepository(),
                                self.share_bucket, self.cache_bucket, self.activity, self.access,
-                               finishers={CREATE_TASK: self.tasks})
+                               finishers={CREATE_TASK: self.tasks, EXPLORE_REBUILD: self.explore_rebuild})
+
+    @provided
+    def explore_rebuild(self) -> "ExploreRebuild":
+        from chalicelib.services.explore_rebuild import ExploreRebuild
+        from chalicelib.store.projects import ProjectRepository
+
+        return ExploreRebuild(self.access, self.operations, self.explore_index, ProjectRepository())
 
     @provided
     def access(self) -> "Access":
@@ -248,7 +258,7 @@ class Services:
         return PoolService(self.access, PoolRepository(), ImageRepository(), JobRepository(), self.activity)
 
     @provided
-    def explore_index(self) -> "ExploreIndex":
+    def explore_index(self) -> "IndexedExplore":
         """Explore's query index: per-project in-memory indexes kept current from the change log,
         kept while the container is warm."""
         from chalicelib.services.explore_index import IndexedExplore

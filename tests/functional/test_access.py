@@ -436,6 +436,8 @@ GLOBAL_ROWS = [
               lambda w, o: Call(f"/api/v1/operations/{w.operation_of[o]}"), refused=404),
     GlobalRow("POST", "/api/v1/admin/reindex", "images.reindex",
               lambda w, o: Call("/api/v1/admin/reindex", {"prefix": "global/"})),
+    GlobalRow("POST", "/api/v1/admin/explore-index/rebuild", "explore_index.rebuild",
+              lambda w, o: Call("/api/v1/admin/explore-index/rebuild", {})),
     GlobalRow("GET", SI, "global.read", lambda w, o: Call(SI)),
     GlobalRow("POST", f"{SI}/register", "images.register",
               lambda w, o: Call(f"{SI}/register", {"file_paths": GLOBAL_IMAGES[:1]})),

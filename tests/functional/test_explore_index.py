@@ -339,3 +339,29 @@ def test_the_compactor_writes_the_snapshots_of_changed_projects_and_a_killed_run
     held = cold._load(project)
     assert held is not None and held.watermarks == held.saved
     assert _answers(cold, project, tags) == truth
+
+
+def test_an_administrator_rebuilds_the_index_through_the_api(stack, api, admin_api, small_world):
+    from chalicelib.services.explore_index import snapshot_key
+    from chalicelib.store.changes import TAGS_STREAM, ChangeLog, project_stream
+    from tests.conftest import wait_for
+
+    project, ids, tags = small_world
+    truth = _answers(services().pool_query, project, tags)
+    # Given every snapshot and change record gone, and an API instance that never built this index
+    services().cache_bucket.delete(snapshot_key(project))
+    ChangeLog().clear(project_stream(project))
+    ChangeLog().clear(TAGS_STREAM)
+    services().explore_index.forget()
+    # When a non-administrator asks for a rebuild, it is refused; an unknown project is 404
+    assert api.post("/api/v1/admin/explore-index/rebuild", {"project_id": project}).status_code == 403
+    assert admin_api.post("/api/v1/admin/explore-index/rebuild", {"project_id": "nope"}).status_code == 404
+    # When an administrator rebuilds that project
+    started = admin_api.post("/api/v1/admin/explore-index/rebuild", {"project_id": project})
+    assert started.status_code == 202, started.json
+    done = wait_for(admin_api, started.json["data"]["id"])
+    # Then the operation reports what it rebuilt, the snapshot is back, and every answer is the truth
+    assert done["status"] == "completed", done
+    assert done["result"] == {"total_projects": 1, "total_images": 5}
+    assert _snapshot_exists(stack, project)
+    assert _answers(new_index_with_snapshots(), project, tags) == truth
