@@ -27,13 +27,13 @@ import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 from aws_lambda_powertools import Logger
 
 from chalicelib.errors import NotFoundError
-from chalicelib.services.explore import Placement, Selection, order_key
+from chalicelib.services.explore import Placement, Selection
 from chalicelib.services.filters import ImageFilter
 from chalicelib.store.changes import RETENTION, TAGS_STREAM, Change, ChangeLog, project_stream, stamp
 from chalicelib.store.images import ImageRepository
@@ -55,48 +55,58 @@ SCHEMA = """
 CREATE TABLE img (
     slot INTEGER PRIMARY KEY,
     image_id TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    added_at TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    added INTEGER NOT NULL,
     file_path TEXT NOT NULL,
     name_folded TEXT NOT NULL,
     status TEXT NOT NULL,
     width INTEGER,
     height INTEGER,
     size INTEGER,
-    sha256 TEXT,
+    sha256 BLOB,
     annotation_count INTEGER NOT NULL
 );
 CREATE INDEX img_order ON img (created DESC, image_id);
-CREATE TABLE tag (tag_id TEXT NOT NULL, slot INTEGER NOT NULL, PRIMARY KEY (tag_id, slot)) WITHOUT ROWID;
+CREATE TABLE tag_name (tag INTEGER PRIMARY KEY, tag_id TEXT NOT NULL UNIQUE);
+CREATE TABLE tag (tag INTEGER NOT NULL, slot INTEGER NOT NULL, PRIMARY KEY (tag, slot)) WITHOUT ROWID;
 CREATE INDEX tag_slot ON tag (slot);
 CREATE TABLE task (task_id TEXT PRIMARY KEY, name TEXT NOT NULL, split TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE place (
-    task_id TEXT NOT NULL, job_id TEXT NOT NULL, slot INTEGER NOT NULL, annotated INTEGER NOT NULL,
-    PRIMARY KEY (task_id, job_id, slot)
-) WITHOUT ROWID;
+CREATE TABLE job (job INTEGER PRIMARY KEY, job_id TEXT NOT NULL UNIQUE, task_id TEXT NOT NULL);
+CREATE INDEX job_task ON job (task_id);
+CREATE TABLE place (job INTEGER NOT NULL, slot INTEGER NOT NULL, annotated INTEGER NOT NULL,
+                    PRIMARY KEY (job, slot)) WITHOUT ROWID;
 CREATE INDEX place_slot ON place (slot);
-CREATE INDEX place_job ON place (job_id);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 # A snapshot of another layout is not loaded (the index is built from DynamoDB instead).
-LAYOUT = "1"
-
-COLUMNS = "image_id, file_path, status, width, height, size, created_at, added_at, annotation_count, sha256"
+LAYOUT = "2"
+COLUMNS = "image_id, file_path, status, width, height, size, created, added, annotation_count, sha256"
 ORDER = "ORDER BY created DESC, image_id"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Ids that name rows of `job` (several tasks' jobs can hold an image).
+IN_TASKS = "slot IN (SELECT place.slot FROM place JOIN job USING (job) WHERE job.task_id IN ({}))"
+
+
+def _micros(moment: datetime) -> int:
+    """A time as whole microseconds since the epoch: exact both ways, and ordered as the times."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _time(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def _row(entry: PoolEntry) -> tuple:
-    return (entry.image_id, -order_key(entry)[0], entry.created_at.isoformat(), entry.added_at.isoformat(),
-            entry.file_path, entry.filename.casefold(), entry.status, entry.width, entry.height, entry.size,
-            entry.sha256, entry.annotation_count)
+    return (entry.image_id, _micros(entry.created_at), _micros(entry.added_at), entry.file_path,
+            entry.filename.casefold(), entry.status, entry.width, entry.height, entry.size,
+            bytes.fromhex(entry.sha256) if entry.sha256 else None, entry.annotation_count)
 
 
 def _entry(row: tuple) -> PoolEntry:
-    image_id, file_path, status, width, height, size, created_at, added_at, count, sha256 = row
+    image_id, file_path, status, width, height, size, created, added, count, sha256 = row
     return PoolEntry(image_id=image_id, file_path=file_path, status=status, width=width, height=height, size=size,
-                     created_at=datetime.fromisoformat(created_at), added_at=datetime.fromisoformat(added_at),
-                     annotation_count=count, sha256=sha256)
+                     created_at=_time(created), added_at=_time(added), annotation_count=count,
+                     sha256=sha256.hex() if sha256 is not None else None)
 
 
 def _marks(n: int) -> str:
@@ -123,26 +133,27 @@ def where(f: ImageFilter) -> tuple[str, list]:
             params.append(high)
 
     def tagged(tags: list[str], mode: str) -> str:
-        if mode == "all":
-            params.extend(tags)
-            return " AND ".join("slot IN (SELECT slot FROM tag WHERE tag_id = ?)" for _ in tags)
         params.extend(tags)
-        return f"slot IN (SELECT slot FROM tag WHERE tag_id IN ({_marks(len(tags))}))"
+        if mode == "all":
+            return " AND ".join("slot IN (SELECT slot FROM tag JOIN tag_name USING (tag) WHERE tag_id = ?)"
+                                for _ in tags)
+        return f"slot IN (SELECT slot FROM tag JOIN tag_name USING (tag) WHERE tag_id IN ({_marks(len(tags))}))"
 
     if f.tag_ids:
         conditions.append(f"({tagged(f.tag_ids, f.tag_mode)})")
     if f.exclude_tag_ids:
         conditions.append(f"NOT ({tagged(f.exclude_tag_ids, f.exclude_mode)})")
     if f.task_id:
-        conditions.append(f"slot IN (SELECT slot FROM place WHERE task_id IN ({_marks(len(f.task_id))}))")
+        conditions.append(IN_TASKS.format(_marks(len(f.task_id))))
         params += f.task_id
     if f.job_id:
-        conditions.append("slot IN (SELECT slot FROM place WHERE job_id = ?)")
+        conditions.append("slot IN (SELECT place.slot FROM place JOIN job USING (job) WHERE job.job_id = ?)")
         params.append(f.job_id)
     if f.is_annotated is not None:
         conditions.append("annotation_count > 0" if f.is_annotated else "annotation_count = 0")
     if f.split is not None:
-        in_split = "slot IN (SELECT place.slot FROM place JOIN task USING (task_id) WHERE task.split = ?)"
+        in_split = ("slot IN (SELECT place.slot FROM place JOIN job USING (job) JOIN task USING (task_id) "
+                    "WHERE task.split = ?)")
         params.append(f.split)
         if f.split == "none":  # an image in no task is in no split
             conditions.append(f"({in_split} OR slot NOT IN (SELECT slot FROM place))")
@@ -153,7 +164,7 @@ def where(f: ImageFilter) -> tuple[str, list]:
 
 class ProjectIndex:
     """One project's Explore facts. Every method holds the index's lock: instances are shared by
-    the threads of one API process."""
+    the threads of one API process. Ids repeated per row (tags, jobs) are stored once, as integers."""
 
     def __init__(self, snapshot: bytes | None = None) -> None:
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -169,6 +180,7 @@ class ProjectIndex:
             self._db.execute("DELETE FROM meta")
             self._db.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
                                  [("layout", LAYOUT), *((f"watermark:{k}", v) for k, v in watermarks.items())])
+            self._db.execute("VACUUM")
             return self._db.serialize()
 
     def meta(self) -> dict[str, str]:
@@ -181,36 +193,33 @@ class ProjectIndex:
         with self.lock:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT INTO img (image_id, created, created_at, added_at, file_path, name_folded, status, width, "
-                "height, size, sha256, annotation_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (image_id) DO UPDATE SET created = excluded.created, created_at = excluded.created_at, "
-                "added_at = excluded.added_at, file_path = excluded.file_path, name_folded = excluded.name_folded, "
-                "status = excluded.status, width = excluded.width, height = excluded.height, size = excluded.size, "
-                "sha256 = excluded.sha256, annotation_count = excluded.annotation_count",
+                "INSERT INTO img (image_id, created, added, file_path, name_folded, status, width, height, size, "
+                "sha256, annotation_count) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (image_id) DO UPDATE SET created = excluded.created, added = excluded.added, "
+                "file_path = excluded.file_path, name_folded = excluded.name_folded, status = excluded.status, "
+                "width = excluded.width, height = excluded.height, size = excluded.size, sha256 = excluded.sha256, "
+                "annotation_count = excluded.annotation_count",
                 [_row(entry) for entry in entries])
             self._db.execute("COMMIT")
 
     def drop_entries(self, image_ids: Iterable[str]) -> None:
         with self.lock:
+            slots = list(self._slots(list(image_ids)).values())
             self._db.execute("BEGIN")
-            for image_id in image_ids:
-                slot = self._slot(image_id)
-                if slot is None:
-                    continue
-                for table in ("tag", "place", "img"):
-                    self._db.execute(f"DELETE FROM {table} WHERE slot = ?", (slot,))
+            for table in ("tag", "place", "img"):
+                self._db.executemany(f"DELETE FROM {table} WHERE slot = ?", [(slot,) for slot in slots])
             self._db.execute("COMMIT")
 
     def set_tags(self, tags: dict[str, Iterable[str]]) -> None:
         """Replace the tags of these images (those not in the pool are skipped)."""
         with self.lock:
+            slots = self._slots(list(tags))
             self._db.execute("BEGIN")
-            for image_id, tag_ids in tags.items():
-                slot = self._slot(image_id)
-                if slot is None:
-                    continue
-                self._db.execute("DELETE FROM tag WHERE slot = ?", (slot,))
-                self._db.executemany("INSERT INTO tag (tag_id, slot) VALUES (?, ?)", [(tag, slot) for tag in tag_ids])
+            numbers = self._numbers("tag_name", "tag", "tag_id", {tag for values in tags.values() for tag in values})
+            self._db.executemany("DELETE FROM tag WHERE slot = ?", [(slot,) for slot in slots.values()])
+            self._db.executemany("INSERT INTO tag (tag, slot) VALUES (?, ?)",
+                                 [(numbers[tag], slots[image]) for image, values in tags.items() if image in slots
+                                  for tag in values])
             self._db.execute("COMMIT")
 
     def put_task(self, task: Task, job_images: list[JobImage] | None) -> None:
@@ -220,18 +229,23 @@ class ProjectIndex:
             self._db.execute("INSERT INTO task (task_id, name, split) VALUES (?, ?, ?) ON CONFLICT (task_id) DO "
                              "UPDATE SET name = excluded.name, split = excluded.split", (task.id, task.name, task.split))
             if job_images is not None:
-                self._db.execute("DELETE FROM place WHERE task_id = ?", (task.id,))
+                self._drop_places(task.id)
                 slots = self._slots([image.image_id for image in job_images])
+                jobs = {image.job_id for image in job_images}
+                self._db.executemany("INSERT OR IGNORE INTO job (job_id, task_id) VALUES (?, ?)",
+                                     [(job, task.id) for job in sorted(jobs)])
+                numbers = self._numbers("job", "job", "job_id", jobs)
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO place (task_id, job_id, slot, annotated) VALUES (?, ?, ?, ?)",
-                    [(task.id, image.job_id, slots[image.image_id], int(image.annotated))
+                    "INSERT OR REPLACE INTO place (job, slot, annotated) VALUES (?, ?, ?)",
+                    [(numbers[image.job_id], slots[image.image_id], int(image.annotated))
                      for image in job_images if image.image_id in slots])
             self._db.execute("COMMIT")
 
     def drop_task(self, task_id: str) -> None:
         with self.lock:
             self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM place WHERE task_id = ?", (task_id,))
+            self._drop_places(task_id)
+            self._db.execute("DELETE FROM job WHERE task_id = ?", (task_id,))
             self._db.execute("DELETE FROM task WHERE task_id = ?", (task_id,))
             self._db.execute("COMMIT")
 
@@ -241,12 +255,28 @@ class ProjectIndex:
             slot = self._slot(image_id)
             if slot is None or not self.has_task(task_id):
                 return
+            self._db.execute("INSERT OR IGNORE INTO job (job_id, task_id) VALUES (?, ?)", (job_id, task_id))
+            job = self._db.execute("SELECT job FROM job WHERE job_id = ?", (job_id,)).fetchone()[0]
             if annotated is None:
-                self._db.execute("DELETE FROM place WHERE task_id = ? AND job_id = ? AND slot = ?",
-                                 (task_id, job_id, slot))
+                self._db.execute("DELETE FROM place WHERE job = ? AND slot = ?", (job, slot))
             else:
-                self._db.execute("INSERT OR REPLACE INTO place (task_id, job_id, slot, annotated) VALUES (?, ?, ?, ?)",
-                                 (task_id, job_id, slot, int(annotated)))
+                self._db.execute("INSERT OR REPLACE INTO place (job, slot, annotated) VALUES (?, ?, ?)",
+                                 (job, slot, int(annotated)))
+
+    def _drop_places(self, task_id: str) -> None:
+        self._db.execute("DELETE FROM place WHERE job IN (SELECT job FROM job WHERE task_id = ?)", (task_id,))
+
+    def _numbers(self, table: str, number: str, name: str, values: set[str]) -> dict[str, int]:
+        """The integer of each id in an interning table, adding the ids it lacks."""
+        if table == "tag_name":
+            self._db.executemany("INSERT OR IGNORE INTO tag_name (tag_id) VALUES (?)", [(v,) for v in sorted(values)])
+        found: dict[str, int] = {}
+        ordered = sorted(values)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            found.update((value, key) for key, value in self._db.execute(
+                f"SELECT {number}, {name} FROM {table} WHERE {name} IN ({_marks(len(chunk))})", chunk))
+        return found
 
     # Reading --------------------------------------------------------------------------------------
 
@@ -273,9 +303,9 @@ class ProjectIndex:
             for chunk_start in range(0, len(image_ids), 500):
                 chunk = image_ids[chunk_start : chunk_start + 500]
                 rows = self._db.execute(
-                    "SELECT img.image_id, task.task_id, task.name, task.split, place.job_id, place.annotated "
-                    "FROM img JOIN place ON place.slot = img.slot JOIN task ON task.task_id = place.task_id "
-                    f"WHERE img.image_id IN ({_marks(len(chunk))}) ORDER BY task.task_id, place.job_id", chunk)
+                    "SELECT img.image_id, task.task_id, task.name, task.split, job.job_id, place.annotated "
+                    "FROM img JOIN place ON place.slot = img.slot JOIN job USING (job) JOIN task USING (task_id) "
+                    f"WHERE img.image_id IN ({_marks(len(chunk))}) ORDER BY task.task_id, job.job_id", chunk)
                 for image_id, task_id, name, split, job_id, annotated in rows:
                     found.setdefault(image_id, []).append(Placement(task_id, name, split, job_id, bool(annotated)))
         return found
@@ -303,6 +333,11 @@ class ProjectIndex:
         return slots
 
 
+def _cursor_micros(negated_timestamp: float) -> int:
+    """A cursor's order key holds `-created_at.timestamp()`; the index orders by whole microseconds."""
+    return _micros(datetime.fromtimestamp(-negated_timestamp, tz=timezone.utc))
+
+
 class IndexedSelection(Selection):
     """A filter's answer over a project index: total, pages and the whole selection are each read
     when first asked for (Explore reads a count and one page; task creation and exports the whole)."""
@@ -325,7 +360,7 @@ class IndexedSelection(Selection):
         return self._index.entries(self._clause, self._params, start, size)
 
     def position_after(self, key: tuple[float, str]) -> int:
-        created, image_id = -key[0], key[1]
+        created, image_id = _cursor_micros(key[0]), key[1]
         later = self._index.count(f"({self._clause}) AND (created < ? OR (created = ? AND image_id > ?))",
                                   [*self._params, created, created, image_id])
         return self.total - later

@@ -79,7 +79,7 @@ class ExploreWrites(RuleBasedStateMachine):
 
     def _facts(self, image_id: str) -> dict:
         data = self.api.get(f"{IMAGES}/{image_id}").json["data"]
-        return {"file_path": data["file_path"], "width": data["width"], "height": data["height"],
+        return {"file_path": data["file_path"], "width": data["width"], "height": data["height"], "status": data["status"],
                 "created": -datetime.fromisoformat(data["created_at"]).timestamp()}
 
     # Writes -----------------------------------------------------------------------------------------
@@ -123,7 +123,14 @@ class ExploreWrites(RuleBasedStateMachine):
         created = self.api.post(f"/api/v1/projects/{self.project}/tasks/create-with-file-paths", {
             "name": f"t{len(self.tasks)}", "chunk_size": 2, "distribution_order": "sequential", "split": split,
             "file_paths": keys})
+        # An object deleted earlier (its record `missing`) cannot go into a task: it is reported failed.
+        if created.status_code == 422:
+            assert all(self.facts[image]["status"] == "missing" for image in chosen), created.json
+            return
         assert created.status_code == 201, created.json
+        failed = {entry["file_path"] for entry in created.json["data"]["failed"]}
+        assert failed == {self.facts[image]["file_path"] for image in chosen if self.facts[image]["status"] == "missing"}
+        chosen = [image for image in chosen if self.facts[image]["file_path"] not in failed]
         jobs = {job["id"]: chosen[job["sequence_number"] * 2:(job["sequence_number"] + 1) * 2]
                 for job in created.json["data"]["jobs"]}
         self.tasks[created.json["data"]["task"]["id"]] = {"split": split, "jobs": jobs}
