@@ -248,7 +248,7 @@ def _filters(seeded: Seeded, size: int) -> dict:
         "tags ALL(2) + not annotated + width>=1000": ImageFilter(
             tag_ids=seeded.tag_ids[:2], tag_mode="all", is_annotated=False, min_width=1000),
         "task + split": ImageFilter(task_id=seeded.task_ids[:1], split="train"),
-        "path prefix + name search": ImageFilter(path_prefix=f"bench-explore-{size}/01", search="7"),
+        "path prefix + name search": ImageFilter(path_prefix=f"bench-explore-{size}/00", search="7"),
     }
 
 

@@ -414,7 +414,12 @@ class IndexedExplore:
         return IndexedSelection(self.current(project_id), clause, params)
 
     def placements(self, project_id: str, image_ids: list[str]) -> dict[str, list[Placement]]:
-        return self.current(project_id).placements(list(image_ids))
+        # Explore asks right after `select`, which brought the index up to date: reading the change
+        # log again would cost two more requests for the same answer.
+        with self._lock:
+            held = self._held.get(project_id)
+        index = held.index if held is not None else self.current(project_id)
+        return index.placements(list(image_ids))
 
     def jobs(self, task_ids: list[str]) -> list[Job]:
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -588,9 +593,8 @@ class IndexedExplore:
     def _refresh_tags(self, index: ProjectIndex, image_ids: list[str]) -> None:
         if not image_ids:
             return
-        images = self._images.find(image_ids)
-        index.set_tags({image_id: sorted(images[image_id].tag_ids) if image_id in images else []
-                        for image_id in image_ids})
+        tags = self._images.tag_sets(image_ids)
+        index.set_tags({image_id: sorted(tags.get(image_id, ())) for image_id in image_ids})
 
     def _refresh_task(self, project_id: str, index: ProjectIndex, task_id: str) -> None:
         try:

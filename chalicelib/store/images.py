@@ -226,6 +226,23 @@ class ImageRepository:
         with store_errors("reading images"):
             return {item.id: _to_image(item) for item in ImageItem.batch_get(keys)}
 
+    def tag_sets(self, image_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The tag ids of each existing image among `image_ids` (BatchGetItem projected to the set,
+        consistent, 100 keys a request, in parallel)."""
+        keys = list(dict.fromkeys(image_ids))
+        chunks = [keys[start : start + 100] for start in range(0, len(keys), 100)]
+
+        def read(chunk: list[str]) -> dict[str, frozenset[str]]:
+            with store_errors("reading images' tags"):
+                return {item.id: frozenset(item.tag_ids or ()) for item in
+                        ImageItem.batch_get(chunk, consistent_read=True, attributes_to_get=["id", "tag_ids"])}
+
+        found: dict[str, frozenset[str]] = {}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for part in pool.map(read, chunks):
+                found.update(part)
+        return found
+
     def find_by_keys(self, keys: Iterable[str]) -> dict[str, Image]:
         """The registered images among share `keys`, by key."""
         found = self.find(image_id(key) for key in keys)
