@@ -16,9 +16,10 @@ run: $(STAMP)
 	$(BIN)/python -m infra.local
 
 # One embedded stack per worker (each binds a free port); whole files per worker keep
-# module fixtures (a served API, a `make run` process) started once.
+# module fixtures (a served API, a `make run` process) started once. Three workers on two cores:
+# tests wait on polls, retries and subprocesses often enough that a third keeps both cores busy.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 package: $(STAMP)
 	$(BIN)/python -m infra.package build/package

@@ -214,6 +214,10 @@ class RegistryService:
                                           registered_by=actor):
                 self._refresh_pools(entry.key, facts)
                 result.refreshed.append(self._images.get(record.id))
+            else:
+                # The ingest handler wrote this record meanwhile (its S3 notification raced this
+                # call): the record is current, as for a key that already had one.
+                result.already_existed.append(entry.key)
         if fresh:
             tags = self._links_of([image_id(key) for key, _ in fresh]) if mode == REINDEX else None
             result.registered = self._images.put_new(fresh, actor, tags)

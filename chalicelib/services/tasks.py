@@ -178,6 +178,11 @@ class TaskService:
         """The images of `keys` that can go into a task, in order, and why the others cannot."""
         failed = {entry["file_path"]: entry["reason"] for entry in result.failed}
         known = {**existing, **{image.file_path: image for image in result.registered + result.refreshed}}
+        # Registered by the ingest handler between our read and the registration (its S3
+        # notification raced this call): read those records now.
+        raced = [key for key in result.already_existed if key not in known]
+        if raced:
+            known.update(self._images.find_by_keys(raced))
         images = []
         for key in dict.fromkeys(keys):
             image = known.get(key)

@@ -305,7 +305,7 @@ def test_of_two_concurrent_status_changes_exactly_one_wins(served):
                    {"name": "Race", "chunk_size": 1, "file_paths": paths})
     assert created.status_code == 201, created.text
     jobs = [job["id"] for job in created.json()["data"]["jobs"]]
-    assert len(jobs) == races
+    assert len(jobs) == races, created.json()["data"]["failed"]
     for job_id in jobs:
         # When two clients start the same job at the same moment
         barrier = threading.Barrier(2)

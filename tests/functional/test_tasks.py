@@ -399,3 +399,27 @@ def test_a_creation_that_fails_half_way_is_undone(stack, api):
     assert api.get(f"{PROJECTS}/{project_id}/tasks/{leftovers[0]['id']['S']}").status_code == 404
     # And the registration it did on the way stays: the registry mirrors the share
     assert api.get("/api/v1/shared-images?search=0.jpg").json["meta"]["total"] == 1
+
+
+def test_an_image_the_ingest_handler_registers_during_task_creation_is_used(stack, api, monkeypatch):
+    # Given objects whose S3 notifications are still queued when the task is created
+    from chalicelib.store.images import ImageRepository
+
+    keys = numbered(stack, 3, folder="raced")
+    project_id = project(api)
+    original = ImageRepository.find_by_keys
+    delivered = []
+
+    def then_ingest(self, wanted):
+        found = original(self, wanted)
+        if not delivered:  # the notifications are handled right after the task read the registry
+            delivered.append(stack.pump.drain())
+        return found
+
+    monkeypatch.setattr(ImageRepository, "find_by_keys", then_ingest)
+    # When the task is created from their paths (its registration finds the records already made)
+    created = from_paths(api, project_id, keys)
+    # Then every image is in the task, none reported failed
+    assert created.status_code == 201, created.json
+    assert delivered and created.json["data"]["failed"] == []
+    assert created.json["data"]["total_images"] == 3
