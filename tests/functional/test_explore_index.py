@@ -233,7 +233,7 @@ def test_random_writes_leave_every_index_equal_to_the_source_and_the_oracle(mach
 
     # No shrinking: each step is a few API calls, and a failure's steps are printed as they ran.
     run_state_machine_as_test(machine, settings=settings(
-        max_examples=5, stateful_step_count=10, deadline=None, phases=[Phase.explicit, Phase.generate],
+        max_examples=4, stateful_step_count=10, deadline=None, phases=[Phase.explicit, Phase.generate],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
 
 
