@@ -164,8 +164,7 @@ class Access:
 
     def admit(self, actor: Identity, project_id: str) -> Caller:
         """The caller's standing in the project; 404 for non-members, as if it did not exist."""
-        member = None if actor.is_admin else self._projects.member(project_id, actor.sub)
-        if member is None and not actor.is_admin:
+        project, member = self._projects.standing(project_id, None if actor.is_admin else actor.sub)
+        if project is None or (member is None and not actor.is_admin):
             raise NotFoundError(f"Project '{project_id}' not found")
-        project = self._projects.get(project_id)
         return Caller(identity=actor, project=project, role="owner" if actor.is_admin else member.role)

@@ -35,7 +35,7 @@ from chalicelib.store.image_tags import ImageTagRepository
 from chalicelib.store.jobs import Job, JobImage, JobRepository, Use
 from chalicelib.store.pool import PoolEntry, PoolRepository
 from chalicelib.store.tasks import Task, TaskRepository
-from chalicelib.store.tags import TagRepository
+from chalicelib.store.tags import Tag, TagRepository
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ class ExploreIndex(Protocol):
 
     def jobs(self, task_ids: list[str]) -> list[Job]:
         """The jobs of these tasks."""
+
+    def tag_index(self) -> dict[str, Tag]:
+        """Every tag by id (names and colours of a page's tags)."""
 
 
 # Candidates up to this many are fetched by key (BatchGetItem); beyond it reading the whole pool
@@ -176,6 +179,9 @@ class PoolQuery:
     def jobs(self, task_ids: list[str]) -> list[Job]:
         with ThreadPoolExecutor(max_workers=4) as pool:
             return [job for jobs in pool.map(self._jobs.of_task, task_ids) for job in jobs]
+
+    def tag_index(self) -> dict[str, Tag]:
+        return {tag.id: tag for tag in self._tags.list()}
 
     def _task_placements(self, project_id: str, f: ImageFilter) -> dict[str, list[Placement]]:
         """Placements of the tasks a task, job or split condition needs: only the named tasks for a
@@ -284,7 +290,7 @@ class ExploreService:
         chunk = selection.window(start, page_size)
         ids = [entry.image_id for entry in chunk]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            views_f = pool.submit(self._images.views, ids)
+            views_f = pool.submit(self._images.views, ids, self._index.tag_index())
             placements = self._index.placements(project_id, ids)
             views = {view.image.id: view for view in views_f.result()}
         if grant(caller.role, "jobs.read") is not Grant.ANY:

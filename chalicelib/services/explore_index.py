@@ -41,6 +41,7 @@ from chalicelib.store.jobs import Job, JobImage, JobRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.pool import PoolEntry, PoolRepository
 from chalicelib.store.projects import ProjectRepository
+from chalicelib.store.tags import Tag, TagRepository
 from chalicelib.store.tasks import READY, Task, TaskRepository
 
 logger = Logger(child=True)
@@ -396,8 +397,10 @@ class IndexedExplore:
     otherwise; either way it then applies the change log after the watermarks."""
 
     def __init__(self, pool: PoolRepository, tasks: TaskRepository, jobs: JobRepository, images: ImageRepository,
-                 log: ChangeLog, snapshots: Bucket | None = None, projects: ProjectRepository | None = None) -> None:
+                 log: ChangeLog, snapshots: Bucket | None = None, projects: ProjectRepository | None = None,
+                 tags: TagRepository | None = None) -> None:
         self._projects = projects or ProjectRepository()
+        self._tag_list = tags or TagRepository()
         self._pool = pool
         self._tasks = tasks
         self._jobs = jobs
@@ -406,6 +409,7 @@ class IndexedExplore:
         self._snapshots = snapshots
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
+        self._tag_meta: dict[str, Tag] | None = None
 
     # ExploreIndex ---------------------------------------------------------------------------------
 
@@ -424,6 +428,17 @@ class IndexedExplore:
     def jobs(self, task_ids: list[str]) -> list[Job]:
         with ThreadPoolExecutor(max_workers=4) as pool:
             return [job for jobs in pool.map(self._jobs.of_task, task_ids) for job in jobs]
+
+    def tag_index(self) -> dict[str, Tag]:
+        """Every tag by id, as of the last change applied: read once per instance, and again after
+        the tag stream records a tag created, changed or deleted."""
+        with self._lock:
+            cached = self._tag_meta
+        if cached is None:
+            cached = {tag.id: tag for tag in self._tag_list.list()}
+            with self._lock:
+                self._tag_meta = cached
+        return cached
 
     # Keeping it current ---------------------------------------------------------------------------
 
@@ -563,6 +578,9 @@ class IndexedExplore:
                     held.applied.add(key)
                 if record.at > held.watermarks[stream]:
                     held.watermarks[stream] = record.at
+        if any(record.tags for record in fresh):
+            with self._lock:
+                self._tag_meta = None
         if fresh:
             self._apply(project_id, held.index, fresh)
         # Forget applied keys that no later read can return again.

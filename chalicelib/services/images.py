@@ -112,13 +112,14 @@ class ImageService:
     def get(self, image_id: str) -> ImageView:
         return self._view(self._images.get(image_id), self._tag_index())
 
-    def views(self, image_ids: list[str]) -> list[ImageView]:
+    def views(self, image_ids: list[str], tags: dict[str, Tag] | None = None) -> list[ImageView]:
+        """Views of these images; `tags` (every tag by id) when the caller holds them already."""
         found = self._images.find(image_ids)
-        return self.views_of([found[image_id] for image_id in image_ids if image_id in found])
+        return self.views_of([found[image_id] for image_id in image_ids if image_id in found], tags)
 
-    def views_of(self, images: list[Image]) -> list[ImageView]:
+    def views_of(self, images: list[Image], tags: dict[str, Tag] | None = None) -> list[ImageView]:
         """Views of images already read: tags and thumbnail URLs added, nothing read again."""
-        tags = self._tag_index()
+        tags = self._tag_index() if tags is None else tags
         return [self._view(image, tags) for image in images]
 
     def urls(self, image_id: str, expires_in: int | None) -> dict[str, Any]:

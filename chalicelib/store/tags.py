@@ -17,6 +17,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store import changes as change_log
 from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 
 TAG_KIND = "TAG"
@@ -105,6 +106,7 @@ class TagRepository:
             if exc.failed("guard"):
                 raise ConflictError(f"A tag named '{tag.name}' already exists") from exc
             raise
+        change_log.record(change_log.TAGS_STREAM, tags=[tag.id])
         return _to_tag(item)
 
     def get(self, tag_id: str) -> Tag:
@@ -154,6 +156,7 @@ class TagRepository:
             if exc.failed("new guard"):
                 raise ConflictError(f"A tag named '{item.name}' already exists") from exc
             raise
+        change_log.record(change_log.TAGS_STREAM, tags=[tag_id])
         return _to_tag(item)
 
     def delete(self, tag_id: str, *, only_if_unused: bool) -> Tag:
@@ -174,6 +177,7 @@ class TagRepository:
                     "pass force=true to delete it anyway"
                 ) from exc
             raise
+        change_log.record(change_log.TAGS_STREAM, tags=[tag_id])
         return _to_tag(item)
 
     def adjust_usage(self, tag_id: str, delta: int) -> int:

@@ -372,3 +372,20 @@ def test_an_administrator_rebuilds_the_index_through_the_api(stack, api, admin_a
     assert done["result"] == {"total_projects": 1, "total_images": 5}
     assert _snapshot_exists(stack, project)
     assert _answers(new_index_with_snapshots(), project, tags) == truth
+
+
+def test_a_renamed_or_deleted_tag_shows_as_it_is_now_on_the_next_explore_page(stack, api, admin_api, small_world):
+    project, ids, tags = small_world
+
+    def shown() -> dict[str, str]:
+        page = api.get(f"/api/v1/projects/{project}/explore?page_size=50").json["data"]["images"]
+        return {tag["id"]: tag["name"] for image in page for tag in image["tags"]}
+
+    # Given a page that showed the tag (the API instance now holds the tag list)
+    assert shown()[tags[0]] == "snap-0"
+    # When it is renamed, the next page shows the new name
+    assert api.patch(f"/api/v1/tags/{tags[0]}", {"name": "renamed", "color": "#FF0000"}).status_code == 200
+    assert shown()[tags[0]] == "renamed"
+    # When it is deleted (force, an administrator's: it is on images), the next page no longer shows it
+    assert admin_api.delete(f"/api/v1/tags/{tags[0]}?force=true").status_code == 200
+    assert tags[0] not in shown()
