@@ -246,7 +246,7 @@ class Services:
 
         # Deleting a project purges what other services own in it: its tasks and pool, its exports.
         return ProjectService(self.access, ProjectRepository(), UserRepository(), self.activity, self.invitations,
-                              purgers=(self.tasks, self.exports))
+                              purgers=(self.tasks, self.exports, self.explore_index))
 
     @provided
     def pool(self) -> "PoolService":

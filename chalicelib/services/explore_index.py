@@ -463,6 +463,13 @@ class IndexedExplore:
             else:
                 self._held.pop(project_id, None)
 
+    def purge_project(self, project_id: str) -> None:
+        """A deleted project's index leaves this instance and its snapshot the cache bucket (its
+        change records expire)."""
+        self.forget(project_id)
+        if self._snapshots is not None:
+            self._snapshots.delete(snapshot_key(project_id))
+
     def rebuild(self, project_id: str) -> ProjectIndex:
         """Build the project's index again from DynamoDB, keep it and write its snapshot."""
         held = self._build(project_id)

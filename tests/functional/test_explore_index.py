@@ -389,3 +389,11 @@ def test_a_renamed_or_deleted_tag_shows_as_it_is_now_on_the_next_explore_page(st
     # When it is deleted (force, an administrator's: it is on images), the next page no longer shows it
     assert admin_api.delete(f"/api/v1/tags/{tags[0]}?force=true").status_code == 200
     assert tags[0] not in shown()
+
+
+def test_deleting_a_project_removes_its_index_snapshot(stack, api, small_world):
+    project, ids, tags = small_world
+    services().explore_index.current(project)
+    assert _snapshot_exists(stack, project)
+    assert api.delete(f"/api/v1/projects/{project}").status_code == 200
+    assert not _snapshot_exists(stack, project)
