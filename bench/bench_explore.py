@@ -307,9 +307,25 @@ def _measure(stack, actor, seeded: Seeded, size: int) -> list[tuple[str, str, st
         started = time.perf_counter()
         index = cold.current(seeded.project_id)
         built = time.perf_counter() - started
-    rows.append((f"{label}: index, first call of a fresh process (built from DynamoDB)",
-                 f"{built:.2f} s; requests {_summary(requests, items)}", "goal <= 2 s (needs a snapshot)"))
+    rows.append((f"{label}: index, first call of a fresh process without a snapshot (built from DynamoDB)",
+                 f"{built:.2f} s; requests {_summary(requests, items)}", "once per project, then snapshots"))
     rows.append((f"{label}: index memory (SQLite pages)", f"{index.memory_bytes() / 2**20:.1f} MB", "goal <= 64 MB"))
+
+    # The first call of a fresh process that finds a snapshot (the one the build above left).
+    from chalicelib.services.explore_index import snapshot_key
+
+    services().cache_bucket.put(snapshot_key(seeded.project_id), index.snapshot(
+        {stream: mark for stream, mark in cold._held[seeded.project_id].watermarks.items()}),
+        "application/vnd.sqlite3")
+    warm_start = IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog(),
+                                services().cache_bucket)
+    with counting() as requests, _items_read() as items:
+        started = time.perf_counter()
+        warm_start.current(seeded.project_id)
+        loaded = time.perf_counter() - started
+    size_mb = len(services().cache_bucket.read(snapshot_key(seeded.project_id))[0]) / 2**20
+    rows.append((f"{label}: index, first call of a fresh process from its snapshot ({size_mb:.1f} MB)",
+                 f"{loaded:.2f} s; requests {_summary(requests, items)}", "goal <= 2 s"))
 
     token = stack.token(sub=actor.sub)
     by_pool_query = ExploreService(services().access, services().pool_query, services().images)
