@@ -32,6 +32,7 @@ CREATE TABLE img (
     height INTEGER,
     size INTEGER,
     sha256 BLOB,
+    phash INTEGER,
     annotation_count INTEGER NOT NULL
 );
 CREATE INDEX img_order ON img (created DESC, image_id);
@@ -47,8 +48,8 @@ CREATE INDEX place_slot ON place (slot);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 # A snapshot of another layout is not loaded (the index is built from DynamoDB instead).
-LAYOUT = "2"
-COLUMNS = "image_id, file_path, status, width, height, size, created, added, annotation_count, sha256"
+LAYOUT = "3"
+COLUMNS = "image_id, file_path, status, width, height, size, created, added, annotation_count, sha256, phash"
 ORDER = "ORDER BY created DESC, image_id"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Ids that name rows of `job` (several tasks' jobs can hold an image).
@@ -67,14 +68,26 @@ def _time(micros: int) -> datetime:
 def _row(entry: PoolEntry) -> tuple:
     return (entry.image_id, _micros(entry.created_at), _micros(entry.added_at), entry.file_path,
             entry.filename.casefold(), entry.status, entry.width, entry.height, entry.size,
-            bytes.fromhex(entry.sha256) if entry.sha256 else None, entry.annotation_count)
+            bytes.fromhex(entry.sha256) if entry.sha256 else None, phash_int(entry.phash), entry.annotation_count)
 
 
 def _entry(row: tuple) -> PoolEntry:
-    image_id, file_path, status, width, height, size, created, added, count, sha256 = row
+    image_id, file_path, status, width, height, size, created, added, count, sha256, phash = row
     return PoolEntry(image_id=image_id, file_path=file_path, status=status, width=width, height=height, size=size,
                      created_at=_time(created), added_at=_time(added), annotation_count=count,
-                     sha256=sha256.hex() if sha256 is not None else None)
+                     sha256=sha256.hex() if sha256 is not None else None, phash=phash_hex(phash))
+
+
+def phash_int(phash: str | None) -> int | None:
+    """A 64-bit perceptual hash as SQLite's signed 64-bit integer (the same bits)."""
+    if not phash:
+        return None
+    value = int(phash, 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def phash_hex(value: int | None) -> str | None:
+    return None if value is None else f"{value & ((1 << 64) - 1):016x}"
 
 
 def _marks(n: int) -> str:
@@ -162,11 +175,11 @@ class ProjectIndex:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO img (image_id, created, added, file_path, name_folded, status, width, height, size, "
-                "sha256, annotation_count) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "sha256, phash, annotation_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (image_id) DO UPDATE SET created = excluded.created, added = excluded.added, "
                 "file_path = excluded.file_path, name_folded = excluded.name_folded, status = excluded.status, "
                 "width = excluded.width, height = excluded.height, size = excluded.size, sha256 = excluded.sha256, "
-                "annotation_count = excluded.annotation_count",
+                "phash = excluded.phash, annotation_count = excluded.annotation_count",
                 [_row(entry) for entry in entries])
             self._db.execute("COMMIT")
 

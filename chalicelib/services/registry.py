@@ -178,7 +178,7 @@ class RegistryService:
         if self._pools is not None:
             self._pools.refresh(image_id(key), {"status": facts.status, "width": facts.width,
                                                 "height": facts.height, "size": facts.size,
-                                                "sha256": facts.sha256})
+                                                "sha256": facts.sha256, "phash": facts.phash})
 
     # Registration and reindexing ----------------------------------------------------------------
 

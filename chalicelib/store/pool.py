@@ -52,6 +52,7 @@ class PoolItem(Model):
     height = NumberAttribute(null=True)
     size = NumberAttribute(null=True)
     sha256 = UnicodeAttribute(null=True)
+    phash = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     added_by = UnicodeAttribute(null=True)
     added_at = UTCDateTimeAttribute()
@@ -74,6 +75,7 @@ class PoolEntry:
     added_at: datetime
     annotation_count: int = 0
     sha256: str | None = None
+    phash: str | None = None  # perceptual hash (16 hex digits), for split leaks
 
     @property
     def annotated(self) -> bool:
@@ -102,7 +104,7 @@ def _entry_of(values: dict[str, Any]) -> PoolEntry:
 
 def _item(project_id: str, image: Image, added_by: str | None, added_at: datetime) -> PoolItem:
     return PoolItem(project_id=project_id, image_id=image.id, file_path=image.file_path, status=image.status,
-                    width=image.width, height=image.height, size=image.size, sha256=image.sha256,
+                    width=image.width, height=image.height, size=image.size, sha256=image.sha256, phash=image.phash,
                     created_at=image.created_at,
                     added_by=added_by, added_at=added_at)
 
@@ -164,7 +166,7 @@ class PoolRepository:
         self.remove_all(project_id, image_ids)
 
     def refresh(self, image_id: str, changes: dict[str, Any]) -> int:
-        """Copy an image's changed facts (`status`, `width`, `height`, `size`, `sha256`) into every pool that
+        """Copy an image's changed facts (`status`, `width`, `height`, `size`, `sha256`, `phash`) into every pool that
         holds it; returns how many entries were refreshed."""
         with store_errors("finding an image's pools"):
             projects = [item.project_id for item in PoolItem.by_image.query(image_id)]
