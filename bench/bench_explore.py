@@ -312,7 +312,7 @@ def _measure(stack, actor, seeded: Seeded, size: int) -> list[tuple[str, str, st
     rows.append((f"{label}: index memory (SQLite pages)", f"{index.memory_bytes() / 2**20:.1f} MB", "goal <= 64 MB"))
 
     # The first call of a fresh process that finds a snapshot (the one the build above left).
-    from chalicelib.services.explore_index import snapshot_key
+    from chalicelib.services.kept_index import snapshot_key
 
     services().cache_bucket.put(snapshot_key(seeded.project_id), index.snapshot(
         {stream: mark for stream, mark in cold._held[seeded.project_id].watermarks.items()}),

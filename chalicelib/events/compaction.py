@@ -1,5 +1,5 @@
-"""The Explore index compactor: on a schedule, the snapshot of every project whose index changed is
-written again (services/explore_index.py), so change records can expire and a cold API instance
+"""The index compactor: on a schedule, the snapshot of every project whose index changed, and the
+registry's, is written again (services/kept_index.py), so change records can expire and a cold API instance
 starts from a recent snapshot. Locally `make run` runs it on the same schedule (infra/local/stack.py).
 
 Killing it half-way changes nothing: a snapshot is one S3 object, written whole or not at all, and
@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 from chalice import Blueprint, Rate
 
 from chalicelib.services.container import services
+from chalicelib.services.registry_index import REGISTRY
 
 bp = Blueprint(__name__)
 logger = Logger(child=True)
@@ -20,5 +21,6 @@ EVERY_MINUTES = 10
 @bp.schedule(Rate(EVERY_MINUTES, unit=Rate.MINUTES), name="compact_explore_index")
 def compact_explore_index(event):
     written = services().explore_index.compact_all()
-    logger.info("explore index snapshots written", extra={"projects": written})
-    return {"snapshots_written": written}
+    registry = services().registry_index.compact_if_behind(REGISTRY)
+    logger.info("index snapshots written", extra={"projects": written, "registry": registry})
+    return {"snapshots_written": written + registry}

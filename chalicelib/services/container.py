@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from chalicelib.services.operations import OperationService, WorkflowStarter
     from chalicelib.services.pool import PoolService
     from chalicelib.services.projects import ProjectService
+    from chalicelib.services.registry_index import IndexedRegistry
     from chalicelib.services.registry import RegistryService
     from chalicelib.services.saved_filters import SavedFilterService
     from chalicelib.services.share import ShareService
@@ -194,7 +195,7 @@ class Services:
         from chalicelib.store.tags import TagRepository
 
         return ImageService(self.settings, ImageRepository(), TagRepository(), self.share_bucket, self.cache_bucket,
-                            self.access)
+                            self.access, self.registry_index)
 
     @provided
     def tagging(self) -> "TaggingService":
@@ -229,7 +230,8 @@ class Services:
         from chalicelib.services.explore_rebuild import ExploreRebuild
         from chalicelib.store.projects import ProjectRepository
 
-        return ExploreRebuild(self.access, self.operations, self.explore_index, ProjectRepository())
+        return ExploreRebuild(self.access, self.operations, self.explore_index, self.registry_index,
+                              ProjectRepository())
 
     @provided
     def access(self) -> "Access":
@@ -270,6 +272,15 @@ class Services:
 
         return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog(),
                               self.cache_bucket)
+
+    @provided
+    def registry_index(self) -> "IndexedRegistry":
+        """The registry's index (list, similar, duplicates), kept current like Explore's."""
+        from chalicelib.services.registry_index import IndexedRegistry
+        from chalicelib.store.changes import ChangeLog
+        from chalicelib.store.images import ImageRepository
+
+        return IndexedRegistry(ImageRepository(), ChangeLog(), self.cache_bucket)
 
     @provided
     def pool_query(self) -> "ExploreIndex":

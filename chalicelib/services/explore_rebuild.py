@@ -2,7 +2,8 @@
 
 `POST /api/v1/admin/explore-index/rebuild {project_id?}` starts an operation on the `index` state
 machine with nothing to register; its last step hands it here (`complete`), and each project's
-index is built again from its tables and its snapshot written. Running it again gives the same
+index is built again from its tables and its snapshot written — without `project_id`, every
+project's and the registry's. Running it again gives the same
 index: every step reads only the source of truth.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from chalicelib.services.access import Access
 from chalicelib.services.explore_index import IndexedExplore
 from chalicelib.services.identity import Identity
 from chalicelib.services.operations import OperationService
+from chalicelib.services.registry_index import REGISTRY, IndexedRegistry
 from chalicelib.services.share import Selection
 from chalicelib.store.operations import Operation
 from chalicelib.store.projects import ProjectRepository
@@ -22,7 +24,8 @@ EXPLORE_REBUILD = "explore_index_rebuild"
 
 class ExploreRebuild:
     def __init__(self, access: Access, operations: OperationService, index: IndexedExplore,
-                 projects: ProjectRepository) -> None:
+                 registry: IndexedRegistry, projects: ProjectRepository) -> None:
+        self._registry = registry
         self._access = access
         self._operations = operations
         self._index = index
@@ -42,7 +45,10 @@ class ExploreRebuild:
         images = 0
         for one in project_ids:
             images += self._index.rebuild(one).size()
-        return {"total_projects": len(project_ids), "total_images": images}
+        if project_id:
+            return {"total_projects": len(project_ids), "total_images": images}
+        registered = self._registry.rebuild(REGISTRY).size()
+        return {"total_projects": len(project_ids), "total_images": images, "registry_images": registered}
 
     def abandon(self, operation: Operation) -> None:
         """Nothing to undo: a half-done rebuild leaves each project's index and snapshot whole."""

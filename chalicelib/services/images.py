@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,12 +13,13 @@ from chalicelib.config import Settings
 from chalicelib.services.identity import Identity
 from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.services import paths
-from chalicelib.store.images import MISSING, READY, CatalogEntry, Image, ImageRepository
+from chalicelib.store.images import MISSING, READY, Image, ImageRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.tags import Tag, TagRepository
 
 if TYPE_CHECKING:
     from chalicelib.services.access import Access
+    from chalicelib.services.registry_index import IndexedRegistry
 
 MAX_METADATA_BYTES = 16 * 1024
 METADATA_ATTEMPTS = 3
@@ -120,7 +121,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 class ImageService:
     def __init__(self, settings: Settings, images: ImageRepository, tags: TagRepository,
-                 share: Bucket, cache: Bucket, access: "Access") -> None:
+                 share: Bucket, cache: Bucket, access: "Access", registry: "IndexedRegistry") -> None:
+        self._registry = registry
         self._access = access
         self._settings = settings
         self._images = images
@@ -131,18 +133,10 @@ class ImageService:
     def list(self, *, page: int, page_size: int, search: str | None = None, tag_ids: list[str] | None = None,
              folder: str | None = None, status: str | None = None) -> tuple[list[ImageView], int]:
         """Images in path order matching every given filter (tags: ALL of them), one page and the total."""
-        prefix = paths.folder_prefix(folder) if folder else ""
-        needle = (search or "").casefold()
-        wanted = frozenset(tag_ids or ())
-        matches = [
-            entry for entry in self._images.catalog(prefix)
-            if (status is None or entry.status == status)
-            and wanted <= entry.tag_ids
-            and needle in entry.file_path.rsplit("/", 1)[-1].casefold()
-        ]
-        matches.sort(key=lambda entry: entry.file_path)
-        start = (page - 1) * page_size
-        return self.views([entry.id for entry in matches[start : start + page_size]]), len(matches)
+        index = self._registry.index()
+        clause, params = index.listing(search=search, tag_ids=tag_ids or [], status=status,
+                                       prefix=paths.folder_prefix(folder) if folder else "")
+        return self.views(index.page(clause, params, (page - 1) * page_size, page_size)), index.count(clause, params)
 
     def get(self, image_id: str) -> ImageView:
         return self._view(self._images.get(image_id), self._tag_index())
@@ -174,28 +168,15 @@ class ImageService:
         image = self._images.get(image_id)
         if not image.phash:
             raise ConflictError(f"Shared image '{image_id}' has no perceptual hash (status {image.status})")
-        close = sorted(
-            ((hamming(image.phash, entry.phash), entry.file_path, entry.id)
-             for entry in self._images.catalog()
-             if entry.id != image_id and entry.status == READY and entry.phash),
-        )
-        close = [item for item in close if item[0] <= max_distance][:limit]
-        views = {view.image.id: view for view in self.views([item[2] for item in close])}
-        return [Similar(views[item[2]], item[0]) for item in close if item[2] in views]
+        close = self._registry.index().similar(image.phash, max_distance, limit, exclude=image_id)
+        views = {view.image.id: view for view in self.views([found for _, found in close])}
+        return [Similar(views[found], distance) for distance, found in close if found in views]
 
     def duplicates(self, page: int, page_size: int) -> tuple[list[DuplicateGroup], int]:
         """Groups of ready images with the same content (SHA-256), largest first."""
-        groups: dict[str, list[CatalogEntry]] = defaultdict(list)
-        for entry in self._images.catalog():
-            if entry.status == READY and entry.sha256:
-                groups[entry.sha256].append(entry)
-        repeated = sorted(((sha, sorted(entries, key=lambda e: e.file_path)) for sha, entries in groups.items()
-                           if len(entries) > 1), key=lambda group: (-len(group[1]), group[0]))
-        start = (page - 1) * page_size
-        chosen = repeated[start : start + page_size]
-        views = {view.image.id: view for view in self.views([e.id for _, entries in chosen for e in entries])}
-        return ([DuplicateGroup(sha, [views[e.id] for e in entries if e.id in views]) for sha, entries in chosen],
-                len(repeated))
+        chosen, total = self._registry.index().duplicate_groups((page - 1) * page_size, page_size)
+        views = {view.image.id: view for view in self.views([image for _, group in chosen for image in group])}
+        return [DuplicateGroup(sha, [views[image] for image in group if image in views]) for sha, group in chosen], total
 
     def update_metadata(self, actor: Identity, image_id: str, patch: dict[str, Any]) -> ImageView:
         """Merge `patch` into the image's custom metadata (RFC 7396), retrying a concurrent change."""

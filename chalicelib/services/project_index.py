@@ -147,6 +147,8 @@ class ProjectIndex:
     """One project's Explore facts. Every method holds the index's lock: instances are shared by
     the threads of one API process. Ids repeated per row (tags, jobs) are stored once, as integers."""
 
+    layout = LAYOUT
+
     def __init__(self, snapshot: bytes | None = None) -> None:
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         if snapshot is None:
@@ -160,7 +162,7 @@ class ProjectIndex:
         with self.lock:
             self._db.execute("DELETE FROM meta")
             self._db.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
-                                 [("layout", LAYOUT), *((f"watermark:{k}", v) for k, v in watermarks.items())])
+                                 [("layout", self.layout), *((f"watermark:{k}", v) for k, v in watermarks.items())])
             self._db.execute("VACUUM")
             return self._db.serialize()
 

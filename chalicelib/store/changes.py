@@ -5,9 +5,10 @@ and brings up to date on each call by reading the records after its watermark. A
 in the same DynamoDB write as the change it names (one action of the change's transaction), or
 right after a batch write, before the request answers: a client that got a 2xx finds it.
 
-Two kinds of stream:
+Three kinds of stream:
 - `P#<project>`: the project's pool entries (membership, facts, annotation count), its tasks
   (state, split, their job images) and single job images (annotated or not);
+- `R`: registry images whose record changed (registered, re-ingested, missing);
 - `G`: images whose tags changed, and tags created, changed or deleted. Tags are facts of the image, shared by every project that holds
   it: one record reaches all of them, and each index takes the images it holds.
 
@@ -32,6 +33,7 @@ from chalicelib.store.dynamo import Transaction, connection, store_errors, table
 
 RETENTION = timedelta(days=7)
 TAGS_STREAM = "G"
+REGISTRY_STREAM = "R"
 RECORD_IDS = 2000  # ids per record written outside a transaction (an item holds at most 400 KB)
 
 
@@ -44,7 +46,7 @@ class ChangeItem(Model):
 
     stream = UnicodeAttribute(hash_key=True)
     at = UnicodeAttribute(range_key=True)
-    entries = UnicodeSetAttribute(null=True)  # image ids whose pool entry changed (or left the pool)
+    entries = UnicodeSetAttribute(null=True)  # image ids whose pool entry (P) or record (R) changed
     tagged = UnicodeSetAttribute(null=True)  # image ids whose tags changed
     tasks = UnicodeSetAttribute(null=True)  # task ids whose state, split or job images changed
     uses = UnicodeSetAttribute(null=True)  # "<task>#<job>#<image>": a job image's annotated flag changed

@@ -31,6 +31,7 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store import changes as change_log
 from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
 
 SHARDS = 8
@@ -210,6 +211,14 @@ def _new_item(key: str, facts: Facts, registered_by: str | None, tag_ids: set[st
     )
 
 
+def _recorded(image_ids: list[str]) -> None:
+    """Tell the registry's index (stream `R`) which records a write touched. Recorded whether or not
+    a conditional write won: a redelivered event whose first attempt wrote and then failed records
+    it again, and a record naming an unchanged image only makes readers re-read it."""
+    if image_ids:
+        change_log.record(change_log.REGISTRY_STREAM, entries=image_ids)
+
+
 class ImageRepository:
     def get(self, image_id_: str) -> Image:
         try:
@@ -278,7 +287,9 @@ class ImageRepository:
             condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer < order)
         else:
             condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer == expected_sequencer)
-        return self._conditional_update(ImageItem(id=location["id"]), actions, condition)
+        written = self._conditional_update(ImageItem(id=location["id"]), actions, condition)
+        _recorded([location["id"]])
+        return written
 
     def mark_missing(self, key: str, sequencer: str) -> bool:
         """Mark the record of a removed object `missing` (kept, never dropped), unless a newer event won."""
@@ -287,18 +298,21 @@ class ImageRepository:
         actions = [ImageItem.status.set(MISSING), ImageItem.reason.set("object removed from the share"),
                    ImageItem.sequencer.set(order), ImageItem.updated_at.set(utcnow())]
         condition = ImageItem.id.exists() & (ImageItem.sequencer < order)
-        return self._conditional_update(item, actions, condition)
+        written = self._conditional_update(item, actions, condition)
+        _recorded([item.id])
+        return written
 
     def mark_missing_unless_seen(self, image_ids: Iterable[str]) -> int:
         """Mark records `missing` whose object a bucket walk did not find; returns how many changed."""
-        changed = 0
+        changed: list[str] = []
         for image in image_ids:
             item = ImageItem(id=image)
             actions = [ImageItem.status.set(MISSING), ImageItem.reason.set("object not found in the share"),
                        ImageItem.updated_at.set(utcnow())]
             if self._conditional_update(item, actions, ImageItem.id.exists() & (ImageItem.status != MISSING)):
-                changed += 1
-        return changed
+                changed.append(image)
+        _recorded(changed)
+        return len(changed)
 
     def put_new(self, records: list[tuple[str, Facts]], registered_by: str | None,
                 tag_ids: dict[str, set[str]] | None = None) -> list[Image]:
@@ -309,7 +323,23 @@ class ImageRepository:
             with ImageItem.batch_write() as batch:
                 for item in items:
                     batch.save(item)
+        _recorded([item.id for item in items])
         return [_to_image(item) for item in items]
+
+    def catalog_entries(self, image_ids: Iterable[str]) -> dict[str, CatalogEntry]:
+        """The catalog view of each existing image among `image_ids` (BatchGetItem projected to the
+        catalog's fields, consistent, 100 keys a request, in parallel)."""
+        keys = list(dict.fromkeys(image_ids))
+        chunks = [keys[start : start + 100] for start in range(0, len(keys), 100)]
+        wanted = ["id", "file_path", *CATALOG_FIELDS]
+
+        def read(chunk: list[str]) -> list[CatalogEntry]:
+            with store_errors("reading images"):
+                return [_to_entry(item) for item in ImageItem.batch_get(chunk, consistent_read=True,
+                                                                        attributes_to_get=wanted)]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return {entry.id: entry for entries in pool.map(read, chunks) for entry in entries}
 
     def catalog(self, prefix: str = "") -> list[CatalogEntry]:
         """Every image under `prefix` from the catalog index: one paginated Query per shard, in parallel."""

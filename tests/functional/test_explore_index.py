@@ -267,7 +267,7 @@ def small_world(stack, api):
 
 
 def _snapshot_exists(stack, project: str) -> bool:
-    from chalicelib.services.explore_index import snapshot_key
+    from chalicelib.services.kept_index import snapshot_key
 
     return services().cache_bucket.metadata(snapshot_key(project)) is not None
 
@@ -301,7 +301,7 @@ def new_index_with_snapshots():
 
 
 def test_losing_snapshots_and_change_records_changes_no_answer_and_rebuild_restores(stack, api, small_world):
-    from chalicelib.services.explore_index import snapshot_key
+    from chalicelib.services.kept_index import snapshot_key
     from chalicelib.store.changes import TAGS_STREAM, ChangeLog, project_stream
 
     project, ids, tags = small_world
@@ -349,7 +349,7 @@ def test_the_compactor_writes_the_snapshots_of_changed_projects_and_a_killed_run
 
 
 def test_an_administrator_rebuilds_the_index_through_the_api(stack, api, admin_api, small_world):
-    from chalicelib.services.explore_index import snapshot_key
+    from chalicelib.services.kept_index import snapshot_key
     from chalicelib.store.changes import TAGS_STREAM, ChangeLog, project_stream
     from tests.conftest import wait_for
 

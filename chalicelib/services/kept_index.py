@@ -1,0 +1,237 @@
+"""In-memory indexes kept current from the change log and started from snapshots in S3.
+
+DynamoDB stays the only source of truth; an index is a cache of it that can always be rebuilt.
+`KeptIndexes` holds one index per scope (a project's Explore index, the registry's index) and
+brings it up to date on every call: it reads the change-log records after the index's watermarks
+(one consistent Query per stream, in parallel) and hands the fresh ones to `_apply`, which re-reads
+the items they name from their tables. A 2xx write is therefore visible to the next call on any
+API instance (store/changes.py says how writers record).
+
+A cold instance starts a scope's index from its snapshot (CacheBucket, `explore-index/<scope>.sqlite`:
+the SQLite database image with its watermarks) when there is a usable one — same layout, younger
+than the change log's retention — and from DynamoDB (`_build`) otherwise, then writes one. The
+compactor (`compact`, on a schedule) keeps the snapshots of changed scopes current, so change
+records can expire.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.store.changes import RETENTION, TAGS_STREAM, Change, ChangeLog, stamp
+from chalicelib.store.objects import Bucket
+
+logger = Logger(child=True)
+
+# Records commit in about the order of their stamps: each call re-reads this far behind its
+# watermark, so a record stamped earlier that committed later is still found (and applied once).
+MARGIN = timedelta(seconds=10)
+# A snapshot older than this behind the tag stream is written again by the compactor.
+TAGS_REPLAY = timedelta(hours=1)
+
+
+class SnapshotIndex(Protocol):
+    def snapshot(self, watermarks: dict[str, str]) -> bytes: ...
+
+    def meta(self) -> dict[str, str]: ...
+
+
+I = TypeVar("I", bound=SnapshotIndex)
+
+
+@dataclass
+class Held(Generic[I]):
+    index: I
+    watermarks: dict[str, str]
+    applied: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    saved: dict[str, str] | None = None  # the watermarks of the snapshot it came from (or last wrote)
+
+
+def behind(at: str, margin: timedelta) -> str:
+    moment = datetime.strptime(at.split("#", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ") - margin
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def snapshot_key(scope: str) -> str:
+    return f"explore-index/{scope}.sqlite"
+
+
+class KeptIndexes(Generic[I]):
+    """Per-scope indexes brought up to date on every call. A subclass says which streams feed a
+    scope (its own first, then the tag stream), how to open a snapshot, how to build the index from
+    DynamoDB and how to apply fresh records."""
+
+    layout: str
+
+    def __init__(self, log: ChangeLog, snapshots: Bucket | None) -> None:
+        self._log = log
+        self._snapshots = snapshots
+        self._held: dict[str, Held[I]] = {}
+        self._lock = threading.Lock()
+
+    # What a kind of index defines -----------------------------------------------------------------
+
+    def _own_stream(self, scope: str) -> str:
+        raise NotImplementedError
+
+    def _open(self, snapshot: bytes) -> I:
+        raise NotImplementedError
+
+    def _build_index(self, scope: str) -> I:
+        raise NotImplementedError
+
+    def _apply(self, scope: str, index: I, records: list[Change]) -> None:
+        raise NotImplementedError
+
+    def _seen(self, records: list[Change]) -> None:
+        """Every fresh record, before `_apply` (caches of global facts are dropped here)."""
+
+    # Keeping it current ---------------------------------------------------------------------------
+
+    def _streams(self, scope: str) -> list[str]:
+        return [self._own_stream(scope), TAGS_STREAM]
+
+    def current(self, scope: str) -> I:
+        """The scope's index with every change recorded so far applied."""
+        with self._lock:
+            held = self._held.get(scope)
+        if held is None:
+            held = self._load(scope) or self._build(scope)
+            with self._lock:
+                held = self._held.setdefault(scope, held)
+        with held.lock:
+            self._catch_up(scope, held)
+            if held.saved is None:  # built from DynamoDB: the next cold instance starts from this
+                self._save(scope, held)
+        return held.index
+
+    def held(self, scope: str) -> I | None:
+        """The scope's index as this instance last brought it up to date, if it holds one."""
+        with self._lock:
+            held = self._held.get(scope)
+        return None if held is None else held.index
+
+    def forget(self, scope: str | None = None) -> None:
+        with self._lock:
+            if scope is None:
+                self._held.clear()
+            else:
+                self._held.pop(scope, None)
+
+    def purge(self, scope: str) -> None:
+        """A deleted scope's index leaves this instance and its snapshot the cache bucket (its
+        change records expire)."""
+        self.forget(scope)
+        if self._snapshots is not None:
+            self._snapshots.delete(snapshot_key(scope))
+
+    def rebuild(self, scope: str) -> I:
+        """Build the scope's index again from DynamoDB, keep it and write its snapshot."""
+        held = self._build(scope)
+        with self._lock:
+            self._held[scope] = held
+        with held.lock:
+            self._catch_up(scope, held)
+            self._save(scope, held)
+        return held.index
+
+    def compact(self, scope: str) -> bool:
+        """Bring the scope's snapshot up to date: written when changes were applied after the
+        snapshot it started from, or when that one is half-way to the change log's retention
+        (records a snapshot would need must never expire first). Returns whether it wrote one."""
+        self.current(scope)
+        with self._lock:
+            held = self._held[scope]
+        with held.lock:
+            old = behind(stamp(), RETENTION / 2)
+            if held.saved is not None and held.saved == held.watermarks and min(held.saved.values()) > old:
+                return False
+            self._save(scope, held)
+            return True
+
+    def compact_if_behind(self, scope: str) -> bool:
+        return False if self._snapshot_current(scope) else self.compact(scope)
+
+    def _snapshot_current(self, scope: str) -> bool:
+        """Whether the scope's snapshot already holds every record of its stream and is young
+        enough (decided from the snapshot's metadata and the newest record: no download)."""
+        if self._snapshots is None:
+            return True
+        metadata = self._snapshots.metadata(snapshot_key(scope))
+        if metadata is None:
+            return False
+        saved, saved_tags = metadata.get("watermark-project", ""), metadata.get("watermark-tags", "")
+        if min(saved, saved_tags) <= behind(stamp(), RETENTION / 2):
+            return False
+        latest = self._log.latest(self._own_stream(scope))
+        if latest is not None and latest > saved:
+            return False
+        # Tag records are global: whether one touched this scope's images is only known by
+        # applying it, so a cold instance replays at most TAGS_REPLAY of them (plus one period).
+        if saved_tags <= behind(stamp(), TAGS_REPLAY):
+            latest_tags = self._log.latest(TAGS_STREAM)
+            return latest_tags is None or latest_tags <= saved_tags
+        return True
+
+    def _save(self, scope: str, held: Held[I]) -> None:
+        if self._snapshots is None:
+            return
+        data = held.index.snapshot(held.watermarks)
+        self._snapshots.put(snapshot_key(scope), data, "application/vnd.sqlite3", metadata={
+            "watermark-project": held.watermarks[self._own_stream(scope)],
+            "watermark-tags": held.watermarks[TAGS_STREAM]})
+        held.saved = dict(held.watermarks)
+
+    def _load(self, scope: str) -> Held[I] | None:
+        """The scope's snapshot, if there is a usable one."""
+        if self._snapshots is None:
+            return None
+        found = self._snapshots.read(snapshot_key(scope))
+        if found is None:
+            return None
+        try:
+            index = self._open(found[0])
+            meta = index.meta()
+        except sqlite3.DatabaseError:
+            logger.warning("unreadable index snapshot; building from DynamoDB", extra={"scope": scope})
+            return None
+        watermarks = {stream: meta.get(f"watermark:{stream}", "") for stream in self._streams(scope)}
+        # Records after a watermark older than this may have expired: the snapshot cannot be completed.
+        oldest = behind(stamp(), RETENTION - timedelta(hours=1))
+        if meta.get("layout") != self.layout or min(watermarks.values()) < oldest:
+            return None
+        return Held(index, watermarks, saved=dict(watermarks))
+
+    def _build(self, scope: str) -> Held[I]:
+        # Watermarks first: whatever changes while the tables are read is applied again afterwards.
+        started = behind(stamp(), MARGIN)
+        index = self._build_index(scope)
+        return Held(index, {stream: started for stream in self._streams(scope)})
+
+    def _catch_up(self, scope: str, held: Held[I]) -> None:
+        streams = self._streams(scope)
+        with ThreadPoolExecutor(max_workers=len(streams)) as pool:
+            found = list(pool.map(lambda stream: self._log.since(stream, behind(held.watermarks[stream], MARGIN)),
+                                  streams))
+        fresh: list[Change] = []
+        for stream, records in zip(streams, found):
+            for record in records:
+                key = f"{stream}|{record.at}"
+                if key not in held.applied:
+                    fresh.append(record)
+                    held.applied.add(key)
+                if record.at > held.watermarks[stream]:
+                    held.watermarks[stream] = record.at
+        if fresh:
+            self._seen(fresh)
+            self._apply(scope, held.index, fresh)
+        # Forget applied keys that no later read can return again.
+        floor = {stream: behind(held.watermarks[stream], MARGIN + MARGIN) for stream in streams}
+        held.applied = {key for key in held.applied if key.split("|", 1)[1] >= floor[key.split("|", 1)[0]]}
