@@ -75,6 +75,7 @@ class KeptIndexes(Generic[I]):
         self._snapshots = snapshots
         self._held: dict[str, Held[I]] = {}
         self._lock = threading.Lock()
+        self.snapshots_written = 0
 
     # What a kind of index defines -----------------------------------------------------------------
 
@@ -146,15 +147,15 @@ class KeptIndexes(Generic[I]):
         """Bring the scope's snapshot up to date: written when changes were applied after the
         snapshot it started from, or when that one is half-way to the change log's retention
         (records a snapshot would need must never expire first). Returns whether it wrote one."""
-        self.current(scope)
+        written = self.snapshots_written
+        self.current(scope)  # writes one itself when it had to build the index from DynamoDB
         with self._lock:
             held = self._held[scope]
         with held.lock:
             old = behind(stamp(), RETENTION / 2)
-            if held.saved is not None and held.saved == held.watermarks and min(held.saved.values()) > old:
-                return False
-            self._save(scope, held)
-            return True
+            if held.saved is None or held.saved != held.watermarks or min(held.saved.values()) <= old:
+                self._save(scope, held)
+        return self.snapshots_written > written
 
     def compact_if_behind(self, scope: str) -> bool:
         return False if self._snapshot_current(scope) else self.compact(scope)
@@ -188,6 +189,7 @@ class KeptIndexes(Generic[I]):
             "watermark-project": held.watermarks[self._own_stream(scope)],
             "watermark-tags": held.watermarks[TAGS_STREAM]})
         held.saved = dict(held.watermarks)
+        self.snapshots_written += 1
 
     def _load(self, scope: str) -> Held[I] | None:
         """The scope's snapshot, if there is a usable one."""

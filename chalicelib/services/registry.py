@@ -156,6 +156,8 @@ class RegistryService:
                 return "skipped"  # re-created since; its own event describes it
             return self._missing(event)
         if stored is not None and stored.sequencer >= sequencer_order(event.sequencer):
+            if stored.sequencer == sequencer_order(event.sequencer):
+                self._redelivered(stored)
             return "stale"
         facts = self.derive(event.key)
         if facts is None:
@@ -172,6 +174,14 @@ class RegistryService:
         if self._pools is not None:
             self._pools.refresh(image_id(event.key), {"status": MISSING})
         return "missing"
+
+    def _redelivered(self, stored: Image) -> None:
+        """This very event again (SQS delivers at least once): its first attempt wrote the record
+        and may have died before what follows a write, so that is done again (both are idempotent)."""
+        self._images.changed([stored.id])
+        if self._pools is not None:
+            self._pools.refresh(stored.id, {"status": stored.status, "width": stored.width, "height": stored.height,
+                                            "size": stored.size, "sha256": stored.sha256, "phash": stored.phash})
 
     def _refresh_pools(self, key: str, facts: Facts) -> None:
         """Projects keep copies of the facts they filter on; a replaced object updates them."""

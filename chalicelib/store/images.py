@@ -326,6 +326,10 @@ class ImageRepository:
         _recorded([item.id for item in items])
         return [_to_image(item) for item in items]
 
+    def changed(self, image_ids: list[str]) -> None:
+        """Record again that these records changed (a redelivered event whose first attempt wrote)."""
+        _recorded(image_ids)
+
     def catalog_entries(self, image_ids: Iterable[str]) -> dict[str, CatalogEntry]:
         """The catalog view of each existing image among `image_ids` (BatchGetItem projected to the
         catalog's fields, consistent, 100 keys a request, in parallel)."""

@@ -326,6 +326,7 @@ def test_the_compactor_writes_the_snapshots_of_changed_projects_and_a_killed_run
         stack, api, small_world):
     project, ids, tags = small_world
     services().explore_index.current(project)  # the first build leaves a snapshot
+    services().registry_index.index()  # and the registry's
     # Given nothing changed since: the compactor writes nothing
     assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 0}}
     # Given writes (the pool, and tags: their global records are replayed, up to an hour of them),
