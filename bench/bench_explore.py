@@ -358,6 +358,8 @@ def _measure(stack, actor, seeded: Seeded, size: int) -> list[tuple[str, str, st
                 (f"{label}, {name}: requests per call, PoolQuery", _summary(pq_requests, pq_items), ""),
             ]
 
+        rows += _measure_registry(client, token, size)
+
     # A write made through another instance (the API's), then a call of the cold-built one.
     image = next(iter(cold.current(seeded.project_id).entries("1", [], 0, 1)))
     extra = services().tags.create(actor, "bench-lag", "#112233", None, None).id
@@ -369,6 +371,35 @@ def _measure(stack, actor, seeded: Seeded, size: int) -> list[tuple[str, str, st
     lag = time.perf_counter() - started
     rows.append((f"{label}: a tag written through another instance, next call of this one",
                  f"visible: {seen == 1}; that call took {lag * 1000:.1f} ms", "read-your-writes"))
+    return rows
+
+
+def _measure_registry(client, token: str, size: int) -> list[tuple[str, str, str]]:
+    """The registry routes over the API at `size` registry images, warm: latency and reads per call."""
+    import json
+
+    label = f"registry {size:,} images"
+
+    def over_api(path: str):
+        response = client.http.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.body[:300]
+        return json.loads(response.body)
+
+    first = over_api("/api/v1/shared-images?page_size=1")["data"][0]["id"]
+    calls = {
+        "list, page 1 + total": "/api/v1/shared-images?page_size=50",
+        "list, folder + search, page 3 + total": f"/api/v1/shared-images?folder=bench-explore-{size}/007&search=07&page=3",
+        f"similar (max_distance 10)": f"/api/v1/shared-images/{first}/similar?max_distance=10&limit=50",
+        "duplicates, page 1 + total": "/api/v1/shared-images/duplicates",
+    }
+    rows = []
+    for name, path in calls.items():
+        over_api(path)  # warm
+        times, requests, items, answer = _timed(lambda: over_api(path), RUNS)
+        total = answer.get("meta", {}).get("total", len(answer["data"]))
+        rows += [(f"{label}, {name} over the API (total {total:,})", _ms(times), "warm"),
+                 (f"{label}, {name}: requests per warm call", _summary(requests, items),
+                  "goal: the page plus the change log")]
     return rows
 
 

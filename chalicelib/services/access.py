@@ -26,11 +26,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from chalicelib.errors import ForbiddenError, NotFoundError
 from chalicelib.services.identity import Identity
 from chalicelib.store.jobs import Job
-from chalicelib.store.projects import Project, ProjectRepository
+from chalicelib.store.projects import Member, Project, ProjectRepository
+
+if TYPE_CHECKING:
+    from pynamodb.models import Model
 
 ROLES = ("owner", "editor", "annotator", "viewer")
 
@@ -155,16 +159,33 @@ class Access:
 
     def require(self, actor: Identity, project_id: str, action: str, job: Job | None = None) -> Caller:
         """Admit `actor` to `action` in the project (and on `job`), or raise 404 / 403."""
-        caller = self.admit(actor, project_id)
+        project, member = self._projects.standing(project_id, None if actor.is_admin else actor.sub)
+        return self._allowed(actor, project_id, action, job, project, member)
+
+    def require_reading(self, actor: Identity, project_id: str, action: str,
+                        also: tuple[type[Model], list[dict[str, str]]]) -> tuple[Caller, list[dict]]:
+        """`require`, with the items `also` names read in the same request (a page already chosen):
+        they are returned only once the check has passed."""
+        project, member, found = self._projects.standing_with(project_id, None if actor.is_admin else actor.sub,
+                                                              also)
+        return self._allowed(actor, project_id, action, None, project, member), found
+
+    def admit(self, actor: Identity, project_id: str) -> Caller:
+        """The caller's standing in the project; 404 for non-members, as if it did not exist."""
+        project, member = self._projects.standing(project_id, None if actor.is_admin else actor.sub)
+        return self._admitted(actor, project_id, project, member)
+
+    def _allowed(self, actor: Identity, project_id: str, action: str, job: Job | None, project: Project | None,
+                 member: Member | None) -> Caller:
+        caller = self._admitted(actor, project_id, project, member)
         if not caller.may(action, job):
             what = action.replace(".", " ").replace("_", " ")
             scope = " on jobs not assigned to you" if grant(caller.role, action) is Grant.ASSIGNED else ""
             raise ForbiddenError(f"Your role '{caller.role}' does not allow {what}{scope}")
         return caller
 
-    def admit(self, actor: Identity, project_id: str) -> Caller:
-        """The caller's standing in the project; 404 for non-members, as if it did not exist."""
-        project, member = self._projects.standing(project_id, None if actor.is_admin else actor.sub)
+    @staticmethod
+    def _admitted(actor: Identity, project_id: str, project: Project | None, member: Member | None) -> Caller:
         if project is None or (member is None and not actor.is_admin):
             raise NotFoundError(f"Project '{project_id}' not found")
         return Caller(identity=actor, project=project, role="owner" if actor.is_admin else member.role)

@@ -88,6 +88,9 @@ class ExploreIndex(Protocol):
     def tag_index(self) -> dict[str, Tag]:
         """Every tag by id (names and colours of a page's tags)."""
 
+    def is_warm(self, project_id: str) -> bool:
+        """Whether this instance holds the project's index already (a call then costs no build)."""
+
 
 # Candidates up to this many are fetched by key (BatchGetItem); beyond it reading the whole pool
 # partition costs fewer requests for the same items.
@@ -182,6 +185,9 @@ class PoolQuery:
 
     def tag_index(self) -> dict[str, Tag]:
         return {tag.id: tag for tag in self._tags.list()}
+
+    def is_warm(self, project_id: str) -> bool:
+        return False
 
     def _task_placements(self, project_id: str, f: ImageFilter) -> dict[str, list[Placement]]:
         """Placements of the tasks a task, job or split condition needs: only the named tasks for a
@@ -284,15 +290,20 @@ class ExploreService:
     def explore(self, actor: Identity, project_id: str, image_filter: ImageFilter, *, page: int, page_size: int,
                 cursor: str | None = None) -> ExplorePage:
         """One page of the filtered pool and the total; `cursor` (from the previous page) beats `page`."""
-        caller = self._access.require(actor, project_id, "pool.read")
+        # A warm index answers before the access check, so the check and the page's images are
+        # one request; otherwise strangers are turned away before anything is built for them.
+        warm = self._index.is_warm(project_id)
+        caller = None if warm else self._access.require(actor, project_id, "pool.read")
         selection = self._index.select(project_id, image_filter)
         start = selection.position_after(decode_cursor(cursor)) if cursor else (page - 1) * page_size
         chunk = selection.window(start, page_size)
         ids = [entry.image_id for entry in chunk]
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            views_f = pool.submit(self._images.views, ids, self._index.tag_index())
-            placements = self._index.placements(project_id, ids)
-            views = {view.image.id: view for view in views_f.result()}
+        placements = self._index.placements(project_id, ids)
+        if caller is None:
+            caller, images = self._access.require_reading(actor, project_id, "pool.read", self._images.keys(ids))
+            views = {view.image.id: view for view in self._images.views_of_read(images, self._index.tag_index())}
+        else:
+            views = {view.image.id: view for view in self._images.views(ids, self._index.tag_index())}
         if grant(caller.role, "jobs.read") is not Grant.ANY:
             # An annotator sees where an image is used only in the jobs they may open.
             placements = self._visible(placements, caller)

@@ -69,6 +69,9 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
         with ThreadPoolExecutor(max_workers=4) as pool:
             return [job for jobs in pool.map(self._jobs.of_task, task_ids) for job in jobs]
 
+    def is_warm(self, project_id: str) -> bool:
+        return self.held(project_id) is not None
+
     def tag_index(self) -> dict[str, Tag]:
         """Every tag by id, as of the last change applied: read once per instance, and again after
         the tag stream records a tag created, changed or deleted."""

@@ -146,6 +146,14 @@ class ImageService:
         found = self._images.find(image_ids)
         return self.views_of([found[image_id] for image_id in image_ids if image_id in found], tags)
 
+    def keys(self, image_ids: list[str]) -> tuple[type, list[dict[str, str]]]:
+        """The model and keys of these images, for a read made together with another (an access check)."""
+        return self._images.keys(image_ids)
+
+    def views_of_read(self, items: list[dict], tags: dict[str, Tag] | None = None) -> list[ImageView]:
+        """Views of raw image items read with `keys`."""
+        return self.views_of(self._images.from_raw(items), tags)
+
     def views_of(self, images: list[Image], tags: dict[str, Tag] | None = None) -> list[ImageView]:
         """Views of images already read: tags and thumbnail URLs added, nothing read again."""
         tags = self._tag_index() if tags is None else tags

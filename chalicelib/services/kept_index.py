@@ -34,6 +34,9 @@ logger = Logger(child=True)
 MARGIN = timedelta(seconds=10)
 # A snapshot older than this behind the tag stream is written again by the compactor.
 TAGS_REPLAY = timedelta(hours=1)
+# The change-log Queries of a call run side by side on these threads (kept: starting threads
+# per call cost more than the Queries' own work).
+_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="change-log")
 
 
 class SnapshotIndex(Protocol):
@@ -219,8 +222,7 @@ class KeptIndexes(Generic[I]):
 
     def _catch_up(self, scope: str, held: Held[I]) -> None:
         streams = self._streams(scope)
-        with ThreadPoolExecutor(max_workers=len(streams)) as pool:
-            found = list(pool.map(lambda stream: self._log.since(stream, behind(held.watermarks[stream], MARGIN)),
+        found = list(_READERS.map(lambda stream: self._log.since(stream, behind(held.watermarks[stream], MARGIN)),
                                   streams))
         fresh: list[Change] = []
         for stream, records in zip(streams, found):

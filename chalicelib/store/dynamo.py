@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar, get_args, get_origin, get_type_hints
@@ -115,6 +116,31 @@ def _decode_item_reads(sender: Connection, **_: Any) -> None:
 
 
 pre_dynamodb_send.connect(_decode_item_reads)
+
+
+def batch_get_tables(action: str, requests: dict[type[Model], list[dict[str, str]]],
+                     consistent_read: bool = True) -> dict[type[Model], list[dict]]:
+    """One BatchGetItem across several tables (keys of string attributes, at most 100 in all),
+    unprocessed keys retried: the raw items found, per model (`Model.from_raw_data` reads them)."""
+    tables = {connection(model).table_name: model for model in requests}
+    pending = {connection(model).table_name: {"Keys": [{name: {"S": value} for name, value in key.items()}
+                                                       for key in keys], "ConsistentRead": consistent_read}
+               for model, keys in requests.items() if keys}
+    found: dict[type[Model], list[dict]] = {model: [] for model in requests}
+    base = connection(next(iter(requests))).connection
+    for attempt in range(6):
+        if not pending:
+            return found
+        try:
+            answer = base.dispatch("BatchGetItem", {"RequestItems": pending})
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreError(f"{action} failed: {exc}") from exc
+        for table, items in answer.get("Responses", {}).items():
+            found[tables[table]] += items
+        pending = answer.get("UnprocessedKeys") or {}
+        if pending:
+            time.sleep(0.05 * 2**attempt)
+    raise StoreError(f"{action} failed: DynamoDB left keys unprocessed after 6 attempts")
 
 
 @contextmanager

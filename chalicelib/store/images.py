@@ -235,6 +235,15 @@ class ImageRepository:
         with store_errors("reading images"):
             return {item.id: _to_image(item) for item in ImageItem.batch_get(keys)}
 
+    @staticmethod
+    def keys(image_ids: Iterable[str]) -> tuple[type[Model], list[dict[str, str]]]:
+        """The model and keys of these images, for `dynamo.batch_get_tables`."""
+        return ImageItem, [{"id": image} for image in dict.fromkeys(image_ids)]
+
+    @staticmethod
+    def from_raw(items: list[dict]) -> list[Image]:
+        return [_to_image(ImageItem.from_raw_data(raw)) for raw in items]
+
     def tag_sets(self, image_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         """The tag ids of each existing image among `image_ids` (BatchGetItem projected to the set,
         consistent, 100 keys a request, in parallel)."""

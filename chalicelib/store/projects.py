@@ -15,7 +15,6 @@ The same partition holds the project's tasks (store/tasks.py), saved filters
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
@@ -28,7 +27,7 @@ from pynamodb.models import Model
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.store.dynamo import (
-    Transaction, TransactionCancelled, conditional, connection, entity, store_errors, table_meta,
+    Transaction, TransactionCancelled, batch_get_tables, conditional, entity, store_errors, table_meta,
 )
 
 PROJECT_SK = "PROJECT"
@@ -185,26 +184,27 @@ class ProjectRepository:
     def standing(self, project_id: str, user_id: str | None) -> tuple[Project | None, Member | None]:
         """The project and the user's membership in it (None for what does not exist), in one
         consistent BatchGetItem: every project route's access check costs one request."""
+        project, member, _ = self.standing_with(project_id, user_id, None)
+        return project, member
+
+    def standing_with(self, project_id: str, user_id: str | None,
+                      also: tuple[type[Model], list[dict[str, str]]] | None
+                      ) -> tuple[Project | None, Member | None, list[dict]]:
+        """`standing`, and the items `also` names (a model and its keys) read in the same request:
+        their raw items are returned for the caller to show only once the check has passed."""
         keys = [{"pk": project_id, "sk": PROJECT_SK}] + ([{"pk": project_id, "sk": member_sk(user_id)}]
                                                           if user_id is not None else [])
-        table = connection(ProjectItem)
-        items: list[dict] = []
-        with store_errors("reading a project"):
-            for attempt in range(5):
-                answer = table.batch_get_item(keys, consistent_read=True)
-                items += answer.get("Responses", {}).get(table.table_name, [])
-                unprocessed = answer.get("UnprocessedKeys", {}).get(table.table_name, {}).get("Keys", [])
-                if not unprocessed:
-                    break
-                keys = [{name: value["S"] for name, value in key.items()} for key in unprocessed]
-                time.sleep(0.05 * 2**attempt)
+        requests: dict[type[Model], list[dict[str, str]]] = {ProjectItem: keys}
+        if also is not None:
+            requests[also[0]] = also[1]
+        found = batch_get_tables("reading a project", requests)
         project = member = None
-        for raw in items:
+        for raw in found[ProjectItem]:
             if raw["sk"]["S"] == PROJECT_SK:
                 project = _to_project(ProjectItem.from_raw_data(raw))
             else:
                 member = _to_member(MemberItem.from_raw_data(raw))
-        return project, member
+        return project, member, found[also[0]] if also is not None else []
 
     def find(self, project_ids: Iterable[str]) -> dict[str, Project]:
         keys = [(project_id, PROJECT_SK) for project_id in dict.fromkeys(project_ids)]
