@@ -146,7 +146,7 @@ class KeptIndexes(Generic[I]):
             self._save(scope, held)
         return held.index
 
-    def compact(self, scope: str) -> bool:
+    def compact(self, scope: str, force: bool = False) -> bool:
         """Bring the scope's snapshot up to date: written when changes were applied after the
         snapshot it started from, or when that one is half-way to the change log's retention
         (records a snapshot would need must never expire first). Returns whether it wrote one."""
@@ -156,12 +156,13 @@ class KeptIndexes(Generic[I]):
             held = self._held[scope]
         with held.lock:
             old = behind(stamp(), RETENTION / 2)
-            if held.saved is None or held.saved != held.watermarks or min(held.saved.values()) <= old:
+            if force or held.saved is None or held.saved != held.watermarks or min(held.saved.values()) <= old:
                 self._save(scope, held)
         return self.snapshots_written > written
 
     def compact_if_behind(self, scope: str) -> bool:
-        return False if self._snapshot_current(scope) else self.compact(scope)
+        """`compact` when the snapshot in S3 is behind (whatever this instance wrote before)."""
+        return False if self._snapshot_current(scope) else self.compact(scope, force=True)
 
     def _snapshot_current(self, scope: str) -> bool:
         """Whether the scope's snapshot already holds every record of its stream and is young
@@ -169,8 +170,8 @@ class KeptIndexes(Generic[I]):
         if self._snapshots is None:
             return True
         metadata = self._snapshots.metadata(snapshot_key(scope))
-        if metadata is None:
-            return False
+        if metadata is None or metadata.get("layout") != self.layout:
+            return False  # none, or of another layout (a deploy changed it): build it here, not in a request
         saved, saved_tags = metadata.get("watermark-project", ""), metadata.get("watermark-tags", "")
         if min(saved, saved_tags) <= behind(stamp(), RETENTION / 2):
             return False
@@ -189,7 +190,7 @@ class KeptIndexes(Generic[I]):
             return
         data = held.index.snapshot(held.watermarks)
         self._snapshots.put(snapshot_key(scope), data, "application/vnd.sqlite3", metadata={
-            "watermark-project": held.watermarks[self._own_stream(scope)],
+            "layout": self.layout, "watermark-project": held.watermarks[self._own_stream(scope)],
             "watermark-tags": held.watermarks[TAGS_STREAM]})
         held.saved = dict(held.watermarks)
         self.snapshots_written += 1

@@ -398,3 +398,22 @@ def test_deleting_a_project_removes_its_index_snapshot(stack, api, small_world):
     assert _snapshot_exists(stack, project)
     assert api.delete(f"/api/v1/projects/{project}").status_code == 200
     assert not _snapshot_exists(stack, project)
+
+
+def test_the_compactor_rewrites_a_snapshot_of_another_layout_so_no_request_builds_one(stack, api, small_world):
+    """A deploy that changes the index's layout leaves every snapshot unusable: the compactor (with
+    its ten minutes) writes them again, instead of each project's next Explore call."""
+    from chalicelib.services.kept_index import snapshot_key
+    from chalicelib.services.project_index import LAYOUT
+
+    project, ids, tags = small_world
+    services().explore_index.current(project)
+    services().registry_index.index()
+    s3, bucket, key = stack.aws("s3"), stack.variables["PIXELPOOL_CACHE_BUCKET"], snapshot_key(project)
+    # Given the project's snapshot was written by an older layout
+    s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key}, MetadataDirective="REPLACE",
+                   Metadata={**services().cache_bucket.metadata(key), "layout": "0"})
+    # When the compactor runs, it writes that one (only)
+    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 1}}
+    assert services().cache_bucket.metadata(key)["layout"] == LAYOUT
+    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 0}}
