@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pkgutil
 import subprocess
 import sys
@@ -34,14 +35,27 @@ def _run_here(name: str, rows_file: Path) -> None:
     rows_file.write_text(json.dumps([list(row) for row in module.run()]))
 
 
-def _run_in_child(name: str) -> list[tuple[str, str, str]]:
+def _run_in_child(name: str, env: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
     print(f"running {name} …", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         rows_file = Path(scratch) / "rows.json"
-        result = subprocess.run([sys.executable, "-m", "bench", "--rows", str(rows_file), name], cwd=ROOT)
+        result = subprocess.run([sys.executable, "-m", "bench", "--rows", str(rows_file), name], cwd=ROOT,
+                                env={**os.environ, **(env or {})})
         if result.returncode != 0 or not rows_file.exists():
             return [(f"{name}: FAILED", f"exit {result.returncode}", "")]
         return [tuple(row) for row in json.loads(rows_file.read_text())]
+
+
+def _run(name: str) -> list[tuple[str, str, str]]:
+    """One bench; one that sets `EMULATOR_BEFORE_AFTER` runs first on an emulator that closes every
+    connection (as moto's server does), then on ours (keep-alive), and prints both."""
+    module = importlib.import_module(f"bench.{name}")
+    if not getattr(module, "EMULATOR_BEFORE_AFTER", False):
+        return _run_in_child(name)
+    before = _run_in_child(name, {"PIXELPOOL_EMULATOR_KEEP_ALIVE": "0"})
+    after = _run_in_child(name)
+    return ([(f"before (a connection per request): {row[0]}", *row[1:]) for row in before]
+            + [(f"after (keep-alive): {row[0]}", *row[1:]) for row in after])
 
 
 def main(argv: list[str]) -> int:
@@ -54,7 +68,7 @@ def main(argv: list[str]) -> int:
         return 2
     rows = [("figure", "value", "target")]
     for name in (argv or _names()):
-        rows.extend(_run_in_child(name))
+        rows.extend(_run(name))
     print(table(rows))
     return 1 if any(row[0].endswith(": FAILED") for row in rows) else 0
 

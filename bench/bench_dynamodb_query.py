@@ -6,6 +6,8 @@ import time
 
 from infra.local.stack import LocalStack
 
+EMULATOR_BEFORE_AFTER = True  # `make bench` prints this bench on moto's connection-per-request server and on ours
+
 PARTITION = 50
 SIZES = (1_000, 10_000, 100_000)
 TABLE = "bench-query"

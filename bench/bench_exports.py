@@ -52,6 +52,7 @@ from pathlib import Path
 from bench.harness import counting, upload_existing
 from infra.local.stack import LocalStack
 
+EMULATOR_BEFORE_AFTER = True  # `make bench` prints this bench on moto's connection-per-request server and on ours
 ROOT = Path(__file__).resolve().parent.parent
 TESTDATA = ROOT / "tests" / "data"
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "camera.png")

@@ -21,6 +21,7 @@ from pathlib import Path
 from bench.bench_imaging import _floor, _make_big, _mix
 from infra.local.pump import take_notifications
 
+EMULATOR_BEFORE_AFTER = True  # `make bench` prints this bench on moto's connection-per-request server and on ours
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 3
 BATCH = 10

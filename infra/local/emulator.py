@@ -6,6 +6,7 @@ each emulated AWS request (thousands per test run) paid for a new TCP connection
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from moto.core.config import default_user_config
@@ -83,9 +84,11 @@ class Emulator:
         MOTO_PATCHES.apply()  # fails here, with what differs, if moto is not the expected one
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
+        # PIXELPOOL_EMULATOR_KEEP_ALIVE=0 serves as moto's own server does (benches' "before").
+        keep_alive = os.environ.get("PIXELPOOL_EMULATOR_KEEP_ALIVE", "1") != "0"
         self._server = make_server(
             self.host, self.requested_port, self.lambdas.wsgi(moto_app), threaded=True,
-            request_handler=KeepAliveRequestHandler,
+            request_handler=KeepAliveRequestHandler if keep_alive else MotoRequestHandler,
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
         self._thread.start()
