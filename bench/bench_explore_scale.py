@@ -66,7 +66,7 @@ def _index(size: int, seed: int):
 
 def run() -> list[tuple[str, str, str]]:
     from chalicelib.services.filters import ImageFilter
-    from chalicelib.services.project_index import IndexedSelection, where
+    from chalicelib.services.project_index import IndexedSelection
 
     rows: list[tuple[str, str, str]] = []
     for size in SIZES:
@@ -82,11 +82,10 @@ def run() -> list[tuple[str, str, str]]:
         }
         label = f"explore index in memory, {size:,} pool images"
         for name, image_filter in filters.items():
-            clause, params = where(image_filter)
             times = []
             for _ in range(RUNS):
                 began = time.perf_counter()
-                selection = IndexedSelection(index, clause, params)
+                selection = IndexedSelection(index, image_filter)
                 total, page = selection.total, selection.window(0, PAGE)
                 times.append(time.perf_counter() - began)
             rows.append((f"{label}, {name}: COUNT + first page (total {total:,})",

@@ -24,7 +24,7 @@ from chalicelib.errors import NotFoundError
 from chalicelib.services.explore import Placement, Selection
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.kept_index import KeptIndexes
-from chalicelib.services.project_index import LAYOUT, IndexedSelection, ProjectIndex, where
+from chalicelib.services.project_index import LAYOUT, IndexedSelection, ProjectIndex
 from chalicelib.store.changes import Change, ChangeLog, project_stream
 from chalicelib.store.images import ImageRepository
 from chalicelib.store.jobs import Job, JobImage, JobRepository
@@ -56,8 +56,7 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
     # ExploreIndex ---------------------------------------------------------------------------------
 
     def select(self, project_id: str, image_filter: ImageFilter) -> Selection:
-        clause, params = where(image_filter)
-        return IndexedSelection(self.current(project_id), clause, params)
+        return IndexedSelection(self.current(project_id), image_filter)
 
     def placements(self, project_id: str, image_ids: list[str]) -> dict[str, list[Placement]]:
         # Explore asks right after `select`, which brought the index up to date: reading the change

@@ -36,6 +36,7 @@ CREATE TABLE img (
     annotation_count INTEGER NOT NULL
 );
 CREATE INDEX img_order ON img (created DESC, image_id);
+CREATE INDEX img_path ON img (file_path);
 CREATE TABLE tag_name (tag INTEGER PRIMARY KEY, tag_id TEXT NOT NULL UNIQUE);
 CREATE TABLE tag (tag INTEGER NOT NULL, slot INTEGER NOT NULL, PRIMARY KEY (tag, slot)) WITHOUT ROWID;
 CREATE INDEX tag_slot ON tag (slot);
@@ -48,12 +49,10 @@ CREATE INDEX place_slot ON place (slot);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 # A snapshot of another layout is not loaded (the index is built from DynamoDB instead).
-LAYOUT = "3"
+LAYOUT = "4"
 COLUMNS = "image_id, file_path, status, width, height, size, created, added, annotation_count, sha256, phash"
 ORDER = "ORDER BY created DESC, image_id"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# Ids that name rows of `job` (several tasks' jobs can hold an image).
-IN_TASKS = "slot IN (SELECT place.slot FROM place JOIN job USING (job) WHERE job.task_id IN ({}))"
 
 
 def _micros(moment: datetime) -> int:
@@ -94,16 +93,57 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-def where(f: ImageFilter) -> tuple[str, list]:
-    """The filter as a WHERE clause over `img` and its parameters; the same rules as PoolQuery's."""
+# How an image's tags, tasks, jobs and splits are tested, in the two forms of a clause. Counting
+# (and reading a whole selection) tests each row against lists built once per query from the
+# other tables (`IN (SELECT …)`, which SQLite also uses to drive the search); paging walks the
+# Explore-order index and probes the other tables for each row it meets (`EXISTS`), stopping at
+# the page's end — building the lists would cost more than the page.
+_TESTS = {
+    "tag": ("slot IN (SELECT slot FROM tag WHERE tag IN (SELECT tag FROM tag_name WHERE tag_id {}))",
+            "EXISTS (SELECT 1 FROM tag WHERE tag.slot = img.slot AND tag.tag IN "
+            "(SELECT tag FROM tag_name WHERE tag_id {}))"),
+    "task": ("slot IN (SELECT place.slot FROM job CROSS JOIN place ON place.job = job.job WHERE job.task_id {})",
+             "EXISTS (SELECT 1 FROM place JOIN job USING (job) WHERE place.slot = img.slot AND job.task_id {})"),
+    "job": ("slot IN (SELECT place.slot FROM job CROSS JOIN place ON place.job = job.job WHERE job.job_id {})",
+            "EXISTS (SELECT 1 FROM place JOIN job USING (job) WHERE place.slot = img.slot AND job.job_id {})"),
+    "split": ("slot IN (SELECT place.slot FROM task CROSS JOIN job ON job.task_id = task.task_id "
+              "CROSS JOIN place ON place.job = job.job WHERE task.split {})",
+              "EXISTS (SELECT 1 FROM place JOIN job USING (job) JOIN task USING (task_id) "
+              "WHERE place.slot = img.slot AND task.split {})"),
+    "placed": ("slot IN (SELECT slot FROM place)", "EXISTS (SELECT 1 FROM place WHERE place.slot = img.slot)"),
+}
+
+
+def _following(prefix: str) -> str | None:
+    """The least string after every string that starts with `prefix` (text compares as UTF-8 bytes,
+    that is by code point), or None when its last character has no successor to encode."""
+    last = ord(prefix[-1])
+    if last in (0xD7FF, 0x10FFFF):
+        return None
+    return prefix[:-1] + chr(last + 1)
+
+
+def where(f: ImageFilter, paging: bool = False) -> tuple[str, list]:
+    """The filter as a WHERE clause over `img` and its parameters; the same rules as PoolQuery's.
+    `paging`: the form for walking Explore order to the end of a page (see `_TESTS`)."""
+    form = int(paging)
     conditions: list[str] = []
     params: list = []
+
+    def test(kind: str, values: list) -> str:
+        params.extend(values)
+        return _TESTS[kind][form].format("= ?" if len(values) == 1 else f"IN ({_marks(len(values))})")
+
     if f.search:
         conditions.append("instr(name_folded, ?) > 0")
         params.append(f.search.casefold())
     if f.path_prefix:
         conditions.append("substr(file_path, 1, ?) = ?")
         params += [len(f.path_prefix), f.path_prefix]
+        following = _following(f.path_prefix)
+        if following is not None:  # the same paths as a range of the path index
+            conditions.append("file_path >= ? AND file_path < ?")
+            params += [f.path_prefix, following]
     for column, low, high in (("width", f.min_width, f.max_width), ("height", f.min_height, f.max_height),
                               ("size", f.min_file_size, f.max_file_size)):
         if low is not None:
@@ -114,30 +154,24 @@ def where(f: ImageFilter) -> tuple[str, list]:
             params.append(high)
 
     def tagged(tags: list[str], mode: str) -> str:
-        params.extend(tags)
         if mode == "all":
-            return " AND ".join("slot IN (SELECT slot FROM tag JOIN tag_name USING (tag) WHERE tag_id = ?)"
-                                for _ in tags)
-        return f"slot IN (SELECT slot FROM tag JOIN tag_name USING (tag) WHERE tag_id IN ({_marks(len(tags))}))"
+            return " AND ".join(test("tag", [tag]) for tag in tags)
+        return test("tag", tags)
 
     if f.tag_ids:
         conditions.append(f"({tagged(f.tag_ids, f.tag_mode)})")
     if f.exclude_tag_ids:
         conditions.append(f"NOT ({tagged(f.exclude_tag_ids, f.exclude_mode)})")
     if f.task_id:
-        conditions.append(IN_TASKS.format(_marks(len(f.task_id))))
-        params += f.task_id
+        conditions.append(test("task", f.task_id))
     if f.job_id:
-        conditions.append("slot IN (SELECT place.slot FROM place JOIN job USING (job) WHERE job.job_id = ?)")
-        params.append(f.job_id)
+        conditions.append(test("job", [f.job_id]))
     if f.is_annotated is not None:
         conditions.append("annotation_count > 0" if f.is_annotated else "annotation_count = 0")
     if f.split is not None:
-        in_split = ("slot IN (SELECT place.slot FROM place JOIN job USING (job) JOIN task USING (task_id) "
-                    "WHERE task.split = ?)")
-        params.append(f.split)
+        in_split = test("split", [f.split])
         if f.split == "none":  # an image in no task is in no split
-            conditions.append(f"({in_split} OR slot NOT IN (SELECT slot FROM place))")
+            conditions.append(f"({in_split} OR NOT {_TESTS['placed'][form]})")
         else:
             conditions.append(in_split)
     return (" AND ".join(conditions) or "1"), params
@@ -325,11 +359,11 @@ class IndexedSelection(Selection):
     """A filter's answer over a project index: total, pages and the whole selection are each read
     when first asked for (Explore reads a count and one page; task creation and exports the whole)."""
 
-    def __init__(self, index: ProjectIndex, clause: str, params: list) -> None:
+    def __init__(self, index: ProjectIndex, image_filter: ImageFilter) -> None:
         super().__init__([])
         self._index = index
-        self._clause = clause
-        self._params = params
+        self._clause, self._params = where(image_filter)
+        self._paging = where(image_filter, paging=True)
 
     @functools.cached_property
     def entries(self) -> list[PoolEntry]:  # type: ignore[override]
@@ -340,7 +374,7 @@ class IndexedSelection(Selection):
         return self._index.count(self._clause, self._params)
 
     def window(self, start: int, size: int) -> list[PoolEntry]:
-        return self._index.entries(self._clause, self._params, start, size)
+        return self._index.entries(*self._paging, start, size)
 
     def position_after(self, key: tuple[float, str]) -> int:
         created, image_id = _cursor_micros(key[0]), key[1]

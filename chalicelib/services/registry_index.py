@@ -29,7 +29,6 @@ from chalicelib.store.pool import PoolEntry
 
 REGISTRY = "registry"  # the one scope (project ids are generated and never take this value)
 EXTRA_SCHEMA = """
-CREATE INDEX IF NOT EXISTS img_path ON img (file_path);
 CREATE INDEX IF NOT EXISTS img_content ON img (sha256) WHERE sha256 IS NOT NULL AND status = 'ready';
 """
 MASK = (1 << 64) - 1
@@ -43,7 +42,7 @@ def _entry(entry: CatalogEntry) -> PoolEntry:
 
 
 class RegistryIndex(ProjectIndex):
-    layout = f"{LAYOUT}.registry-1"
+    layout = f"{LAYOUT}.registry-1"  # the project layout and what the registry adds
 
     def __init__(self, snapshot: bytes | None = None) -> None:
         super().__init__(snapshot)
