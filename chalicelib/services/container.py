@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from chalicelib.services.operations import OperationService, WorkflowStarter
     from chalicelib.services.pool import PoolService
     from chalicelib.services.projects import ProjectService
+    from chalicelib.services.kept_index import TagList
     from chalicelib.services.registry_index import IndexedRegistry
     from chalicelib.services.registry import RegistryService
     from chalicelib.services.saved_filters import SavedFilterService
@@ -271,7 +272,7 @@ class Services:
         from chalicelib.store.tasks import TaskRepository
 
         return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog(),
-                              self.cache_bucket)
+                              self.cache_bucket, tag_list=self.tag_list)
 
     @provided
     def registry_index(self) -> "IndexedRegistry":
@@ -280,7 +281,15 @@ class Services:
         from chalicelib.store.changes import ChangeLog
         from chalicelib.store.images import ImageRepository
 
-        return IndexedRegistry(ImageRepository(), ChangeLog(), self.cache_bucket)
+        return IndexedRegistry(ImageRepository(), ChangeLog(), self.cache_bucket, self.tag_list)
+
+    @provided
+    def tag_list(self) -> "TagList":
+        """The tag list the indexes hand out, dropped when the tag stream records a tag changed."""
+        from chalicelib.services.kept_index import TagList
+        from chalicelib.store.tags import TagRepository
+
+        return TagList(TagRepository())
 
     @provided
     def pool_query(self) -> "ExploreIndex":

@@ -281,6 +281,9 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     return cursors.decode(cursor, "explore", _order_key)
 
 
+_COUNTING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explore-total")
+
+
 class ExploreService:
     def __init__(self, access: Access, index: ExploreIndex, images: ImageService) -> None:
         self._access = access
@@ -300,8 +303,11 @@ class ExploreService:
         ids = [entry.image_id for entry in chunk]
         placements = self._index.placements(project_id, ids)
         if caller is None:
+            # The total is counted while the request is in flight (SQLite lets go of the GIL).
+            counting = _COUNTING.submit(lambda: selection.total)
             caller, images = self._access.require_reading(actor, project_id, "pool.read", self._images.keys(ids))
             views = {view.image.id: view for view in self._images.views_of_read(images, self._index.tag_index())}
+            counting.result()
         else:
             views = {view.image.id: view for view in self._images.views(ids, self._index.tag_index())}
         if grant(caller.role, "jobs.read") is not Grant.ANY:

@@ -17,13 +17,12 @@ partition, the tags of its images, the ready tasks' job images.
 """
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.errors import NotFoundError
 from chalicelib.services.explore import Placement, Selection
 from chalicelib.services.filters import ImageFilter
-from chalicelib.services.kept_index import KeptIndexes
+from chalicelib.services.kept_index import KeptIndexes, TagList
 from chalicelib.services.project_index import LAYOUT, IndexedSelection, ProjectIndex
 from chalicelib.store.changes import Change, ChangeLog, project_stream
 from chalicelib.store.images import ImageRepository
@@ -31,7 +30,6 @@ from chalicelib.store.jobs import Job, JobImage, JobRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.pool import PoolRepository
 from chalicelib.store.projects import ProjectRepository
-from chalicelib.store.tags import Tag, TagRepository
 from chalicelib.store.tasks import READY, Task, TaskRepository
 
 
@@ -42,16 +40,13 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
 
     def __init__(self, pool: PoolRepository, tasks: TaskRepository, jobs: JobRepository, images: ImageRepository,
                  log: ChangeLog, snapshots: Bucket | None = None, projects: ProjectRepository | None = None,
-                 tags: TagRepository | None = None) -> None:
-        super().__init__(log, snapshots)
+                 tag_list: TagList | None = None) -> None:
+        super().__init__(log, snapshots, tag_list)
         self._projects = projects or ProjectRepository()
-        self._tag_list = tags or TagRepository()
         self._pool = pool
         self._tasks = tasks
         self._jobs = jobs
         self._images = images
-        self._tag_meta: dict[str, Tag] | None = None
-        self._tag_lock = threading.Lock()
 
     # ExploreIndex ---------------------------------------------------------------------------------
 
@@ -71,17 +66,6 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
     def is_warm(self, project_id: str) -> bool:
         return self.held(project_id) is not None
 
-    def tag_index(self) -> dict[str, Tag]:
-        """Every tag by id, as of the last change applied: read once per instance, and again after
-        the tag stream records a tag created, changed or deleted."""
-        with self._tag_lock:
-            cached = self._tag_meta
-        if cached is None:
-            cached = {tag.id: tag for tag in self._tag_list.list()}
-            with self._tag_lock:
-                self._tag_meta = cached
-        return cached
-
     # Upkeep -----------------------------------------------------------------------------------------
 
     def purge_project(self, project_id: str) -> None:
@@ -99,11 +83,6 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
 
     def _open(self, snapshot: bytes) -> ProjectIndex:
         return ProjectIndex(snapshot)
-
-    def _seen(self, records: list[Change]) -> None:
-        if any(record.tags for record in records):
-            with self._tag_lock:
-                self._tag_meta = None
 
     def _build_index(self, scope: str) -> ProjectIndex:
         index = ProjectIndex()

@@ -136,7 +136,8 @@ class ImageService:
         index = self._registry.index()
         clause, params = index.listing(search=search, tag_ids=tag_ids or [], status=status,
                                        prefix=paths.folder_prefix(folder) if folder else "")
-        return self.views(index.page(clause, params, (page - 1) * page_size, page_size)), index.count(clause, params)
+        ids = index.page(clause, params, (page - 1) * page_size, page_size)
+        return self.views(ids, self._registry.tag_index()), index.count(clause, params)
 
     def get(self, image_id: str) -> ImageView:
         return self._view(self._images.get(image_id), self._tag_index())
@@ -177,13 +178,14 @@ class ImageService:
         if not image.phash:
             raise ConflictError(f"Shared image '{image_id}' has no perceptual hash (status {image.status})")
         close = self._registry.index().similar(image.phash, max_distance, limit, exclude=image_id)
-        views = {view.image.id: view for view in self.views([found for _, found in close])}
+        views = {view.image.id: view for view in self.views([found for _, found in close], self._registry.tag_index())}
         return [Similar(views[found], distance) for distance, found in close if found in views]
 
     def duplicates(self, page: int, page_size: int) -> tuple[list[DuplicateGroup], int]:
         """Groups of ready images with the same content (SHA-256), largest first."""
         chosen, total = self._registry.index().duplicate_groups((page - 1) * page_size, page_size)
-        views = {view.image.id: view for view in self.views([image for _, group in chosen for image in group])}
+        views = {view.image.id: view for view in self.views([image for _, group in chosen for image in group],
+                                                            self._registry.tag_index())}
         return [DuplicateGroup(sha, [views[image] for image in group if image in views]) for sha, group in chosen], total
 
     def update_metadata(self, actor: Identity, image_id: str, patch: dict[str, Any]) -> ImageView:

@@ -26,6 +26,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.store.changes import RETENTION, TAGS_STREAM, Change, ChangeLog, stamp
 from chalicelib.store.objects import Bucket
+from chalicelib.store.tags import Tag, TagRepository
 
 logger = Logger(child=True)
 
@@ -66,6 +67,29 @@ def snapshot_key(scope: str) -> str:
     return f"explore-index/{scope}.sqlite"
 
 
+class TagList:
+    """Every tag by id, as of the last change applied: read once per instance, and again after the
+    tag stream records a tag created, changed or deleted (any index's catch-up drops it)."""
+
+    def __init__(self, tags: TagRepository) -> None:
+        self._tags = tags
+        self._cached: dict[str, Tag] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[str, Tag]:
+        with self._lock:
+            cached = self._cached
+        if cached is None:
+            cached = {tag.id: tag for tag in self._tags.list()}
+            with self._lock:
+                self._cached = cached
+        return cached
+
+    def drop(self) -> None:
+        with self._lock:
+            self._cached = None
+
+
 class KeptIndexes(Generic[I]):
     """Per-scope indexes brought up to date on every call. A subclass says which streams feed a
     scope (its own first, then the tag stream), how to open a snapshot, how to build the index from
@@ -73,7 +97,8 @@ class KeptIndexes(Generic[I]):
 
     layout: str
 
-    def __init__(self, log: ChangeLog, snapshots: Bucket | None) -> None:
+    def __init__(self, log: ChangeLog, snapshots: Bucket | None, tag_list: TagList | None = None) -> None:
+        self._tag_list = tag_list or TagList(TagRepository())
         self._log = log
         self._snapshots = snapshots
         self._held: dict[str, Held[I]] = {}
@@ -94,8 +119,9 @@ class KeptIndexes(Generic[I]):
     def _apply(self, scope: str, index: I, records: list[Change]) -> None:
         raise NotImplementedError
 
-    def _seen(self, records: list[Change]) -> None:
-        """Every fresh record, before `_apply` (caches of global facts are dropped here)."""
+    def tag_index(self) -> dict[str, Tag]:
+        """Every tag by id (names and colours of a page's tags), current as of the last catch-up."""
+        return self._tag_list.get()
 
     # Keeping it current ---------------------------------------------------------------------------
 
@@ -234,8 +260,9 @@ class KeptIndexes(Generic[I]):
                     held.applied.add(key)
                 if record.at > held.watermarks[stream]:
                     held.watermarks[stream] = record.at
+        if any(record.tags for record in fresh):
+            self._tag_list.drop()
         if fresh:
-            self._seen(fresh)
             self._apply(scope, held.index, fresh)
         # Forget applied keys that no later read can return again.
         floor = {stream: behind(held.watermarks[stream], MARGIN + MARGIN) for stream in streams}

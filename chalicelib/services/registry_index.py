@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Iterable
 
 from chalicelib.services.filters import ImageFilter
-from chalicelib.services.kept_index import KeptIndexes
+from chalicelib.services.kept_index import KeptIndexes, TagList
 from chalicelib.services.project_index import EPOCH, LAYOUT, ProjectIndex, where
 from chalicelib.store.changes import REGISTRY_STREAM, Change, ChangeLog
 from chalicelib.store.images import CatalogEntry, ImageRepository
@@ -142,8 +142,9 @@ class IndexedRegistry(KeptIndexes[RegistryIndex]):
 
     layout = RegistryIndex.layout
 
-    def __init__(self, images: ImageRepository, log: ChangeLog, snapshots: Bucket | None = None) -> None:
-        super().__init__(log, snapshots)
+    def __init__(self, images: ImageRepository, log: ChangeLog, snapshots: Bucket | None = None,
+                 tag_list: TagList | None = None) -> None:
+        super().__init__(log, snapshots, tag_list)
         self._images = images
 
     def index(self) -> RegistryIndex:
