@@ -20,11 +20,11 @@ from itertools import combinations
 from math import comb
 from typing import TYPE_CHECKING, Iterable, Protocol, Sequence, get_args
 
-from chalicelib.services.access import Access
 from chalicelib.services.filters import Split
-from chalicelib.services.identity import Identity
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the schemas import this module's limits
+    from chalicelib.services.access import Access
+    from chalicelib.services.identity import Identity
     from chalicelib.services.project_index import ProjectIndex
 
 # The order splits are used in: of two copies, the one in the later split is the leak.
