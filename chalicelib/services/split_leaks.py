@@ -90,13 +90,15 @@ def _pairs(a: Copy, b: Copy, kind: str, distance: int) -> list[Leak]:
     return found
 
 
+def own_leaks(copy: Copy) -> list[Leak]:
+    """An image in tasks of several splits is a leak of itself: one `same_image` leak per two splits."""
+    return _pairs(copy, copy, "same_image", 0)
+
+
 def find(copies: Sequence[Copy], max_distance: int, same_content: Iterable[Sequence[int]] | None = None) -> list[Leak]:
     """Every leak among `copies`, in a stable order (kind, distance, paths). `same_content` are the
     groups (indexes into `copies`) of one SHA-256 when the caller has grouped them already."""
-    leaks: list[Leak] = []
-    for copy in copies:
-        if len(copy.splits) > 1:
-            leaks += _pairs(copy, copy, "same_image", 0)
+    leaks: list[Leak] = [leak for copy in copies for leak in own_leaks(copy)]
     if same_content is None:
         groups: dict[str | bytes, list[int]] = defaultdict(list)
         for n, copy in enumerate(copies):
