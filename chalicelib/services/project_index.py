@@ -310,8 +310,8 @@ class ProjectIndex:
             groups = self._db.execute(f"SELECT group_concat(slot) FROM img WHERE sha256 IS NOT NULL AND {IN_A_SPLIT} "
                                       "GROUP BY sha256 HAVING COUNT(*) > 1").fetchall()
         position = {row[0]: n for n, row in enumerate(rows)}
-        copies = [Copy(image_id, file_path, tuple(sorted(splits[slot], key=split_rank)), sha256,
-                       None if phash is None else phash & UNSIGNED)
+        copies = [Copy(image_id, file_path, tuple(splits[slot]) if len(splits[slot]) == 1 else
+                       tuple(sorted(splits[slot], key=split_rank)), sha256, None if phash is None else phash & UNSIGNED)
                   for slot, image_id, file_path, sha256, phash in rows]
         same_content = [[position[int(slot)] for slot in group.split(",")] for (group,) in groups]
         return find(copies, max_distance, same_content)

@@ -98,7 +98,7 @@ def own_leaks(copy: Copy) -> list[Leak]:
 def find(copies: Sequence[Copy], max_distance: int, same_content: Iterable[Sequence[int]] | None = None) -> list[Leak]:
     """Every leak among `copies`, in a stable order (kind, distance, paths). `same_content` are the
     groups (indexes into `copies`) of one SHA-256 when the caller has grouped them already."""
-    leaks: list[Leak] = [leak for copy in copies for leak in own_leaks(copy)]
+    leaks: list[Leak] = [leak for copy in copies if len(copy.splits) > 1 for leak in own_leaks(copy)]
     if same_content is None:
         groups: dict[str | bytes, list[int]] = defaultdict(list)
         for n, copy in enumerate(copies):
@@ -182,8 +182,9 @@ def near_pairs(hashes: Sequence[int], max_distance: int, agreeing: int | None = 
             for x, i in enumerate(members[:-1]):
                 value = hashes[i]
                 for j in members[x + 1:]:
-                    if (value ^ hashes[j]).bit_count() <= max_distance:
-                        found[(i, j)] = (value ^ hashes[j]).bit_count()
+                    distance = (value ^ hashes[j]).bit_count()
+                    if distance <= max_distance:
+                        found[(i, j)] = distance
     return sorted((i, j, distance) for (i, j), distance in found.items())
 
 
