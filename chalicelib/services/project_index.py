@@ -3,7 +3,8 @@
 `ProjectIndex` holds every pool entry's filterable facts (path, folded file name, dimensions,
 size, status, landing time, annotation count), the images' tags and the ready tasks' placements;
 `where` turns an `ImageFilter` into one WHERE clause, so a total is a COUNT and a page a
-LIMIT/OFFSET in Explore order. Keeping it current is `IndexedExplore`'s (services/explore_index.py).
+LIMIT/OFFSET in Explore order; `split_leaks` finds copies of one picture across the tasks' splits
+(services/split_leaks.py). Keeping it current is `IndexedExplore`'s (services/explore_index.py).
 """
 from __future__ import annotations
 
