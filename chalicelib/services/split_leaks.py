@@ -1,4 +1,4 @@
-"""Split leaks: copies of one picture in different splits, so a model is validated on what it trained on.
+"""Split leaks: copies of one picture in different splits (a model validated on what it trained on).
 
 Three kinds, each a pair of an earlier-split and a later-split copy (train < val < test):
 - `same_image`: one image sits in tasks of two splits;
