@@ -8,6 +8,7 @@ import json
 import pytest
 from PIL import Image
 
+from chalicelib.services.container import services
 from tests.conftest import ROOT, Api
 from tests.functional.test_exports import artifact, finished
 from tests.imagefiles import real
@@ -172,15 +173,26 @@ def test_a_filtered_preview_sees_only_the_leaks_among_what_it_exports(leaky):
     assert preview["excluded"] == {"copy_in_earlier_split": 1}
 
 
-def test_an_export_excluding_leaks_leaves_out_the_later_copies_as_its_preview_said(local_stack, leaky):
+@pytest.fixture
+def shards_of_three():
+    """Exports cut into shards of 3 images, so pairs of copies fall in different shards."""
+    exports = services().exports
+    exports.shard_size, kept = 3, exports.shard_size
+    yield
+    exports.shard_size = kept
+
+
+def test_an_export_excluding_leaks_leaves_out_the_later_copies_as_its_preview_said(local_stack, leaky,
+                                                                                  shards_of_three):
     # Given the preview of an export that excludes leaks, with the images in the artifact
     body = {**DETECTION, "options": {"exclude_leaks": True, "include_images": True}}
     preview = leaky.api.post(f"{leaky.base()}/exports/preview", body).json["data"]
-    # When it is built
+    # When it is built, a few images per shard
     created = leaky.api.post(f"{leaky.base()}/exports", body)
     assert created.status_code == 202, created.json
     done = finished(leaky.api, leaky.base(), created.json["data"]["id"])
     assert done["status"] == "completed", done
+    assert done["progress"] == {"shards_done": 2, "shards_total": 2}
     archive = artifact(local_stack, leaky.api, leaky.base(), done["id"])
     # Then the later-split copies (the val copy of cat.png, the test crop) are neither in the COCO
     # file nor among the image files; the rest are; `excluded` counts them and `leaks` names them
