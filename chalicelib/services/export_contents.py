@@ -292,7 +292,7 @@ def _leaks(kept: list[_Kept], max_distance: int) -> list[Leak]:
                    int(k.entry.phash, 16) if k.entry.phash else None) for k in kept if k.split != "none"]
     several = [leak for k in kept if len(k.in_splits) > 1
                for leak in own_leaks(Copy(k.entry.image_id, k.entry.file_path, k.in_splits))]
-    return sorted(find(copies, max_distance) + several, key=Leak.key)
+    return sorted(find(copies, max_distance, field="options.leak_max_distance") + several, key=Leak.key)
 
 
 def leaks_section(leaks: list[Leak], max_distance: int, dropped: list[dict[str, str]]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from itertools import combinations
 from math import comb
 from typing import TYPE_CHECKING, Iterable, Protocol, Sequence, get_args
 
+from chalicelib.errors import ValidationError
 from chalicelib.services.filters import Split
 
 if TYPE_CHECKING:  # types only: the schemas import this module's limits
@@ -38,6 +39,11 @@ MOST_AGREEING = 4
 # A bucket insertion (and the pass over the buckets) costs about 16 in-bucket comparisons
 # (measured: bench/bench_split_leaks.py).
 INSERT_COST = 16
+# The most work (in comparisons, `work`) one answer may take: about 10 s of pure Python, and the
+# default distance up to 1,000,000 images. Past it the distance is refused: multi-index hashing
+# saves little once d is a large part of 64 bits (at d = 16 over 100,000 images it compares about
+# as many pairs as brute force), and pairs that far apart are mostly chance.
+WORK_LIMIT = 250_000_000
 
 
 def split_rank(split: str) -> int:
@@ -95,9 +101,18 @@ def own_leaks(copy: Copy) -> list[Leak]:
     return _pairs(copy, copy, "same_image", 0)
 
 
-def find(copies: Sequence[Copy], max_distance: int, same_content: Iterable[Sequence[int]] | None = None) -> list[Leak]:
+def find(copies: Sequence[Copy], max_distance: int, same_content: Iterable[Sequence[int]] | None = None,
+         field: str = "max_distance") -> list[Leak]:
     """Every leak among `copies`, in a stable order (kind, distance, paths). `same_content` are the
-    groups (indexes into `copies`) of one SHA-256 when the caller has grouped them already."""
+    groups (indexes into `copies`) of one SHA-256 when the caller has grouped them already. A
+    distance whose work is over WORK_LIMIT for this many copies is a 422 naming `field`."""
+    hashed = [n for n, copy in enumerate(copies) if copy.phash is not None]
+    if work(max_distance, len(hashed)) > WORK_LIMIT:
+        largest = largest_distance(len(hashed))
+        raise ValidationError(
+            f"{field} {max_distance} is too large for {len(hashed):,} images in splits: at most {largest} is "
+            "answered for this many (each bit more multiplies the work)",
+            [{"field": field, "message": f"at most {largest} for {len(hashed):,} images in splits"}])
     leaks: list[Leak] = [leak for copy in copies if len(copy.splits) > 1 for leak in own_leaks(copy)]
     if same_content is None:
         groups: dict[str | bytes, list[int]] = defaultdict(list)
@@ -108,7 +123,6 @@ def find(copies: Sequence[Copy], max_distance: int, same_content: Iterable[Seque
     for group in same_content:
         for i, j in combinations(sorted(group), 2):
             leaks += _pairs(copies[i], copies[j], "exact", 0)
-    hashed = [n for n, copy in enumerate(copies) if copy.phash is not None]
     for i, j, distance in near_pairs([copies[n].phash for n in hashed], max_distance):  # type: ignore[misc]
         a, b = copies[hashed[i]], copies[hashed[j]]
         if a.sha256 and a.sha256 == b.sha256:
@@ -143,6 +157,21 @@ def _chunk_masks(chunks: int) -> list[int]:
     return masks
 
 
+def _cost(max_distance: int, n: int, k: int) -> float:
+    chunks = max_distance + k
+    return comb(chunks, k) * (INSERT_COST * n + n * n / 2 / 2 ** (BITS * k / chunks))
+
+
+def work(max_distance: int, n: int) -> float:
+    """The estimated work (in comparisons) of `near_pairs` over `n` uniform hashes."""
+    return _cost(max_distance, n, _agreeing(max_distance, n))
+
+
+def largest_distance(n: int) -> int:
+    """The largest max_distance answered over `n` hashes within WORK_LIMIT."""
+    return max((d for d in range(MAX_DISTANCE + 1) if work(d, n) <= WORK_LIMIT), default=0)
+
+
 def _agreeing(max_distance: int, n: int) -> int:
     """How many chunks a bucket key combines, for the least estimated work on `n` uniform hashes.
 
@@ -152,13 +181,8 @@ def _agreeing(max_distance: int, n: int) -> int:
     n² / 2 / 2^bits comparisons inside buckets. A larger k makes keys longer (fewer comparisons) but
     passes more numerous; a small n wants k = 1.
     """
-    def cost(k: int) -> float:
-        chunks = max_distance + k
-        passes = comb(chunks, k)
-        return passes * (INSERT_COST * n + n * n / 2 / 2 ** (BITS * k / chunks))
-
     usable = [k for k in range(1, MOST_AGREEING + 1) if max_distance + k <= BITS]
-    return min(usable, key=cost)
+    return min(usable, key=lambda k: _cost(max_distance, n, k))
 
 
 def near_pairs(hashes: Sequence[int], max_distance: int, agreeing: int | None = None) -> list[tuple[int, int, int]]:

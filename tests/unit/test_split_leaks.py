@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chalicelib.errors import ValidationError
 from chalicelib.services.project_index import ProjectIndex
-from chalicelib.services.split_leaks import (MAX_DISTANCE, Copy, _agreeing, counts, find, later_copies,
-                                             near_pairs)
+from chalicelib.services.split_leaks import (MAX_DISTANCE, Copy, _agreeing, counts, find, largest_distance,
+                                             later_copies, near_pairs)
 from chalicelib.store.jobs import JobImage
 from chalicelib.store.pool import PoolEntry
 from chalicelib.store.tasks import Task
@@ -60,6 +61,21 @@ def test_the_chunk_count_grows_with_the_number_of_hashes():
     assert _agreeing(8, 100_000) > 1
     with pytest.raises(ValueError, match="max_distance"):
         near_pairs([1, 2], 64)
+
+
+def test_a_distance_too_costly_for_the_number_of_images_is_refused_naming_the_largest_answered():
+    # Given 100,000 hashed images in splits
+    copies = [Copy(f"i{n}", f"p/{n}.jpg", ("train",), None, n * 0x9E37_79B9_7F4A_7C15 % 2**64) for n in range(100_000)]
+    # When their leaks within 16 bits are asked for, Then the distance is refused before any work,
+    # naming the field and the largest distance answered for this many
+    largest = largest_distance(100_000)
+    assert 4 <= largest < MAX_DISTANCE
+    with pytest.raises(ValidationError) as refused:
+        find(copies, 16, field="options.leak_max_distance")
+    assert f"at most {largest}" in refused.value.message
+    assert refused.value.details[0]["field"] == "options.leak_max_distance"
+    # And fewer images may use every distance
+    assert largest_distance(5_000) == MAX_DISTANCE
 
 
 def test_leaks_pair_copies_in_different_splits_earlier_split_first():
