@@ -21,6 +21,7 @@ from chalicelib.api import (  # noqa: E402
     saved_filters,
     share,
     shared_images,
+    split_leaks,
     system,
     tags,
     tasks,
@@ -47,6 +48,7 @@ app.register_blueprint(tasks.bp)
 app.register_blueprint(jobs.bp)
 app.register_blueprint(annotations.bp)
 app.register_blueprint(exports.bp)
+app.register_blueprint(split_leaks.bp)
 app.register_blueprint(selfcheck.bp)
 app.register_blueprint(indexing.bp)
 app.register_blueprint(export_steps.bp)

@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from chalicelib.schemas.base import RequestModel, ResponseModel
+from chalicelib.schemas.split_leaks import ExportLeaksOut
 from chalicelib.services.export_spec import (ExportOptions, ExportSpec, Format, Mode, default_format,
                                              format_problem, mapping_problem)
 from chalicelib.services.filters import ImageFilter
@@ -68,7 +69,9 @@ class PreviewOut(ResponseModel):
     annotation_counts: dict[str, int] = Field(description="selected annotations by type (bbox, polygon, classification)")
     split_distribution: dict[str, int]
     class_distribution: dict[str, int]
-    excluded: dict[str, int] = Field(description="images the filter selects that the format cannot place, by reason")
+    excluded: dict[str, int] = Field(description="images the filter selects that the export leaves out, by reason "
+                                                 "(copy_in_earlier_split: exclude_leaks)")
+    leaks: ExportLeaksOut = Field(description="copies of one picture in different splits among the exported images")
 
 
 class ProgressOut(ResponseModel):

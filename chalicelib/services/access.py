@@ -71,6 +71,7 @@ RULES: dict[str, tuple[Grant, Grant, Grant, Grant]] = {
     "activity.read":      (A, A, A, A),
     "exports.read":       (A, A, N, A),
     "exports.write":      (A, A, N, N),
+    "leaks.read":         (A, A, N, A),
 }
 
 

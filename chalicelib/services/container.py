@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from chalicelib.services.registry import RegistryService
     from chalicelib.services.saved_filters import SavedFilterService
     from chalicelib.services.share import ShareService
+    from chalicelib.services.split_leaks import SplitLeakService
     from chalicelib.services.tagging import TaggingService
     from chalicelib.services.tags import TagService
     from chalicelib.services.tasks import TaskService
@@ -309,6 +310,12 @@ class Services:
         from chalicelib.services.explore import ExploreService
 
         return ExploreService(self.access, self.explore_index, self.images)
+
+    @provided
+    def split_leaks(self) -> "SplitLeakService":
+        from chalicelib.services.split_leaks import SplitLeakService
+
+        return SplitLeakService(self.access, self.explore_index)
 
     @provided
     def tasks(self) -> "TaskService":

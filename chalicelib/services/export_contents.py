@@ -3,7 +3,8 @@
 `plan` freezes the filter's images in Explore order, with split, classes and where they are
 used (images a split-based format cannot place, or classification cannot class, are left out and
 counted); `records` gives each image's annotations as the version mode has them, label-filtered;
-`place` drops the records the export cannot place (a classification image with no class once its
+`plan` also finds the split leaks among the images it keeps, on the split each is exported in
+(`exclude_leaks` leaves out the later-split copies); `place` drops the records the export cannot place (a classification image with no class once its
 label classes are known) and counts them; `entries` the COCO annotation entries every detection and
 segmentation format counts; `summary` the counts of a set of placed records and what was left
 out, which `merge` adds up across shards. The preview, each shard's summary and the ZIP all come
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, NamedTuple
 
 import orjson
 
@@ -22,10 +23,12 @@ from chalicelib.errors import ValidationError
 from chalicelib.formats import ExportImage, Shape, coco
 from chalicelib.services.explore import ExploreService
 from chalicelib.services.export_spec import ExportSpec
+from chalicelib.services.split_leaks import Copy, Leak, counts, find, later_copies, own_leaks, split_rank
 from chalicelib.store.annotations import AnnotationRepository
 from chalicelib.store.image_tags import ImageTagRepository
 from chalicelib.store.jobs import JobRepository
 from chalicelib.store.objects import Bucket
+from chalicelib.store.pool import PoolEntry
 from chalicelib.store.projects import Project
 from chalicelib.store.tasks import TaskRepository
 from chalicelib.store.tags import TagRepository
@@ -62,6 +65,7 @@ class Plan:
     categories: list[str]  # annotation label names the export may contain, sorted
     rows: list[Row]
     excluded: dict[str, int]
+    leaks: dict[str, Any] = field(default_factory=dict)  # the `leaks` section (`leaks_section`)
 
 
 def merge(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -127,7 +131,7 @@ class ExportContents:
                 placed.setdefault(image.image_id, []).append((order[image.task_id], image.task_id, image.job_id,
                                                               image.annotated))
         classes = self._tag_classes(spec)
-        rows, excluded = [], Counter()
+        kept, excluded = [], Counter()
         for entry in entries:
             uses = sorted(placed.get(entry.image_id, []))
             split = next((splits[task] for _, task, _, _ in uses if splits[task] != "none"), "none")
@@ -138,10 +142,22 @@ class ExportContents:
             if classes is not None and not image_classes:
                 excluded["without_class"] += 1
                 continue
+            in_splits = tuple(sorted({splits[task] for _, task, _, _ in uses} - {"none"}, key=split_rank))
+            kept.append(_Kept(entry, split, uses, image_classes, in_splits))
+        leaks = _leaks(kept, spec.options.leak_max_distance)
+        dropped = later_copies(leaks) if spec.options.exclude_leaks else set()
+        rows, left_out = [], []
+        for entry, split, uses, image_classes, _ in kept:
+            if entry.image_id in dropped:
+                left_out.append({"image_id": entry.image_id, "file_path": entry.file_path, "split": split})
+                continue
             rows.append(Row(len(rows) + 1, entry.image_id, entry.file_path, entry.width or 0, entry.height or 0,
                             entry.sha256, split, tuple((job, annotated) for _, _, job, annotated in uses),
                             image_classes))
-        return Plan(spec, names, rows, dict(sorted(excluded.items())))
+        if left_out:
+            excluded["copy_in_earlier_split"] += len(left_out)
+        return Plan(spec, names, rows, dict(sorted(excluded.items())),
+                    leaks_section(leaks, spec.options.leak_max_distance, left_out))
 
     def _tag_classes(self, spec: ExportSpec) -> dict[str, set[str]] | None:
         """image id → class names, for tag-mapped classification; None when classes are not tags."""
@@ -253,6 +269,37 @@ class ExportContents:
         return {"images": len(records), "annotations": annotations, "annotation_counts": dict(counts),
                 "split_distribution": dict(Counter(record.split for record in records)),
                 "class_distribution": dict(classes), "excluded": dict(excluded or {})}
+
+
+# Pairs and left-out copies a `leaks` section lists (it counts them all).
+LEAKS_SHOWN = 100
+
+
+class _Kept(NamedTuple):
+    """An image the plan keeps, before its leaks are known."""
+
+    entry: PoolEntry
+    split: str  # the split it is exported in: its oldest task's that has one
+    uses: list[tuple]
+    classes: tuple[str, ...]
+    in_splits: tuple[str, ...]  # the splits of every task it is in
+
+
+def _leaks(kept: list[_Kept], max_distance: int) -> list[Leak]:
+    """The split leaks among an export's images: exact and near copies on the split each image is
+    exported in (the artifact holds each image once), and images in tasks of several splits."""
+    copies = [Copy(k.entry.image_id, k.entry.file_path, (k.split,), k.entry.sha256,
+                   int(k.entry.phash, 16) if k.entry.phash else None) for k in kept if k.split != "none"]
+    several = [leak for k in kept if len(k.in_splits) > 1
+               for leak in own_leaks(Copy(k.entry.image_id, k.entry.file_path, k.in_splits))]
+    return sorted(find(copies, max_distance, field="options.leak_max_distance") + several, key=Leak.key)
+
+
+def leaks_section(leaks: list[Leak], max_distance: int, dropped: list[dict[str, str]]) -> dict[str, Any]:
+    """What a preview and an export summary say of split leaks: counts by kind, the first pairs and
+    the first copies `exclude_leaks` left out."""
+    return {"max_distance": max_distance, "counts": counts(leaks), "total": len(leaks),
+            "pairs": [asdict(leak) for leak in leaks[:LEAKS_SHOWN]], "dropped": dropped[:LEAKS_SHOWN]}
 
 
 # The annotation types a label of each `annotation_type` can carry.

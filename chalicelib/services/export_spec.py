@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib.services.filters import ImageFilter
+from chalicelib.services.split_leaks import DEFAULT_DISTANCE, MAX_DISTANCE
 
 Mode = Literal["classification", "detection", "segmentation"]
 Format = Literal["coco_json", "yolo", "manifest_csv", "image_folder", "url_manifest"]
@@ -66,6 +67,10 @@ class ExportOptions(BaseModel):
     bboxes_as_polygons: bool = Field(default=False, description="segmentation: boxes exported as 4-point polygons")
     class_mapping: ClassMapping | None = Field(default=None, description="classification: where classes come from")
     url_expires_in: int = Field(default=3600, ge=60, le=604_800, description="url_manifest: URL lifetime, seconds")
+    exclude_leaks: bool = Field(default=False, description="leave out the later-split copy of every exact or near "
+                                                           "pair in different splits (counted in `excluded`)")
+    leak_max_distance: int = Field(default=DEFAULT_DISTANCE, ge=0, le=MAX_DISTANCE,
+                                   description="near copies: perceptual-hash bits that may differ")
 
     @model_validator(mode="after")
     def _modes(self) -> "ExportOptions":

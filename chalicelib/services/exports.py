@@ -6,7 +6,8 @@ time.
 
 Pipeline (infra/statemachines/export.asl.json), every step idempotent and re-runnable:
 - prepare: the frozen manifest, cut into shards of `shard_size` images, written to S3 with the
-  plan (categories, spec); returns only shard numbers;
+  plan (categories, what was left out, the split leaks found over the whole plan); returns only
+  shard numbers;
 - build (a Map over shards): one shard's part of the artifact (the format's writer,
   export_formats.py: COCO entries, YOLO label files, CSV rows, URL lines) and its summary, written
   to S3; image files copied server-side, except images with an EXIF orientation other than 1,
@@ -103,7 +104,7 @@ class ExportService:
         records, excluded = self._contents.place(plan, self._contents.records(plan.spec, plan.rows))
         summary = merge([{"excluded": plan.excluded},
                          self._contents.summary(plan, records, self._contents.entries(plan, records), excluded)])
-        return {**summary, "export_mode": spec.export_mode, "output_format": spec.output_format}
+        return {**summary, "leaks": plan.leaks, "export_mode": spec.export_mode, "output_format": spec.output_format}
 
     def create(self, actor: Identity, project_id: str, spec: ExportSpec, name: str | None,
                saved_filter_id: str | None = None) -> Export:
@@ -171,7 +172,8 @@ class ExportService:
             self._artifacts.put(f"{work}/manifest-{number:05d}.jsonl", b"\n".join(row.dump() for row in rows),
                                 "application/x-ndjson")
         self._artifacts.put_json(f"{work}/plan.json", {"categories": plan.categories, "excluded": plan.excluded,
-                                                        "shards": len(shards), "images": len(plan.rows)})
+                                                        "leaks": plan.leaks, "shards": len(shards),
+                                                        "images": len(plan.rows)})
         self._exports.update(project_id, export_id, {"shards_total": len(shards)})
         return {"project_id": project_id, "export_id": export_id, "shards": list(range(len(shards)))}
 
@@ -182,7 +184,7 @@ class ExportService:
         work = self._work(project_id, export_id)
         stored = self._artifacts.get_json(f"{work}/plan.json")
         rows = [Row.load(line) for line in self._artifacts.lines(f"{work}/manifest-{shard:05d}.jsonl") if line]
-        plan = Plan(spec, stored["categories"], rows, stored["excluded"])
+        plan = Plan(spec, stored["categories"], rows, stored["excluded"], stored.get("leaks", {}))
         records, excluded = self._contents.place(plan, self._contents.records(spec, rows))
         entries = self._contents.entries(plan, records)
         part = Shard(self._artifacts, self._share, f"{work}/part-{shard:05d}")
@@ -203,6 +205,7 @@ class ExportService:
         stored = self._artifacts.get_json(f"{work}/plan.json")
         summary = merge([{"excluded": stored["excluded"]},
                          *(self._artifacts.get_json(f"{work}/summary-{shard:05d}.json") for shard in shards)])
+        summary["leaks"] = stored.get("leaks", {})  # found over the whole plan, not per shard
         key = f"{self._prefix(project_id, export_id)}/{_slug(export.name)}.zip"
         parts = Parts(self._artifacts, work, shards)
         with self._artifacts.writer(key, "application/zip") as out:

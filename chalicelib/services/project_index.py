@@ -3,7 +3,8 @@
 `ProjectIndex` holds every pool entry's filterable facts (path, folded file name, dimensions,
 size, status, landing time, annotation count), the images' tags and the ready tasks' placements;
 `where` turns an `ImageFilter` into one WHERE clause, so a total is a COUNT and a page a
-LIMIT/OFFSET in Explore order. Keeping it current is `IndexedExplore`'s (services/explore_index.py).
+LIMIT/OFFSET in Explore order; `split_leaks` finds copies of one picture across the tasks' splits
+(services/split_leaks.py). Keeping it current is `IndexedExplore`'s (services/explore_index.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Iterable
 
 from chalicelib.services.explore import Placement, Selection
 from chalicelib.services.filters import ImageFilter
+from chalicelib.services.split_leaks import Copy, Leak, find, split_rank
 from chalicelib.store.jobs import JobImage
 from chalicelib.store.pool import PoolEntry
 from chalicelib.store.tasks import Task
@@ -53,6 +55,10 @@ LAYOUT = "4"
 COLUMNS = "image_id, file_path, status, width, height, size, created, added, annotation_count, sha256, phash"
 ORDER = "ORDER BY created DESC, image_id"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+UNSIGNED = (1 << 64) - 1
+# The images in a split: in a task whose split is not `none`.
+IN_A_SPLIT = ("slot IN (SELECT place.slot FROM place JOIN job USING (job) JOIN task USING (task_id) "
+              "WHERE task.split != 'none')")
 
 
 def _micros(moment: datetime) -> int:
@@ -86,7 +92,7 @@ def phash_int(phash: str | None) -> int | None:
 
 
 def phash_hex(value: int | None) -> str | None:
-    return None if value is None else f"{value & ((1 << 64) - 1):016x}"
+    return None if value is None else f"{value & UNSIGNED:016x}"
 
 
 def _marks(n: int) -> str:
@@ -326,6 +332,26 @@ class ProjectIndex:
                 for image_id, task_id, name, split, job_id, annotated in rows:
                     found.setdefault(image_id, []).append(Placement(task_id, name, split, job_id, bool(annotated)))
         return found
+
+    def split_leaks(self, max_distance: int) -> list[Leak]:
+        """Copies of one picture in different splits (split_leaks.py): an image in two splits, the
+        same SHA-256 (grouped here) and perceptual hashes within `max_distance` bits."""
+        with self.lock:
+            splits: dict[int, list[str]] = {}
+            for slot, split in self._db.execute(
+                    "SELECT DISTINCT place.slot, task.split FROM place JOIN job USING (job) JOIN task USING (task_id) "
+                    "WHERE task.split != 'none'"):
+                splits.setdefault(slot, []).append(split)
+            rows = self._db.execute(f"SELECT slot, image_id, file_path, sha256, phash FROM img WHERE {IN_A_SPLIT} "
+                                    "ORDER BY slot").fetchall()
+            groups = self._db.execute(f"SELECT group_concat(slot) FROM img WHERE sha256 IS NOT NULL AND {IN_A_SPLIT} "
+                                      "GROUP BY sha256 HAVING COUNT(*) > 1").fetchall()
+        position = {row[0]: n for n, row in enumerate(rows)}
+        copies = [Copy(image_id, file_path, tuple(splits[slot]) if len(splits[slot]) == 1 else
+                       tuple(sorted(splits[slot], key=split_rank)), sha256, None if phash is None else phash & UNSIGNED)
+                  for slot, image_id, file_path, sha256, phash in rows]
+        same_content = [[position[int(slot)] for slot in group.split(",")] for (group,) in groups]
+        return find(copies, max_distance, same_content)
 
     def size(self) -> int:
         with self.lock:

@@ -21,7 +21,7 @@ from typing import Iterable
 
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.kept_index import KeptIndexes, TagList
-from chalicelib.services.project_index import EPOCH, LAYOUT, ProjectIndex, where
+from chalicelib.services.project_index import EPOCH, LAYOUT, UNSIGNED, ProjectIndex, where
 from chalicelib.store.changes import REGISTRY_STREAM, Change, ChangeLog
 from chalicelib.store.images import CatalogEntry, ImageRepository
 from chalicelib.store.objects import Bucket
@@ -31,7 +31,6 @@ REGISTRY = "registry"  # the one scope (project ids are generated and never take
 EXTRA_SCHEMA = """
 CREATE INDEX IF NOT EXISTS img_content ON img (sha256) WHERE sha256 IS NOT NULL AND status = 'ready';
 """
-MASK = (1 << 64) - 1
 
 
 def _entry(entry: CatalogEntry) -> PoolEntry:
@@ -131,7 +130,7 @@ class RegistryIndex(ProjectIndex):
                 with self.lock:
                     for slot, value in self._db.execute(
                             "SELECT slot, phash FROM img WHERE status = 'ready' AND phash IS NOT NULL"):
-                        hashes.append(value & MASK)
+                        hashes.append(value & UNSIGNED)
                         slots.append(slot)
                 packed = self._hashes = (hashes, slots)
         return packed

@@ -227,6 +227,7 @@ ROWS = [
     Row("GET", f"{P}/exports/{{export_id}}/download", "exports.read",
         lambda w, j: Call(w.p(f"/exports/{w.export_id}/download"))),
     Row("DELETE", f"{P}/exports/{{export_id}}", "exports.write", delete_export),
+    Row("GET", f"{P}/split-leaks", "leaks.read", lambda w, j: Call(w.p("/split-leaks?max_distance=8"))),
 ]
 
 

@@ -300,6 +300,7 @@ def test_concurrent_creates_get_consecutive_versions(stack, api, small):
     ({"export_mode": "detection", "options": {"labels": ["unicorn"]}}, "unicorn"),
     ({"export_mode": "detection", "filter": {"min_width": 5, "max_width": 1}}, "max_width"),
     ({"export_mode": "detection", "bogus": 1}, "bogus"),
+    ({"export_mode": "detection", "options": {"leak_max_distance": 17}}, "leak_max_distance"),
     ({"export_mode": "classification", "options": {"class_mapping": {"kind": "categorized", "category": "none"}}},
      "category"),
 ])
