@@ -12,6 +12,7 @@ from chalice import Chalice  # noqa: E402
 from chalicelib.api import (  # noqa: E402
     annotations,
     auth,
+    datasets,
     explore,
     exports,
     jobs,
@@ -37,6 +38,7 @@ app.register_middleware(observe, "all")
 app.register_blueprint(auth.bp)
 app.register_blueprint(system.bp)
 app.register_blueprint(tags.bp)
+app.register_blueprint(datasets.bp)
 app.register_blueprint(share.bp)
 app.register_blueprint(shared_images.bp)
 app.register_blueprint(operations.bp)

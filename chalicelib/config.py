@@ -43,6 +43,7 @@ class Settings(BaseModel):
     job_images_table: str = "pixelpool-job-images"
     annotations_table: str = "pixelpool-annotations"
     changes_table: str = "pixelpool-changes"
+    datasets_table: str = "pixelpool-datasets"
     # Item reads decoded from DynamoDB's JSON by store/wire.py (off: botocore parses them).
     fast_item_reads: bool = True
 
@@ -66,6 +67,10 @@ class Settings(BaseModel):
     task_sync_limit: int = Field(default=1000, ge=1, le=5000)
     upload_max_bytes: int = Field(default=200 * 2**20, gt=0)
     upload_url_ttl_seconds: int = Field(default=900, gt=0, le=3600)
+    # Datasets: one uploaded file (a ZIP, an annotation file) at most this big, in parts of at
+    # least `upload_part_bytes` (S3: 5 MiB to 5 GiB a part, 10,000 parts).
+    dataset_upload_max_bytes: int = Field(default=100 * 2**30, gt=0, le=5 * 2**40)
+    upload_part_bytes: int = Field(default=16 * 2**20, ge=5 * 2**20, le=5 * 2**30)
 
     # Token validation: issuer and audience are checked; keys come from a JWKS document,
     # fetched from `jwks_url` (Cognito) or given inline (the local issuer).

@@ -15,7 +15,8 @@ token's groups, as organisation roles do in CVAT or Label Studio:
   registering the whole share or more than `register_user_limit` keys, deleting a tag in use
   (`force`), changing or deleting anybody's tag;
 - `viewer` (the `viewer_group`, or anyone outside `contributor_group` when that is set): reads only;
-- `contributor` (every other signed-in user): registers and uploads, creates tags and projects,
+- `contributor` (every other signed-in user): registers and uploads, creates tags, projects and
+  datasets (a dataset is its owner's: others do not see it),
   tags images, edits image metadata and masks, and changes or deletes the tags they created
   (`OWN`: granted on what the caller created).
 Reading (`global.read`) is every valid token's right, checked by the authorizer. A refusal is 403
@@ -93,6 +94,9 @@ GLOBAL_RULES: dict[str, tuple[Grant, Grant, Grant]] = {
     "tags.delete":           (A, O, N),
     "tags.force_delete":     (A, N, N),
     "projects.create":       (A, A, N),
+    "datasets.create":       (A, A, N),
+    "datasets.read":         (A, O, O),
+    "datasets.manage":       (A, O, N),
     "operations.read":       (A, O, O),
 }
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chalicelib.services.access import Access
     from chalicelib.services.activity import ActivityService
     from chalicelib.services.annotations import AnnotationService
+    from chalicelib.services.datasets import DatasetService
     from chalicelib.services.explore import ExploreIndex, ExploreService
     from chalicelib.services.explore_index import IndexedExplore
     from chalicelib.services.explore_rebuild import ExploreRebuild
@@ -274,6 +275,13 @@ class Services:
 
         return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog(),
                               self.cache_bucket, tag_list=self.tag_list)
+
+    @provided
+    def datasets(self) -> "DatasetService":
+        from chalicelib.services.datasets import DatasetService
+        from chalicelib.store.datasets import DatasetRepository
+
+        return DatasetService(self.settings, self.access, DatasetRepository(), self.documents_bucket, self.share)
 
     @provided
     def registry_index(self) -> "IndexedRegistry":

@@ -212,6 +212,64 @@ class Bucket:
         )
 
 
+    # Multipart uploads (datasets: clients PUT the parts straight to S3) ---------------------------
+
+    def start_multipart(self, key: str, content_type: str) -> str:
+        """A new multipart upload of `key`; returns its upload id."""
+        try:
+            return client("s3").create_multipart_upload(Bucket=self.name, Key=key, ContentType=content_type)["UploadId"]
+        except ClientError as exc:
+            raise StoreError(f"starting an upload of s3://{self.name}/{key} failed: {_code(exc)}") from exc
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, expires_in: int) -> str:
+        """A presigned PUT of one part of a multipart upload."""
+        return client("s3").generate_presigned_url(
+            "upload_part", Params={"Bucket": self.name, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+            ExpiresIn=expires_in)
+
+    def parts(self, key: str, upload_id: str) -> list[dict[str, Any]] | None:
+        """The parts received so far ({part_number, etag, size}), or None if there is no such upload."""
+        found: list[dict[str, Any]] = []
+        marker = 0
+        try:
+            while True:
+                page = client("s3").list_parts(Bucket=self.name, Key=key, UploadId=upload_id, PartNumberMarker=marker)
+                found += [{"part_number": part["PartNumber"], "etag": part["ETag"], "size": part["Size"]}
+                          for part in page.get("Parts", ())]
+                if not page.get("IsTruncated"):
+                    return found
+                marker = page["NextPartNumberMarker"]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                return None
+            raise StoreError(f"listing the parts of s3://{self.name}/{key} failed: {_code(exc)}") from exc
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> str | None:
+        """Join the parts (number, ETag) into the object; returns its ETag, or None if there is no
+        such upload. A part S3 does not have, or a part too small, is a ValueError naming it."""
+        try:
+            answer = client("s3").complete_multipart_upload(
+                Bucket=self.name, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]})
+        except ClientError as exc:
+            code = _code(exc)
+            if code == "NoSuchUpload":
+                return None
+            if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall"):
+                raise ValueError(exc.response.get("Error", {}).get("Message") or code) from exc
+            raise StoreError(f"completing the upload of s3://{self.name}/{key} failed: {code}") from exc
+        return answer.get("ETag")
+
+    def abort_multipart(self, key: str, upload_id: str) -> bool:
+        """Abort an upload and drop its parts; False if there was no such upload."""
+        try:
+            client("s3").abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                return False
+            raise StoreError(f"aborting the upload of s3://{self.name}/{key} failed: {_code(exc)}") from exc
+        return True
+
     def lines(self, key: str) -> Iterator[bytes]:
         """The object's lines (without the newline), read as a stream."""
         opened = self.open(key)

@@ -170,9 +170,17 @@ class Provisioner:
         if props.get("VersioningConfiguration"):
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]})
         if props.get("CorsConfiguration"):
-            rules = [{**{k: v for k, v in rule.items() if k != "MaxAge"}, **({"MaxAgeSeconds": rule["MaxAge"]} if "MaxAge" in rule else {})}
-                     for rule in props["CorsConfiguration"]["CorsRules"]]
+            # CloudFormation's names of the two keys S3's API spells otherwise.
+            renamed = {"MaxAge": "MaxAgeSeconds", "ExposedHeaders": "ExposeHeaders"}
+            rules = [{renamed.get(k, k): v for k, v in rule.items()} for rule in props["CorsConfiguration"]["CorsRules"]]
             s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
+        if props.get("LifecycleConfiguration"):
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [
+                {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")},
+                 **({"AbortIncompleteMultipartUpload": rule["AbortIncompleteMultipartUpload"]}
+                    if "AbortIncompleteMultipartUpload" in rule else {}),
+                 **({"Expiration": {"Days": rule["ExpirationInDays"]}} if "ExpirationInDays" in rule else {})}
+                for rule in props["LifecycleConfiguration"]["Rules"]]})
         queues = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
         if queues:
             configurations = []

@@ -9,10 +9,12 @@ One world is built per module; routes that destroy something act on a fresh, dis
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
+import requests
 
 from chalicelib.services.access import GLOBAL_ROLES, GLOBAL_RULES, ROLES, RULES, Grant, global_grant, grant
 from tests.conftest import ROOT, Api, poll
@@ -387,7 +389,19 @@ class GlobalWorld:
     images: list[str]
     tag_of: dict[str, str]  # "own" (the contributor's) / "others" → a tag id
     operation_of: dict[str, str]  # same keys → an operation id
+    dataset_of: dict[str, str]  # same keys → a dataset id
     counter: list[int] = field(default_factory=lambda: [0])
+
+    def fresh_upload(self, whose: str, with_part: bool = False) -> dict:
+        """A multipart upload in progress on that dataset, started by its owner (one part sent)."""
+        owner = self.callers["contributor" if whose == "own" else "other"]
+        dataset = self.dataset_of[whose]
+        started = created(owner.post(f"{DS}/{dataset}/uploads", {"file_name": "a.zip", "size": 10}))
+        upload = {"dataset": dataset, "file_name": "a.zip", "upload_id": started["upload_id"]}
+        if with_part:
+            sent = requests.put(started["parts"][0]["url"], data=b"0123456789", timeout=10)
+            upload["parts"] = [{"part_number": 1, "etag": sent.headers["ETag"]}]
+        return upload
 
     def fresh_tag(self, whose: str, on_image: bool = False) -> str:
         self.counter[0] += 1
@@ -430,7 +444,33 @@ def _force_delete_tag(w: GlobalWorld, whose: str) -> Call:
                 unchanged=lambda: w.callers["admin"].get(f"/api/v1/tags/{tag_id}").status_code == 200)
 
 
+def _patch_dataset(w: GlobalWorld, whose: str) -> Call:
+    path = f"{DS}/{w.dataset_of[whose]}"
+    before = created(w.callers["admin"].get(path))["description"]
+    return Call(path, {"description": f"checked {uuid.uuid4()}"},
+                unchanged=lambda: created(w.callers["admin"].get(path))["description"] == before)
+
+
+def _upload_call(w: GlobalWorld, whose: str, suffix: str, with_part: bool = False, query: bool = False) -> Call:
+    upload = w.fresh_upload(whose, with_part)
+    ref = {"file_name": upload["file_name"], "upload_id": upload["upload_id"]}
+    base = f"{DS}/{upload['dataset']}/uploads/{suffix}"
+    if query:
+        return Call(f"{base}?{urlencode({**ref, **({'size': 10} if suffix == 'part-urls' else {})})}")
+    body = {**ref, **({"parts": upload["parts"]} if with_part else {})}
+    return Call(base, body, unchanged=lambda: _still_uploading(upload))
+
+
+def _still_uploading(upload: dict) -> bool:
+    from chalicelib.services.container import services
+    from chalicelib.services.datasets import upload_key
+
+    key = upload_key(upload["dataset"], upload["file_name"])
+    return services().documents_bucket.parts(key, upload["upload_id"]) is not None
+
+
 SI = "/api/v1/shared-images"
+DS = "/api/v1/datasets"
 GLOBAL_ROWS = [
     GlobalRow("GET", "/api/v1/me", "global.read", lambda w, o: Call("/api/v1/me")),
     GlobalRow("GET", "/api/v1/operations/{operation_id}", "operations.read",
@@ -471,6 +511,24 @@ GLOBAL_ROWS = [
               lambda w, o: Call("/api/v1/share/upload-urls",
                                 {"folder": "incoming", "files": [{"path": "u.jpg", "content_type": "image/jpeg",
                                                                   "size": 10}]})),
+    GlobalRow("POST", DS, "datasets.create", lambda w, o: Call(DS, {"name": f"dataset {uuid.uuid4()}"})),
+    GlobalRow("GET", DS, "global.read", lambda w, o: Call(DS)),
+    GlobalRow("GET", f"{DS}/{{dataset_id}}", "datasets.read", lambda w, o: Call(f"{DS}/{w.dataset_of[o]}"),
+              refused=404),
+    GlobalRow("PATCH", f"{DS}/{{dataset_id}}", "datasets.manage", _patch_dataset, refused=404),
+    GlobalRow("POST", f"{DS}/{{dataset_id}}/upload-urls", "datasets.manage",
+              lambda w, o: Call(f"{DS}/{w.dataset_of[o]}/upload-urls",
+                                {"files": [{"path": "u.jpg", "content_type": "image/jpeg", "size": 10}]}), refused=404),
+    GlobalRow("POST", f"{DS}/{{dataset_id}}/uploads", "datasets.manage",
+              lambda w, o: Call(f"{DS}/{w.dataset_of[o]}/uploads", {"file_name": "b.zip", "size": 10}), refused=404),
+    GlobalRow("GET", f"{DS}/{{dataset_id}}/uploads/part-urls", "datasets.manage",
+              lambda w, o: _upload_call(w, o, "part-urls", query=True), refused=404),
+    GlobalRow("GET", f"{DS}/{{dataset_id}}/uploads/parts", "datasets.manage",
+              lambda w, o: _upload_call(w, o, "parts", query=True), refused=404),
+    GlobalRow("POST", f"{DS}/{{dataset_id}}/uploads/complete", "datasets.manage",
+              lambda w, o: _upload_call(w, o, "complete", with_part=True), refused=404),
+    GlobalRow("POST", f"{DS}/{{dataset_id}}/uploads/abort", "datasets.manage",
+              lambda w, o: _upload_call(w, o, "abort"), refused=404),
     GlobalRow("POST", "/api/v1/tags", "tags.create", lambda w, o: Call("/api/v1/tags", {"name": f"new {uuid.uuid4()}"})),
     GlobalRow("GET", "/api/v1/tags", "global.read", lambda w, o: Call("/api/v1/tags")),
     GlobalRow("GET", "/api/v1/tags/{tag_id}", "global.read", lambda w, o: Call(f"/api/v1/tags/{w.tag_of['others']}")),
@@ -518,8 +576,10 @@ def build_global_world(stack, client) -> GlobalWorld:
     for operation_id in operation_of.values():
         poll(lambda: callers["admin"].get(f"/api/v1/operations/{operation_id}").json["data"]["status"],
              lambda status: status in ("completed", "failed"), f"operation {operation_id}")
+    dataset_of = {whose: created(callers[name].post(DS, {"name": f"{whose} dataset"}))["id"]
+                  for whose, name in (("own", "contributor"), ("others", "other"))}
     return GlobalWorld(callers=callers, images=images, tag_of=tag_of,
-                       operation_of=operation_of)
+                       operation_of=operation_of, dataset_of=dataset_of)
 
 
 @pytest.fixture(scope="module")

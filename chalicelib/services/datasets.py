@@ -1,0 +1,212 @@
+"""Datasets: named collections of uploaded images, and uploads straight to S3.
+
+A dataset's owner and system administrators manage it; other users do not see it (404, as for a
+project they are not in). Bytes never pass through the API:
+- images go to the share bucket under the dataset's prefix by presigned POSTs (one per file, its
+  folders kept), and are registered like any image when they land;
+- a ZIP or an annotation file of any size goes to the datasets bucket under `uploads/<dataset>/`
+  by S3 multipart upload: the API starts the upload and presigns part URLs, the client PUTs the
+  parts (in parallel, again after a failure: a part sent twice keeps the last), then asks the API
+  to complete it. `GET …/uploads/parts` tells a client that resumes which parts S3 already has;
+  an abandoned upload is aborted by the bucket's lifecycle rule (infra/template.json).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Iterable
+
+from chalicelib.clock import utcnow
+from chalicelib.config import Settings
+from chalicelib.errors import NotFoundError, ValidationError
+from chalicelib.ids import new_id
+from chalicelib.services import paths
+from chalicelib.store.datasets import Dataset, DatasetRepository, dataset_prefix
+from chalicelib.store.objects import Bucket
+
+if TYPE_CHECKING:
+    from chalicelib.services.access import Access
+    from chalicelib.services.identity import Identity
+    from chalicelib.services.share import ShareService, Upload
+
+SORTS = {
+    "name": lambda d: (d.name.casefold(), d.id),
+    "created_at": lambda d: (d.created_at, d.id),
+    "size": lambda d: (d.storage_bytes, d.id),
+}
+MAX_PARTS = 10_000  # S3's limit
+PARTS_PER_ANSWER = 100
+UPLOAD_CONTENT_TYPES = {".zip": "application/zip", ".json": "application/json", ".yaml": "application/yaml",
+                        ".yml": "application/yaml", ".txt": "text/plain", ".names": "text/plain"}
+
+
+@dataclass(frozen=True)
+class PartUpload:
+    """A multipart upload the client sends parts of."""
+
+    file_name: str
+    key: str
+    upload_id: str
+    size: int
+    part_size: int
+    part_count: int
+    parts: list[dict[str, Any]]  # [{part_number, url}] for the parts asked for
+    expires_at: datetime
+
+
+def upload_key(dataset_id: str, file_name: str) -> str:
+    return f"uploads/{dataset_id}/{file_name}"
+
+
+class DatasetService:
+    def __init__(self, settings: Settings, access: "Access", datasets: DatasetRepository, staging: Bucket,
+                 share: "ShareService") -> None:
+        self._settings = settings
+        self._access = access
+        self._datasets = datasets
+        self._staging = staging
+        self._share = share
+
+    # The resource ---------------------------------------------------------------------------------
+
+    def create(self, actor: "Identity", name: str, description: str | None) -> Dataset:
+        self._access.require_global(actor, "datasets.create", what="creating datasets")
+        return self._datasets.create(new_id(), name, description, actor.sub)
+
+    def list(self, actor: "Identity", *, search: str | None, labeled: bool | None, status: str | None, sort: str,
+             descending: bool, page: int, page_size: int) -> tuple[list[Dataset], int]:
+        """The caller's datasets (every dataset for an administrator), filtered, sorted, one page."""
+        found: Iterable[Dataset] = self._datasets.all() if actor.is_admin else self._datasets.of_owner(actor.sub)
+        needle = (search or "").casefold()
+        chosen = [d for d in found
+                  if needle in d.name.casefold() or needle in (d.description or "").casefold()
+                  if (labeled is None or d.labeled == labeled) and (status is None or d.status == status)]
+        chosen.sort(key=SORTS[sort], reverse=descending)
+        start = (page - 1) * page_size
+        return chosen[start : start + page_size], len(chosen)
+
+    def get(self, actor: "Identity", dataset_id: str) -> Dataset:
+        return self._readable(actor, dataset_id)
+
+    def update(self, actor: "Identity", dataset_id: str, changes: dict[str, Any]) -> Dataset:
+        self._managed(actor, dataset_id)
+        return self._datasets.update(dataset_id, changes.get("name"), changes.get("description"),
+                                     clear_description="description" in changes and changes["description"] is None)
+
+    # Uploads --------------------------------------------------------------------------------------
+
+    def image_upload_urls(self, actor: "Identity", dataset_id: str, files: list[dict[str, Any]],
+                          folder: str | None) -> list["Upload"]:
+        """Presigned POSTs of images into the dataset's prefix in the share, folders kept."""
+        self._managed(actor, dataset_id)
+        base = dataset_prefix(dataset_id) + paths.folder_prefix(folder or "")
+        return self._share.upload_urls(actor, files, base)
+
+    def start_upload(self, actor: "Identity", dataset_id: str, file_name: str, size: int,
+                     first_parts: int) -> PartUpload:
+        """Start a multipart upload of one file into the dataset's staging area."""
+        self._managed(actor, dataset_id)
+        name, content_type = self._file(file_name)
+        if size > self._settings.dataset_upload_max_bytes:
+            raise ValidationError(f"size: {size} bytes is over the {self._settings.dataset_upload_max_bytes}-byte "
+                                  "limit", [_problem("size", "too large")])
+        part_size = max(self._settings.upload_part_bytes, math.ceil(size / MAX_PARTS / 2**20) * 2**20)
+        part_count = max(1, math.ceil(size / part_size))
+        key = upload_key(dataset_id, name)
+        upload_id = self._staging.start_multipart(key, content_type)
+        return self._part_urls(name, key, upload_id, size, part_size, part_count, 1, first_parts)
+
+    def part_urls(self, actor: "Identity", dataset_id: str, file_name: str, upload_id: str, size: int,
+                  first: int, count: int) -> PartUpload:
+        """More part URLs of an upload (a client that resumes, or one with more than 100 parts)."""
+        self._managed(actor, dataset_id)
+        name, _ = self._file(file_name)
+        key = upload_key(dataset_id, name)
+        if self._staging.parts(key, upload_id) is None:
+            raise NotFoundError(f"No upload '{upload_id}' of '{name}' in progress for dataset '{dataset_id}'")
+        part_size = max(self._settings.upload_part_bytes, math.ceil(size / MAX_PARTS / 2**20) * 2**20)
+        return self._part_urls(name, key, upload_id, size, part_size, max(1, math.ceil(size / part_size)), first, count)
+
+    def received_parts(self, actor: "Identity", dataset_id: str, file_name: str, upload_id: str) -> list[dict]:
+        self._managed(actor, dataset_id)
+        name, _ = self._file(file_name)
+        parts = self._staging.parts(upload_key(dataset_id, name), upload_id)
+        if parts is None:
+            raise NotFoundError(f"No upload '{upload_id}' of '{name}' in progress for dataset '{dataset_id}'")
+        return parts
+
+    def complete_upload(self, actor: "Identity", dataset_id: str, file_name: str, upload_id: str,
+                        parts: list[tuple[int, str]]) -> dict[str, Any]:
+        self._managed(actor, dataset_id)
+        name, _ = self._file(file_name)
+        numbers = [number for number, _ in parts]
+        if numbers != sorted(set(numbers)):
+            raise ValidationError("parts: part numbers must be listed once each, in ascending order",
+                                  [_problem("parts", "not ascending or repeated")])
+        key = upload_key(dataset_id, name)
+        received = self._staging.parts(key, upload_id)
+        if received is None:
+            raise NotFoundError(f"No upload '{upload_id}' of '{name}' in progress for dataset '{dataset_id}'")
+        missing = sorted(set(numbers) - {part["part_number"] for part in received})
+        if missing:
+            raise ValidationError(f"parts: S3 has not received part(s) {', '.join(map(str, missing[:10]))}",
+                                  [_problem("parts", f"part {number} not received") for number in missing[:100]])
+        try:
+            etag = self._staging.complete_multipart(key, upload_id, parts)
+        except ValueError as exc:
+            raise ValidationError(f"parts: S3 refused them: {exc}", [_problem("parts", str(exc))]) from exc
+        if etag is None:
+            raise NotFoundError(f"No upload '{upload_id}' of '{name}' in progress for dataset '{dataset_id}'")
+        return {"file_name": name, "key": key, "etag": etag}
+
+    def abort_upload(self, actor: "Identity", dataset_id: str, file_name: str, upload_id: str) -> None:
+        self._managed(actor, dataset_id)
+        name, _ = self._file(file_name)
+        if not self._staging.abort_multipart(upload_key(dataset_id, name), upload_id):
+            raise NotFoundError(f"No upload '{upload_id}' of '{name}' in progress for dataset '{dataset_id}'")
+
+    # Helpers --------------------------------------------------------------------------------------
+
+    def _part_urls(self, name: str, key: str, upload_id: str, size: int, part_size: int, part_count: int,
+                   first: int, count: int) -> PartUpload:
+        ttl = self._settings.upload_url_ttl_seconds
+        last = min(part_count, first + min(count, PARTS_PER_ANSWER) - 1)
+        urls = [{"part_number": number, "url": self._staging.presign_part(key, upload_id, number, ttl)}
+                for number in range(first, last + 1)]
+        return PartUpload(file_name=name, key=key, upload_id=upload_id, size=size, part_size=part_size,
+                          part_count=part_count, parts=urls, expires_at=utcnow() + timedelta(seconds=ttl))
+
+    @staticmethod
+    def _file(file_name: str) -> tuple[str, str]:
+        """A staged file's name (one safe path segment) and its content type, from its extension."""
+        problem = paths.problem(file_name)
+        if problem is None and "/" in file_name:
+            problem = "a file name, not a path"
+        if problem is not None:
+            raise ValidationError(f"file_name: {problem}", [_problem("file_name", problem)])
+        extension = ("." + file_name.rsplit(".", 1)[-1].lower()) if "." in file_name else ""
+        content_type = UPLOAD_CONTENT_TYPES.get(extension)
+        if content_type is None:
+            raise ValidationError(
+                f"file_name: {file_name!r} is not a ZIP or an annotation file "
+                f"({', '.join(sorted(UPLOAD_CONTENT_TYPES))})", [_problem("file_name", "unsupported extension")])
+        return file_name, content_type
+
+    def _readable(self, actor: "Identity", dataset_id: str) -> Dataset:
+        dataset = self._datasets.get(dataset_id)
+        if not self._access.may_global(actor, "datasets.read", dataset.owner_id):
+            raise NotFoundError(f"Dataset '{dataset_id}' not found")  # others' datasets stay private
+        return dataset
+
+    def _managed(self, actor: "Identity", dataset_id: str) -> Dataset:
+        # A role that manages no dataset is told so (403) before anything is read; others' datasets
+        # are then 404 to those who may not see them.
+        self._access.require_global(actor, "datasets.manage", actor.sub, what="managing datasets")
+        dataset = self._readable(actor, dataset_id)
+        self._access.require_global(actor, "datasets.manage", dataset.owner_id, what="managing this dataset")
+        return dataset
+
+
+def _problem(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "location": "body", "message": message, "type": "value_error"}
