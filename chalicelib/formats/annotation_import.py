@@ -131,6 +131,9 @@ class _Paths:
         self._without_suffix = without_suffix
         self._exact: dict[str, list[str]] = defaultdict(list)
         self._by_base: dict[str, list[str]] = defaultdict(list)
+        # Per basename, every path ending (`b/c.jpg`, `a/b/c.jpg`) → its paths, built on the first
+        # lookup of that basename: a dataset of `*/image.jpg` is not scanned once per reference.
+        self._endings: dict[str, dict[str, list[str]]] = {}
         for path in uploaded:
             key = self.key(path)
             self._exact[key].append(path)
@@ -151,7 +154,7 @@ class _Paths:
         candidates = self._by_base.get(base, [])
         for rule, found in (
             ("path", self._exact.get(key, [])),
-            ("path ending", [p for p in candidates if self.key(p).endswith("/" + key)]),
+            ("path ending", self._ending(base).get(key, []) if candidates else []),
             ("basename", candidates if "/" in key else []),
         ):
             if len(found) == 1:
@@ -160,6 +163,16 @@ class _Paths:
                 sample = ", ".join(repr(p) for p in sorted(found)[:_SAMPLE])
                 return None, f"ambiguous: {len(found)} uploaded images match by {rule} ({sample})"
         return None, "not among the uploaded images"
+
+    def _ending(self, base: str) -> dict[str, list[str]]:
+        endings = self._endings.get(base)
+        if endings is None:
+            endings = self._endings[base] = defaultdict(list)
+            for path in self._by_base[base]:
+                segments = self.key(path).split("/")
+                for start in range(1, len(segments)):
+                    endings["/".join(segments[start:])].append(path)
+        return endings
 
 
 def _number(value: Any) -> float | None:
@@ -172,7 +185,12 @@ def _clip(value: float, limit: float | None) -> float | None:
     """`value` inside [0, limit], or None when it is further out than the tolerance."""
     if value < -TOLERANCE_PX or (limit is not None and value > limit + TOLERANCE_PX):
         return None
-    return round(min(max(value, 0.0), limit if limit is not None else value), _DIGITS)
+    value = max(value, 0.0)
+    return round(min(value, limit) if limit is not None else value, _DIGITS)
+
+
+def _the_image(size: Size | None) -> str:
+    return f"the {size[0]}x{size[1]} image" if size else "the image's top or left edge"
 
 
 def box(values: Any, size: Size | None) -> tuple[tuple[float, float, float, float] | None, str]:
@@ -188,7 +206,7 @@ def box(values: Any, size: Size | None) -> tuple[tuple[float, float, float, floa
     width, height = size if size else (None, None)
     corners = (_clip(x, width), _clip(y, height), _clip(x + w, width), _clip(y + h, height))
     if any(c is None for c in corners):
-        return None, f"bbox [{x:g}, {y:g}, {w:g}, {h:g}] runs past the {width}x{height} image by more than {TOLERANCE_PX:g} px"
+        return None, f"bbox [{x:g}, {y:g}, {w:g}, {h:g}] runs past {_the_image(size)} by more than {TOLERANCE_PX:g} px"
     x1, y1, x2, y2 = corners
     if x2 <= x1 or y2 <= y1:
         return None, "bbox has no area inside the image"
@@ -209,7 +227,7 @@ def polygon(coordinates: Any, size: Size | None) -> tuple[tuple[tuple[float, flo
     width, height = size if size else (None, None)
     points = tuple((_clip(x, width), _clip(y, height)) for x, y in zip(numbers[::2], numbers[1::2]))
     if any(x is None or y is None for x, y in points):
-        return None, f"polygon runs past the {width}x{height} image by more than {TOLERANCE_PX:g} px"
+        return None, f"polygon runs past {_the_image(size)} by more than {TOLERANCE_PX:g} px"
     return points, ""
 
 
@@ -239,7 +257,9 @@ def _detect(files: Mapping[str, bytes], documents: dict[str, Any]) -> str:
     for name, data in files.items():
         document = documents.get(name)
         if document is None and name.lower().endswith(".json"):
-            document = documents[name] = _load_json(name, data)
+            document = _load_json(name, data)
+            if len(files) == 1:
+                documents[name] = document  # parse reads it again only when there are several
         if not (isinstance(document, dict) and isinstance(document.get("images"), list)
                 and isinstance(document.get("annotations"), list)):
             raise BadRequestError(
@@ -356,6 +376,8 @@ def _coco_shapes(entry: dict, label: str, size: Size | None) -> tuple[list[Shape
     if isinstance(segmentation, dict):
         return [], "RLE mask not imported"
     if segmentation:
+        if isinstance(segmentation, list) and not any(isinstance(part, list) for part in segmentation):
+            segmentation = [segmentation]  # some tools write one polygon unnested
         if not isinstance(segmentation, list) or not all(isinstance(part, list) for part in segmentation):
             return [], "segmentation is neither polygons nor an RLE mask"
         shapes = []
@@ -374,7 +396,8 @@ def _parse_coco(fmt: str, files: Mapping[str, bytes], documents: dict[str, Any],
     result = _Result(fmt)
     paths = _Paths(uploaded)
     for name in list(files):
-        document = documents.pop(name)  # one document in memory at a time
+        # One document in memory at a time.
+        document = documents.pop(name, None) or _load_json(name, files[name])
         categories = _coco_categories(name, document, result)
         images, unmatched = _coco_images(name, document, paths, sizes, result)
         if images and len(unmatched) == len(images):
@@ -479,7 +502,7 @@ def _split_list(name: str, data: bytes, base: str, split: str, paths: _Paths, re
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        path, why = paths.find(posixpath.normpath(posixpath.join(base, line)).lstrip("./") or line)
+        path, why = paths.find(_inside(posixpath.join(base, line)))
         if path is None:
             result.problem(name, f"{split} image {why}", line)
         else:
@@ -529,6 +552,14 @@ def _class_names(file: str, raw: Any, result: _Result) -> dict[int, str]:
     return names
 
 
+def _inside(path: str) -> str:
+    """`path` normalised, with the `..` that would leave the dataset's folder dropped ("" for the folder)."""
+    path = posixpath.normpath(path)
+    while path.startswith("../"):
+        path = path[3:]
+    return "" if path in (".", "..") else path
+
+
 def _ultralytics_reference(name: str) -> str | None:
     """The image path (no suffix) a label file belongs to: its last `labels` folder read as `images`."""
     parts = member_name(name).split("/")
@@ -554,10 +585,7 @@ def _parse_ultralytics(files: Mapping[str, bytes], uploaded: list[str], sizes: M
     for key in ("train", "val", "test"):
         values = config.get(key)
         for value in values if isinstance(values, list) else [values] if isinstance(values, str) else []:
-            resolved = posixpath.normpath(posixpath.join(root, value))
-            while resolved.startswith("../"):
-                resolved = resolved[3:]
-            split_roots[key].append("" if resolved == "." else resolved)
+            split_roots[key].append(_inside(posixpath.join(root, value)))
 
     label_files, lists = {}, {}
     for name in files:

@@ -113,6 +113,20 @@ def test_coco_segmentation_makes_one_polygon_per_part(tmp_path):
     assert result.categories == {"cat": "polygon", "dog": "bbox"}
 
 
+def test_an_unnested_polygon_is_read_as_one_part():
+    data = coco_file([image(1, "cats/a.jpg")], [box(1, 1, 1, [1, 1, 9, 9], segmentation=[1, 1, 10, 1, 10, 10])])
+    assert parse_one("a.json", data).images["cats/a.jpg"] == [Shape("polygon", "cat", points=((1, 1), (10, 1), (10, 10)))]
+
+
+def test_several_coco_files_give_each_image_its_file_split():
+    train = coco_file([image(1, "cats/a.jpg")], [box(1, 1, 1, [1, 1, 2, 2])])
+    val = coco_file([image(1, "cats/b.jpg")], [box(1, 1, 2, [1, 1, 2, 2])])
+    result = parse({"instances_train.json": train, "instances_val.json": val}, UPLOADED, UPLOADED)
+    assert result.splits == {"cats/a.jpg": "train", "cats/b.jpg": "val"}
+    assert result.images == {"cats/a.jpg": [Shape("bbox", "cat", bbox=(1, 1, 2, 2))],
+                             "cats/b.jpg": [Shape("bbox", "dog", bbox=(1, 1, 2, 2))]}
+
+
 def test_a_category_with_boxes_and_polygons_is_any_and_an_unused_one_is_kept():
     data = coco_file([image(1, "cats/a.jpg")],
                      [box(1, 1, 1, [1, 1, 5, 5]), box(2, 1, 1, [1, 1, 5, 5], segmentation=[[1, 1, 6, 1, 6, 6]])],
@@ -178,6 +192,17 @@ def test_a_file_name_finds_its_uploaded_image(file_name, uploaded, expected):
     result = parse_one("a.json", data, uploaded)
     assert list(result.images) == [expected]
     assert result.problems == []
+
+
+def test_many_images_of_one_basename_are_told_apart_by_their_folders():
+    uploaded = {f"scene{n}/rgb/image.jpg": (64, 48) for n in range(2000)}
+    data = coco_file([image(n, f"scene{n}/rgb/image.jpg", 64, 48) for n in range(0, 2000, 7)]
+                     + [image(9999, "rgb/image.jpg", 64, 48)], [])
+    result = parse_one("a.json", data, uploaded)
+    assert len(result.images) == len(range(0, 2000, 7))
+    assert reasons(result) == ["ambiguous: 2000 uploaded images match by path ending ('scene0/rgb/image.jpg', "
+                               "'scene1/rgb/image.jpg', 'scene10/rgb/image.jpg', 'scene100/rgb/image.jpg', "
+                               "'scene1000/rgb/image.jpg'): its annotations are not imported"]
 
 
 def test_an_ambiguous_basename_is_a_problem_never_a_guess():
@@ -248,10 +273,13 @@ def test_the_uploaded_size_wins_over_the_file_and_a_difference_is_reported():
     ]
 
 
-def test_without_any_size_only_positivity_is_checked():
-    data = coco_file([{"id": 1, "file_name": "cats/a.jpg"}], [box(1, 1, 1, [5000, 5000, 10, 10])])
+def test_without_any_size_only_positivity_and_the_top_left_edge_are_checked():
+    data = coco_file([{"id": 1, "file_name": "cats/a.jpg"}],
+                     [box(1, 1, 1, [5000, 5000, 10, 10]), box(2, 1, 1, [-0.5, -1, 10, 10]), box(3, 1, 1, [-2, 0, 10, 10])])
     result = parse({"a.json": data}, ["cats/a.jpg"])
-    assert result.images == {"cats/a.jpg": [Shape("bbox", "cat", bbox=(5000, 5000, 10, 10))]}
+    assert result.images == {"cats/a.jpg": [Shape("bbox", "cat", bbox=(5000, 5000, 10, 10)),
+                                            Shape("bbox", "cat", bbox=(0, 0, 9.5, 9))]}
+    assert reasons(result) == ["bbox [-2, 0, 10, 10] runs past the image's top or left edge by more than 1 px"]
 
 
 def test_problems_past_the_cap_are_counted():
@@ -283,6 +311,19 @@ def test_ultralytics_layout_reads_names_boxes_and_splits(names):
     assert result.splits == {"ds/images/train/a.jpg": "train", "ds/images/val/c.png": "val"}
     assert result.categories == {"cat": "bbox", "dog": "bbox"}
     assert result.problems == []
+
+
+def test_ultralytics_splits_given_as_image_lists():
+    # Given data.yaml whose splits are files listing images (Roboflow style paths, relative to the YAML)
+    files = {"ds/data.yaml": b"train: train.txt\nval: ../ds/val.txt\nnames: [cat]\n",
+             "ds/train.txt": b"./images/a.jpg\n", "ds/val.txt": b"images/b.jpg\nimages/gone.jpg\n",
+             "ds/labels/a.txt": b"0 0.5 0.5 0.5 0.5\n", "ds/labels/b.txt": b""}
+    uploaded = {"ds/images/a.jpg": (10, 10), "ds/images/b.jpg": (10, 10)}
+    # When they are parsed
+    result = parse(files, uploaded, uploaded)
+    # Then each listed image has its split, and a listed image not uploaded is reported
+    assert result.splits == {"ds/images/a.jpg": "train", "ds/images/b.jpg": "val"}
+    assert result.problems == [Problem("ds/val.txt", "val image not among the uploaded images", "images/gone.jpg")]
 
 
 def test_yolo_segmentation_lines_are_polygons():
