@@ -2,20 +2,16 @@
 thing in `problems` and the unreadable or unmatched file as an error."""
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools.coco import COCO
 
 from chalicelib.errors import BadRequestError, ValidationError
 from chalicelib.formats import ExportImage, Shape, coco, yolo
-from chalicelib.formats.annotation_import import (
-    MAX_PROBLEMS, TOLERANCE_PX, Problem, detect, parse, read_yaml,
-)
+from chalicelib.formats.annotation_import import MAX_PROBLEMS, TOLERANCE_PX, Problem, detect, parse
 
 UPLOADED = {"cats/a.jpg": (640, 480), "cats/b.jpg": (640, 480), "dogs/c.png": (800, 600)}
 INFO = {"description": "pets"}
@@ -487,9 +483,3 @@ def test_a_box_inside_any_image_survives_yolo_normalisation(width, height, data)
     tolerance = 0.5e-6 * 2 * max(width, height) + 0.001
     assert result.problems == []
     assert close(result.images["a.jpg"], exported.shapes, tolerance)
-
-
-@pytest.mark.parametrize("names", [["cat", "dog"], ["yes", "no", "1", "a: b", "#tag", "it's", 'say "hi"', " pad", "é\u202e"]])
-def test_read_yaml_reads_our_data_yaml_as_pyyaml_does(names):
-    text = yolo.data_yaml(names, ["train"])
-    assert read_yaml("data.yaml", text.encode()) == yaml.safe_load(io.StringIO(text))
