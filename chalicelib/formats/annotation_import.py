@@ -8,8 +8,9 @@ Formats (`detect` names them from the files alone):
 - ``dice``: the seed's COCO-like JSON, without ``info`` and ``licenses``; ``categories`` is optional,
   and without it an annotation's ``category_id`` is the label's name.
 - ``yolo``: Ultralytics — ``data.yaml`` (``names`` as a list or an index → name mapping; ``train``,
-  ``val``, ``test`` as folders or image-list files, relative to the YAML's folder or its ``path``)
-  and ``labels/<split>/<stem>.txt`` beside ``images/<split>/<stem>.<ext>``.
+  ``val``, ``test`` as folders or image-list files, relative to the YAML's folder; ``path`` is
+  ignored) and ``labels/<split>/<stem>.txt`` beside ``images/<split>/<stem>.<ext>``. An image is in
+  the split whose folder its path runs through (an absolute folder by its last two segments).
 - ``darknet``: ``obj.names`` (or ``classes.txt``), one ``<stem>.txt`` beside each image, and
   optionally ``train.txt`` / ``valid.txt`` / ``test.txt`` listing the images of a split.
 
@@ -72,7 +73,7 @@ class Problem:
 
     file: str
     reason: str
-    image: str | None = None  # the file's reference to the image (file_name, label file path)
+    image: str | None = None  # the uploaded path when the image was matched, else the file's reference
     annotation: str | None = None  # the annotation's id in the file, or "line N"
 
     def as_dict(self) -> dict[str, str]:
@@ -111,10 +112,10 @@ class _Result:
         self._kinds.setdefault(shape.label, set()).add(shape.type)
         self.out.images.setdefault(path, []).append(shape)
 
-    def split(self, file: str, path: str, split: str, reference: str) -> None:
+    def split(self, file: str, path: str, split: str) -> None:
         known = self.out.splits.setdefault(path, split)
         if known != split:
-            self.problem(file, f"image is in both {known} and {split}: kept in {known}", reference)
+            self.problem(file, f"image is in both {known} and {split}: kept in {known}", path)
 
     def done(self) -> ImportedAnnotations:
         self.out.categories = {name: kinds.pop() if len(kinds) == 1 else "any" for name, kinds in self._kinds.items()}
@@ -362,11 +363,11 @@ def _coco_images(name: str, document: dict, paths: _Paths, sizes: Mapping[str, S
             size = (declared[0], declared[1])
         elif size is not None and None not in declared and tuple(declared) != tuple(size):
             result.problem(name, f"file says {declared[0]}x{declared[1]}, the uploaded image is {size[0]}x{size[1]}: "
-                                 "annotations are checked against the uploaded image", reference)
+                                 "annotations are checked against the uploaded image", path)
         images[image_id] = (path, size)
         result.image(path)
         if split:
-            result.split(name, path, _SPLIT_WORDS[split.group(1).lower()], reference)
+            result.split(name, path, _SPLIT_WORDS[split.group(1).lower()])
     return images, unmatched
 
 
@@ -507,7 +508,7 @@ def _split_list(name: str, data: bytes, base: str, split: str, paths: _Paths, re
         if path is None:
             result.problem(name, f"{split} image {why}", line)
         else:
-            result.split(name, path, split, line)
+            result.split(name, path, split)
 
 
 def _parse_darknet(files: Mapping[str, bytes], uploaded: list[str], sizes: Mapping[str, Size]) -> ImportedAnnotations:
@@ -561,6 +562,17 @@ def _inside(path: str) -> str:
     return "" if path in (".", "..") else path
 
 
+def _in_folder(reference: str, folder: str) -> bool:
+    """Whether `folder` (or its last segments, at least two: `images/train` of an absolute path on
+    its author's disk) is a run of folders of `reference`, anywhere: the upload may hold the dataset
+    under a top folder."""
+    segments = [s for s in folder.split("/") if s]
+    for start in range(max(1, len(segments) - 1)):
+        if f"/{'/'.join(segments[start:])}/" in f"/{reference}":
+            return True
+    return False
+
+
 def _ultralytics_reference(name: str) -> str | None:
     """The image path (no suffix) a label file belongs to: its last `labels` folder read as `images`."""
     parts = member_name(name).split("/")
@@ -578,10 +590,9 @@ def _parse_ultralytics(files: Mapping[str, bytes], uploaded: list[str], sizes: M
     if "names" not in config:
         raise BadRequestError(f"{yaml_name}: no `names`", [{"file": yaml_name, "reason": "no names"}])
     names = _class_names(yaml_name, config["names"], result)
+    # `path` is ignored: it names where the dataset was on its author's disk, and the upload is the
+    # dataset. Splits are read beside the YAML; `../train/images` (Roboflow) is `train/images`.
     root = posixpath.dirname(member_name(yaml_name))
-    if isinstance(config.get("path"), str) and not posixpath.isabs(config["path"]):
-        root = posixpath.normpath(posixpath.join(root, config["path"]))
-    # `../train/images` (Roboflow) means `train/images` beside the YAML once the dataset is unpacked.
     split_roots: dict[str, list[str]] = defaultdict(list)
     for key in ("train", "val", "test"):
         values = config.get(key)
@@ -602,10 +613,9 @@ def _parse_ultralytics(files: Mapping[str, bytes], uploaded: list[str], sizes: M
             result.problem(name, "not used by the YOLO layout (data.yaml, labels/<split>/<stem>.txt)")
     matched = _read_labels(label_files, names, files, uploaded, sizes, result)
     for reference, path in matched.items():
-        # A split's folder anywhere in the path: the ZIP may hold the dataset under a top folder.
-        split = next((k for k, roots in split_roots.items() for r in roots if r and f"/{r}/" in f"/{reference}"), None)
+        split = next((k for k, roots in split_roots.items() for r in roots if _in_folder(reference, r)), None)
         if split:
-            result.split(yaml_name, path, split, reference)
+            result.split(yaml_name, path, split)
     paths = _Paths(uploaded)
     for name, split in lists.items():
         _split_list(name, files[name], root, split, paths, result)

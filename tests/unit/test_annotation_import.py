@@ -322,6 +322,24 @@ def test_ultralytics_splits_given_as_image_lists():
     assert result.problems == [Problem("ds/val.txt", "val image not among the uploaded images", "images/gone.jpg")]
 
 
+def test_ultralytics_absolute_split_folders_are_found_by_their_last_segments():
+    # Given data.yaml as written on its author's disk, uploaded under a top folder
+    files = {"upload/data.yaml": b"path: /home/me/ds\ntrain: /home/me/ds/images/train\nval: /home/me/ds/images/val\n"
+                                 b"names: [cat]\n",
+             "upload/labels/train/a.txt": b"", "upload/labels/val/b.txt": b""}
+    uploaded = {"upload/images/train/a.jpg": (10, 10), "upload/images/val/b.jpg": (10, 10)}
+    # When they are parsed, Then each image has its split
+    result = parse(files, uploaded, uploaded)
+    assert result.splits == {"upload/images/train/a.jpg": "train", "upload/images/val/b.jpg": "val"}
+
+
+def test_an_image_in_two_split_lists_keeps_the_first_and_is_reported():
+    files = {"obj.names": b"cat\n", "a.txt": b"", "train.txt": b"a.jpg\n", "valid.txt": b"a.jpg\n"}
+    result = parse(files, {"a.jpg": (10, 10)}, {"a.jpg": (10, 10)})
+    assert result.splits == {"a.jpg": "train"}
+    assert result.problems == [Problem("valid.txt", "image is in both train and val: kept in train", "a.jpg")]
+
+
 def test_yolo_segmentation_lines_are_polygons():
     files = {"data.yaml": b"train: images/train\nval: images/train\nnames: [cat]\n",
              "labels/train/a.txt": b"0 0.1 0.1 0.5 0.1 0.5 0.5\n0 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.5\n"}
