@@ -328,7 +328,9 @@ def _is_id(value: Any) -> bool:
 def _coco_label(category_id: Any, categories: dict[Any, str] | None) -> tuple[str | None, str]:
     if categories is None:
         label = str(category_id).strip() if isinstance(category_id, (str, int)) else ""
-        return (label, "") if 1 <= len(label) <= LABEL_MAX else (None, f"category_id {category_id!r} is not a label name")
+        if 1 <= len(label) <= LABEL_MAX:
+            return label, ""
+        return None, f"category_id {category_id!r} is not a label name"
     label = categories.get(category_id) if _is_id(category_id) else None
     return (label, "") if label is not None else (None, f"unknown category id {category_id!r}")
 
@@ -583,7 +585,8 @@ def _ultralytics_reference(name: str) -> str | None:
     return "/".join(parts).rsplit(".", 1)[0]
 
 
-def _parse_ultralytics(files: Mapping[str, bytes], uploaded: list[str], sizes: Mapping[str, Size]) -> ImportedAnnotations:
+def _parse_ultralytics(files: Mapping[str, bytes], uploaded: list[str],
+                       sizes: Mapping[str, Size]) -> ImportedAnnotations:
     result = _Result("yolo")
     yaml_name = next((n for n in _yaml_files(files) if _base(n).lower() == "data.yaml"), _yaml_files(files)[0])
     config = read_yaml(yaml_name, files[yaml_name])

@@ -111,7 +111,8 @@ def test_coco_segmentation_makes_one_polygon_per_part(tmp_path):
 
 def test_an_unnested_polygon_is_read_as_one_part():
     data = coco_file([image(1, "cats/a.jpg")], [box(1, 1, 1, [1, 1, 9, 9], segmentation=[1, 1, 10, 1, 10, 10])])
-    assert parse_one("a.json", data).images["cats/a.jpg"] == [Shape("polygon", "cat", points=((1, 1), (10, 1), (10, 10)))]
+    result = parse_one("a.json", data)
+    assert result.images["cats/a.jpg"] == [Shape("polygon", "cat", points=((1, 1), (10, 1), (10, 10)))]
 
 
 def test_several_coco_files_give_each_image_its_file_split():
@@ -234,7 +235,8 @@ def test_an_image_not_uploaded_and_an_annotation_of_an_unknown_image_are_problem
     (box(1, 1, 1, [-1.5, 10, 50, 10]), "bbox [-1.5, 10, 50, 10] runs past the 640x480 image by more than 1 px"),
     (box(1, 1, 1, [1, 2, 3]), "bbox is not [x, y, width, height]"),
     (box(1, 1, 1, [1, 2, "3", 4]), "bbox has a value that is not a finite number"),
-    (box(1, 1, 1, [1, 1, 2, 2], segmentation=[[1, 1, 5, 5]]), "segmentation part 0: polygon has fewer than 3 points (2)"),
+    (box(1, 1, 1, [1, 1, 2, 2], segmentation=[[1, 1, 5, 5]]),
+     "segmentation part 0: polygon has fewer than 3 points (2)"),
     (box(1, 1, 1, [1, 1, 2, 2], segmentation=[[1, 1, 5, 5, 6]]), "segmentation part 0: polygon has an odd number of "
                                                                 "coordinates (5)"),
     (box(1, 1, 1, [1, 1, 2, 2], segmentation=[[1, 1, 5, 5, 9, 700]]), "segmentation part 0: polygon runs past the "
@@ -253,7 +255,8 @@ def test_an_unusable_annotation_is_a_problem_with_its_reason(annotation, reason)
 def test_geometry_within_the_tolerance_is_clipped_to_the_image():
     assert TOLERANCE_PX == 1.0
     data = coco_file([image(1, "cats/a.jpg")],
-                     [box(1, 1, 1, [-0.5, 470, 640.9, 10.5]), box(2, 1, 1, [0, 0, 1, 1], segmentation=[[-1, 0, 641, 0, 320, 481]])])
+                     [box(1, 1, 1, [-0.5, 470, 640.9, 10.5]),
+                      box(2, 1, 1, [0, 0, 1, 1], segmentation=[[-1, 0, 641, 0, 320, 481]])])
     result = parse_one("a.json", data)
     assert result.images["cats/a.jpg"] == [Shape("bbox", "cat", bbox=(0, 470, 640, 10)),
                                            Shape("polygon", "cat", points=((0, 0), (640, 0), (320, 480)))]
@@ -271,11 +274,17 @@ def test_the_uploaded_size_wins_over_the_file_and_a_difference_is_reported():
 
 def test_without_any_size_only_positivity_and_the_top_left_edge_are_checked():
     data = coco_file([{"id": 1, "file_name": "cats/a.jpg"}],
-                     [box(1, 1, 1, [5000, 5000, 10, 10]), box(2, 1, 1, [-0.5, -1, 10, 10]), box(3, 1, 1, [-2, 0, 10, 10])])
+                     [box(1, 1, 1, [5000, 5000, 10, 10]), box(2, 1, 1, [-0.5, -1, 10, 10]),
+                      box(3, 1, 1, [-2, 0, 10, 10])])
     result = parse({"a.json": data}, ["cats/a.jpg"])
     assert result.images == {"cats/a.jpg": [Shape("bbox", "cat", bbox=(5000, 5000, 10, 10)),
                                             Shape("bbox", "cat", bbox=(0, 0, 9.5, 9))]}
     assert reasons(result) == ["bbox [-2, 0, 10, 10] runs past the image's top or left edge by more than 1 px"]
+
+
+def test_a_problem_as_a_dict_leaves_out_what_it_does_not_know():
+    assert Problem("a.json", "unknown image id 9", None, "3").as_dict() == {
+        "file": "a.json", "reason": "unknown image id 9", "annotation": "3"}
 
 
 def test_problems_past_the_cap_are_counted():
@@ -301,7 +310,8 @@ def test_ultralytics_layout_reads_names_boxes_and_splits(names):
     # Then boxes are in pixels of each image, and each image is in its folder's split
     assert result.format == "yolo"
     assert result.images == {
-        "ds/images/train/a.jpg": [Shape("bbox", "cat", bbox=(240, 120, 160, 240)), Shape("bbox", "dog", bbox=(0, 0, 128, 96))],
+        "ds/images/train/a.jpg": [Shape("bbox", "cat", bbox=(240, 120, 160, 240)),
+                                  Shape("bbox", "dog", bbox=(0, 0, 128, 96))],
         "ds/images/val/c.png": [Shape("bbox", "dog", bbox=(0, 0, 800, 600))],
     }
     assert result.splits == {"ds/images/train/a.jpg": "train", "ds/images/val/c.png": "val"}
@@ -446,22 +456,33 @@ def uploaded_of(images) -> dict[str, tuple[int, int]]:
     return {image.file_path: (image.width, image.height) for image in images}
 
 
-def test_our_coco_segmentation_export_imports_back(tmp_path):
-    # Given a segmentation export of boxes and polygons made by our exporter
+def as_box(shape: Shape) -> Shape:
+    if shape.type == "bbox":
+        return shape
+    xs, ys = [x for x, _ in shape.points], [y for _, y in shape.points]
+    return Shape("bbox", shape.label, bbox=(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)))
+
+
+@pytest.mark.parametrize("mode, options, expected", [
+    ("segmentation", coco.CocoOptions(), lambda shape: shape),
+    ("detection", coco.CocoOptions(bbox_from_polygons=True), as_box),
+])
+def test_our_coco_export_imports_back(tmp_path, mode, options, expected):
+    # Given an export of boxes and polygons made by our COCO exporter
     categories = coco.categories(["cat", "dog"])
     ids = {c["name"]: c["id"] for c in categories}
-    data = coco.dumps(INFO, [coco.image_entry(i) for i in ROUND_TRIP],
-                      [e for i in ROUND_TRIP for e in coco.annotation_entries(i, ids, "segmentation", coco.CocoOptions())],
-                      categories)
+    annotations = [e for i in ROUND_TRIP for e in coco.annotation_entries(i, ids, mode, options)]
+    data = coco.dumps(INFO, [coco.image_entry(i) for i in ROUND_TRIP], annotations, categories)
     pycocotools_loads(data, tmp_path)
     # When it is imported against the same images
     result = parse({"annotations/instances_default.json": data}, uploaded_of(ROUND_TRIP), uploaded_of(ROUND_TRIP))
     # Then the same paths, categories and geometry come back
+    assert result.problems == []
     assert set(result.images) == {i.file_path for i in ROUND_TRIP}
     assert set(result.categories) == {"cat", "dog"}
     for exported in ROUND_TRIP:
-        assert close(result.images[exported.file_path], exported.shapes), exported.file_path
-    assert result.problems == []
+        shapes = tuple(expected(shape) for shape in exported.shapes)
+        assert close(result.images[exported.file_path], shapes), exported.file_path
 
 
 def test_our_yolo_export_imports_back():

@@ -10,7 +10,8 @@ from chalicelib.formats.yaml_subset import read_yaml
 
 DOCUMENTS = [
     "train: images/train\nval: images/val\nnames: [cat, dog]\n",
-    "# Ultralytics\npath: ../datasets/coco8  # root\ntrain: images/train\nval: images/val\n\nnames:\n  0: person\n  1: bicycle\n",
+    "# Ultralytics\npath: ../datasets/coco8  # root\ntrain: images/train\nval: images/val\n\n"
+    "names:\n  0: person\n  1: bicycle\n",
     "names:\n- cat\n- 'dog''s'\n- \"a: b\"\nnc: 3\n",
     "---\ntrain: [a/images, b/images]\nnames: {0: cat, 1: 'dog'}\ntest:\n",
     "names:\n  - x # comment\n  - 'y # not a comment'\n",
