@@ -12,6 +12,7 @@ from pycocotools.coco import COCO
 from chalicelib.errors import BadRequestError, ValidationError
 from chalicelib.formats import ExportImage, Shape, coco, yolo
 from chalicelib.formats.annotation_import import MAX_PROBLEMS, TOLERANCE_PX, Problem, detect, parse
+from chalicelib.schemas.annotations import AnnotationIn
 
 UPLOADED = {"cats/a.jpg": (640, 480), "cats/b.jpg": (640, 480), "dogs/c.png": (800, 600)}
 INFO = {"description": "pets"}
@@ -122,6 +123,16 @@ def test_several_coco_files_give_each_image_its_file_split():
     assert result.splits == {"cats/a.jpg": "train", "cats/b.jpg": "val"}
     assert result.images == {"cats/a.jpg": [Shape("bbox", "cat", bbox=(1, 1, 2, 2))],
                              "cats/b.jpg": [Shape("bbox", "dog", bbox=(1, 1, 2, 2))]}
+
+
+def test_every_imported_shape_is_an_annotation_the_api_accepts():
+    data = coco_file([image(1, "cats/a.jpg")],
+                     [box(1, 1, 1, [-0.5, 0, 640.5, 480.4]), box(2, 1, 2, [0, 0, 1, 1], segmentation=[[0, 0, 5, 0, 5, 5]])])
+    shapes = parse_one("a.json", data).images["cats/a.jpg"]
+    assert len(shapes) == 2
+    for shape in shapes:
+        AnnotationIn(type=shape.type, label=shape.label, bbox=list(shape.bbox) if shape.bbox else None,
+                     points=[list(point) for point in shape.points] if shape.points else None)
 
 
 def test_a_category_with_boxes_and_polygons_is_any_and_an_unused_one_is_kept():
