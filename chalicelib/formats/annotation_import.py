@@ -5,14 +5,15 @@ Formats (`detect` names them from the files alone):
 - ``coco``: COCO JSON (``images``, ``annotations``, ``categories``; detection boxes and polygon
   segmentations). A file named ``instances_train*.json`` / ``instances_val*.json`` /
   ``instances_test*.json`` puts its images in that split. Several COCO files may come together.
-- ``dice``: the seed's COCO-like JSON, without ``info`` and ``licenses``; ``categories`` is optional,
-  and without it an annotation's ``category_id`` is the label's name.
+- ``dice``: the seed's COCO-like JSON: the same arrays without ``info`` and ``licenses`` (so named
+  when neither key is there), read as COCO is. Without ``categories`` (optional in DICE) an
+  annotation's ``category_id`` is the label's name.
 - ``yolo``: Ultralytics — ``data.yaml`` (``names`` as a list or an index → name mapping; ``train``,
   ``val``, ``test`` as folders or image-list files, relative to the YAML's folder; ``path`` is
   ignored) and ``labels/<split>/<stem>.txt`` beside ``images/<split>/<stem>.<ext>``. An image is in
   the split whose folder its path runs through (an absolute folder by its last two segments).
 - ``darknet``: ``obj.names`` (or ``classes.txt``), one ``<stem>.txt`` beside each image, and
-  optionally ``train.txt`` / ``valid.txt`` / ``test.txt`` listing the images of a split.
+  optionally ``train.txt`` / ``valid.txt`` (or ``val.txt``) / ``test.txt`` listing a split's images.
 
 YOLO lines are ``class cx cy w h`` (a box) or ``class x1 y1 x2 y2 x3 y3 ...`` (a polygon), all
 normalised to the image, so a YOLO annotation needs the uploaded image's size.
@@ -23,17 +24,21 @@ that ends with ``/<reference>``; else the one uploaded path with the reference's
 compares paths without their suffix (``labels/`` read as ``images/``), so ``x.txt`` finds ``x.jpg``.
 Two or more candidates at the first step that has any is a problem (ambiguous), never a guess.
 
-Geometry is in pixels of the uploaded image. A box or polygon that runs past the image by at most
-`TOLERANCE_PX` is clipped to it (rounding in other tools' exports); further out, or with a
-non-positive width or height, it is a problem. Without a known size only positivity is checked.
+Geometry is in pixels of the uploaded image: its size as given to `parse`, else (COCO, DICE) the
+file's ``width``/``height``; a file size that differs from the uploaded one is reported. A box or
+polygon that runs past the image by at most `TOLERANCE_PX` is clipped to it (rounding in other
+tools' exports); further out, or with a non-positive width or height, it is a problem. Without any
+size only positivity and the top and left edges are checked.
 A COCO polygon of several parts becomes one polygon annotation per part (our annotations hold one
 ring). A segmentation present and non-empty makes a polygon; otherwise the ``bbox`` makes a box.
 RLE masks and crowd regions (``iscrowd: 1``) are not converted (that needs a mask decoder and a
 contour tracer, which the Lambda package does not have): each is a problem. Coordinates are rounded
 to 3 decimals.
 
-A *problem* is one unusable thing — an annotation, an image entry, a line, a file the format does
-not use — reported with its file and reason and left out; the rest is imported. An *error* fails
+An image the file names and we match is in the result even with no annotation (annotated, nothing
+on it). A *problem* is one unusable thing — an annotation, an image entry, a line, a file the
+format does not use — reported with its file and reason and left out; the rest is imported (past
+`MAX_PROBLEMS` problems are only counted). An *error* fails
 the whole import: files that cannot be read (`BadRequestError`: bad JSON or YAML, an unknown
 format) or a file none of whose images matches an uploaded path (`ValidationError`: the
 ``file_name: '1', '2', '3'`` defect), each naming the file.
