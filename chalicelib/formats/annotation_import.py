@@ -68,6 +68,7 @@ _COCO_SPLIT = re.compile(r"instances_(train|val|valid|test)", re.IGNORECASE)
 _DARKNET_LISTS = {"train.txt": "train", "valid.txt": "val", "val.txt": "val", "test.txt": "test"}
 _DARKNET_NAMES = ("obj.names", "classes.txt")
 _SAMPLE = 5
+_PLAIN = re.compile(r"(?:[A-Za-z0-9_.+=@,()-]+/)*[A-Za-z0-9_.+=@,()-]+")
 
 Size = tuple[int, int]
 
@@ -147,7 +148,9 @@ class _Paths:
             self._by_base[key.rsplit("/", 1)[-1]].append(path)
 
     def key(self, reference: str) -> str:
-        key = member_name(reference)
+        # Most paths are plain ASCII that member_name would not change, and it reads every character.
+        plain = _PLAIN.fullmatch(reference) and "/./" not in f"/{reference}/" and "/../" not in f"/{reference}/"
+        key = reference if plain else member_name(reference)
         if self._without_suffix:
             head, _, base = key.rpartition("/")
             stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
