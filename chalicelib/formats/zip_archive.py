@@ -131,8 +131,9 @@ class Extracted:
     reason: str | None = None
 
 
-class _MemberError(Exception):
-    """A member whose bytes contradict its headers: reported in its result, never raised out."""
+class _Refusal(Exception):
+    """Why an archive is refused or a member fails: always reported as a finding or a result,
+    never raised out of this module."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
     tail = source.read(tail_start, total)
     try:
         directory = _directory(source, tail, tail_start, total)
-    except _MemberError as exc:
+    except _Refusal as exc:
         inventory.problems.append(Finding(None, str(exc)))
         return inventory
     if directory.entries > limits.max_members:
@@ -165,7 +166,7 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
         return inventory
     try:
         entries = list(_entries(source, directory, tail, tail_start))
-    except _MemberError as exc:
+    except _Refusal as exc:
         inventory.problems.append(Finding(None, str(exc)))
         return inventory
     seen: dict[str, str] = {}
@@ -198,21 +199,21 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
 def _directory(source: RangeSource, tail: bytes, tail_start: int, total: int) -> _Directory:
     at = _find_end_record(tail)
     if at < 0:
-        raise _MemberError("not a ZIP archive: no end of central directory record")
+        raise _Refusal("not a ZIP archive: no end of central directory record")
     _, disk, cd_disk, _, entries, size, offset, _ = _EOCD.unpack_from(tail, at)
     locator_at = at - _ZIP64_LOCATOR.size
     if locator_at >= 0 and tail[locator_at:locator_at + 4] == _ZIP64_LOCATOR_SIGNATURE:
         _, _, record_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
         if record_offset + _ZIP64_EOCD.size > tail_start + locator_at:
-            raise _MemberError("the ZIP64 end record lies outside the archive")
+            raise _Refusal("the ZIP64 end record lies outside the archive")
         record = _slice(source, tail, tail_start, record_offset, record_offset + _ZIP64_EOCD.size)
         if record[:4] != _ZIP64_EOCD_SIGNATURE:
-            raise _MemberError("the ZIP64 end record is missing")
+            raise _Refusal("the ZIP64 end record is missing")
         _, _, _, _, disk, cd_disk, _, entries, size, offset = _ZIP64_EOCD.unpack(record)
     if disk or cd_disk:
-        raise _MemberError("multi-disk archives are not supported")
+        raise _Refusal("multi-disk archives are not supported")
     if offset + size > total:
-        raise _MemberError("the central directory lies outside the archive")
+        raise _Refusal("the central directory lies outside the archive")
     return _Directory(offset=offset, size=size, entries=entries)
 
 
@@ -234,43 +235,48 @@ def _slice(source: RangeSource, tail: bytes, tail_start: int, start: int, end: i
 
 
 def _entries(source: RangeSource, directory: _Directory, tail: bytes, tail_start: int) -> Iterator[_Entry]:
-    buffer, position, end = b"", directory.offset, directory.offset + directory.size
-    count = 0
+    """The directory's entries, read a window at a time; a record cut by a window's end waits for
+    the next one (records are parsed in place: slicing the window per record is quadratic)."""
+    buffer, at, count = b"", 0, 0
+    position, end = directory.offset, directory.offset + directory.size
     while True:
-        if len(buffer) < _CENTRAL.size or not _whole_record(buffer):
+        length = _record_length(buffer, at)
+        if length is None or len(buffer) - at < length:
             if position >= end:
                 break
             upto = min(end, position + WINDOW_BYTES)
-            buffer += _slice(source, tail, tail_start, position, upto)
+            buffer, at = buffer[at:] + _slice(source, tail, tail_start, position, upto), 0
             position = upto
             continue
         count += 1
         if count > directory.entries:
-            raise _MemberError(f"the central directory holds more than the {directory.entries} entries its end record lists")
-        entry, used = _parse_entry(buffer)
-        buffer = buffer[used:]
-        yield entry
-    if buffer or count != directory.entries:
-        raise _MemberError(f"the central directory is damaged: {count} entries read of {directory.entries}")
+            raise _Refusal(f"the central directory holds more than the {directory.entries} entries its end record lists")
+        yield _parse_entry(buffer, at)
+        at += length
+    if at < len(buffer) or count != directory.entries:
+        raise _Refusal(f"the central directory is damaged: {count} entries read of {directory.entries}")
 
 
-def _whole_record(buffer: bytes) -> bool:
-    if buffer[:4] != _CENTRAL_SIGNATURE:
-        raise _MemberError("the central directory is damaged: a record without its signature")
-    fields = _CENTRAL.unpack_from(buffer)
-    return len(buffer) >= _CENTRAL.size + fields[11] + fields[12] + fields[13]
+def _record_length(buffer: bytes, at: int) -> int | None:
+    """The length of the central record at `at`; None when even its fixed part is not there yet."""
+    if len(buffer) - at < _CENTRAL.size:
+        return None
+    if buffer[at:at + 4] != _CENTRAL_SIGNATURE:
+        raise _Refusal("the central directory is damaged: a record without its signature")
+    name_length, extra_length, comment_length = struct.unpack_from("<HHH", buffer, at + 28)
+    return _CENTRAL.size + name_length + extra_length + comment_length
 
 
-def _parse_entry(buffer: bytes) -> tuple[_Entry, int]:
+def _parse_entry(buffer: bytes, at: int) -> _Entry:
     (_, _, _, _, flags, method, _, _, crc, compressed, size, name_length, extra_length,
-     comment_length, _, _, external_attr, offset) = _CENTRAL.unpack_from(buffer)
-    start = _CENTRAL.size
+     _, _, _, external_attr, offset) = _CENTRAL.unpack_from(buffer, at)
+    start = at + _CENTRAL.size
     raw_name = buffer[start:start + name_length]
     extra = buffer[start + name_length:start + name_length + extra_length]
     size, compressed, offset = _zip64_values(extra, size, compressed, offset)
     name = raw_name.decode("utf-8", "replace") if flags & 0x800 else raw_name.decode("cp437")
     member = Member(name=name, header_offset=offset, compressed_size=compressed, size=size, method=method, crc=crc)
-    return _Entry(member, flags, external_attr), start + name_length + extra_length + comment_length
+    return _Entry(member, flags, external_attr)
 
 
 def _zip64_values(extra: bytes, size: int, compressed: int, offset: int) -> tuple[int, int, int]:
@@ -285,7 +291,7 @@ def _zip64_values(extra: bytes, size: int, compressed: int, offset: int) -> tupl
                 compressed = next(values) if compressed == 0xFFFFFFFF else compressed
                 offset = next(values) if offset == 0xFFFFFFFF else offset
             except StopIteration:
-                raise _MemberError("a ZIP64 extra field is too short") from None
+                raise _Refusal("a ZIP64 extra field is too short") from None
             break
         at += 4 + length
     return size, compressed, offset
@@ -355,7 +361,7 @@ def extract(source: RangeSource, members: Iterable[Member], sink: Sink, prefix: 
         key = prefix + member.name
         try:
             sink.write(key, _inflated(member, _compressed(source, member)), member.size)
-        except _MemberError as exc:
+        except _Refusal as exc:
             results.append(Extracted(member.name, key, False, str(exc)))
         else:
             results.append(Extracted(member.name, key, True))
@@ -370,19 +376,19 @@ def _compressed(source: RangeSource, member: Member) -> Iterator[bytes]:
     small = member.compressed_size <= SMALL_MEMBER
     head = source.read(start, min(source.size(), start + guess + (member.compressed_size if small else 0)))
     if len(head) < _LOCAL.size or head[:4] != _LOCAL_SIGNATURE:
-        raise _MemberError("no local header at the member's offset")
+        raise _Refusal("no local header at the member's offset")
     fields = _LOCAL.unpack_from(head)
     flags, name_length, extra_length = fields[2], fields[9], fields[10]
     data_start = _LOCAL.size + name_length + extra_length
     raw_name = head[_LOCAL.size:_LOCAL.size + name_length]
     if len(raw_name) == name_length and (raw_name.decode("utf-8", "replace") if flags & 0x800
                                          else raw_name.decode("cp437")) != member.name:
-        raise _MemberError("the local header names another file")
+        raise _Refusal("the local header names another file")
     if flags & 0x1:
-        raise _MemberError("encrypted")
+        raise _Refusal("encrypted")
     data_end = data_start + member.compressed_size
     if start + data_end > source.size():
-        raise _MemberError("data lies outside the archive")
+        raise _Refusal("data lies outside the archive")
     if data_end <= len(head):
         if data_end > data_start:
             yield head[data_start:data_end]
@@ -400,7 +406,7 @@ def _inflated(member: Member, compressed: Iterator[bytes]) -> Iterator[bytes]:
         nonlocal crc, produced
         produced += len(out)
         if produced > member.size:
-            raise _MemberError(f"holds more than the {member.size} bytes its header declares (zip bomb)")
+            raise _Refusal(f"holds more than the {member.size} bytes its header declares (zip bomb)")
         crc = zlib.crc32(out, crc)
         return out
 
@@ -421,13 +427,13 @@ def _inflated(member: Member, compressed: Iterator[bytes]) -> Iterator[bytes]:
             if out:
                 yield checked(out)
             if not inflater.eof:
-                raise _MemberError("the compressed data ends early")
+                raise _Refusal("the compressed data ends early")
     except zlib.error as exc:
-        raise _MemberError(f"the compressed data is damaged: {exc}") from exc
+        raise _Refusal(f"the compressed data is damaged: {exc}") from exc
     if produced != member.size:
-        raise _MemberError(f"holds {produced} bytes, not the {member.size} its header declares")
+        raise _Refusal(f"holds {produced} bytes, not the {member.size} its header declares")
     if crc != member.crc:
-        raise _MemberError(f"CRC-32 {crc:08x} differs from the declared {member.crc:08x}")
+        raise _Refusal(f"CRC-32 {crc:08x} differs from the declared {member.crc:08x}")
 
 
 def batches(members: list[Member], max_members: int = 500, max_bytes: int = 2 << 30) -> list[tuple[int, int]]:

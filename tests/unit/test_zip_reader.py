@@ -5,6 +5,7 @@ import io
 import random
 import stat
 import struct
+import time
 import tracemalloc
 import zipfile
 import zlib
@@ -208,6 +209,24 @@ def test_central_directory_read_costs_a_bounded_number_of_requests():
     assert len(inventory.members) == 3001 and inventory.ok
     assert source.requests == 2
     assert source.bytes_read <= directory + zip_archive._TAIL_BYTES
+
+
+def test_the_most_members_allowed_are_inspected_in_a_few_requests():
+    # Given 100,000 members (the default limit), a central directory of about 7 MB
+    data = build([(f"images/{n // 1000:03}/{n:06}.jpg", b"") for n in range(100_000)], compression=zipfile.ZIP_STORED)
+    source = BytesSource(data)
+
+    # When it is inspected
+    started = time.perf_counter()
+    inventory = inspect(source)
+    elapsed = time.perf_counter() - started
+
+    # Then it is accepted after reading the directory a window at a time
+    print(f"\ninspect of {len(inventory.members)} members: {source.requests} requests, "
+          f"{source.bytes_read} bytes read, {elapsed:.2f} s")
+    assert inventory.ok and len(inventory.members) == 100_000
+    assert source.requests == 3  # the tail, then the directory in two windows of 4 MiB
+    assert elapsed < 10
 
 
 def test_zip64_local_headers_written_by_zipfile():
