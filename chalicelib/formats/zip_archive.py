@@ -184,7 +184,7 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
         folded = unicodedata.normalize("NFC", name).casefold()
         if folded in seen:
             first = seen[folded]
-            reasons.append(f"duplicate of {first!r}" if first == name else f"same name as {first!r} ignoring case")
+            reasons.append(f"duplicate of {first!r}" if first == name else f"collides with {first!r} on a case-insensitive file system")
         else:
             seen[folded] = name
         inventory.problems.extend(Finding(name, reason) for reason in reasons)
@@ -359,6 +359,10 @@ def extract(source: RangeSource, members: Iterable[Member], sink: Sink, prefix: 
     results = []
     for member in members:
         key = prefix + member.name
+        refused = _unwritable(member)
+        if refused:
+            results.append(Extracted(member.name, key, False, refused))
+            continue
         try:
             sink.write(key, _inflated(member, _compressed(source, member)), member.size)
         except _Refusal as exc:
@@ -366,6 +370,14 @@ def extract(source: RangeSource, members: Iterable[Member], sink: Sink, prefix: 
         else:
             results.append(Extracted(member.name, key, True))
     return results
+
+
+def _unwritable(member: Member) -> str | None:
+    """Checked again here: a batch is a list of members, whoever made it."""
+    reasons = _name_problems(member.name)
+    if member.method not in (STORED, DEFLATED):
+        reasons.append(f"unsupported compression method {member.method}")
+    return "; ".join(reasons) or None
 
 
 def _compressed(source: RangeSource, member: Member) -> Iterator[bytes]:

@@ -330,10 +330,15 @@ def test_unsupported_compression_method_is_refused():
 
 
 def test_duplicates_exact_and_ignoring_case_are_refused():
-    data = craft([Crafted("a/Cat.jpg"), Crafted("a/Cat.jpg"), Crafted("a/cat.JPG"), Crafted("b/cat.jpg")])
+    # Given exact duplicates, names equal but for case, and names equal but for Unicode form (NFC, NFD)
+    data = craft([Crafted("a/Cat.jpg"), Crafted("a/Cat.jpg"), Crafted("a/cat.JPG"), Crafted("b/cat.jpg"),
+                  Crafted("a/caf\u00e9.jpg"), Crafted("a/cafe\u0301.jpg")])
+
+    # Then each later one is refused, naming the first
 
     assert reasons(inspect(BytesSource(data))) == [("a/Cat.jpg", "duplicate of 'a/Cat.jpg'"),
-                                                   ("a/cat.JPG", "same name as 'a/Cat.jpg' ignoring case")]
+                                                   ("a/cat.JPG", "collides with 'a/Cat.jpg' on a case-insensitive file system"),
+                                                   ("a/cafe\u0301.jpg", "collides with 'a/caf\u00e9.jpg' on a case-insensitive file system")]
 
 
 def test_too_many_entries_refuses_the_archive_before_reading_its_directory():
@@ -364,6 +369,14 @@ def test_compression_ratio_over_100_is_refused_as_a_bomb():
     assert name == "zeros.jpg" and reason.startswith("compression ratio ") and reason.endswith("is over 100 (zip bomb)")
 
 
+def test_small_members_are_not_ratio_checked_unless_asked():
+    # Given 500 KB of zeros: over the ratio, but below the 1 MiB grace (a small file cannot be a bomb)
+    data = build([("blank.bmp", bytes(500_000))])
+
+    assert inspect(BytesSource(data)).ok
+    assert [name for name, _ in reasons(inspect(BytesSource(data), Limits(ratio_grace_bytes=0)))] == ["blank.bmp"]
+
+
 def test_every_offending_member_is_reported():
     data = craft([Crafted("../up.jpg"), Crafted("x/ok.jpg"), Crafted("/abs.zip", flags=0x1),
                   Crafted("link", external_attr=(stat.S_IFLNK | 0o777) << 16), Crafted("X/OK.jpg")])
@@ -372,7 +385,7 @@ def test_every_offending_member_is_reported():
         ("../up.jpg", "'..' segment escapes the folder"),
         ("/abs.zip", "absolute path"), ("/abs.zip", "nested archive"), ("/abs.zip", "encrypted"),
         ("link", "symbolic link"),
-        ("X/OK.jpg", "same name as 'x/ok.jpg' ignoring case"),
+        ("X/OK.jpg", "collides with 'x/ok.jpg' on a case-insensitive file system"),
     ]
 
 
@@ -541,6 +554,19 @@ def test_extracting_again_converges():
     second = extract(source, members, sink, "p/")
 
     assert first == second and sink.objects == objects
+
+
+@pytest.mark.parametrize("member, reason", [
+    (zip_archive.Member("../up.jpg", 0, 1, 1, zipfile.ZIP_STORED, 0), "'..' segment escapes the folder"),
+    (zip_archive.Member("a.jpg", 0, 1, 1, zipfile.ZIP_BZIP2, 0), "unsupported compression method 12"),
+])
+def test_extract_refuses_a_member_inspect_would_have_refused(member, reason):
+    source, sink = BytesSource(craft([Crafted("a.jpg")])), MemorySink()
+
+    [result] = extract(source, [member], sink, "p/")
+
+    assert (result.ok, result.reason) == (False, reason)
+    assert sink.objects == {} and source.requests == 0
 
 
 def test_batches_bound_members_and_bytes():
