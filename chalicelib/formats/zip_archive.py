@@ -162,7 +162,8 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
         inventory.problems.append(Finding(None, str(exc)))
         return inventory
     if directory.entries > limits.max_members:
-        inventory.problems.append(Finding(None, f"{directory.entries} entries: more than the {limits.max_members} allowed"))
+        inventory.problems.append(Finding(None, f"{directory.entries} entries: more than the "
+                                                f"{limits.max_members} allowed"))
         return inventory
     try:
         entries = list(_entries(source, directory, tail, tail_start))
@@ -184,7 +185,8 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
         folded = unicodedata.normalize("NFC", name).casefold()
         if folded in seen:
             first = seen[folded]
-            reasons.append(f"duplicate of {first!r}" if first == name else f"collides with {first!r} on a case-insensitive file system")
+            reasons.append(f"duplicate of {first!r}" if first == name
+                           else f"collides with {first!r} on a case-insensitive file system")
         else:
             seen[folded] = name
         inventory.problems.extend(Finding(name, reason) for reason in reasons)
@@ -250,7 +252,8 @@ def _entries(source: RangeSource, directory: _Directory, tail: bytes, tail_start
             continue
         count += 1
         if count > directory.entries:
-            raise _Refusal(f"the central directory holds more than the {directory.entries} entries its end record lists")
+            raise _Refusal(f"the central directory holds more than the {directory.entries} entries "
+                           "its end record lists")
         yield _parse_entry(buffer, at)
         at += length
     if at < len(buffer) or count != directory.entries:
