@@ -466,16 +466,24 @@ def batches(members: list[Member], max_members: int = 500, max_bytes: int = 2 <<
 
 
 class S3Source:
-    """An S3 object read by ranged GETs, pinned to the version (ETag) seen first."""
+    """An S3 object read by ranged GETs, every request pinned to one version by its ETag: the one
+    given (what an earlier step inspected, its `etag`) or else the one seen first. An archive
+    replaced meanwhile fails the read (PreconditionFailed) instead of mixing two archives."""
 
-    def __init__(self, s3, bucket: str, key: str) -> None:
+    def __init__(self, s3, bucket: str, key: str, etag: str | None = None) -> None:
         self._s3, self.bucket, self.key = s3, bucket, key
         self._size: int | None = None
-        self._etag: str | None = None
+        self._etag = etag
+
+    @property
+    def etag(self) -> str:
+        self.size()
+        return self._etag
 
     def size(self) -> int:
         if self._size is None:
-            head = self._call("head_object", Bucket=self.bucket, Key=self.key)
+            pinned = {"IfMatch": self._etag} if self._etag else {}
+            head = self._call("head_object", Bucket=self.bucket, Key=self.key, **pinned)
             self._size, self._etag = int(head["ContentLength"]), head["ETag"]
         return self._size
 
