@@ -47,6 +47,7 @@ READ_BYTES = 1 << 20  # chunks of a member's compressed stream
 OUTPUT_BYTES = 1 << 20  # most bytes one inflate call may produce
 SMALL_MEMBER = 1 << 20  # compressed sizes read with their local header in one request
 HEADER_SLACK = 1024  # room for a local extra field longer than the central one
+MAX_KEY_BYTES = 1024
 NESTED_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar")
 IGNORED_NAMES = (".DS_Store",)
 IGNORED_FOLDERS = ("__MACOSX/",)
@@ -88,6 +89,7 @@ class Limits:
     max_total_uncompressed: int = 50 << 30
     max_ratio: float = 100.0  # uncompressed / compressed, per member
     ratio_grace_bytes: int = 1 << 20  # members smaller than this are not ratio-checked
+    max_name_bytes: int = 512  # UTF-8; leaves room for the prefix in S3's 1,024-byte keys
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,8 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
             inventory.skipped.append(Finding(name, "operating system metadata"))
             continue
         reasons += _member_problems(entry, directory.offset, limits)
+        if len(name.encode()) > limits.max_name_bytes:
+            reasons.append(f"name longer than {limits.max_name_bytes} bytes")
         folded = unicodedata.normalize("NFC", name).casefold()
         if folded in seen:
             first = seen[folded]
@@ -362,7 +366,7 @@ def extract(source: RangeSource, members: Iterable[Member], sink: Sink, prefix: 
     results = []
     for member in members:
         key = prefix + member.name
-        refused = _unwritable(member)
+        refused = _unwritable(member, key)
         if refused:
             results.append(Extracted(member.name, key, False, refused))
             continue
@@ -375,11 +379,13 @@ def extract(source: RangeSource, members: Iterable[Member], sink: Sink, prefix: 
     return results
 
 
-def _unwritable(member: Member) -> str | None:
+def _unwritable(member: Member, key: str) -> str | None:
     """Checked again here: a batch is a list of members, whoever made it."""
     reasons = _name_problems(member.name)
     if member.method not in (STORED, DEFLATED):
         reasons.append(f"unsupported compression method {member.method}")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        reasons.append(f"key longer than S3's {MAX_KEY_BYTES} bytes")
     return "; ".join(reasons) or None
 
 

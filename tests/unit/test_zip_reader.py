@@ -303,6 +303,7 @@ def symlink(name: str) -> zipfile.ZipInfo:
     ("more/inner.zip", "nested archive"),
     ("more/inner.TAR", "nested archive"),
     ("more/inner.tgz", "nested archive"),
+    ("deep/" + "x" * 600 + ".jpg", "name longer than 512 bytes"),
 ])
 def test_refused_member_is_named_with_its_reason(member, reason):
     # Given an archive with one good and one offending member
@@ -563,6 +564,7 @@ def test_extracting_again_converges():
 @pytest.mark.parametrize("member, reason", [
     (zip_archive.Member("../up.jpg", 0, 1, 1, zipfile.ZIP_STORED, 0), "'..' segment escapes the folder"),
     (zip_archive.Member("a.jpg", 0, 1, 1, zipfile.ZIP_BZIP2, 0), "unsupported compression method 12"),
+    (zip_archive.Member("a" * 1023, 0, 1, 1, zipfile.ZIP_STORED, 0), "key longer than S3's 1024 bytes"),
 ])
 def test_extract_refuses_a_member_inspect_would_have_refused(member, reason):
     source, sink = BytesSource(craft([Crafted("a.jpg")])), MemorySink()
