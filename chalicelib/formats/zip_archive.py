@@ -6,8 +6,13 @@ Directory record, and the ZIP64 locator and record when the archive needs them),
 directory in windows of `WINDOW_BYTES` (none more when the directory lies in the tail already). It
 never raises for what the archive holds: every refusal is a `Finding` in `Inventory.problems`, one
 per offending entry (or one for the archive, `name=None`), and a caller writes nothing unless
-`inventory.ok`. Structural refusals (no end record, several disks, more entries than allowed, a
-directory outside the archive) stop before the entries are checked.
+`inventory.ok`. An entry is refused for a name that could leave the prefix (`..`, `.` or empty
+segments, a leading `/`, a drive letter, a backslash, a control character) or is too long, for
+being a symbolic link, a nested archive (by suffix), encrypted, compressed otherwise than stored or
+deflated, a duplicate, over the compression ratio, or overlapping another entry; the archive, for
+more entries or uncompressed bytes than `Limits` allow. Structural refusals (no end record, several
+disks, too many entries, a damaged directory) stop before the entries are checked. Folders are
+not members; `__MACOSX/` and `.DS_Store` entries are `skipped`.
 
 `extract(source, members, sink, prefix)` streams each member: one read of its local header (and,
 for a small member, its data), then its compressed bytes as a stream, inflated `OUTPUT_BYTES` at a
@@ -25,6 +30,9 @@ bomb); `max_members` counts the central directory's entries, folders and ignored
 so it is checked before the directory is read. Not supported: multi-disk archives, encryption,
 compression methods other than stored and deflate, and the Info-ZIP Unicode path field (names are
 UTF-8 when flagged, else CP437, as in `zipfile`).
+
+`S3Source` and `S3Sink`, at the end, are the only AWS code here (they take a boto3 client); they
+belong in `store/` once an import step uses them.
 """
 from __future__ import annotations
 
