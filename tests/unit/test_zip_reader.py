@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 import stat
+import subprocess
 import struct
 import time
 import tracemalloc
@@ -268,6 +270,38 @@ def test_zip64_extra_fields_end_record_and_locator():
     assert [(m.name, m.size) for m in inventory.members] == [("x/a.jpg", len(jpeg)), ("x/b.jpg", len(jpeg))]
     assert inventory.members[1].header_offset > 0
     assert sink.objects == {"x/a.jpg": jpeg, "x/b.jpg": jpeg}
+
+
+def test_archive_comment_holding_an_end_signature_is_read_past():
+    # Given an archive whose comment looks like another end record
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.jpg", b"a")
+        archive.comment = b"PK\x05\x06" + bytes(18) + b" and more" * 100
+
+    inventory = inspect(BytesSource(buffer.getvalue()))
+
+    assert inventory.ok and [m.name for m in inventory.members] == ["a.jpg"]
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="Info-ZIP's zip is not installed")
+def test_archive_made_by_info_zip_with_a_symlink(tmp_path):
+    # Given a folder with an image and a symbolic link, zipped by Info-ZIP keeping links (-y)
+    jpeg = picture(seed=13)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(jpeg)
+    (tmp_path / "photos" / "link.jpg").symlink_to("/etc/passwd")
+    subprocess.run(["zip", "-q", "-r", "-y", "out.zip", "photos"], cwd=tmp_path, check=True)
+    source = BytesSource((tmp_path / "out.zip").read_bytes())
+
+    # When it is inspected
+    inventory = inspect(source)
+
+    # Then the link is refused, and the image (with Info-ZIP's extra fields) reads back
+    assert reasons(inventory) == [("photos/link.jpg", "symbolic link")]
+    image = [m for m in inventory.members if m.name == "photos/a.jpg"]
+    sink = MemorySink()
+    assert extract(source, image, sink)[0].ok and sink.objects == {"photos/a.jpg": jpeg}
 
 
 def test_macos_metadata_is_skipped_and_reported():
