@@ -31,12 +31,10 @@ so it is checked before the directory is read. Not supported: multi-disk archive
 compression methods other than stored and deflate, and the Info-ZIP Unicode path field (names are
 UTF-8 when flagged, else CP437, as in `zipfile`).
 
-`S3Source` and `S3Sink`, at the end, are the only AWS code here (they take a boto3 client); they
-belong in `store/` once an import step uses them.
+Reading from and writing to S3 (`S3Source`, `S3Sink`) is store/archives.py's.
 """
 from __future__ import annotations
 
-import mimetypes
 import stat
 import struct
 import unicodedata
@@ -44,9 +42,6 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol
 
-from botocore.exceptions import ClientError
-
-from chalicelib.errors import StoreError
 
 STORED, DEFLATED = 0, 8
 PART_BYTES = 8 << 20  # S3 parts are >= 5 MiB but the last; one part is what a member costs in memory
@@ -477,103 +472,3 @@ def batches(members: list[Member], max_members: int = 500, max_bytes: int = 2 <<
     if start < len(members):
         ranges.append((start, len(members)))
     return ranges
-
-
-class S3Source:
-    """An S3 object read by ranged GETs, every request pinned to one version by its ETag: the one
-    given (what an earlier step inspected, its `etag`) or else the one seen first. An archive
-    replaced meanwhile fails the read (PreconditionFailed) instead of mixing two archives."""
-
-    def __init__(self, s3, bucket: str, key: str, etag: str | None = None) -> None:
-        self._s3, self.bucket, self.key = s3, bucket, key
-        self._size: int | None = None
-        self._etag = etag
-
-    @property
-    def etag(self) -> str:
-        self.size()
-        return self._etag
-
-    def size(self) -> int:
-        if self._size is None:
-            pinned = {"IfMatch": self._etag} if self._etag else {}
-            head = self._call("head_object", Bucket=self.bucket, Key=self.key, **pinned)
-            self._size, self._etag = int(head["ContentLength"]), head["ETag"]
-        return self._size
-
-    def read(self, start: int, end: int) -> bytes:
-        return b"".join(self.stream(start, end))
-
-    def stream(self, start: int, end: int) -> Iterator[bytes]:
-        if end <= start:
-            return
-        self.size()
-        response = self._call("get_object", Bucket=self.bucket, Key=self.key, IfMatch=self._etag,
-                              Range=f"bytes={start}-{end - 1}")
-        yield from response["Body"].iter_chunks(READ_BYTES)
-
-    def _call(self, operation: str, **params):
-        try:
-            return getattr(self._s3, operation)(**params)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            raise StoreError(f"reading s3://{self.bucket}/{self.key} failed: {code}") from exc
-
-
-class S3Sink:
-    """Members written to one bucket: one PutObject below `part_bytes`, else a multipart upload
-    of `part_bytes` parts, aborted when the member's stream fails."""
-
-    def __init__(self, s3, bucket: str, part_bytes: int = PART_BYTES) -> None:
-        self._s3, self.bucket, self.part_bytes = s3, bucket, part_bytes
-
-    def write(self, key: str, chunks: Iterable[bytes], size: int) -> None:
-        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-        if size < self.part_bytes:
-            body = bytearray()
-            for chunk in chunks:
-                body += chunk
-            self._call("put_object", key, Bucket=self.bucket, Key=key, Body=bytes(body), ContentType=content_type)
-            return
-        upload_id = self._call("create_multipart_upload", key, Bucket=self.bucket, Key=key,
-                               ContentType=content_type)["UploadId"]
-        try:
-            parts = self._parts(key, upload_id, chunks)
-            self._call("complete_multipart_upload", key, Bucket=self.bucket, Key=key, UploadId=upload_id,
-                       MultipartUpload={"Parts": parts})
-        except BaseException:
-            try:
-                self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except ClientError:
-                pass  # an upload left open is removed by the bucket's lifecycle rule
-            raise
-
-    def _parts(self, key: str, upload_id: str, chunks: Iterable[bytes]) -> list[dict]:
-        parts: list[dict] = []
-        buffer = bytearray()
-
-        def upload(body: bytearray) -> None:
-            number = len(parts) + 1
-            response = self._call("upload_part", key, Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                  PartNumber=number, Body=body)
-            parts.append({"PartNumber": number, "ETag": response["ETag"]})
-
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                room = self.part_bytes - len(buffer)
-                buffer += view[:room]
-                view = view[room:]
-                if len(buffer) == self.part_bytes:
-                    upload(buffer)
-                    buffer = bytearray()
-        if buffer or not parts:
-            upload(buffer)
-        return parts
-
-    def _call(self, operation: str, key: str, **params):
-        try:
-            return getattr(self._s3, operation)(**params)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            raise StoreError(f"writing s3://{self.bucket}/{key} failed ({operation}): {code}") from exc
