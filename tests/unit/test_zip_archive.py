@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import random
-import shutil
 import stat
 import subprocess
 import struct
