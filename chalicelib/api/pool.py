@@ -17,9 +17,13 @@ def add_pool_images(project_id, identity, body: PoolAddBody):
     """Add registry images to the project pool (idempotent)."""
     change = services().pool.add(identity, project_id, body.shared_image_ids)
     data = PoolAddOut(added=change.added, already_in_pool=change.already_in_pool, unknown=change.unknown,
-                      total_added=len(change.added), total_already_in_pool=len(change.already_in_pool),
-                      total_unknown=len(change.unknown))
-    return ok(data, f"Added {len(change.added)} image(s) to the pool")
+                      not_ready=change.not_ready, total_added=len(change.added),
+                      total_already_in_pool=len(change.already_in_pool), total_unknown=len(change.unknown),
+                      total_not_ready=len(change.not_ready))
+    message = f"Added {len(change.added)} image(s) to the pool"
+    if change.not_ready:
+        message += f"; {len(change.not_ready)} not added: not ready (failed or missing)"
+    return ok(data, message)
 
 
 @endpoint(bp, f"{BASE}/{{project_id}}/images/{{image_id}}", "DELETE")

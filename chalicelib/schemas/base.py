@@ -40,7 +40,7 @@ class ResponseModel(BaseModel):
 
 
 class PageQuery(RequestModel):
-    page: int = Field(default=1, ge=1, description="1-based page number")
+    page: int = Field(default=1, ge=1, le=10**9, description="1-based page number")
     page_size: int = Field(default=50, ge=1, le=200, description="items per page, at most 200")
 
 

@@ -9,7 +9,7 @@ from chalicelib.services.filters import ImageFilter
 
 
 class ExploreQuery(ImageFilter):
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=10**9)
     page_size: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page")
 

@@ -47,8 +47,8 @@ class ImageOut(ResponseModel):
 
 class ImageListQuery(PageQuery):
     search: str | None = Field(default=None, max_length=200, description="case-insensitive substring of the filename")
-    tag_ids: list[str] = Field(default_factory=list, description="images carrying ALL of these tags")
-    folder: str | None = Field(default=None, max_length=1024, description="folder prefix, e.g. datasets/cats")
+    tag_ids: list[str] = Field(default_factory=list, max_length=50, description="images carrying ALL of these tags")
+    folder: str | None = Field(default=None, max_length=1024, description="a folder (whole names): its images and those of its sub-folders, e.g. datasets/cats")
     status: Status | None = None
 
 

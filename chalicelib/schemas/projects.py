@@ -83,9 +83,11 @@ class PoolAddOut(ResponseModel):
     added: list[str]
     already_in_pool: list[str]
     unknown: list[str]
+    not_ready: list[str] = Field(description="registered but `failed` or `missing`: not added")
     total_added: int
     total_already_in_pool: int
     total_unknown: int
+    total_not_ready: int
 
 
 class ActivityQuery(RequestModel):

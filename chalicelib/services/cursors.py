@@ -52,4 +52,5 @@ def text(position: Any) -> str:
 def malformed(reason: str = "malformed") -> BadRequestError:
     # The reason is in the message; the details keep the one shape clients match on.
     return BadRequestError(f"cursor is not one this API returned ({reason}); start again without it",
-                           [{"field": "cursor", "message": "malformed"}])
+                           [{"field": "cursor", "location": "query", "message": "malformed",
+                             "type": "value_error"}])

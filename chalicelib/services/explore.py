@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib.errors import BadRequestError, ForbiddenError
 from chalicelib.services import cursors
 from chalicelib.services.access import Access, Caller, Grant, grant
 from chalicelib.services.filters import ImageFilter
@@ -242,7 +243,8 @@ def _matches(f: ImageFilter, entry: PoolEntry, placements, tagged: dict[str, set
     if f.is_annotated is not None and entry.annotated != f.is_annotated:
         return False
     if f.split is not None:
-        splits = {p.split for p in placements} or {"none"}
+        # "none" is in no split: no task of the image has one (tasks whose split is "none" count as none)
+        splits = {p.split for p in placements} - {"none"} or {"none"}
         if f.split not in splits:
             return False
     return True
@@ -281,6 +283,20 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     return cursors.decode(cursor, "explore", _order_key)
 
 
+def _placement_filters_allowed(caller: Caller, image_filter: ImageFilter) -> None:
+    """Where images sit in tasks is shown to an annotator only for their own jobs, so they may not
+    filter on it either: the answer would tell them about the others."""
+    if grant(caller.role, "jobs.read") is Grant.ANY:
+        return
+    used = [name for name in ("task_id", "job_id", "split", "is_annotated") if getattr(image_filter, name)
+            not in (None, [])]
+    if used:
+        raise ForbiddenError(f"Your role '{caller.role}' does not allow filtering by {', '.join(used)}: "
+                             "you see only where images sit in the jobs assigned to you",
+                             [{"field": name, "location": "query", "message": "not allowed for your role",
+                               "type": "forbidden"} for name in used])
+
+
 _COUNTING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explore-total")
 
 
@@ -296,9 +312,15 @@ class ExploreService:
         # A warm index answers before the access check, so the check and the page's images are
         # one request; otherwise strangers are turned away before anything is built for them.
         warm = self._index.is_warm(project_id)
-        caller = None if warm else self._access.require(actor, project_id, "pool.read")
+        caller = None if warm else self._allowed(actor, project_id, image_filter)
+        try:
+            position = decode_cursor(cursor) if cursor else None
+        except BadRequestError:
+            if caller is None:  # a stranger learns nothing, not even that the cursor is bad
+                self._allowed(actor, project_id, image_filter)
+            raise
         selection = self._index.select(project_id, image_filter)
-        start = selection.position_after(decode_cursor(cursor)) if cursor else (page - 1) * page_size
+        start = selection.position_after(position) if position is not None else (page - 1) * page_size
         chunk = selection.window(start, page_size)
         ids = [entry.image_id for entry in chunk]
         placements = self._index.placements(project_id, ids)
@@ -306,6 +328,7 @@ class ExploreService:
             # The total is counted while the request is in flight (SQLite lets go of the GIL).
             counting = _COUNTING.submit(lambda: selection.total)
             caller, images = self._access.require_reading(actor, project_id, "pool.read", self._images.keys(ids))
+            _placement_filters_allowed(caller, image_filter)
             views = {view.image.id: view for view in self._images.views_of_read(images, self._index.tag_index())}
             counting.result()
         else:
@@ -317,6 +340,11 @@ class ExploreService:
                  for entry in chunk if entry.image_id in views]
         more = start + page_size < selection.total
         return ExplorePage(items, selection.total, encode_cursor(chunk[-1]) if chunk and more else None)
+
+    def _allowed(self, actor: Identity, project_id: str, image_filter: ImageFilter) -> Caller:
+        caller = self._access.require(actor, project_id, "pool.read")
+        _placement_filters_allowed(caller, image_filter)
+        return caller
 
     def _visible(self, placements: dict[str, list[Placement]], caller: Caller) -> dict[str, list[Placement]]:
         task_ids = sorted({p.task_id for found in placements.values() for p in found})

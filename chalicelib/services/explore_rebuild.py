@@ -45,6 +45,8 @@ class ExploreRebuild:
         images = 0
         for one in project_ids:
             images += self._index.rebuild(one).size()
+            if not self._projects.exists(one):  # deleted meanwhile: its snapshot must not outlive it
+                self._index.purge_project(one)
         if project_id:
             return {"total_projects": len(project_ids), "total_images": images}
         registered = self._registry.rebuild(REGISTRY).size()

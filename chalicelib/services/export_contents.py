@@ -26,6 +26,7 @@ from chalicelib.services.export_spec import ExportSpec
 from chalicelib.services.split_leaks import Copy, Leak, counts, find, later_copies, own_leaks, split_rank
 from chalicelib.store.annotations import AnnotationRepository
 from chalicelib.store.image_tags import ImageTagRepository
+from chalicelib.store.images import READY
 from chalicelib.store.jobs import JobRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.pool import PoolEntry
@@ -133,6 +134,9 @@ class ExportContents:
         classes = self._tag_classes(spec)
         kept, excluded = [], Counter()
         for entry in entries:
+            if entry.status != READY:  # `failed` (not an image, unsafe key) or `missing` (object deleted)
+                excluded[entry.status] += 1
+                continue
             uses = sorted(placed.get(entry.image_id, []))
             split = next((splits[task] for _, task, _, _ in uses if splits[task] != "none"), "none")
             image_classes = tuple(sorted(classes.get(entry.image_id, ()))) if classes is not None else ()

@@ -17,6 +17,11 @@ RANGES = (("min_width", "max_width"), ("min_height", "max_height"), ("min_file_s
 IdList = list[str]
 
 
+# Bounds of a dimension or a size: far above any real one, and within what every store compares
+# exactly (2^53: JSON numbers in JavaScript, SQLite's 64-bit integers).
+LARGEST = 2**53
+
+
 class ImageFilter(BaseModel):
     """Which pool images to take. Every condition given must hold (AND); empty means all."""
 
@@ -30,13 +35,13 @@ class ImageFilter(BaseModel):
     task_id: IdList = Field(default_factory=list, max_length=50, description="in any of these tasks")
     job_id: str | None = Field(default=None, max_length=64, description="in this job")
     is_annotated: bool | None = Field(default=None, description="has at least one annotation in this project")
-    split: Split | None = Field(default=None, description="in a task of this split; none: in no split")
-    min_width: int | None = Field(default=None, ge=0)
-    max_width: int | None = Field(default=None, ge=0)
-    min_height: int | None = Field(default=None, ge=0)
-    max_height: int | None = Field(default=None, ge=0)
-    min_file_size: int | None = Field(default=None, ge=0, description="bytes")
-    max_file_size: int | None = Field(default=None, ge=0, description="bytes")
+    split: Split | None = Field(default=None, description="in a task of this split; none: in no split (no task of the image has one)")
+    min_width: int | None = Field(default=None, ge=0, le=LARGEST)
+    max_width: int | None = Field(default=None, ge=0, le=LARGEST)
+    min_height: int | None = Field(default=None, ge=0, le=LARGEST)
+    max_height: int | None = Field(default=None, ge=0, le=LARGEST)
+    min_file_size: int | None = Field(default=None, ge=0, le=LARGEST, description="bytes")
+    max_file_size: int | None = Field(default=None, ge=0, le=LARGEST, description="bytes")
     path_prefix: str | None = Field(default=None, max_length=1024, description="folder or key prefix in the share")
 
     @field_validator("tag_ids", "exclude_tag_ids", "task_id", mode="before")

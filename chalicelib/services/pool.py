@@ -7,7 +7,7 @@ from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
-from chalicelib.store.images import Image, ImageRepository
+from chalicelib.store.images import READY, Image, ImageRepository
 from chalicelib.store.jobs import JobRepository
 from chalicelib.store.pool import PoolRepository
 
@@ -17,6 +17,7 @@ class PoolChange:
     added: list[str]
     already_in_pool: list[str]
     unknown: list[str]
+    not_ready: list[str]
 
 
 class PoolService:
@@ -29,18 +30,21 @@ class PoolService:
         self._activity = activity
 
     def add(self, actor: Identity, project_id: str, image_ids: list[str]) -> PoolChange:
-        """Add registry images to the pool (idempotent): reports added, already there and unknown ids."""
+        """Add registry images to the pool (idempotent): reports added, already there, unknown ids and
+        images that are not `ready` (not an image, an unsafe key, or deleted: they are not added)."""
         self._access.require(actor, project_id, "pool.write")
         image_ids = list(dict.fromkeys(image_ids))
         found = self._images.find(image_ids)
         unknown = [image for image in image_ids if image not in found]
-        added = self.ensure(project_id, [found[i] for i in image_ids if i in found], actor.sub)
-        already = [image for image in image_ids if image in found and image not in set(added)]
+        not_ready = [image for image in image_ids if image in found and found[image].status != READY]
+        usable = [found[image] for image in image_ids if image in found and found[image].status == READY]
+        added = self.ensure(project_id, usable, actor.sub)
+        already = [image.id for image in usable if image.id not in set(added)]
         if added:
             self._activity.record(actor, "pool", project_id, "images_added", project_id=project_id,
                                   summary=f"Added {len(added)} image(s) to the pool",
                                   details={"added": len(added), "image_ids": added[:20]})
-        return PoolChange(added=added, already_in_pool=already, unknown=unknown)
+        return PoolChange(added=added, already_in_pool=already, unknown=unknown, not_ready=not_ready)
 
     def ensure(self, project_id: str, images: list[Image], actor_sub: str | None) -> list[str]:
         """Put the images not yet in the pool into it; returns their ids (access checked by the caller)."""

@@ -56,9 +56,10 @@ COLUMNS = "image_id, file_path, status, width, height, size, created, added, ann
 ORDER = "ORDER BY created DESC, image_id"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 UNSIGNED = (1 << 64) - 1
-# The images in a split: in a task whose split is not `none`.
-IN_A_SPLIT = ("slot IN (SELECT place.slot FROM place JOIN job USING (job) JOIN task USING (task_id) "
-              "WHERE task.split != 'none')")
+# The ready images in a split: in a task whose split is not `none` (a `failed` or `missing` image
+# is in no export, so it leaks nothing and keeps no copy).
+IN_A_SPLIT = ("status = 'ready' AND slot IN (SELECT place.slot FROM place JOIN job USING (job) "
+              "JOIN task USING (task_id) WHERE task.split != 'none')")
 
 
 def _micros(moment: datetime) -> int:
@@ -116,7 +117,10 @@ _TESTS = {
               "CROSS JOIN place ON place.job = job.job WHERE task.split {})",
               "EXISTS (SELECT 1 FROM place JOIN job USING (job) JOIN task USING (task_id) "
               "WHERE place.slot = img.slot AND task.split {})"),
-    "placed": ("slot IN (SELECT slot FROM place)", "EXISTS (SELECT 1 FROM place WHERE place.slot = img.slot)"),
+    "in_a_split": ("slot IN (SELECT place.slot FROM task CROSS JOIN job ON job.task_id = task.task_id "
+                   "CROSS JOIN place ON place.job = job.job WHERE task.split != 'none')",
+                   "EXISTS (SELECT 1 FROM place JOIN job USING (job) JOIN task USING (task_id) "
+                   "WHERE place.slot = img.slot AND task.split != 'none')"),
 }
 
 
@@ -174,12 +178,10 @@ def where(f: ImageFilter, paging: bool = False) -> tuple[str, list]:
         conditions.append(test("job", [f.job_id]))
     if f.is_annotated is not None:
         conditions.append("annotation_count > 0" if f.is_annotated else "annotation_count = 0")
-    if f.split is not None:
-        in_split = test("split", [f.split])
-        if f.split == "none":  # an image in no task is in no split
-            conditions.append(f"({in_split} OR NOT {_TESTS['placed'][form]})")
-        else:
-            conditions.append(in_split)
+    if f.split == "none":  # in no split: no task of the image has one
+        conditions.append(f"NOT {_TESTS['in_a_split'][form]}")
+    elif f.split is not None:
+        conditions.append(test("split", [f.split]))
     return (" AND ".join(conditions) or "1"), params
 
 

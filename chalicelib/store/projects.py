@@ -181,6 +181,9 @@ class ProjectRepository:
         except DoesNotExist as exc:
             raise NotFoundError(f"Project '{project_id}' not found") from exc
 
+    def exists(self, project_id: str) -> bool:
+        return self.standing(project_id, None)[0] is not None
+
     def standing(self, project_id: str, user_id: str | None) -> tuple[Project | None, Member | None]:
         """The project and the user's membership in it (None for what does not exist), in one
         consistent BatchGetItem: every project route's access check costs one request."""

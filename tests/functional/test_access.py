@@ -361,6 +361,28 @@ def test_explore_shows_an_annotator_only_the_jobs_assigned_to_them(world):
     assert world.jobs["unassigned"] in seen["editor"] and world.jobs["unassigned"] not in seen["annotator"]
 
 
+def test_an_annotator_may_not_filter_explore_by_where_images_sit(world):
+    # An annotator sees placements only in their own jobs: a split, task, job or annotated filter
+    # would tell them about the others' (issue 13's outside probe)
+    annotator, editor = world.callers["annotator"], world.callers["editor"]
+    for query in ("split=train", f"task_id={world.task_id}", f"job_id={world.jobs['unassigned']}",
+                  "is_annotated=true"):
+        refused = annotator.get(world.p(f"/explore?{query}"))
+        name = query.split("=", 1)[0]
+        assert refused.status_code == 403 and name in refused.json["error"]["message"], (query, refused.json)
+        assert editor.get(world.p(f"/explore?{query}")).status_code == 200
+    assert annotator.get(world.p("/explore?search=a")).status_code == 200
+
+
+def test_a_stranger_gets_404_even_for_a_bad_cursor_on_a_warm_index(world):
+    # Given the project's index is warm in this instance
+    assert world.callers["editor"].get(world.p("/explore")).status_code == 200
+    # When someone outside the project sends a cursor this API never issued
+    answer = world.callers["non-member"].get(world.p("/explore?cursor=garbage"))
+    # Then it is 404, as for everything of a project they are not in
+    assert answer.status_code == 404, answer.json
+
+
 def test_annotators_see_only_their_jobs_in_a_task(world):
     # When the annotator and the editor read the task and its jobs
     path = world.p(f"/tasks/{world.task_id}")

@@ -56,7 +56,7 @@ class World:
             facts, placed = self.facts[image_id], self.placements(image_id)
             has = [image_id in self.tagged[tag] for tag in f.get("tag_ids", [])]
             excluded = [image_id in self.tagged[tag] for tag in f.get("exclude_tag_ids", [])]
-            splits = {place[2] for place in placed} or {"none"}
+            splits = {place[2] for place in placed} - {"none"} or {"none"}  # "none": in no split
             return all([
                 f.get("search", "").casefold() in facts["filename"].casefold(),
                 not has or (all(has) if f.get("tag_mode") == "all" else any(has)),
@@ -251,7 +251,8 @@ def test_a_malformed_cursor_is_refused_with_400(world, cursor):
     response = world.explore({"cursor": cursor})
     # Then it says so and asks to start again
     assert response.status_code == 400
-    assert response.json["error"]["details"] == [{"field": "cursor", "message": "malformed"}]
+    assert response.json["error"]["details"] == [{"field": "cursor", "location": "query", "message": "malformed",
+                                                 "type": "value_error"}]
 
 
 @settings(max_examples=25, deadline=None)
@@ -342,3 +343,21 @@ def test_tagging_in_the_registry_shows_in_two_projects_at_once(api, stack):
     # Then both projects drop it straight away
     for project in projects:
         assert tagged_in(project)[0] == [ids[1]]
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("explore?min_width=99999999999999999999999", "min_width"),
+    ("explore?max_file_size=9223372036854775808", "max_file_size"),
+    ("explore?page=9223372036854775807", "page"),
+])
+def test_numbers_beyond_any_real_one_are_422_naming_the_field(world, path, field):
+    response = world.api.get(f"/api/v1/projects/{world.project}/{path}")
+    assert response.status_code == 422, response.json
+    assert field in str(response.json["error"])
+
+
+def test_the_registry_list_refuses_huge_pages_and_too_many_tags(world):
+    assert world.api.get("/api/v1/shared-images?page=1000000000000000000").status_code == 422
+    many = ",".join(f"t{n}" for n in range(60))
+    response = world.api.get(f"/api/v1/shared-images?tag_ids={many}")
+    assert response.status_code == 422 and "tag_ids" in str(response.json["error"])

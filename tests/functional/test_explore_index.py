@@ -101,8 +101,12 @@ class ExploreWrites(RuleBasedStateMachine):
     @rule(data=st.data())
     def add_to_pool(self, data):
         chosen = data.draw(st.lists(st.sampled_from(self.ids), min_size=1, max_size=6, unique=True))
-        assert self.api.post(f"/api/v1/projects/{self.project}/images", {"shared_image_ids": chosen}).status_code == 200
-        self.pool |= set(chosen)
+        added = self.api.post(f"/api/v1/projects/{self.project}/images", {"shared_image_ids": chosen})
+        assert added.status_code == 200
+        # an image whose object is gone (`missing`) is not added; one already in the pool stays
+        not_ready = {image for image in chosen if self.facts[image]["status"] != "ready"}
+        assert set(added.json["data"]["not_ready"]) == not_ready
+        self.pool |= set(chosen) - not_ready
 
     def _free(self) -> list[str]:
         used = {image for task in self.tasks.values() for images in task["jobs"].values() for image in images}
@@ -194,7 +198,7 @@ class ExploreWrites(RuleBasedStateMachine):
                 not f.get("task_id") or any(p[0] in f["task_id"] for p in places),
                 "job_id" not in f or any(p[2] == f["job_id"] for p in places),
                 "is_annotated" not in f or any(p[3] for p in places) == f["is_annotated"],
-                "split" not in f or f["split"] in ({p[1] for p in places} or {"none"}),
+                "split" not in f or f["split"] in ({p[1] for p in places} - {"none"} or {"none"}),
                 f.get("min_width", 0) <= facts["width"] <= f.get("max_width", 10**9),
                 facts["file_path"].startswith(f.get("path_prefix", "")),
             ])
@@ -417,3 +421,19 @@ def test_the_compactor_rewrites_a_snapshot_of_another_layout_so_no_request_build
     assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 1}}
     assert services().cache_bucket.metadata(key)["layout"] == LAYOUT
     assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 0}}
+
+
+def test_a_rebuild_that_finishes_after_its_project_was_deleted_leaves_no_snapshot(stack, api, small_world):
+    from types import SimpleNamespace
+
+    project, ids, tags = small_world
+    services().explore_index.current(project)
+    assert _snapshot_exists(stack, project)
+    # Given the project is deleted while a rebuild of it is under way
+    assert api.delete(f"/api/v1/projects/{project}").status_code == 200
+    assert not _snapshot_exists(stack, project)
+    # When the rebuild's last step runs
+    result = services().explore_rebuild.complete(SimpleNamespace(params={"project_id": project}), [], [])
+    # Then it built nothing that outlives the project
+    assert result["total_images"] == 0
+    assert not _snapshot_exists(stack, project)

@@ -174,6 +174,19 @@ def test_yolo_layout_leaves_out_images_in_no_split_and_normalizes_boxes(stack, a
     assert done["image_count"] == 3
 
 
+def test_an_image_whose_object_was_deleted_is_excluded_and_the_export_still_completes(stack, api, small):
+    # Given a train image whose object is deleted from the share (its record goes `missing`)
+    stack.aws("s3").delete_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="zoo/b.jpg")
+    stack.pump.drain()
+    body = {"export_mode": "detection", "output_format": "yolo", "options": {"include_images": True}}
+    # Then the preview and the built export leave it out, counted, and the rest is exported
+    preview = api.post(f"{small.base}/exports/preview", body).json["data"]
+    done, archive = export(stack, api, small.base, body)
+    assert preview["excluded"] == done["summary"]["excluded"] == {"in_no_split": 1, "missing": 1}
+    assert sorted(name for name in archive.namelist() if name.startswith("images/")) == [
+        "images/train/a.jpg", "images/val/c.png"]
+
+
 def test_csv_and_image_folder_take_classes_from_a_tag_category(stack, api, small):
     mapping = {"kind": "categorized", "category": "animal"}
     done, archive = export(stack, api, small.base, {"export_mode": "classification",

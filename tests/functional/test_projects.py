@@ -243,12 +243,38 @@ def test_adding_images_to_the_pool_reports_each_id_and_is_idempotent(stack, api)
     # Then
     assert response.status_code == 200, response.json
     assert response.json["data"] == {"added": [b, c], "already_in_pool": [a], "unknown": ["no-such-image"],
-                                     "total_added": 2, "total_already_in_pool": 1, "total_unknown": 1}
+                                     "not_ready": [], "total_added": 2, "total_already_in_pool": 1,
+                                     "total_unknown": 1, "total_not_ready": 0}
     # And the same request again adds nothing
     again = api.post(pool, {"shared_image_ids": [a, b, "no-such-image", c]}).json["data"]
     assert (again["added"], again["already_in_pool"], again["unknown"]) == ([], [a, b, c], ["no-such-image"])
     assert sorted(image["id"] for image in explored(api, project["id"])) == sorted([a, b, c])
     assert api.post(pool, {"shared_image_ids": []}).status_code == 422
+
+
+def test_images_that_are_not_ready_are_not_added_to_a_pool(stack, api):
+    # Given a registered photo, a "photo" that is text, an unsafe key, and a photo since deleted
+    project = create_project(api)
+    pool = f"{PROJECTS}/{project['id']}/images"
+    s3, bucket = stack.aws("s3"), stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    s3.put_object(Bucket=bucket, Key="nr/text.jpg", Body=b"just text")
+    s3.put_object(Bucket=bucket, Key="nr/evil\u202egnp.png", Body=imagefiles.picture(16, 16, seed=1))
+    good, gone = register(stack, api, "nr/good.jpg", "nr/gone.jpg")
+    stack.pump.drain()
+    s3.delete_object(Bucket=bucket, Key="nr/gone.jpg")
+    stack.pump.drain()
+    listed = {image["file_path"]: image for image in api.get("/api/v1/shared-images?folder=nr&page_size=50").json["data"]}
+    text, unsafe = listed["nr/text.jpg"]["id"], listed["nr/evil\u202egnp.png"]["id"]
+    assert [listed[key]["status"] for key in ("nr/text.jpg", "nr/evil\u202egnp.png", "nr/gone.jpg")] == [
+        "failed", "failed", "missing"]
+    # When all four are added
+    response = api.post(pool, {"shared_image_ids": [good, text, unsafe, gone]})
+    # Then only the ready one is, and the others are named
+    assert response.status_code == 200, response.json
+    data = response.json["data"]
+    assert (data["added"], data["not_ready"], data["total_not_ready"]) == ([good], [text, unsafe, gone], 3)
+    assert "3 not added" in response.json["message"]
+    assert [image["id"] for image in explored(api, project["id"])] == [good]
 
 
 def test_removing_a_pool_image_is_refused_while_a_task_uses_it(stack, api):
