@@ -28,12 +28,14 @@ from chalicelib.api import (  # noqa: E402
     tasks,
 )
 from chalicelib.api.observability import observe  # noqa: E402
+from chalicelib.api.responses import enveloped_framework_errors  # noqa: E402
 from chalicelib.events import compaction, ingest  # noqa: E402
 from chalicelib.steps import exports as export_steps  # noqa: E402
 from chalicelib.steps import indexing, selfcheck  # noqa: E402
 
 app = Chalice(app_name="pixelpool")
 app.register_middleware(observe, "all")
+app.register_middleware(enveloped_framework_errors, "http")
 
 app.register_blueprint(auth.bp)
 app.register_blueprint(system.bp)

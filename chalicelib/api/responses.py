@@ -54,3 +54,18 @@ def internal_error() -> Response:
     return Response(
         body=json.dumps(error_body("internal_error", "An internal error occurred", 500)), status_code=500, headers=JSON
     )
+
+
+def enveloped_framework_errors(event, get_response):
+    """Chalice answers a few requests itself, before any view (415 for a body that is not JSON):
+    its `{"Code", "Message"}` body is given the API's error envelope like every other error."""
+    response = get_response(event)
+    body = response.body if isinstance(response, Response) else None
+    if isinstance(body, dict) and set(body) == {"Code", "Message"} and response.status_code >= 400:
+        code = "".join(f"_{c.lower()}" if c.isupper() else c for c in body["Code"]).lstrip("_")
+        message = body["Message"]
+        if response.status_code == 415:
+            message = f"{message}; send the body as JSON with 'Content-Type: application/json'"
+        response.body = json.dumps(error_body(code, message, response.status_code))
+        response.headers = {**(response.headers or {}), **JSON}
+    return response

@@ -46,6 +46,16 @@ def test_invalid_json_is_400_and_non_object_is_400(api):
     assert listed.status_code == 400 and "JSON object" in listed.json["error"]["message"]
 
 
+def test_a_body_that_is_not_sent_as_json_gets_the_error_envelope(client, stack):
+    # `curl -d` sends application/x-www-form-urlencoded: Chalice refuses it before any view
+    response = client.http.post("/api/v1/tags", body='{"name": "x"}', headers={
+        "Authorization": f"Bearer {stack.token()}", "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+    body = json.loads(response.body)
+    assert body["status_code"] == 415 and body["error"]["code"] == "unsupported_media_type"
+    assert "application/json" in body["error"]["message"]
+
+
 def test_query_validation_names_the_parameter(api):
     response = api.get("/api/v1/tags?page=0&include_usage_count=maybe")
     assert response.status_code == 422
