@@ -135,7 +135,7 @@ class ImageService:
         """Images in path order matching every given filter (tags: ALL of them), one page and the total."""
         index = self._registry.index()
         clause, params = index.listing(search=search, tag_ids=tag_ids or [], status=status,
-                                       prefix=paths.folder_prefix(folder) if folder else "")
+                                       prefix=paths.folder_prefix(folder, "folder") if folder else "")
         ids = index.page(clause, params, (page - 1) * page_size, page_size)
         return self.views(ids, self._registry.tag_index()), index.count(clause, params)
 

@@ -54,11 +54,13 @@ def unsafe_key_reason(key: str) -> str | None:
     return f"unsafe object key: {key!r} {found}" if found else None
 
 
-def check(path: str) -> str:
-    """`path` as a share key; raises `BadRequestError` naming the path when it is not acceptable."""
+def check(path: str, field: str = "path") -> str:
+    """`path` as a share key; raises `BadRequestError` naming the path (and the request `field` it
+    came in) when it is not acceptable."""
     found = problem(path)
     if found:
-        raise BadRequestError(f"Path {path!r} {found}", [{"field": "path", "path": path, "message": found}])
+        raise BadRequestError(f"{field} {path!r} {found}" if field != "path" else f"Path {path!r} {found}",
+                              [{"field": field, "path": path, "message": found}])
     return path
 
 
@@ -75,9 +77,9 @@ def check_all(paths: list[str]) -> list[str]:
     return paths
 
 
-def folder_prefix(path: str) -> str:
+def folder_prefix(path: str, field: str = "path") -> str:
     """The listing prefix of a folder path: '' for the root, else ending in exactly one '/'."""
-    path = check(path).rstrip("/") if path else ""
+    path = check(path, field).rstrip("/") if path else ""
     return f"{path}/" if path else ""
 
 

@@ -181,3 +181,10 @@ def test_a_redelivered_event_whose_first_attempt_wrote_still_reaches_the_index(s
     deliver(stack, bodies)
     # Then the instance that was warm all along sees the new content
     assert answers(warm, tag) == truth(tag)
+
+
+def test_a_bad_folder_is_400_naming_the_folder_parameter(api):
+    response = api.get(f"{IMAGES}?folder=/photos")
+    assert response.status_code == 400
+    assert response.json["error"]["details"][0]["field"] == "folder"
+    assert response.json["error"]["message"].startswith("folder '/photos'")
