@@ -128,7 +128,11 @@ class RegistryService:
                     newest[event.key] = event
         # One BatchGetItem for the whole batch instead of a read per key.
         stored = self._images.find(image_id(key) for key, event in newest.items() if event.created)
-        outcomes = self._pool.map(lambda event: self._apply_safely(event, stored), newest.values())
+        # The records the batch touched are told to the registry's index once, after the batch
+        # (a batch that dies before is delivered again, and a redelivered event records itself).
+        touched: list[str] = []
+        outcomes = list(self._pool.map(lambda event: self._apply_safely(event, stored, touched), newest.values()))
+        self._images.changed(touched)
         for event, ok in zip(newest.values(), outcomes):
             if not ok:
                 failed |= messages_of[event.key]
@@ -140,45 +144,54 @@ class RegistryService:
             return False
         return (event.created or event.removed) and paths.is_image_key(event.key)
 
-    def _apply_safely(self, event: ObjectEvent, stored: dict[str, Image]) -> bool:
+    def _apply_safely(self, event: ObjectEvent, stored: dict[str, Image], touched: list[str]) -> bool:
         try:
-            self.apply(event, stored.get(image_id(event.key)))
+            self.apply(event, stored.get(image_id(event.key)), touched)
             return True
         except Exception:
             logger.exception("ingesting an object failed", extra={"key": event.key, "event": event.event_name})
             return False
 
-    def apply(self, event: ObjectEvent, stored: Image | None) -> str:
+    def apply(self, event: ObjectEvent, stored: Image | None, touched: list[str] | None = None) -> str:
         """Apply one object event, given the record as read before; returns what happened
-        ('written', 'stale', 'missing', 'skipped')."""
+        ('written', 'stale', 'missing', 'skipped'). The registry's index is told of the record at
+        once, or by the caller for a whole batch when it passes `touched` (ids are added to it)."""
         if event.removed:
             if self._share.exists(event.key):
                 return "skipped"  # re-created since; its own event describes it
-            return self._missing(event)
+            return self._missing(event, touched)
         if stored is not None and stored.sequencer >= sequencer_order(event.sequencer):
             if stored.sequencer == sequencer_order(event.sequencer):
-                self._redelivered(stored)
+                self._redelivered(stored, touched)
             return "stale"
         facts = self.derive(event.key)
         if facts is None:
-            return self._missing(event)
-        written = self._images.write_facts(event.key, facts, sequencer=event.sequencer)
+            return self._missing(event, touched)
+        written = self._images.write_facts(event.key, facts, sequencer=event.sequencer, record=touched is None)
+        if touched is not None:
+            touched.append(image_id(event.key))
         logger.info("object indexed", extra={"key": event.key, "status": facts.status, "written": written})
         if written and stored is not None:
             self._refresh_pools(event.key, facts)
         return "written" if written else "stale"
 
-    def _missing(self, event: ObjectEvent) -> str:
-        if not self._images.mark_missing(event.key, event.sequencer):
+    def _missing(self, event: ObjectEvent, touched: list[str] | None = None) -> str:
+        marked = self._images.mark_missing(event.key, event.sequencer, record=touched is None)
+        if touched is not None:
+            touched.append(image_id(event.key))
+        if not marked:
             return "stale"
         if self._pools is not None:
             self._pools.refresh(image_id(event.key), {"status": MISSING})
         return "missing"
 
-    def _redelivered(self, stored: Image) -> None:
+    def _redelivered(self, stored: Image, touched: list[str] | None) -> None:
         """This very event again (SQS delivers at least once): its first attempt wrote the record
         and may have died before what follows a write, so that is done again (both are idempotent)."""
-        self._images.changed([stored.id])
+        if touched is None:
+            self._images.changed([stored.id])
+        else:
+            touched.append(stored.id)
         if self._pools is not None:
             self._pools.refresh(stored.id, {"status": stored.status, "width": stored.width, "height": stored.height,
                                             "size": stored.size, "sha256": stored.sha256, "phash": stored.phash})

@@ -267,7 +267,7 @@ class ImageRepository:
         return {image.file_path: image for image in found.values()}
 
     def write_facts(self, key: str, facts: Facts, *, sequencer: str | None, expected_sequencer: str = "",
-                    registered_by: str | None = None) -> bool:
+                    registered_by: str | None = None, record: bool = True) -> bool:
         """Record what the object at `key` is now; True if written.
 
         With an event's `sequencer`, the write happens unless a newer event already won. Without
@@ -297,10 +297,11 @@ class ImageRepository:
         else:
             condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer == expected_sequencer)
         written = self._conditional_update(ImageItem(id=location["id"]), actions, condition)
-        _recorded([location["id"]])
+        if record:  # else the caller records a whole batch with `changed`
+            _recorded([location["id"]])
         return written
 
-    def mark_missing(self, key: str, sequencer: str) -> bool:
+    def mark_missing(self, key: str, sequencer: str, record: bool = True) -> bool:
         """Mark the record of a removed object `missing` (kept, never dropped), unless a newer event won."""
         order = sequencer_order(sequencer)
         item = ImageItem(id=image_id(key))
@@ -308,7 +309,8 @@ class ImageRepository:
                    ImageItem.sequencer.set(order), ImageItem.updated_at.set(utcnow())]
         condition = ImageItem.id.exists() & (ImageItem.sequencer < order)
         written = self._conditional_update(item, actions, condition)
-        _recorded([item.id])
+        if record:
+            _recorded([item.id])
         return written
 
     def mark_missing_unless_seen(self, image_ids: Iterable[str]) -> int:
@@ -336,7 +338,7 @@ class ImageRepository:
         return [_to_image(item) for item in items]
 
     def changed(self, image_ids: list[str]) -> None:
-        """Record again that these records changed (a redelivered event whose first attempt wrote)."""
+        """Record that these records changed (a batch of events, written with `record=False`)."""
         _recorded(image_ids)
 
     def catalog_entries(self, image_ids: Iterable[str]) -> dict[str, CatalogEntry]:
