@@ -389,7 +389,7 @@ def _measure_registry(client, token: str, size: int) -> list[tuple[str, str, str
     calls = {
         "list, page 1 + total": "/api/v1/shared-images?page_size=50",
         "list, folder + search, page 3 + total": f"/api/v1/shared-images?folder=bench-explore-{size}/007&search=07&page=3",
-        f"similar (max_distance 10)": f"/api/v1/shared-images/{first}/similar?max_distance=10&limit=50",
+        "similar (max_distance 10)": f"/api/v1/shared-images/{first}/similar?max_distance=10&limit=50",
         "duplicates, page 1 + total": "/api/v1/shared-images/duplicates",
     }
     rows = []

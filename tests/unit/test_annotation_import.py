@@ -12,7 +12,7 @@ from pycocotools.coco import COCO
 from chalicelib.errors import BadRequestError, ValidationError
 from chalicelib.formats import ExportImage, Shape, coco, yolo
 from chalicelib.formats import member_name
-from chalicelib.formats.annotation_import import MAX_PROBLEMS, TOLERANCE_PX, Problem, _Paths, detect, parse
+from chalicelib.formats.annotation_import import MAX_PROBLEMS, TOLERANCE_PX, Paths, Problem, detect, parse
 from chalicelib.schemas.annotations import AnnotationIn
 
 UPLOADED = {"cats/a.jpg": (640, 480), "cats/b.jpg": (640, 480), "dogs/c.png": (800, 600)}
@@ -220,7 +220,7 @@ def test_many_images_of_one_basename_are_told_apart_by_their_folders():
 def test_a_path_key_is_its_member_name(pieces):
     # The plain-ASCII shortcut gives what member_name gives.
     reference = "".join(pieces)
-    assert _Paths([]).key(reference) == member_name(reference)
+    assert Paths([]).key(reference) == member_name(reference)
 
 
 def test_an_ambiguous_basename_is_a_problem_never_a_guess():
