@@ -27,15 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
 
 from chalicelib.errors import ForbiddenError, NotFoundError
 from chalicelib.services.identity import Identity
 from chalicelib.store.jobs import Job
+from chalicelib.store.dynamo import ItemKeys
 from chalicelib.store.projects import Member, Project, ProjectRepository
-
-if TYPE_CHECKING:
-    from pynamodb.models import Model
 
 ROLES = ("owner", "editor", "annotator", "viewer")
 
@@ -168,7 +165,7 @@ class Access:
         return self._allowed(actor, project_id, action, job, project, member)
 
     def require_reading(self, actor: Identity, project_id: str, action: str,
-                        also: tuple[type[Model], list[dict[str, str]]]) -> tuple[Caller, list[dict]]:
+                        also: ItemKeys) -> tuple[Caller, list[dict]]:
         """`require`, with the items `also` names read in the same request (a page already chosen):
         they are returned only once the check has passed."""
         project, member, found = self._projects.standing_with(project_id, None if actor.is_admin else actor.sub,

@@ -111,11 +111,9 @@ class DatasetService:
         if size > self._settings.dataset_upload_max_bytes:
             raise ValidationError(f"size: {size} bytes is over the {self._settings.dataset_upload_max_bytes}-byte "
                                   "limit", [_problem("size", "too large")])
-        part_size = max(self._settings.upload_part_bytes, math.ceil(size / MAX_PARTS / 2**20) * 2**20)
-        part_count = max(1, math.ceil(size / part_size))
         key = upload_key(dataset_id, name)
         upload_id = self._staging.start_multipart(key, content_type)
-        return self._part_urls(name, key, upload_id, size, part_size, part_count, 1, first_parts)
+        return self._part_urls(name, key, upload_id, size, 1, first_parts)
 
     def part_urls(self, actor: "Identity", dataset_id: str, file_name: str, upload_id: str, size: int,
                   first: int, count: int) -> PartUpload:
@@ -125,8 +123,7 @@ class DatasetService:
         key = upload_key(dataset_id, name)
         if self._staging.parts(key, upload_id) is None:
             raise NotFoundError(f"No upload '{upload_id}' of '{name}' in progress for dataset '{dataset_id}'")
-        part_size = max(self._settings.upload_part_bytes, math.ceil(size / MAX_PARTS / 2**20) * 2**20)
-        return self._part_urls(name, key, upload_id, size, part_size, max(1, math.ceil(size / part_size)), first, count)
+        return self._part_urls(name, key, upload_id, size, first, count)
 
     def received_parts(self, actor: "Identity", dataset_id: str, file_name: str, upload_id: str) -> list[dict]:
         self._managed(actor, dataset_id)
@@ -168,8 +165,11 @@ class DatasetService:
 
     # Helpers --------------------------------------------------------------------------------------
 
-    def _part_urls(self, name: str, key: str, upload_id: str, size: int, part_size: int, part_count: int,
-                   first: int, count: int) -> PartUpload:
+    def _part_urls(self, name: str, key: str, upload_id: str, size: int, first: int, count: int) -> PartUpload:
+        """Presigned PUTs of parts `first`.. (at most `count`, at most 100) of an upload of `size`
+        bytes, in parts of the configured size (larger when 10,000 would not hold the file)."""
+        part_size = max(self._settings.upload_part_bytes, math.ceil(size / MAX_PARTS / 2**20) * 2**20)
+        part_count = max(1, math.ceil(size / part_size))
         ttl = self._settings.upload_url_ttl_seconds
         last = min(part_count, first + min(count, PARTS_PER_ANSWER) - 1)
         urls = [{"part_number": number, "url": self._staging.presign_part(key, upload_id, number, ttl)}

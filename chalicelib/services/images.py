@@ -13,6 +13,7 @@ from chalicelib.config import Settings
 from chalicelib.services.identity import Identity
 from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.services import paths
+from chalicelib.store.dynamo import ItemKeys
 from chalicelib.store.images import MISSING, READY, Image, ImageRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.tags import Tag, TagRepository
@@ -147,8 +148,8 @@ class ImageService:
         found = self._images.find(image_ids)
         return self.views_of([found[image_id] for image_id in image_ids if image_id in found], tags)
 
-    def keys(self, image_ids: list[str]) -> tuple[type, list[dict[str, str]]]:
-        """The model and keys of these images, for a read made together with another (an access check)."""
+    def keys(self, image_ids: list[str]) -> ItemKeys:
+        """These images' keys, for a read made together with another (an access check)."""
         return self._images.keys(image_ids)
 
     def views_of_read(self, items: list[dict], tags: dict[str, Tag] | None = None) -> list[ImageView]:

@@ -16,6 +16,7 @@ records can expire.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ class TagList:
             self._cached = None
 
 
-class KeptIndexes(Generic[I]):
+class KeptIndexes(ABC, Generic[I]):
     """Per-scope indexes brought up to date on every call. A subclass says which streams feed a
     scope (its own first, then the tag stream), how to open a snapshot, how to build the index from
     DynamoDB and how to apply fresh records."""
@@ -107,17 +108,21 @@ class KeptIndexes(Generic[I]):
 
     # What a kind of index defines -----------------------------------------------------------------
 
+    @abstractmethod
     def _own_stream(self, scope: str) -> str:
-        raise NotImplementedError
+        """The stream that records this scope's own changes (the tag stream is read as well)."""
 
+    @abstractmethod
     def _open(self, snapshot: bytes) -> I:
-        raise NotImplementedError
+        """An index from a snapshot's bytes."""
 
+    @abstractmethod
     def _build_index(self, scope: str) -> I:
-        raise NotImplementedError
+        """The scope's index read from DynamoDB, the source of truth."""
 
+    @abstractmethod
     def _apply(self, scope: str, index: I, records: list[Change]) -> None:
-        raise NotImplementedError
+        """Bring the index up to date with fresh records (re-reading the items they name)."""
 
     def tag_index(self) -> dict[str, Tag]:
         """Every tag by id (names and colours of a page's tags), current as of the last catch-up."""

@@ -118,6 +118,14 @@ def _decode_item_reads(sender: Connection, **_: Any) -> None:
 pre_dynamodb_send.connect(_decode_item_reads)
 
 
+@dataclass(frozen=True)
+class ItemKeys:
+    """Items of one table to read in the same request as others (`batch_get_tables`)."""
+
+    model: type[Model]
+    keys: list[dict[str, str]]
+
+
 def batch_get_tables(action: str, requests: dict[type[Model], list[dict[str, str]]],
                      consistent_read: bool = True) -> dict[type[Model], list[dict]]:
     """One BatchGetItem across several tables (keys of string attributes, at most 100 in all),

@@ -32,7 +32,7 @@ from pynamodb.models import Model
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.store import changes as change_log
-from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
+from chalicelib.store.dynamo import ItemKeys, conditional, entity, store_errors, table_meta
 
 SHARDS = 8
 SEQUENCER_WIDTH = 32
@@ -236,9 +236,9 @@ class ImageRepository:
             return {item.id: _to_image(item) for item in ImageItem.batch_get(keys)}
 
     @staticmethod
-    def keys(image_ids: Iterable[str]) -> tuple[type[Model], list[dict[str, str]]]:
-        """The model and keys of these images, for `dynamo.batch_get_tables`."""
-        return ImageItem, [{"id": image} for image in dict.fromkeys(image_ids)]
+    def keys(image_ids: Iterable[str]) -> ItemKeys:
+        """These images' keys, to read in the same request as others (`dynamo.batch_get_tables`)."""
+        return ItemKeys(ImageItem, [{"id": image} for image in dict.fromkeys(image_ids)])
 
     @staticmethod
     def from_raw(items: list[dict]) -> list[Image]:

@@ -27,7 +27,7 @@ from pynamodb.models import Model
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.store.dynamo import (
-    Transaction, TransactionCancelled, batch_get_tables, conditional, entity, store_errors, table_meta,
+    ItemKeys, Transaction, TransactionCancelled, batch_get_tables, conditional, entity, store_errors, table_meta,
 )
 
 PROJECT_SK = "PROJECT"
@@ -191,15 +191,14 @@ class ProjectRepository:
         return project, member
 
     def standing_with(self, project_id: str, user_id: str | None,
-                      also: tuple[type[Model], list[dict[str, str]]] | None
-                      ) -> tuple[Project | None, Member | None, list[dict]]:
-        """`standing`, and the items `also` names (a model and its keys) read in the same request:
+                      also: ItemKeys | None) -> tuple[Project | None, Member | None, list[dict]]:
+        """`standing`, and the items `also` names read in the same request:
         their raw items are returned for the caller to show only once the check has passed."""
         keys = [{"pk": project_id, "sk": PROJECT_SK}] + ([{"pk": project_id, "sk": member_sk(user_id)}]
                                                           if user_id is not None else [])
         requests: dict[type[Model], list[dict[str, str]]] = {ProjectItem: keys}
         if also is not None:
-            requests[also[0]] = also[1]
+            requests[also.model] = also.keys
         found = batch_get_tables("reading a project", requests)
         project = member = None
         for raw in found[ProjectItem]:
@@ -207,7 +206,7 @@ class ProjectRepository:
                 project = _to_project(ProjectItem.from_raw_data(raw))
             else:
                 member = _to_member(MemberItem.from_raw_data(raw))
-        return project, member, found[also[0]] if also is not None else []
+        return project, member, found[also.model] if also is not None else []
 
     def find(self, project_ids: Iterable[str]) -> dict[str, Project]:
         keys = [(project_id, PROJECT_SK) for project_id in dict.fromkeys(project_ids)]
