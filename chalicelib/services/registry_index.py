@@ -21,7 +21,8 @@ from typing import Iterable
 
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.kept_index import KeptIndexes, TagList
-from chalicelib.services.project_index import EPOCH, LAYOUT, UNSIGNED, ProjectIndex, where
+from chalicelib.services.index_filter import where
+from chalicelib.services.project_index import EPOCH, LAYOUT, UNSIGNED, ProjectIndex
 from chalicelib.store.changes import REGISTRY_STREAM, Change, ChangeLog
 from chalicelib.store.images import CatalogEntry, ImageRepository
 from chalicelib.store.objects import Bucket
