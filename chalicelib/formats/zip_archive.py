@@ -14,7 +14,7 @@ more entries or uncompressed bytes than `Limits` allow. Structural refusals (no 
 disks, too many entries, a damaged directory) stop before the entries are checked. Folders are
 not members; `__MACOSX/` and `.DS_Store` entries are `skipped`.
 
-`extract(source, members, sink, prefix)` streams each member: one read of its local header (and,
+`extract(source, members, sink, prefix)` (formats/zip_extract.py) streams each member: one read of its local header (and,
 for a small member, its data), then its compressed bytes as a stream, inflated `OUTPUT_BYTES` at a
 time, and handed to a `Sink` as chunks. The CRC-32 and the size are checked while streaming, and
 inflating stops as soon as the output passes the declared size (a lying header is a bomb). A member
@@ -38,7 +38,6 @@ from __future__ import annotations
 import stat
 import struct
 import unicodedata
-import zlib
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol
 
@@ -59,9 +58,9 @@ _EOCD = struct.Struct("<4sHHHHIIH")
 _ZIP64_LOCATOR = struct.Struct("<4sIQI")
 _ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")
 _CENTRAL = struct.Struct("<4sBBHHHHHIIIHHHHHII")
-_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _EOCD_SIGNATURE, _ZIP64_LOCATOR_SIGNATURE, _ZIP64_EOCD_SIGNATURE = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
-_CENTRAL_SIGNATURE, _LOCAL_SIGNATURE = b"PK\x01\x02", b"PK\x03\x04"
+_CENTRAL_SIGNATURE, LOCAL_SIGNATURE = b"PK\x01\x02", b"PK\x03\x04"
 _TAIL_BYTES = _EOCD.size + 0xFFFF + _ZIP64_LOCATOR.size
 _ZIP64_EXTRA = 0x0001
 
@@ -136,7 +135,7 @@ class Extracted:
     reason: str | None = None
 
 
-class _Refusal(Exception):
+class Refusal(Exception):
     """Why an archive is refused or a member fails: always reported as a finding or a result,
     never raised out of this module."""
 
@@ -163,7 +162,7 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
     tail = source.read(tail_start, total)
     try:
         directory = _directory(source, tail, tail_start, total)
-    except _Refusal as exc:
+    except Refusal as exc:
         inventory.problems.append(Finding(None, str(exc)))
         return inventory
     if directory.entries > limits.max_members:
@@ -172,13 +171,13 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
         return inventory
     try:
         entries = list(_entries(source, directory, tail, tail_start))
-    except _Refusal as exc:
+    except Refusal as exc:
         inventory.problems.append(Finding(None, str(exc)))
         return inventory
     seen: dict[str, str] = {}
     for entry in entries:
         name = entry.member.name
-        reasons = _name_problems(name)
+        reasons = name_problems(name)
         if name.endswith("/"):
             inventory.problems.extend(Finding(name, reason) for reason in reasons)
             continue
@@ -208,21 +207,21 @@ def inspect(source: RangeSource, limits: Limits = Limits()) -> Inventory:
 def _directory(source: RangeSource, tail: bytes, tail_start: int, total: int) -> _Directory:
     at = _find_end_record(tail)
     if at < 0:
-        raise _Refusal("not a ZIP archive: no end of central directory record")
+        raise Refusal("not a ZIP archive: no end of central directory record")
     _, disk, cd_disk, _, entries, size, offset, _ = _EOCD.unpack_from(tail, at)
     locator_at = at - _ZIP64_LOCATOR.size
     if locator_at >= 0 and tail[locator_at:locator_at + 4] == _ZIP64_LOCATOR_SIGNATURE:
         _, _, record_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
         if record_offset + _ZIP64_EOCD.size > tail_start + locator_at:
-            raise _Refusal("the ZIP64 end record lies outside the archive")
+            raise Refusal("the ZIP64 end record lies outside the archive")
         record = _slice(source, tail, tail_start, record_offset, record_offset + _ZIP64_EOCD.size)
         if record[:4] != _ZIP64_EOCD_SIGNATURE:
-            raise _Refusal("the ZIP64 end record is missing")
+            raise Refusal("the ZIP64 end record is missing")
         _, _, _, _, disk, cd_disk, _, entries, size, offset = _ZIP64_EOCD.unpack(record)
     if disk or cd_disk:
-        raise _Refusal("multi-disk archives are not supported")
+        raise Refusal("multi-disk archives are not supported")
     if offset + size > total:
-        raise _Refusal("the central directory lies outside the archive")
+        raise Refusal("the central directory lies outside the archive")
     return _Directory(offset=offset, size=size, entries=entries)
 
 
@@ -259,12 +258,12 @@ def _entries(source: RangeSource, directory: _Directory, tail: bytes, tail_start
             continue
         count += 1
         if count > directory.entries:
-            raise _Refusal(f"the central directory holds more than the {directory.entries} entries "
+            raise Refusal(f"the central directory holds more than the {directory.entries} entries "
                            "its end record lists")
         yield _parse_entry(buffer, at)
         at += length
     if at < len(buffer) or count != directory.entries:
-        raise _Refusal(f"the central directory is damaged: {count} entries read of {directory.entries}")
+        raise Refusal(f"the central directory is damaged: {count} entries read of {directory.entries}")
 
 
 def _record_length(buffer: bytes, at: int) -> int | None:
@@ -272,7 +271,7 @@ def _record_length(buffer: bytes, at: int) -> int | None:
     if len(buffer) - at < _CENTRAL.size:
         return None
     if buffer[at:at + 4] != _CENTRAL_SIGNATURE:
-        raise _Refusal("the central directory is damaged: a record without its signature")
+        raise Refusal("the central directory is damaged: a record without its signature")
     name_length, extra_length, comment_length = struct.unpack_from("<HHH", buffer, at + 28)
     return _CENTRAL.size + name_length + extra_length + comment_length
 
@@ -301,7 +300,7 @@ def _zip64_values(extra: bytes, size: int, compressed: int, offset: int) -> tupl
                 compressed = next(values) if compressed == 0xFFFFFFFF else compressed
                 offset = next(values) if offset == 0xFFFFFFFF else offset
             except StopIteration:
-                raise _Refusal("a ZIP64 extra field is too short") from None
+                raise Refusal("a ZIP64 extra field is too short") from None
             break
         at += 4 + length
     return size, compressed, offset
@@ -311,7 +310,7 @@ def _ignored(name: str) -> bool:
     return name.startswith(IGNORED_FOLDERS) or name.rsplit("/", 1)[-1] in IGNORED_NAMES
 
 
-def _name_problems(name: str) -> list[str]:
+def name_problems(name: str) -> list[str]:
     """Why `name` could land outside the dataset's prefix (or name another key than it reads)."""
     reasons = []
     if not name:
@@ -348,7 +347,7 @@ def _member_problems(entry: _Entry, directory_offset: int, limits: Limits) -> li
     if member.size >= limits.ratio_grace_bytes and member.size > limits.max_ratio * member.compressed_size:
         ratio = member.size / max(member.compressed_size, 1)
         reasons.append(f"compression ratio {ratio:.0f} is over {limits.max_ratio:g} (zip bomb)")
-    if member.header_offset + _LOCAL.size + member.compressed_size > directory_offset:
+    if member.header_offset + LOCAL_HEADER.size + member.compressed_size > directory_offset:
         reasons.append("data lies outside the archive")
     return reasons
 
@@ -359,116 +358,5 @@ def _overlaps(members: list[Member]) -> list[Finding]:
     for member in sorted(members, key=lambda m: m.header_offset):
         if member.header_offset < end:
             found.append(Finding(member.name, "overlaps another member"))
-        end = max(end, member.header_offset + _LOCAL.size + member.compressed_size)
+        end = max(end, member.header_offset + LOCAL_HEADER.size + member.compressed_size)
     return found
-
-
-def extract(source: RangeSource, members: Iterable[Member], sink: Sink, prefix: str = "") -> list[Extracted]:
-    """Stream each member to `sink` at `prefix + name`. A member whose bytes contradict its headers
-    is reported (`ok=False`, `reason`) and leaves nothing; a failed read or write raises."""
-    results = []
-    for member in members:
-        key = prefix + member.name
-        refused = _unwritable(member, key)
-        if refused:
-            results.append(Extracted(member.name, key, False, refused))
-            continue
-        try:
-            sink.write(key, _inflated(member, _compressed(source, member)), member.size)
-        except _Refusal as exc:
-            results.append(Extracted(member.name, key, False, str(exc)))
-        else:
-            results.append(Extracted(member.name, key, True))
-    return results
-
-
-def _unwritable(member: Member, key: str) -> str | None:
-    """Checked again here: a batch is a list of members, whoever made it."""
-    reasons = _name_problems(member.name)
-    if member.method not in (STORED, DEFLATED):
-        reasons.append(f"unsupported compression method {member.method}")
-    if len(key.encode()) > MAX_KEY_BYTES:
-        reasons.append(f"key longer than S3's {MAX_KEY_BYTES} bytes")
-    return "; ".join(reasons) or None
-
-
-def _compressed(source: RangeSource, member: Member) -> Iterator[bytes]:
-    """The member's compressed bytes: its local header and small data in one read, a large
-    member's data then streamed from a second."""
-    start = member.header_offset
-    guess = _LOCAL.size + len(member.name.encode()) + HEADER_SLACK
-    small = member.compressed_size <= SMALL_MEMBER
-    head = source.read(start, min(source.size(), start + guess + (member.compressed_size if small else 0)))
-    if len(head) < _LOCAL.size or head[:4] != _LOCAL_SIGNATURE:
-        raise _Refusal("no local header at the member's offset")
-    fields = _LOCAL.unpack_from(head)
-    flags, name_length, extra_length = fields[2], fields[9], fields[10]
-    data_start = _LOCAL.size + name_length + extra_length
-    raw_name = head[_LOCAL.size:_LOCAL.size + name_length]
-    if len(raw_name) == name_length and (raw_name.decode("utf-8", "replace") if flags & 0x800
-                                         else raw_name.decode("cp437")) != member.name:
-        raise _Refusal("the local header names another file")
-    if flags & 0x1:
-        raise _Refusal("encrypted")
-    data_end = data_start + member.compressed_size
-    if start + data_end > source.size():
-        raise _Refusal("data lies outside the archive")
-    if data_end <= len(head):
-        if data_end > data_start:
-            yield head[data_start:data_end]
-        return
-    del head
-    yield from source.stream(start + data_start, start + data_end)
-
-
-def _inflated(member: Member, compressed: Iterator[bytes]) -> Iterator[bytes]:
-    """The member's bytes, checked against its declared size (never exceeded) and CRC-32."""
-    inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
-    crc = produced = 0
-
-    def checked(out: bytes) -> bytes:
-        nonlocal crc, produced
-        produced += len(out)
-        if produced > member.size:
-            raise _Refusal(f"holds more than the {member.size} bytes its header declares (zip bomb)")
-        crc = zlib.crc32(out, crc)
-        return out
-
-    try:
-        for chunk in compressed:
-            if inflater is None:
-                yield checked(chunk)
-                continue
-            data = chunk
-            while data and not inflater.eof:
-                out = inflater.decompress(data, OUTPUT_BYTES)
-                data = inflater.unconsumed_tail
-                if out:
-                    yield checked(out)
-        if inflater is not None:
-            # All input is consumed: what zlib still holds is at most a match (258 bytes).
-            out = inflater.flush()
-            if out:
-                yield checked(out)
-            if not inflater.eof:
-                raise _Refusal("the compressed data ends early")
-    except zlib.error as exc:
-        raise _Refusal(f"the compressed data is damaged: {exc}") from exc
-    if produced != member.size:
-        raise _Refusal(f"holds {produced} bytes, not the {member.size} its header declares")
-    if crc != member.crc:
-        raise _Refusal(f"CRC-32 {crc:08x} differs from the declared {member.crc:08x}")
-
-
-def batches(members: list[Member], max_members: int = 500, max_bytes: int = 2 << 30) -> list[tuple[int, int]]:
-    """`[start, end)` ranges of `members` for a Map of extract steps: each at most `max_members`
-    members and, unless it holds a single larger member, `max_bytes` uncompressed."""
-    ranges, start, size = [], 0, 0
-    for index, member in enumerate(members):
-        if index > start and (index - start >= max_members or size + member.size > max_bytes):
-            ranges.append((start, index))
-            start, size = index, 0
-        size += member.size
-    if start < len(members):
-        ranges.append((start, len(members)))
-    return ranges

@@ -9,7 +9,8 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from chalicelib.errors import StoreError
-from chalicelib.formats.zip_archive import extract, inspect
+from chalicelib.formats.zip_archive import inspect
+from chalicelib.formats.zip_extract import extract
 from chalicelib.store.archives import S3Sink, S3Source
 from tests.imagefiles import picture
 

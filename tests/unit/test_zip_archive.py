@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import pytest
 
 from chalicelib.formats import zip_archive
-from chalicelib.formats.zip_archive import Limits, batches, extract, inspect
+from chalicelib.formats.zip_archive import Limits, inspect
+from chalicelib.formats.zip_extract import batches, extract
 from chalicelib.store.archives import S3Sink
 from tests.imagefiles import picture
 
