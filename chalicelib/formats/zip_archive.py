@@ -14,14 +14,15 @@ more entries or uncompressed bytes than `Limits` allow. Structural refusals (no 
 disks, too many entries, a damaged directory) stop before the entries are checked. Folders are
 not members; `__MACOSX/` and `.DS_Store` entries are `skipped`.
 
-`extract(source, members, sink, prefix)` (formats/zip_extract.py) streams each member: one read of its local header (and,
-for a small member, its data), then its compressed bytes as a stream, inflated `OUTPUT_BYTES` at a
-time, and handed to a `Sink` as chunks. The CRC-32 and the size are checked while streaming, and
-inflating stops as soon as the output passes the declared size (a lying header is a bomb). A member
-that fails these checks is reported in its `Extracted` result and its upload is aborted; a failed
-read or write raises (the step's retry runs the batch again, which converges: same keys, same
-bytes). `S3Sink` writes a member below `PART_BYTES` with one PutObject and a larger one as a
-multipart upload of `PART_BYTES` parts, so memory stays near one part whatever the member's size.
+`extract(source, members, sink, prefix)` (formats/zip_extract.py) streams each member: one read of
+its local header (and, for a small member, its data), then its compressed bytes as a stream,
+inflated `OUTPUT_BYTES` at a time, and handed to a `Sink` as chunks. The CRC-32 and the size are
+checked while streaming, and inflating stops as soon as the output passes the declared size (a
+lying header is a bomb). A member that fails these checks is reported in its `Extracted` result and
+its upload is aborted; a failed read or write raises (the step's retry runs the batch again, which
+converges: same keys, same bytes). `S3Sink` writes a member below `PART_BYTES` with one PutObject
+and a larger one as a multipart upload of `PART_BYTES` parts, so memory stays near one part
+whatever the member's size.
 
 Choices: names are compared NFC-normalized and case-folded, so two members that would collide on
 a case-insensitive file system are refused as duplicates; the compression ratio is checked only
