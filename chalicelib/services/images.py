@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
 from chalicelib.services.identity import Identity
-from chalicelib.errors import ConflictError, ValidationError
+from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.services import paths
 from chalicelib.store.dynamo import ItemKeys
 from chalicelib.store.images import MISSING, READY, Image, ImageRepository
@@ -175,10 +175,14 @@ class ImageService:
 
     def similar(self, image_id: str, max_distance: int, limit: int) -> list[Similar]:
         """Near-duplicates: ready images whose perceptual hash is within `max_distance` bits."""
-        image = self._images.get(image_id)
-        if not image.phash:
-            raise ConflictError(f"Shared image '{image_id}' has no perceptual hash (status {image.status})")
-        close = self._registry.index().similar(image.phash, max_distance, limit, exclude=image_id)
+        index = self._registry.index()
+        found = index.hash_of(image_id)
+        if found is None:
+            raise NotFoundError(f"Shared image '{image_id}' not found")
+        phash, status = found
+        if not phash:
+            raise ConflictError(f"Shared image '{image_id}' has no perceptual hash (status {status})")
+        close = index.similar(phash, max_distance, limit, exclude=image_id)
         views = {view.image.id: view for view in self.views([found for _, found in close], self._registry.tag_index())}
         return [Similar(views[found], distance) for distance, found in close if found in views]
 

@@ -22,7 +22,7 @@ from typing import Iterable
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.kept_index import KeptIndexes, TagList
 from chalicelib.services.index_filter import where
-from chalicelib.services.project_index import EPOCH, LAYOUT, UNSIGNED, ProjectIndex
+from chalicelib.services.project_index import EPOCH, LAYOUT, UNSIGNED, ProjectIndex, phash_hex
 from chalicelib.store.changes import REGISTRY_STREAM, Change, ChangeLog
 from chalicelib.store.images import CatalogEntry, ImageRepository
 from chalicelib.store.objects import Bucket
@@ -100,6 +100,12 @@ class RegistryIndex(ProjectIndex):
                     "AND status = 'ready' ORDER BY file_path, image_id", chosen):
                 members[sha].append(image_id)
         return [(sha.hex(), members[sha]) for sha in chosen], len(groups)
+
+    def hash_of(self, image_id: str) -> tuple[str | None, str] | None:
+        """An image's perceptual hash (None when it has none) and status; None for no such image."""
+        with self.lock:
+            row = self._db.execute("SELECT phash, status FROM img WHERE image_id = ?", (image_id,)).fetchone()
+        return None if row is None else (phash_hex(row[0]), row[1])
 
     def similar(self, phash: str, max_distance: int, limit: int, exclude: str) -> list[tuple[int, str]]:
         """(distance, image id) of ready images within `max_distance` bits of `phash`, closest first
