@@ -31,6 +31,7 @@ from chalicelib.api.observability import observe  # noqa: E402
 from chalicelib.api.responses import enveloped_framework_errors  # noqa: E402
 from chalicelib.events import compaction, ingest  # noqa: E402
 from chalicelib.steps import exports as export_steps  # noqa: E402
+from chalicelib.steps import imports as import_steps  # noqa: E402
 from chalicelib.steps import indexing, selfcheck  # noqa: E402
 
 app = Chalice(app_name="pixelpool")
@@ -56,6 +57,7 @@ app.register_blueprint(split_leaks.bp)
 app.register_blueprint(selfcheck.bp)
 app.register_blueprint(indexing.bp)
 app.register_blueprint(export_steps.bp)
+app.register_blueprint(import_steps.bp)
 app.register_blueprint(ingest.bp)
 app.register_blueprint(compaction.bp)
 

@@ -56,6 +56,7 @@ class Settings(BaseModel):
     selfcheck_state_machine: str = ""
     index_state_machine: str = ""
     export_state_machine: str = ""
+    import_state_machine: str = ""
 
     # Ingestion safety (decompression bombs, huge images) and thumbnail output.
     max_image_pixels: int = Field(default=50_000_000, gt=0)
@@ -71,6 +72,9 @@ class Settings(BaseModel):
     # least `upload_part_bytes` (S3: 5 MiB to 5 GiB a part, 10,000 parts).
     dataset_upload_max_bytes: int = Field(default=100 * 2**30, gt=0, le=5 * 2**40)
     upload_part_bytes: int = Field(default=16 * 2**20, ge=5 * 2**20, le=5 * 2**30)
+    # An imported ZIP: at most this many entries and uncompressed bytes.
+    import_max_members: int = Field(default=100_000, ge=1, le=1_000_000)
+    import_max_bytes: int = Field(default=50 * 2**30, gt=0)
 
     # Token validation: issuer and audience are checked; keys come from a JWKS document,
     # fetched from `jwks_url` (Cognito) or given inline (the local issuer).

@@ -7,10 +7,11 @@ from chalicelib.api.responses import ok
 from chalicelib.api.routing import endpoint
 from chalicelib.schemas.base import PageMeta
 from chalicelib.schemas.datasets import (
-    DatasetCreate, DatasetDetailOut, DatasetListQuery, DatasetOut, DatasetUpdate, FolderOut, ImageUploadBody,
+    DatasetCreate, DatasetDetailOut, ImportBody, DatasetListQuery, DatasetOut, DatasetUpdate, FolderOut, ImageUploadBody,
     PartUploadOut, PartUrlsQuery, ReceivedPartOut, ReceivedQuery, StorageOut, UploadComplete, UploadedOut, UploadRef,
     UploadStart,
 )
+from chalicelib.schemas.operations import OperationOut
 from chalicelib.schemas.share import UploadOut
 from chalicelib.services.container import services
 from chalicelib.store.datasets import Dataset
@@ -113,3 +114,13 @@ def abort_dataset_upload(dataset_id, identity, body: UploadRef):
     """Abort an upload in progress and drop its parts."""
     services().datasets.abort_upload(identity, dataset_id, body.file_name, body.upload_id)
     return ok(body, f"Upload of '{body.file_name}' aborted")
+
+
+@endpoint(bp, f"{ONE}/import", "POST", body=ImportBody, response=OperationOut, status=202)
+def import_dataset(dataset_id, identity, body: ImportBody):
+    """Import what the dataset holds (staged ZIPs and annotation files, images under its prefix) in the
+    background: a project with its labels, tasks and the annotations. Poll the operation."""
+    from chalicelib.api.operations import operation_out
+
+    operation = services().datasets.start_import(identity, dataset_id, body.chunk_size)
+    return ok(operation_out(operation), f"Import of dataset '{dataset_id}' started", 202)

@@ -80,7 +80,7 @@ class RangeSource(Protocol):
 
 
 class Sink(Protocol):
-    def write(self, key: str, chunks: Iterable[bytes], size: int) -> None:
+    def write(self, key: str, chunks: Iterable[bytes], size: int) -> object:
         """Store the bytes of `chunks` at `key`; `size` is their declared length. When iterating
         `chunks` raises, nothing new is left at `key` and the exception propagates."""
         ...

@@ -20,12 +20,12 @@ def extract(source: RangeSource, members: Iterable[Member], sink: Sink, prefix: 
     results = []
     for member in members:
         key = prefix + member.name
-        refused = _unwritable(member, key)
+        refused = unwritable(member, key)
         if refused:
             results.append(Extracted(member.name, key, False, refused))
             continue
         try:
-            sink.write(key, _inflated(member, _compressed(source, member)), member.size)
+            sink.write(key, member_chunks(source, member), member.size)
         except Refusal as exc:
             results.append(Extracted(member.name, key, False, str(exc)))
         else:
@@ -33,7 +33,12 @@ def extract(source: RangeSource, members: Iterable[Member], sink: Sink, prefix: 
     return results
 
 
-def _unwritable(member: Member, key: str) -> str | None:
+def member_chunks(source: RangeSource, member: Member) -> Iterator[bytes]:
+    """One member's bytes as a checked stream: raises `Refusal` when they contradict its headers."""
+    return _inflated(member, _compressed(source, member))
+
+
+def unwritable(member: Member, key: str) -> str | None:
     """Checked again here: a batch is a list of members, whoever made it."""
     reasons = name_problems(member.name)
     if member.method not in (STORED, DEFLATED):

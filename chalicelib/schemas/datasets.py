@@ -127,3 +127,8 @@ class UploadedOut(ResponseModel):
     file_name: str
     key: str
     etag: str
+
+
+class ImportBody(RequestModel):
+    chunk_size: int = Field(default=100, ge=1, le=10_000,
+                            description="images per job of the tasks the import creates")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chalicelib.services.access import Access
     from chalicelib.services.activity import ActivityService
     from chalicelib.services.annotations import AnnotationService
+    from chalicelib.services.dataset_import import DatasetImportService
     from chalicelib.services.datasets import DatasetService
     from chalicelib.services.explore import ExploreIndex, ExploreService
     from chalicelib.services.explore_index import IndexedExplore
@@ -281,7 +282,24 @@ class Services:
         from chalicelib.services.datasets import DatasetService
         from chalicelib.store.datasets import DatasetRepository
 
-        return DatasetService(self.settings, self.access, DatasetRepository(), self.documents_bucket, self.share)
+        return DatasetService(self.settings, self.access, DatasetRepository(), self.documents_bucket, self.share,
+                              self.dataset_import, self.activity)
+
+    @provided
+    def dataset_import(self) -> "DatasetImportService":
+        from chalicelib.services.dataset_import import DatasetImportService
+        from chalicelib.store.annotations import AnnotationRepository
+        from chalicelib.store.aws import client
+        from chalicelib.store.datasets import DatasetRepository
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.operations import OperationRepository
+        from chalicelib.store.projects import ProjectRepository
+
+        return DatasetImportService(self.settings, self.access, DatasetRepository(), OperationRepository(),
+                                    self.documents_bucket, self.share_bucket, self.cache_bucket, client("s3"),
+                                    self.registry, self.registry_index, ProjectRepository(), self.tasks,
+                                    JobRepository(), AnnotationRepository(), self.documents_bucket, self.activity,
+                                    self.start_workflow)
 
     @provided
     def registry_index(self) -> "IndexedRegistry":

@@ -26,6 +26,9 @@ from chalicelib.store.datasets import Dataset, DatasetRepository, dataset_prefix
 from chalicelib.store.objects import Bucket
 
 if TYPE_CHECKING:
+    from chalicelib.services.activity import ActivityService
+    from chalicelib.services.dataset_import import DatasetImportService
+    from chalicelib.store.operations import Operation
     from chalicelib.services.access import Access
     from chalicelib.services.identity import Identity
     from chalicelib.services.share import ShareService, Upload
@@ -61,8 +64,11 @@ def upload_key(dataset_id: str, file_name: str) -> str:
 
 class DatasetService:
     def __init__(self, settings: Settings, access: "Access", datasets: DatasetRepository, staging: Bucket,
-                 share: "ShareService") -> None:
+                 share: "ShareService", importer: "DatasetImportService | None" = None,
+                 activity: "ActivityService | None" = None) -> None:
         self._settings = settings
+        self._importer = importer
+        self._activity = activity
         self._access = access
         self._datasets = datasets
         self._staging = staging
@@ -72,7 +78,10 @@ class DatasetService:
 
     def create(self, actor: "Identity", name: str, description: str | None) -> Dataset:
         self._access.require_global(actor, "datasets.create", what="creating datasets")
-        return self._datasets.create(new_id(), name, description, actor.sub)
+        dataset = self._datasets.create(new_id(), name, description, actor.sub)
+        if self._activity is not None:
+            self._activity.record(actor, "dataset", dataset.id, "created", summary=f'Created dataset "{name}"')
+        return dataset
 
     def list(self, actor: "Identity", *, search: str | None, labeled: bool | None, status: str | None, sort: str,
              descending: bool, page: int, page_size: int) -> tuple[list[Dataset], int]:
@@ -162,6 +171,12 @@ class DatasetService:
         name, _ = self._file(file_name)
         if not self._staging.abort_multipart(upload_key(dataset_id, name), upload_id):
             raise NotFoundError(f"No upload '{upload_id}' of '{name}' in progress for dataset '{dataset_id}'")
+
+    def start_import(self, actor: "Identity", dataset_id: str, chunk_size: int) -> "Operation":
+        """Import what the dataset holds (services/dataset_import.py): 202 with the operation."""
+        dataset = self._managed(actor, dataset_id)
+        assert self._importer is not None
+        return self._importer.start(actor, dataset, chunk_size)
 
     # Helpers --------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from aws_lambda_powertools import Logger
 
@@ -29,6 +29,9 @@ from chalicelib.store.images import (
 )
 from chalicelib.store.objects import Bucket, ObjectInfo
 from chalicelib.store.pool import PoolRepository
+
+if TYPE_CHECKING:
+    from chalicelib.imaging import Spooled
 
 logger = Logger(child=True)
 WORKERS = 8
@@ -90,14 +93,22 @@ class RegistryService:
             return None
         info, chunks = opened
         spooled = imaging.spool(chunks)
+        try:
+            return self.facts_of(spooled, info)
+        finally:
+            spooled.file.close()
+
+    def facts_of(self, spooled: "Spooled", info: ObjectInfo) -> Facts:
+        """The facts of an object whose bytes are in hand (`spooled`, at 0) and which S3 describes
+        as `info`; its thumbnail is written on the way. The caller closes the spool."""
+        from chalicelib import imaging
+
         base = _object_facts(info)
         try:
             facts = imaging.inspect(spooled, max_pixels=self._settings.max_image_pixels,
                                     thumbnail_size=self._settings.thumbnail_size)
         except ImageRejectedError as exc:
             return Facts(status=FAILED, reason=exc.message, sha256=spooled.sha256 if spooled.size else None, **base)
-        finally:
-            spooled.file.close()
         thumbnail = thumbnail_key(facts.sha256)
         self._cache.put(thumbnail, facts.thumbnail, "image/jpeg", cache_control="max-age=31536000, immutable")
         return Facts(
@@ -105,6 +116,32 @@ class RegistryService:
             frames=facts.frames, sha256=facts.sha256, phash=facts.phash, exif=facts.exif, thumbnail_key=thumbnail,
             **base,
         )
+
+    def register_facts(self, key: str, facts: Facts, actor: str | None) -> tuple[Image | None, bool]:
+        """Record facts derived from bytes the caller wrote itself (a dataset import): (the record,
+        whether this call wrote it). A record the object's own S3 event wrote first is left as it is
+        (that event derived the same bytes); the event that comes later finds this record current
+        and stops (`apply`)."""
+        existing = self._images.find_by_keys([key]).get(key)
+        if existing is not None and existing.etag == facts.etag and existing.status == facts.status:
+            return existing, False
+        expected = existing.sequencer if existing is not None else ""
+        written = self._images.write_facts(key, facts, sequencer=None, expected_sequencer=expected,
+                                           registered_by=actor, record=False)
+        if written and existing is not None:
+            self._refresh_pools(key, facts)
+        return self._images.find_by_keys([key]).get(key), written
+
+    def records_of(self, keys: list[str]) -> dict[str, Image]:
+        """The records of share keys that have one, by key."""
+        return self._images.find_by_keys(keys) if keys else {}
+
+    def records_by_id(self, image_ids: list[str]) -> dict[str, Image]:
+        return self._images.find(image_ids) if image_ids else {}
+
+    def changed(self, image_ids: list[str]) -> None:
+        """Tell the registry's index of records written with `register_facts`."""
+        self._images.changed(image_ids)
 
     # S3 notifications -------------------------------------------------------------------------
 
@@ -163,6 +200,12 @@ class RegistryService:
         if stored is not None and stored.sequencer >= sequencer_order(event.sequencer):
             if stored.sequencer == sequencer_order(event.sequencer):
                 self._redelivered(stored, touched)
+            return "stale"
+        if _current(stored, event):
+            # Written from these very bytes by whoever put them (a dataset import derives what it
+            # extracts): the event only takes its place in the key's order, nothing is read again.
+            if self._images.adopt_sequencer(event.key, event.sequencer, event.etag):
+                return "current"
             return "stale"
         facts = self.derive(event.key)
         if facts is None:
@@ -272,6 +315,13 @@ class RegistryService:
 def _object_facts(info: ObjectInfo) -> dict:
     return {"size": info.size, "etag": info.etag, "version_id": info.version_id,
             "object_modified_at": info.last_modified}
+
+
+def _current(stored: Image | None, event: ObjectEvent) -> bool:
+    """Whether `stored` already describes the bytes `event` announces (same ETag, same size)."""
+    return (stored is not None and event.etag is not None and stored.status in (READY, FAILED)
+            and stored.etag is not None and stored.etag.strip('"') == event.etag.strip('"')
+            and (event.size is None or stored.size == event.size))
 
 
 def _order(event: ObjectEvent) -> tuple[str, int]:

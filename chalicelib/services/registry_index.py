@@ -101,6 +101,18 @@ class RegistryIndex(ProjectIndex):
                 members[sha].append(image_id)
         return [(sha.hex(), members[sha]) for sha in chosen], len(groups)
 
+    def with_content(self, sha256s: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """SHA-256 (hex) → (image id, path) of the ready images with those bytes."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        with self.lock:
+            for start in range(0, len(sha256s), 500):
+                chunk = [bytes.fromhex(sha) for sha in sha256s[start:start + 500]]
+                for sha, image_id, path in self._db.execute(
+                        f"SELECT sha256, image_id, file_path FROM img WHERE sha256 IN ({','.join('?' * len(chunk))}) "
+                        "AND status = 'ready'", chunk):
+                    found.setdefault(sha.hex(), []).append((image_id, path))
+        return found
+
     def hash_of(self, image_id: str) -> tuple[str | None, str] | None:
         """An image's perceptual hash (None when it has none) and status; None for no such image."""
         with self.lock:

@@ -167,6 +167,18 @@ class TaskService:
         created = self._create(operation.created_by, project_id, spec, images, failed, task_id, params["source"])
         return _summary(created.task, created.jobs, created.failed)
 
+    def ensure_task(self, actor_sub: str | None, project_id: str, task_id: str, spec: TaskSpec,
+                    images: list[Image], source: str) -> TaskCreation:
+        """The task `task_id` of `images` (a dataset import's), created unless it is there already:
+        a step that runs again finds it ready, or discards a half-made one and makes it anew."""
+        task = self._existing(project_id, task_id)
+        if task is not None and task.state == READY:
+            jobs = sorted(self._jobs.of_task(task_id), key=lambda job: job.sequence_number)
+            return TaskCreation(task, jobs, [])
+        if task is not None:
+            self._discard(project_id, task_id)
+        return self._create(actor_sub, project_id, spec, images, [], task_id, source)
+
     def abandon(self, operation: Operation) -> None:
         """The failure path of a background creation: remove whatever part of the task exists."""
         project_id, task_id = operation.params["project_id"], operation.id

@@ -7,8 +7,15 @@ from typing import Iterable, Iterator
 
 from botocore.exceptions import ClientError
 
+from chalicelib.clock import utcnow
 from chalicelib.errors import StoreError
+from chalicelib.store.objects import ObjectInfo
 from chalicelib.formats.zip_archive import PART_BYTES, READ_BYTES
+
+def _written(key: str, size: int, response: dict) -> ObjectInfo:
+    return ObjectInfo(key=key, size=size, etag=response["ETag"].strip('"'), last_modified=utcnow(),
+                      version_id=response.get("VersionId"))
+
 
 class S3Source:
     """An S3 object read by ranged GETs, every request pinned to one version by its ETag: the one
@@ -58,26 +65,29 @@ class S3Sink:
     def __init__(self, s3, bucket: str, part_bytes: int = PART_BYTES) -> None:
         self._s3, self.bucket, self.part_bytes = s3, bucket, part_bytes
 
-    def write(self, key: str, chunks: Iterable[bytes], size: int) -> None:
+    def write(self, key: str, chunks: Iterable[bytes], size: int) -> ObjectInfo:
+        """Write the member; what S3 then says of the object (its ETag and version)."""
         content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
         if size < self.part_bytes:
             body = bytearray()
             for chunk in chunks:
                 body += chunk
-            self._call("put_object", key, Bucket=self.bucket, Key=key, Body=bytes(body), ContentType=content_type)
-            return
+            response = self._call("put_object", key, Bucket=self.bucket, Key=key, Body=bytes(body),
+                                  ContentType=content_type)
+            return _written(key, len(body), response)
         upload_id = self._call("create_multipart_upload", key, Bucket=self.bucket, Key=key,
                                ContentType=content_type)["UploadId"]
         try:
             parts = self._parts(key, upload_id, chunks)
-            self._call("complete_multipart_upload", key, Bucket=self.bucket, Key=key, UploadId=upload_id,
-                       MultipartUpload={"Parts": parts})
+            response = self._call("complete_multipart_upload", key, Bucket=self.bucket, Key=key,
+                                  UploadId=upload_id, MultipartUpload={"Parts": parts})
         except BaseException:
             try:
                 self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except ClientError:
                 pass  # an upload left open is removed by the bucket's lifecycle rule
             raise
+        return _written(key, size, response)
 
     def _parts(self, key: str, upload_id: str, chunks: Iterable[bytes]) -> list[dict]:
         parts: list[dict] = []

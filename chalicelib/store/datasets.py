@@ -22,9 +22,10 @@ from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import Transaction, TransactionCancelled, entity, store_errors, table_meta
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 
 DATASET_KIND = "DATASET"
+MAX_HISTORY = 50  # imports kept in a dataset's history
 EMPTY, IMPORTING, READY, FAILED = "empty", "importing", "ready", "failed"
 
 
@@ -63,6 +64,7 @@ class DatasetItem(Model):
     bytes_annotations = NumberAttribute(default=0)
     bytes_other = NumberAttribute(default=0)
     project_id = UnicodeAttribute(null=True)
+    operation_id = UnicodeAttribute(null=True)  # the import running or last run
     folders = JSONAttribute(null=True)  # {"folder/path": image count}
     imports = JSONAttribute(null=True)  # [{operation_id, started_at, status, images, annotations, problems}]
     created_at = UTCDateTimeAttribute()
@@ -92,6 +94,7 @@ class Dataset:
     bytes_annotations: int
     bytes_other: int
     project_id: str | None
+    operation_id: str | None
     created_at: datetime
     updated_at: datetime
     folders: dict[str, int] = field(default_factory=dict)
@@ -190,3 +193,41 @@ class DatasetRepository:
                 raise ConflictError(f"You already have a dataset named '{item.name}'") from exc
             raise
         return _to_dataset(item)
+
+    # Imports ---------------------------------------------------------------------------------------
+
+    def begin_import(self, dataset_id: str, operation_id: str, started: dict[str, Any]) -> None:
+        """Mark the dataset importing under `operation_id`, unless another import runs (409)."""
+        item = self._get_item(dataset_id)
+        imports = [*(item.imports or []), started][-MAX_HISTORY:]
+        with conditional("starting an import", ConflictError(
+                f"Dataset '{dataset_id}' is being imported already (operation '{item.operation_id}'); "
+                "wait for it to end")):
+            DatasetItem(pk=dataset_key(dataset_id)).update(
+                actions=[DatasetItem.status.set(IMPORTING), DatasetItem.operation_id.set(operation_id),
+                         DatasetItem.imports.set(imports), DatasetItem.updated_at.set(utcnow())],
+                condition=DatasetItem.pk.exists() & (DatasetItem.status != IMPORTING))
+
+    def claim_project(self, dataset_id: str, project_id: str) -> str:
+        """The dataset's project: `project_id` if it had none, else the one it has (set once)."""
+        with conditional("recording a dataset's project"):
+            DatasetItem(pk=dataset_key(dataset_id)).update(
+                actions=[DatasetItem.project_id.set(project_id)],
+                condition=DatasetItem.pk.exists() & DatasetItem.project_id.does_not_exist())
+        return self._get_item(dataset_id).project_id or project_id
+
+    def end_import(self, dataset_id: str, operation_id: str, status: str, outcome: dict[str, Any],
+                   facts: dict[str, Any] | None = None) -> Dataset:
+        """Record how the import `operation_id` ended (its history entry) and, when it succeeded,
+        what the dataset now holds (`facts`: counts, bytes, folders). Re-runnable."""
+        item = self._get_item(dataset_id)
+        imports = [({**entry, **outcome} if entry.get("operation_id") == operation_id else entry)
+                   for entry in item.imports or []]
+        actions = [DatasetItem.imports.set(imports), DatasetItem.updated_at.set(utcnow())]
+        if item.operation_id == operation_id:
+            actions.append(DatasetItem.status.set(status))
+        for name, value in (facts or {}).items():
+            actions.append(getattr(DatasetItem, name).set(value))
+        with store_errors("recording an import"):
+            DatasetItem(pk=dataset_key(dataset_id)).update(actions=actions, condition=DatasetItem.pk.exists())
+        return self.get(dataset_id)

@@ -301,6 +301,15 @@ class ImageRepository:
             _recorded([location["id"]])
         return written
 
+    def adopt_sequencer(self, key: str, sequencer: str, etag: str) -> bool:
+        """Give a record written without an event (`sequencer` "") or by an older event the order of
+        an event for the same bytes, unless a newer event already won or the bytes changed."""
+        order = sequencer_order(sequencer)
+        item = ImageItem(id=image_id(key))
+        condition = (ImageItem.id.exists() & (ImageItem.sequencer < order)
+                     & (ImageItem.etag == etag.strip('"')))
+        return self._conditional_update(item, [ImageItem.sequencer.set(order)], condition)
+
     def mark_missing(self, key: str, sequencer: str, record: bool = True) -> bool:
         """Mark the record of a removed object `missing` (kept, never dropped), unless a newer event won."""
         order = sequencer_order(sequencer)

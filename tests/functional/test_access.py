@@ -425,6 +425,16 @@ class GlobalWorld:
             upload["parts"] = [{"part_number": 1, "etag": sent.headers["ETag"]}]
         return upload
 
+    def fresh_dataset(self, whose: str) -> str:
+        """A dataset of that owner holding one image under its prefix: something to import."""
+        from chalicelib.services.container import services
+        from tests import imagefiles
+
+        owner = self.callers["contributor" if whose == "own" else "other"]
+        dataset = created(owner.post(DS, {"name": f"importable {uuid.uuid4()}"}))["id"]
+        services().share_bucket.put(f"datasets/{dataset}/a.jpg", imagefiles.picture(20, 10), "image/jpeg")
+        return dataset
+
     def fresh_tag(self, whose: str, on_image: bool = False) -> str:
         self.counter[0] += 1
         creator = self.callers["contributor" if whose == "own" else "other"]
@@ -471,6 +481,13 @@ def _patch_dataset(w: GlobalWorld, whose: str) -> Call:
     before = created(w.callers["admin"].get(path))["description"]
     return Call(path, {"description": f"checked {uuid.uuid4()}"},
                 unchanged=lambda: created(w.callers["admin"].get(path))["description"] == before)
+
+
+def _import_call(w: GlobalWorld, whose: str) -> Call:
+    dataset = w.fresh_dataset(whose)
+    path = f"{DS}/{dataset}"
+    return Call(f"{path}/import", {"chunk_size": 10},
+                unchanged=lambda: created(w.callers["admin"].get(path))["imports"] == [])
 
 
 def _upload_call(w: GlobalWorld, whose: str, suffix: str, with_part: bool = False, query: bool = False) -> Call:
@@ -551,6 +568,7 @@ GLOBAL_ROWS = [
               lambda w, o: _upload_call(w, o, "complete", with_part=True), refused=404),
     GlobalRow("POST", f"{DS}/{{dataset_id}}/uploads/abort", "datasets.manage",
               lambda w, o: _upload_call(w, o, "abort"), refused=404),
+    GlobalRow("POST", f"{DS}/{{dataset_id}}/import", "datasets.manage", _import_call, refused=404),
     GlobalRow("POST", "/api/v1/tags", "tags.create", lambda w, o: Call("/api/v1/tags", {"name": f"new {uuid.uuid4()}"})),
     GlobalRow("GET", "/api/v1/tags", "global.read", lambda w, o: Call("/api/v1/tags")),
     GlobalRow("GET", "/api/v1/tags/{tag_id}", "global.read", lambda w, o: Call(f"/api/v1/tags/{w.tag_of['others']}")),

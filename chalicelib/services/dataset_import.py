@@ -1,0 +1,628 @@
+"""A dataset's import: the `import` state machine (infra/statemachines/import.asl.json) and the call
+that starts it.
+
+What is imported is everything the dataset holds: the files staged for it (`uploads/<id>/` in the
+datasets bucket: ZIPs, annotation files) and the images already under its prefix in the share
+(uploaded one by one, or by an earlier import). The steps:
+
+- *inspect*: each staged ZIP's central directory, by ranged reads. Anything to refuse (an unsafe
+  name, a link, a nested archive, encryption, duplicates, limits, a bomb) or an annotation file
+  that cannot be used (bad JSON, a format we do not read, image references that match no path:
+  the `file_name: '1', '2', '3'` defect) fails the import before anything is written, naming every
+  offending member or file. Otherwise the staged loose files are copied under the prefix and the
+  plan (members cut into batches, the keys already there) is written to the cache bucket.
+- *extract* (a Map over batches): each ZIP member is streamed from the archive to the share
+  (ranged GET, inflate, PutObject or multipart); an image is spooled on the way (memory up to a
+  limit, disk past it) and its facts (hashes, size, thumbnail) derived from those bytes, then its
+  registry record written at once. The object's S3 event then finds the record current and stops
+  (`RegistryService.apply`): no image is read or derived twice. Images already under the prefix
+  are registered like any (their events usually have). A batch's result is kept, so a batch that
+  runs again reports its first result.
+- *annotations*: the annotation files parsed against the dataset's image paths and sizes
+  (formats/annotation_import.py), into one normalised document; every unusable item is a problem.
+- *project*: the dataset's project (created once, recorded on the dataset), its labels from the
+  categories, and one task per split of the images this import brought (chunk size from the
+  request), each with a deterministic id so a re-run finds what a killed run made.
+- *store* (a Map over jobs): each image's annotations saved `confirmed` in its job, then frozen
+  as the job's version 1 ("imported"); a set already saved is left as it is.
+- *finish*: the dataset's counts, storage by kind, folder tree, project and import history; the
+  seed's `upload_summary` with problems, duplicates and the project as the operation's result;
+  the staged files removed; an `uploaded` audit entry.
+Any failure ends in *fail*, which records the error on the operation and the dataset.
+"""
+from __future__ import annotations
+
+import posixpath
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.clock import utcnow
+from chalicelib.config import Settings
+from chalicelib.errors import BadRequestError, NotFoundError, ValidationError
+from chalicelib.formats import Shape
+from chalicelib.formats import annotation_import, dataset_contents, zip_archive
+from chalicelib.formats.zip_archive import Limits, Member
+from chalicelib.formats.zip_extract import batches, member_chunks, unwritable
+from chalicelib.ids import new_id
+from chalicelib.services import paths
+from chalicelib.services.operations import folder
+from chalicelib.store.archives import S3Sink, S3Source
+from chalicelib.store.datasets import FAILED, READY, Dataset, DatasetRepository, dataset_prefix
+from chalicelib.store.images import READY as IMAGE_READY
+from chalicelib.store.images import Image
+from chalicelib.store.objects import Bucket, ObjectInfo
+from chalicelib.store.operations import COMPLETED, Operation, OperationRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.access import Access
+    from chalicelib.services.activity import ActivityService
+    from chalicelib.services.identity import Identity
+    from chalicelib.services.operations import WorkflowStarter
+    from chalicelib.services.registry import RegistryService
+    from chalicelib.services.registry_index import IndexedRegistry
+    from chalicelib.services.tasks import TaskService
+    from chalicelib.store.annotations import AnnotationRepository
+    from chalicelib.store.jobs import JobRepository
+    from chalicelib.store.projects import ProjectRepository
+
+logger = Logger(child=True)
+IMPORT = "import_dataset"
+WORKERS = 4
+MAX_ANNOTATION_BYTES = 512 << 20  # annotation files read whole by the annotations step, together
+SUMMARY_PROBLEMS = 100  # in the operation's result; all of them in its result document
+SUMMARY_DUPLICATES = 100
+# Label colours, in order (Tableau 10, as matplotlib's default cycle: distinct and readable).
+PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
+           "#17BECF")
+IMPORT_NAMESPACE = uuid.UUID("6f1d7c52-2f4e-4f0e-9a55-6b1f3c1d2e10")
+
+
+class ImportRefused(ValidationError):
+    """The import cannot run; its details name each offending member or file. Nothing was written."""
+
+    code = "import_refused"
+
+
+def _stable_id(*parts: str) -> str:
+    return str(uuid.uuid5(IMPORT_NAMESPACE, "/".join(parts)))
+
+
+class DatasetImportService:
+    def __init__(self, settings: Settings, access: "Access", datasets: DatasetRepository,
+                 records: OperationRepository, staging: Bucket, share: Bucket, cache: Bucket, s3,
+                 registry: "RegistryService", registry_index: "IndexedRegistry", projects: "ProjectRepository",
+                 tasks: "TaskService", jobs: "JobRepository", annotations: "AnnotationRepository",
+                 documents: Bucket, activity: "ActivityService", start_workflow: "WorkflowStarter") -> None:
+        self._settings = settings
+        self._access = access
+        self._datasets = datasets
+        self._records = records
+        self._staging = staging
+        self._share = share
+        self._cache = cache
+        self._s3 = s3
+        self._registry = registry
+        self._registry_index = registry_index
+        self._projects = projects
+        self._tasks = tasks
+        self._jobs = jobs
+        self._annotations = annotations
+        self._documents = documents
+        self._activity = activity
+        self._start_workflow = start_workflow
+
+    # API side -------------------------------------------------------------------------------------
+
+    def start(self, actor: "Identity", dataset: Dataset, chunk_size: int) -> Operation:
+        """Check there is something to import, check loose annotation files, start the machine."""
+        staged = [info for page in self._staging.walk(_staging_prefix(dataset.id)) for info in page]
+        present = next(iter(self._share.walk(dataset.prefix)), [])
+        if not staged and not present:
+            raise ValidationError(
+                f"Dataset '{dataset.id}' has nothing to import: upload images (POST …/upload-urls) or a ZIP or "
+                "annotation file (POST …/uploads, then …/uploads/complete) first",
+                [{"field": "uploads", "location": "body", "message": "no upload", "type": "value_error"}])
+        loose = {info.key.removeprefix(_staging_prefix(dataset.id)): info for info in staged
+                 if not info.key.lower().endswith(".zip")}
+        small = {name: info for name, info in loose.items() if info.size <= 10 << 20}
+        if small and len(small) == len(loose):
+            # Read now, so bad JSON or an unknown format is the answer to this call.
+            files = {name: self._staging.read(info.key)[0] for name, info in small.items()}
+            annotation_import.detect({name: data for name, data in files.items()
+                                      if dataset_contents.sort([_Named(name, 0)]).annotation_files})
+        operation = self._records.create(new_id(), IMPORT, {"dataset_id": dataset.id, "chunk_size": chunk_size},
+                                         actor.sub)
+        self._datasets.begin_import(dataset.id, operation.id, {
+            "operation_id": operation.id, "started_at": utcnow().isoformat(), "status": "running",
+            "files": sorted(info.key.removeprefix(_staging_prefix(dataset.id)) for info in staged)[:100]})
+        try:
+            self._start_workflow(self._settings.import_state_machine, f"import-{operation.id}",
+                                 {"operation_id": operation.id})
+        except Exception:
+            self._records.fail(operation.id, "the import could not be started")
+            self._datasets.end_import(dataset.id, operation.id, dataset.status, {"status": "failed"})
+            raise
+        return operation
+
+    # Steps ----------------------------------------------------------------------------------------
+
+    def inspect(self, operation_id: str) -> dict[str, Any]:
+        operation = self._records.get(operation_id)
+        dataset_id = operation.params["dataset_id"]
+        prefix = dataset_prefix(dataset_id)
+        staged = sorted((info for page in self._staging.walk(_staging_prefix(dataset_id)) for info in page),
+                        key=lambda info: info.key)
+        archives, problems, members = [], [], []
+        limits = Limits(max_members=self._settings.import_max_members,
+                        max_total_uncompressed=self._settings.import_max_bytes)
+        for info in staged:
+            if not info.key.lower().endswith(".zip"):
+                continue
+            name = info.key.removeprefix(_staging_prefix(dataset_id))
+            source = S3Source(self._s3, self._staging.name, info.key)
+            inventory = zip_archive.inspect(source, limits)
+            problems += [{"file": name, "member": finding.name, "reason": finding.reason}
+                         for finding in inventory.problems]
+            archives.append({"key": info.key, "etag": source.etag, "name": name})
+            members += [(len(archives) - 1, member) for member in inventory.members]
+        loose = [info for info in staged if not info.key.lower().endswith(".zip")]
+        present = [info for page in self._share.walk(prefix) for info in page]
+        problems += _collisions(members, loose, dataset_id)
+        if problems:
+            self._refuse(operation_id, ImportRefused(_refusal(problems), problems))
+        files = ([_Named(member.name, member.size) for _, member in members]
+                 + [_Named(info.key.removeprefix(_staging_prefix(dataset_id)), info.size) for info in loose]
+                 + [_Named(info.key.removeprefix(prefix), info.size) for info in present])
+        contents = dataset_contents.sort(_unique(files))
+        self._check_annotations(dataset_id, contents, members, archives, loose, present)
+        # Checked: only now is anything written.
+        for info in loose:
+            self._share.copy_from(self._staging, info.key, prefix + info.key.removeprefix(_staging_prefix(dataset_id)))
+        extracted = {member.name for _, member in members}
+        keys = [prefix + item.name for item in contents.images if item.name not in extracted]
+        plan_batches = [{"archive": archive, "members": [_member_row(m) for _, m in members[start:end]]}
+                        for archive, start, end in _archive_batches(members)]
+        plan_batches += [{"keys": keys[start:start + 500]} for start in range(0, len(keys), 500)]
+        plan = {"archives": archives, "batches": plan_batches,
+                "annotation_files": [item.name for item in contents.annotation_files],
+                "bytes": {"images": contents.bytes_images, "annotations": contents.bytes_annotations,
+                          "other": contents.bytes_other},
+                "folders": contents.folders, "staged": [info.key for info in staged]}
+        self._cache.put_json(f"{folder(operation_id)}/plan.json", plan)
+        self._records.start(operation_id, len(members) + len(keys))
+        return {"operation_id": operation_id, "batches": list(range(len(plan_batches)))}
+
+    def _check_annotations(self, dataset_id: str, contents: dataset_contents.Contents,
+                           members: list[tuple[int, Member]], archives: list[dict], loose: list[ObjectInfo],
+                           present: list[ObjectInfo]) -> None:
+        """Parse the annotation files against the image paths (sizes unknown yet): what cannot be
+        read or matches no image fails the import now, before anything is written."""
+        if not contents.annotation_files:
+            return
+        operation_id = self._operation_of(dataset_id)
+        if contents.bytes_annotations > MAX_ANNOTATION_BYTES:
+            self._refuse(operation_id, ImportRefused(
+                f"The annotation files hold {contents.bytes_annotations} bytes: more than the "
+                f"{MAX_ANNOTATION_BYTES} an import reads", [{"reason": "annotation files too large"}]))
+        by_name = {member.name: (archive, member) for archive, member in members}
+        staged = {info.key.removeprefix(_staging_prefix(dataset_id)): info.key for info in loose}
+        files = {}
+        for item in contents.annotation_files:
+            if item.name in by_name:
+                archive, member = by_name[item.name]
+                source = S3Source(self._s3, self._staging.name, archives[archive]["key"], archives[archive]["etag"])
+                files[item.name] = b"".join(member_chunks(source, member))
+            elif item.name in staged:
+                files[item.name] = self._staging.read(staged[item.name])[0]
+            else:
+                files[item.name] = self._share.read(dataset_prefix(dataset_id) + item.name)[0]
+        try:
+            annotation_import.parse(files, [item.name for item in contents.images])
+        except (BadRequestError, ValidationError) as exc:
+            self._refuse(operation_id, ImportRefused(exc.message, exc.details or [{"reason": exc.message}]))
+
+    def _operation_of(self, dataset_id: str) -> str:
+        return self._datasets.get(dataset_id).operation_id or ""
+
+    def _refuse(self, operation_id: str, refusal: ImportRefused) -> None:
+        """Keep the refusal's problems for the failure step (a Lambda error carries its message only)."""
+        self._cache.put_json(f"{folder(operation_id)}/problems.json", refusal.details)
+        raise refusal
+
+    def extract(self, operation_id: str, batch: int) -> dict[str, int]:
+        operation = self._records.get(operation_id)
+        dataset_id = operation.params["dataset_id"]
+        results_key = f"{folder(operation_id)}/results/{batch:05d}.json"
+        plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
+        entry = plan["batches"][batch]
+        if self._cache.exists(results_key):
+            done = self._cache.get_json(results_key)
+        else:
+            if "keys" in entry:
+                done = self._register_present(entry["keys"], operation.created_by, dataset_id)
+            else:
+                archive = plan["archives"][entry["archive"]]
+                source = S3Source(self._s3, self._staging.name, archive["key"], archive["etag"])
+                members = [_member_of(row) for row in entry["members"]]
+                with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="extract") as pool:
+                    outcomes = list(pool.map(
+                        lambda member: self._extract_one(source, member, dataset_id, operation.created_by), members))
+                self._registry.changed([row["id"] for row in outcomes if row.get("id")])
+                done = {"images": [row for row in outcomes if row.get("id")],
+                        "failed": [row for row in outcomes if row.get("reason")]}
+            self._cache.put_json(results_key, done)
+        count = len(entry.get("keys") or entry.get("members") or [])
+        self._records.advance(operation_id, batch, count)
+        return {"batch": batch, "images": len(done["images"]), "failed": len(done["failed"])}
+
+    def _extract_one(self, source: S3Source, member: Member, dataset_id: str, actor: str | None) -> dict[str, Any]:
+        from chalicelib import imaging  # Pillow: loaded by the steps that decode images only
+
+        key = dataset_prefix(dataset_id) + member.name
+        refused = unwritable(member, key)
+        if refused:
+            return {"path": member.name, "reason": refused}
+        sink = S3Sink(self._s3, self._share.name)
+        try:
+            if not paths.is_image_key(key):
+                sink.write(key, member_chunks(source, member), member.size)
+                return {"path": member.name}
+            spooled = imaging.spool(member_chunks(source, member))
+            try:
+                info = sink.write(key, iter(lambda: spooled.file.read(1 << 20), b""), spooled.size)
+                spooled.file.seek(0)
+                facts = self._registry.facts_of(spooled, info)
+            finally:
+                spooled.file.close()
+        except zip_archive.Refusal as exc:
+            return {"path": member.name, "reason": str(exc)}
+        image, _ = self._registry.register_facts(key, facts, actor)
+        if image is None:
+            return {"path": member.name, "reason": "not registered"}
+        return _image_row(member.name, image)
+
+    def _register_present(self, keys: list[str], actor: str | None, dataset_id: str) -> dict[str, Any]:
+        from chalicelib.services.registry import REGISTER, Listed
+
+        result = self._registry.index((Listed(key) for key in keys), REGISTER, actor)
+        images = {image.file_path: image for image in result.registered + result.refreshed}
+        raced = [key for key in result.already_existed if key not in images]
+        images.update(self._registry.records_of(raced))
+        prefix = dataset_prefix(dataset_id)
+        rows = [_image_row(key.removeprefix(prefix), image) for key, image in sorted(images.items())]
+        failed = [{"path": entry["file_path"].removeprefix(prefix), "reason": entry["reason"]}
+                  for entry in result.failed]
+        return {"images": [row for row in rows if row.get("id")], "failed": failed}
+
+    def _images(self, operation_id: str, plan: dict) -> list[dict[str, Any]]:
+        rows = []
+        for batch in range(len(plan["batches"])):
+            rows += self._cache.get_json(f"{folder(operation_id)}/results/{batch:05d}.json")["images"]
+        return rows
+
+    def _failed(self, operation_id: str, plan: dict) -> list[dict[str, Any]]:
+        rows = []
+        for batch in range(len(plan["batches"])):
+            rows += self._cache.get_json(f"{folder(operation_id)}/results/{batch:05d}.json")["failed"]
+        return rows
+
+    def annotations(self, operation_id: str) -> dict[str, Any]:
+        operation = self._records.get(operation_id)
+        dataset_id = operation.params["dataset_id"]
+        plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
+        images = [row for row in self._images(operation_id, plan) if row["status"] == IMAGE_READY]
+        document: dict[str, Any] = {"format": None, "categories": {}, "images": {}, "splits": {}, "problems": [],
+                                    "problem_count": 0}
+        if plan["annotation_files"]:
+            files = {name: self._share.read(dataset_prefix(dataset_id) + name)[0] for name in plan["annotation_files"]}
+            parsed = annotation_import.parse(files, [row["path"] for row in images],
+                                             {row["path"]: (row["width"], row["height"]) for row in images})
+            document = {"format": parsed.format, "categories": parsed.categories,
+                        "images": {path: [_shape_dict(shape) for shape in shapes]
+                                   for path, shapes in parsed.images.items()},
+                        "splits": parsed.splits, "problems": [problem.as_dict() for problem in parsed.problems],
+                        "problem_count": parsed.problem_count}
+        self._cache.put_json(f"{folder(operation_id)}/annotations.json", document)
+        return {"operation_id": operation_id, "format": document["format"],
+                "annotated_images": sum(1 for shapes in document["images"].values() if shapes)}
+
+    def project(self, operation_id: str) -> dict[str, Any]:
+        from chalicelib.services.tasks import TaskSpec
+        from chalicelib.store.projects import Member as ProjectMember
+        from chalicelib.store.projects import Project
+
+        operation = self._records.get(operation_id)
+        dataset = self._datasets.get(operation.params["dataset_id"])
+        plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
+        document = self._cache.get_json(f"{folder(operation_id)}/annotations.json")
+        rows = [row for row in self._images(operation_id, plan) if row["status"] == IMAGE_READY]
+        owner = operation.created_by
+        project_id = self._datasets.claim_project(dataset.id, _stable_id(dataset.id, "project"))
+        if not self._projects.exists(project_id):
+            now = utcnow()
+            labels = _labels(document["categories"], [])
+            self._projects.create(
+                Project(id=project_id, name=dataset.name[:100], description=f"Imported from dataset {dataset.name}",
+                        labels=labels, created_by=owner, created_at=now, updated_at=now),
+                ProjectMember(project_id=project_id, user_id=owner, role="owner", added_by=owner, added_at=now))
+            self._activity.record(None, "project", project_id, "created", project_id=project_id,
+                                  summary=f'Created project "{dataset.name}" for dataset import')
+        else:
+            project = self._projects.get(project_id)
+            labels = _labels(document["categories"], project.labels)
+            if labels != project.labels:
+                self._projects.update(project_id, {"labels": labels})
+        # The images this import brought that no earlier import put in a task.
+        earlier = [entry["task_ids"] for entry in dataset.imports
+                   if entry.get("status") == COMPLETED and entry.get("task_ids")
+                   and entry.get("operation_id") != operation_id]
+        taken = {use.image_id for use in self._jobs.images_of_tasks([t for ids in earlier for t in ids])}
+        number = 1 + sum(1 for entry in dataset.imports if entry.get("status") == COMPLETED
+                         and entry.get("operation_id") != operation_id)
+        found = self._registry.records_by_id([row["id"] for row in rows if row["id"] not in taken])
+        by_split: dict[str, list[Image]] = {}
+        for row in sorted(rows, key=lambda row: row["path"]):
+            image = found.get(row["id"])
+            if image is not None:
+                by_split.setdefault(document["splits"].get(row["path"], "none"), []).append(image)
+        tasks, jobs = [], []
+        for split in ("train", "val", "test", "none"):
+            images = by_split.get(split)
+            if not images:
+                continue
+            name = dataset.name[:90] if len(by_split) == 1 else f"{dataset.name[:80]} ({split})"
+            spec = TaskSpec(name=name, chunk_size=operation.params.get("chunk_size", 100), split=split)
+            task_id = _stable_id(dataset.id, "import", str(number), split)
+            created = self._tasks.ensure_task(owner, project_id, task_id, spec, images, "dataset")
+            tasks.append(task_id)
+            jobs += [[task_id, job.id] for job in created.jobs]
+        self._cache.put_json(f"{folder(operation_id)}/project.json",
+                             {"project_id": project_id, "task_ids": tasks, "jobs": jobs})
+        return {"operation_id": operation_id, "jobs": list(range(len(jobs)))}
+
+    def store(self, operation_id: str, job_number: int) -> dict[str, Any]:
+        """Save one job's imported annotations (`confirmed`) and freeze them as its version 1."""
+        from chalicelib.store.annotations import Version
+
+        operation = self._records.get(operation_id)
+        dataset_id = operation.params["dataset_id"]
+        project = self._cache.get_json(f"{folder(operation_id)}/project.json")
+        task_id, job_id = project["jobs"][job_number]
+        document = self._cache.get_json(f"{folder(operation_id)}/annotations.json")
+        job = self._jobs.get(job_id)
+        prefix = dataset_prefix(dataset_id)
+        job_images = self._jobs.images_of_job(job)
+        records = self._registry.records_by_id([entry.image_id for entry in job_images])
+        wanted: dict[str, list[dict[str, Any]]] = {}
+        for entry in job_images:
+            image = records.get(entry.image_id)
+            shapes = document["images"].get(image.file_path.removeprefix(prefix)) if image else None
+            if shapes:
+                wanted[entry.image_id] = [{"id": _stable_id(job_id, entry.image_id, str(n)), "state": "confirmed",
+                                           **shape} for n, shape in enumerate(shapes)]
+        current = {item.image_id: item for item in self._annotations.of_job(job_id)}
+
+        def save(image_id: str) -> None:
+            have = current.get(image_id)
+            if have is not None and have.annotations == wanted[image_id]:
+                return
+            rev = have.rev if have else 0
+            self._annotations.replace(project["project_id"], task_id, job_id, image_id, wanted[image_id], rev,
+                                      len(have.annotations) if have else 0, operation.created_by, utcnow())
+
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="store") as pool:
+            list(pool.map(save, sorted(wanted)))
+        if not self._annotations.versions(job_id):
+            now = utcnow()
+            key = f"projects/{project['project_id']}/tasks/{task_id}/jobs/{job_id}/versions/imported.json"
+            sets = [{"image_id": image_id, "rev": 1, "annotations": wanted[image_id]} for image_id in sorted(wanted)]
+            self._documents.put_json(key, {"job_id": job_id, "task_id": task_id, "project_id": project["project_id"],
+                                           "note": "imported", "created_by": operation.created_by,
+                                           "created_at": now.isoformat(), "images": sets})
+            self._annotations.add_version(Version(
+                job_id=job_id, number=1, document_key=key, image_count=len(sets),
+                annotation_count=sum(len(item["annotations"]) for item in sets), created_by=operation.created_by,
+                created_at=now))
+        return {"job": job_number, "annotations": sum(len(shapes) for shapes in wanted.values())}
+
+    def finish(self, operation_id: str) -> dict[str, Any]:
+        operation = self._records.get(operation_id)
+        if operation.status == COMPLETED:
+            return {"operation_id": operation_id, "status": operation.status}
+        dataset_id = operation.params["dataset_id"]
+        plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
+        document = self._cache.get_json(f"{folder(operation_id)}/annotations.json")
+        project = self._cache.get_json(f"{folder(operation_id)}/project.json")
+        rows = self._images(operation_id, plan)
+        ready = [row for row in rows if row["status"] == IMAGE_READY]
+        failed = self._failed(operation_id, plan) + [{"path": row["path"], "reason": row.get("reason") or row["status"]}
+                                                     for row in rows if row["status"] != IMAGE_READY]
+        annotations = sum(len(shapes) for shapes in document["images"].values())
+        duplicates = self._duplicates(dataset_id, ready)
+        problems = document["problems"] + [{"file": row["path"], "reason": row["reason"]} for row in failed]
+        summary = {
+            "upload_summary": {
+                "images_uploaded": len(ready),
+                "folder_structure": plan["folders"],
+                "annotations_imported": annotations,
+                "annotation_format": document["format"],
+                "storage_bytes": {**plan["bytes"], "total": sum(plan["bytes"].values())},
+            },
+            "problem_count": document["problem_count"] + len(failed),
+            "problems": problems[:SUMMARY_PROBLEMS],
+            "duplicates": duplicates[:SUMMARY_DUPLICATES],
+            "duplicate_count": len(duplicates),
+            "failed_images": len(failed),
+            "project_id": project["project_id"],
+            "task_ids": project["task_ids"],
+        }
+        result_key = None
+        if len(problems) > SUMMARY_PROBLEMS or len(duplicates) > SUMMARY_DUPLICATES:
+            result_key = f"{folder(operation_id)}/result.json"
+            self._cache.put_json(result_key, {**summary, "problems": problems, "duplicates": duplicates})
+        facts = self._dataset_facts(dataset_id, project["project_id"])
+        self._datasets.end_import(dataset_id, operation_id, READY, {
+            "status": COMPLETED, "finished_at": utcnow().isoformat(), "images": len(ready),
+            "annotations": annotations, "problems": summary["problem_count"], "task_ids": project["task_ids"]}, facts)
+        for key in plan["staged"]:
+            self._staging.delete(key)
+        self._activity.record(None, "dataset", dataset_id, "uploaded", project_id=project["project_id"],
+                              summary=f"Imported {len(ready)} image(s) and {annotations} annotation(s)",
+                              details={"operation_id": operation_id, "images": len(ready),
+                                       "annotations": annotations, "problems": summary["problem_count"],
+                                       "by": operation.created_by})
+        self._records.finish(operation_id, summary, result_key)
+        return {"operation_id": operation_id, "status": COMPLETED}
+
+    def _dataset_facts(self, dataset_id: str, project_id: str) -> dict[str, Any]:
+        """What the dataset holds now, from its prefix (every import so far, and loose uploads)."""
+        prefix = dataset_prefix(dataset_id)
+        files = [_Named(info.key.removeprefix(prefix), info.size) for page in self._share.walk(prefix) for info in page]
+        contents = dataset_contents.sort(files)
+        records = self._registry.records_of([prefix + item.name for item in contents.images])
+        document_count = 0
+        project_tasks = self._tasks_of(project_id)
+        if project_tasks:
+            document_count = sum(job_image.annotation_count or 0
+                                 for job_image in self._jobs.images_of_tasks(project_tasks))
+        return {"image_count": sum(1 for image in records.values() if image.status == IMAGE_READY),
+                "annotation_count": document_count, "bytes_images": contents.bytes_images,
+                "bytes_annotations": contents.bytes_annotations, "bytes_other": contents.bytes_other,
+                "folders": contents.folders, "project_id": project_id}
+
+    def _tasks_of(self, project_id: str) -> list[str]:
+        from chalicelib.store.tasks import TaskRepository
+
+        return [task.id for task in TaskRepository().tasks(project_id)]
+
+    def _duplicates(self, dataset_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Imported images whose bytes are already in the registry under another path."""
+        by_hash: dict[str, list[str]] = {}
+        for row in rows:
+            if row.get("sha256"):
+                by_hash.setdefault(row["sha256"], []).append(row["path"])
+        if not by_hash:
+            return []
+        prefix = dataset_prefix(dataset_id)
+        found = self._registry_index.index().with_content(list(by_hash))
+        duplicates = []
+        for sha, paths_here in sorted(by_hash.items()):
+            mine = {prefix + path for path in paths_here}
+            elsewhere = sorted(path for _, path in found.get(sha, []) if path not in mine)
+            if elsewhere or len(paths_here) > 1:
+                duplicates.append({"sha256": sha, "paths": sorted(paths_here), "registered_at": elsewhere[:20]})
+        return duplicates
+
+    def fail(self, operation_id: str, error: dict[str, Any]) -> dict[str, Any]:
+        """The failure path: the operation and the dataset say why (a refusal names its problems)."""
+        operation = self._records.get(operation_id)
+        message = _error_of(error)
+        problems_key = f"{folder(operation_id)}/problems.json"
+        problems = self._cache.get_json(problems_key) if self._cache.exists(problems_key) else []
+        if operation.status != "failed":
+            self._records.fail(operation_id, message)
+        dataset_id = operation.params["dataset_id"]
+        try:
+            dataset = self._datasets.get(dataset_id)
+        except NotFoundError:
+            return {"error": message}
+        finished = any(entry.get("status") == COMPLETED for entry in dataset.imports)
+        self._datasets.end_import(dataset_id, operation_id, READY if finished else FAILED,
+                                  {"status": "failed", "finished_at": utcnow().isoformat(), "error": message[:2000],
+                                   "problems": problems[:SUMMARY_PROBLEMS]})
+        return {"error": message}
+
+
+class _Named:
+    __slots__ = ("name", "size")
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name, self.size = name, size
+
+
+def _staging_prefix(dataset_id: str) -> str:
+    return f"uploads/{dataset_id}/"
+
+
+def _unique(files: list[_Named]) -> list[_Named]:
+    return list({item.name: item for item in files}.values())
+
+
+def _collisions(members: list[tuple[int, Member]], loose: list[ObjectInfo], dataset_id: str) -> list[dict]:
+    """Two archives (or an archive and a staged file) that bring the same path."""
+    seen: dict[str, str] = {}
+    found = []
+    names = [(str(archive), member.name) for archive, member in members]
+    names += [("staged", info.key.removeprefix(_staging_prefix(dataset_id))) for info in loose]
+    for origin, name in names:
+        folded = name.casefold()
+        if folded in seen and seen[folded] != origin:
+            found.append({"member": name, "reason": "the same path comes in two uploaded files"})
+        seen.setdefault(folded, origin)
+    return found
+
+
+def _refusal(problems: list[dict]) -> str:
+    shown = "; ".join(f"{p.get('member') or p.get('file') or 'archive'}: {p['reason']}" for p in problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"The upload is refused, nothing was imported: {shown}{more}"
+
+
+def _archive_batches(members: list[tuple[int, Member]]) -> list[tuple[int, int, int]]:
+    """(archive, start, end) over `members`, each batch inside one archive."""
+    found, start = [], 0
+    while start < len(members):
+        archive = members[start][0]
+        end = start
+        while end < len(members) and members[end][0] == archive:
+            end += 1
+        found += [(archive, start + a, start + b) for a, b in batches([m for _, m in members[start:end]],
+                                                                       max_members=200, max_bytes=1 << 30)]
+        start = end
+    return found
+
+
+def _member_row(member: Member) -> list:
+    return [member.name, member.header_offset, member.compressed_size, member.size, member.method, member.crc]
+
+
+def _member_of(row: list) -> Member:
+    name, offset, compressed, size, method, crc = row
+    return Member(name=name, header_offset=offset, compressed_size=compressed, size=size, method=method, crc=crc)
+
+
+def _image_row(path: str, image: Image) -> dict[str, Any]:
+    return {"path": path, "id": image.id, "status": image.status, "width": image.width, "height": image.height,
+            "sha256": image.sha256, "reason": image.reason}
+
+
+def _shape_dict(shape: Shape) -> dict[str, Any]:
+    if shape.type == "bbox":
+        return {"type": "bbox", "label": shape.label, "bbox": list(shape.bbox)}
+    return {"type": shape.type, "label": shape.label, "points": [list(point) for point in shape.points or ()]}
+
+
+def _labels(categories: dict[str, str], labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The project's labels with the categories it lacks (type from the geometry they carry)."""
+    have = {label["name"].casefold() for label in labels}
+    added = [name for name in sorted(categories) if name.casefold() not in have]
+    return [*labels, *({"name": name, "annotation_type": categories[name],
+                        "color": PALETTE[(len(labels) + n) % len(PALETTE)]} for n, name in enumerate(added))]
+
+
+def _error_of(error: dict[str, Any]) -> str:
+    """The message of a Step Functions error caught from a Lambda (its Cause is the Lambda's error
+    as JSON; a timeout's or a service error's is text)."""
+    import json
+
+    cause = error.get("Cause") or ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("errorMessage"):
+        return str(parsed["errorMessage"])
+    return cause or error.get("Error") or "the import failed"

@@ -1,0 +1,266 @@
+"""Dataset imports through the API and the `import` state machine on the embedded stack: a ZIP (or
+loose files) uploaded straight to S3, then `POST …/import` → 202 and an operation to poll; the
+dataset, its project, tasks, annotations (confirmed, frozen as version 1) and registry records
+are checked afterwards. Refusals write nothing; a run killed half-way and run again converges."""
+from __future__ import annotations
+
+import io
+import json
+import stat
+import zipfile
+
+import pytest
+import requests
+
+from chalicelib.services.container import services
+from tests.conftest import Api, wait_for
+from tests.imagefiles import picture
+
+D = "/api/v1/datasets"
+
+
+def data(response, status: int = 200):
+    assert response.status_code == status, response.json
+    return response.json["data"]
+
+
+def make_zip(members: dict[str, bytes], *, compression=zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, body in members.items():
+            archive.writestr(name, body)
+    return buffer.getvalue()
+
+
+def upload(api: Api, dataset: str, file_name: str, body: bytes) -> None:
+    """The README's flow: start a multipart upload, PUT each part to its URL, complete."""
+    started = data(api.post(f"{D}/{dataset}/uploads", {"file_name": file_name, "size": len(body)}), 201)
+    parts = []
+    for part in started["parts"]:
+        start = (part["part_number"] - 1) * started["part_size"]
+        sent = requests.put(part["url"], data=body[start:start + started["part_size"]], timeout=30)
+        assert sent.status_code == 200, sent.text
+        parts.append({"part_number": part["part_number"], "etag": sent.headers["ETag"]})
+    data(api.post(f"{D}/{dataset}/uploads/complete",
+                  {"file_name": file_name, "upload_id": started["upload_id"], "parts": parts}))
+
+
+def new_dataset(api: Api, name: str = "street") -> str:
+    return data(api.post(D, {"name": name}), 201)["id"]
+
+
+def run_import(api: Api, dataset: str, chunk_size: int = 100) -> dict:
+    started = data(api.post(f"{D}/{dataset}/import", {"chunk_size": chunk_size}), 202)
+    assert started["kind"] == "import_dataset"
+    return wait_for(api, started["id"], timeout=120)
+
+
+def share_keys(dataset: str) -> list[str]:
+    return sorted(info.key for page in services().share_bucket.walk(f"datasets/{dataset}/") for info in page)
+
+
+def coco(files: list[tuple[str, int, int]], boxes: list[tuple[int, int, list[float]]], *,
+         segmentation: dict[int, list] | None = None, categories=((1, "cat"), (2, "dog"))) -> bytes:
+    return json.dumps({
+        "info": {"description": "test"}, "licenses": [],
+        "images": [{"id": n + 1, "file_name": name, "width": w, "height": h} for n, (name, w, h) in enumerate(files)],
+        "annotations": [{"id": n + 1, "image_id": image, "category_id": category, "bbox": bbox, "iscrowd": 0,
+                         "area": bbox[2] * bbox[3], **({"segmentation": segmentation[n + 1]}
+                                                      if segmentation and n + 1 in segmentation else {})}
+                        for n, (image, category, bbox) in enumerate(boxes)],
+        "categories": [{"id": i, "name": name} for i, name in categories],
+    }).encode()
+
+
+def job_annotations(api: Api, project: str) -> dict[str, list[dict]]:
+    """file path → the confirmed annotations of every job of every task of the project."""
+    found: dict[str, list[dict]] = {}
+    for task in data(api.get(f"/api/v1/projects/{project}/tasks")):
+        for job in data(api.get(f"/api/v1/projects/{project}/tasks/{task['id']}/jobs")):
+            for image in data(api.get(f"/api/v1/jobs/{job['id']}"))["images"]:
+                got = data(api.get(f"/api/v1/jobs/{job['id']}/images/{image['image_id']}/annotations"))
+                found[image["file_path"]] = got["annotations"]
+    return found
+
+
+# What is imported ---------------------------------------------------------------------------------
+
+def test_a_zip_with_nested_folders_and_coco_becomes_a_project_with_confirmed_frozen_annotations(stack, api):
+    dataset = new_dataset(api)
+    files = [("images/day/a.jpg", 80, 60), ("images/day/b.jpg", 80, 60), ("images/night/deep/c.png", 64, 48)]
+    body = make_zip({
+        "images/day/a.jpg": picture(80, 60, seed=1), "images/day/b.jpg": picture(80, 60, seed=2),
+        "images/night/deep/c.png": picture(64, 48, seed=3, fmt="PNG"), "README.txt": b"hello",
+        "annotations/instances_default.json": coco(
+            files, [(1, 1, [10, 10, 20, 20]), (1, 2, [30, 5, 40, 50]), (3, 1, [0, 0, 10, 10])],
+            segmentation={3: [[0, 0, 10, 0, 10, 10, 0, 10]]}),
+    })
+    upload(api, dataset, "street.zip", body)
+    # When it is imported
+    operation = run_import(api, dataset, chunk_size=2)
+    # Then the operation completed with the seed's summary
+    assert operation["status"] == "completed", operation
+    summary = operation["result"]
+    assert summary["upload_summary"]["images_uploaded"] == 3
+    assert summary["upload_summary"]["annotations_imported"] == 3
+    assert summary["upload_summary"]["folder_structure"] == {"images/day": 2, "images/night/deep": 1}
+    assert summary["upload_summary"]["storage_bytes"]["other"] == 5
+    assert summary["problems"] == []
+    # and the dataset shows it
+    detail = data(api.get(f"{D}/{dataset}"))
+    assert (detail["status"], detail["image_count"], detail["annotation_count"], detail["labeled"]) == (
+        "ready", 3, 3, True)
+    assert [(f["path"], f["image_count"]) for f in detail["folders"]] == [("images/day", 2), ("images/night/deep", 1)]
+    assert detail["storage"]["other_bytes"] == 5 and detail["storage"]["images_bytes"] > 0
+    assert detail["project_id"] == summary["project_id"]
+    assert detail["imports"][0]["status"] == "completed" and detail["imports"][0]["operation_id"] == operation["id"]
+    # and the files are in the share under the dataset's prefix, folders kept; the staged ZIP is gone
+    assert share_keys(dataset) == [f"datasets/{dataset}/{name}" for name in (
+        "README.txt", "annotations/instances_default.json", "images/day/a.jpg", "images/day/b.jpg",
+        "images/night/deep/c.png")]
+    assert list(services().documents_bucket.walk(f"uploads/{dataset}/")) in ([], [[]])
+    # and the project has the categories as labels, one task cut into jobs of 2
+    project = data(api.get(f"/api/v1/projects/{summary['project_id']}"))
+    assert project["name"] == "street"
+    assert sorted((label["name"], label["annotation_type"]) for label in project["labels"]) == [
+        ("cat", "any"), ("dog", "bbox")]
+    (task,) = data(api.get(f"/api/v1/projects/{project['id']}/tasks"))
+    assert (task["total_images"], task["job_count"], task["split"]) == (3, 2, "none")
+    # and each image's annotations are stored confirmed, with the geometry of the file
+    stored = job_annotations(api, project["id"])
+    prefix = f"datasets/{dataset}/"
+    a = stored[prefix + "images/day/a.jpg"]
+    assert sorted((x["label"], x["type"], x["state"], x.get("bbox")) for x in a) == [
+        ("cat", "bbox", "confirmed", [10, 10, 20, 20]), ("dog", "bbox", "confirmed", [30, 5, 40, 50])]
+    (c,) = stored[prefix + "images/night/deep/c.png"]
+    assert (c["type"], c["points"]) == ("polygon", [[0, 0], [10, 0], [10, 10], [0, 10]])
+    assert stored[prefix + "images/day/b.jpg"] == []
+    # and every job is frozen as version 1, "imported"
+    for job in data(api.get(f"/api/v1/projects/{project['id']}/tasks/{task['id']}/jobs")):
+        versions = data(api.get(f"/api/v1/jobs/{job['id']}/versions"))
+        assert [v["number"] for v in versions] == [1]
+    # and the images are registry images, each registered once (the S3 events found them current)
+    images = data(api.get(f"/api/v1/shared-images?folder=datasets/{dataset}&page_size=100"))
+    assert sorted(i["file_path"].removeprefix(prefix) for i in images) == [
+        "images/day/a.jpg", "images/day/b.jpg", "images/night/deep/c.png"]
+    assert all(i["status"] == "ready" and i["width"] for i in images)
+
+
+def test_images_uploaded_alone_are_imported_into_a_project_without_labels(stack, api):
+    dataset = new_dataset(api, "loose")
+    for n in range(3):
+        services().share_bucket.put(f"datasets/{dataset}/shots/{n}.jpg", picture(40, 30, seed=n), "image/jpeg")
+    operation = run_import(api, dataset)
+    assert operation["status"] == "completed", operation
+    assert operation["result"]["upload_summary"]["images_uploaded"] == 3
+    assert operation["result"]["upload_summary"]["annotations_imported"] == 0
+    detail = data(api.get(f"{D}/{dataset}"))
+    assert (detail["status"], detail["image_count"], detail["labeled"]) == ("ready", 3, False)
+    project = data(api.get(f"/api/v1/projects/{detail['project_id']}"))
+    assert project["labels"] == []
+    (task,) = data(api.get(f"/api/v1/projects/{project['id']}/tasks"))
+    assert task["total_images"] == 3
+
+
+def test_coco_train_and_val_files_make_one_task_per_split(stack, api):
+    dataset = new_dataset(api, "splits")
+    names = [f"img/{n}.jpg" for n in range(4)]
+    members = {name: picture(50, 40, seed=n) for n, name in enumerate(names)}
+    members["annotations/instances_train.json"] = coco([(n, 50, 40) for n in names[:3]],
+                                                       [(1, 1, [1, 1, 10, 10]), (2, 2, [5, 5, 10, 10])])
+    members["annotations/instances_val.json"] = coco([(names[3], 50, 40)], [(1, 1, [2, 2, 8, 8])])
+    upload(api, dataset, "splits.zip", make_zip(members))
+    operation = run_import(api, dataset)
+    assert operation["status"] == "completed", operation
+    tasks = data(api.get(f"/api/v1/projects/{operation['result']['project_id']}/tasks"))
+    assert sorted((t["split"], t["total_images"]) for t in tasks) == [("train", 3), ("val", 1)]
+
+
+# Refused, nothing written ---------------------------------------------------------------------------
+
+def _zip_with_link() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ok.jpg", picture(20, 20))
+        link = zipfile.ZipInfo("link.jpg")
+        link.create_system = 3
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    return buffer.getvalue()
+
+
+def _zip_encrypted() -> bytes:
+    body = bytearray(make_zip({"ok.jpg": picture(20, 20), "secret.jpg": picture(20, 20, seed=2)},
+                              compression=zipfile.ZIP_STORED))
+    # Set the "encrypted" flag of the second member in its local header and central directory entry.
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = body.find(signature, body.find(signature) + 1)
+        body[at + offset] |= 0x1
+    return bytes(body)
+
+
+def _zip_bomb() -> bytes:
+    return make_zip({"ok.jpg": picture(20, 20), "bomb.bin": b"\0" * (20 << 20)})
+
+
+REFUSALS = {
+    "zip slip": (lambda: make_zip({"ok.jpg": picture(20, 20), "../../escape.jpg": picture(20, 20)}),
+                 "../../escape.jpg", "escapes"),
+    "absolute name": (lambda: make_zip({"ok.jpg": picture(20, 20), "/etc/x.jpg": picture(20, 20)}),
+                      "/etc/x.jpg", "absolute"),
+    "symlink": (_zip_with_link, "link.jpg", "symbolic link"),
+    "nested zip": (lambda: make_zip({"ok.jpg": picture(20, 20), "inner.zip": make_zip({"a.jpg": b"x"})}),
+                   "inner.zip", "nested archive"),
+    "duplicate names": (lambda: make_zip({"ok.jpg": picture(20, 20), "OK.jpg": picture(20, 20, seed=3)}),
+                        "OK.jpg", "case-insensitive"),
+    "encrypted member": (_zip_encrypted, "secret.jpg", "encrypted"),
+    "zip bomb": (_zip_bomb, "bomb.bin", "zip bomb"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_an_unsafe_archive_is_refused_naming_the_member_and_nothing_is_written(stack, api, case):
+    make, member, reason = REFUSALS[case]
+    dataset = new_dataset(api, f"refused {case}")
+    upload(api, dataset, "bad.zip", make())
+    operation = run_import(api, dataset)
+    assert operation["status"] == "failed"
+    assert member in operation["error"] and reason in operation["error"], operation["error"]
+    detail = data(api.get(f"{D}/{dataset}"))
+    assert detail["status"] == "failed" and detail["image_count"] == 0 and detail["project_id"] is None
+    (history,) = detail["imports"]
+    assert any(p.get("member") == member and reason in p["reason"] for p in history["problems"]), history
+    assert share_keys(dataset) == []
+    assert data(api.get(f"/api/v1/shared-images?folder=datasets/{dataset}")) == []
+
+
+def test_the_seeds_broken_coco_is_refused_with_a_clear_message_and_nothing_is_written(stack, api):
+    dataset = new_dataset(api, "broken")
+    names = ["photos/cat.jpg", "photos/dog.jpg", "photos/owl.jpg"]
+    members = {name: picture(40, 30, seed=n) for n, name in enumerate(names)}
+    members["coco.json"] = coco([("1", 40, 30), ("2", 40, 30), ("3", 40, 30)], [(1, 1, [1, 1, 5, 5])])
+    upload(api, dataset, "broken.zip", make_zip(members))
+    operation = run_import(api, dataset)
+    assert operation["status"] == "failed"
+    assert "coco.json" in operation["error"] and "'1', '2', '3'" in operation["error"], operation["error"]
+    assert share_keys(dataset) == []
+    assert data(api.get(f"{D}/{dataset}"))["status"] == "failed"
+
+
+# API errors ------------------------------------------------------------------------------------------
+
+def test_import_mistakes_are_4xx_naming_the_problem(stack, api):
+    empty = new_dataset(api, "empty")
+    nothing = api.post(f"{D}/{empty}/import", {})
+    assert nothing.status_code == 422 and "nothing to import" in nothing.json["error"]["message"]
+    bad_json = new_dataset(api, "bad json")
+    upload(api, bad_json, "labels.json", b"{not json")
+    refused = api.post(f"{D}/{bad_json}/import", {})
+    assert refused.status_code == 400 and "labels.json" in refused.json["error"]["message"]
+    unknown = new_dataset(api, "unknown")
+    upload(api, unknown, "labels.json", b'{"some": "thing"}')
+    refused = api.post(f"{D}/{unknown}/import", {})
+    assert refused.status_code == 400 and "not an annotation file we read" in refused.json["error"]["message"]
+    assert api.post(f"{D}/{empty}/import", {"chunk_size": 0}).status_code == 422
+    # nothing started: the datasets have no import in their history
+    assert all(data(api.get(f"{D}/{d}"))["imports"] == [] for d in (empty, bad_json, unknown))
