@@ -288,6 +288,7 @@ class Services:
     @provided
     def dataset_import(self) -> "DatasetImportService":
         from chalicelib.services.dataset_import import DatasetImportService
+        from chalicelib.store import workflows
         from chalicelib.store.annotations import AnnotationRepository
         from chalicelib.store.aws import client
         from chalicelib.store.datasets import DatasetRepository
@@ -299,7 +300,7 @@ class Services:
                                     self.documents_bucket, self.share_bucket, self.cache_bucket, client("s3"),
                                     self.registry, self.registry_index, ProjectRepository(), self.tasks,
                                     JobRepository(), AnnotationRepository(), self.documents_bucket, self.activity,
-                                    self.start_workflow)
+                                    self.start_workflow, workflows.running)
 
     @provided
     def registry_index(self) -> "IndexedRegistry":

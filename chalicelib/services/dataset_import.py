@@ -35,13 +35,13 @@ from __future__ import annotations
 import posixpath
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from aws_lambda_powertools import Logger
 
 from chalicelib.clock import utcnow
 from chalicelib.config import Settings
-from chalicelib.errors import BadRequestError, NotFoundError, ValidationError
+from chalicelib.errors import BadRequestError, ConflictError, NotFoundError, ValidationError
 from chalicelib.formats import Shape
 from chalicelib.formats import annotation_import, dataset_contents, zip_archive
 from chalicelib.formats.zip_archive import Limits, Member
@@ -50,7 +50,7 @@ from chalicelib.ids import new_id
 from chalicelib.services import paths
 from chalicelib.services.operations import folder
 from chalicelib.store.archives import S3Sink, S3Source
-from chalicelib.store.datasets import FAILED, READY, Dataset, DatasetRepository, dataset_prefix
+from chalicelib.store.datasets import FAILED, IMPORTING, READY, Dataset, DatasetRepository, dataset_prefix
 from chalicelib.store.images import READY as IMAGE_READY
 from chalicelib.store.images import Image
 from chalicelib.store.objects import Bucket, ObjectInfo
@@ -95,7 +95,9 @@ class DatasetImportService:
                  records: OperationRepository, staging: Bucket, share: Bucket, cache: Bucket, s3,
                  registry: "RegistryService", registry_index: "IndexedRegistry", projects: "ProjectRepository",
                  tasks: "TaskService", jobs: "JobRepository", annotations: "AnnotationRepository",
-                 documents: Bucket, activity: "ActivityService", start_workflow: "WorkflowStarter") -> None:
+                 documents: Bucket, activity: "ActivityService", start_workflow: "WorkflowStarter",
+                 execution_running: Callable[[str, str], bool]) -> None:
+        self._execution_running = execution_running
         self._settings = settings
         self._access = access
         self._datasets = datasets
@@ -130,14 +132,18 @@ class DatasetImportService:
         small = {name: info for name, info in loose.items() if info.size <= 10 << 20}
         if small and len(small) == len(loose):
             # Read now, so bad JSON or an unknown format is the answer to this call.
-            files = {name: self._staging.read(info.key)[0] for name, info in small.items()}
-            annotation_import.detect({name: data for name, data in files.items()
-                                      if dataset_contents.sort([_Named(name, 0)]).annotation_files})
-        operation = self._records.create(new_id(), IMPORT, {"dataset_id": dataset.id, "chunk_size": chunk_size},
-                                         actor.sub)
-        self._datasets.begin_import(dataset.id, operation.id, {
-            "operation_id": operation.id, "started_at": utcnow().isoformat(), "status": "running",
+            files = {name: self._staging.read(info.key)[0] for name, info in small.items()
+                     if dataset_contents.sort([_Named(name, 0)]).annotation_files}
+            if files:
+                annotation_import.detect(files)
+        if dataset.status == IMPORTING and dataset.operation_id:
+            self._reap(dataset)
+        operation_id = new_id()
+        self._datasets.begin_import(dataset.id, operation_id, {
+            "operation_id": operation_id, "started_at": utcnow().isoformat(), "status": "running",
             "files": sorted(info.key.removeprefix(_staging_prefix(dataset.id)) for info in staged)[:100]})
+        operation = self._records.create(operation_id, IMPORT, {"dataset_id": dataset.id, "chunk_size": chunk_size},
+                                         actor.sub)
         try:
             self._start_workflow(self._settings.import_state_machine, f"import-{operation.id}",
                                  {"operation_id": operation.id})
@@ -146,6 +152,23 @@ class DatasetImportService:
             self._datasets.end_import(dataset.id, operation.id, dataset.status, {"status": "failed"})
             raise
         return operation
+
+    def _reap(self, dataset: Dataset) -> None:
+        """An import whose execution ended without recording it (stopped, or its failure step failed
+        too) is recorded failed, so that the dataset can be imported again; a running one stays (409)."""
+        previous = dataset.operation_id
+        if self._execution_running(self._settings.import_state_machine, f"import-{previous}"):
+            raise ConflictError(f"Dataset '{dataset.id}' is being imported already (operation '{previous}'); "
+                                "wait for it to end")
+        message = "the import stopped before it ended; it was not recorded"
+        try:
+            if self._records.get(previous).status not in (COMPLETED, "failed"):
+                self._records.fail(previous, message)
+        except NotFoundError:
+            pass
+        finished = any(entry.get("status") == COMPLETED for entry in dataset.imports)
+        self._datasets.end_import(dataset.id, previous, READY if finished else FAILED,
+                                  {"status": "failed", "error": message})
 
     # Steps ----------------------------------------------------------------------------------------
 

@@ -264,3 +264,186 @@ def test_import_mistakes_are_4xx_naming_the_problem(stack, api):
     assert api.post(f"{D}/{empty}/import", {"chunk_size": 0}).status_code == 422
     # nothing started: the datasets have no import in their history
     assert all(data(api.get(f"{D}/{d}"))["imports"] == [] for d in (empty, bad_json, unknown))
+
+
+# Other formats ---------------------------------------------------------------------------------------
+
+def test_a_dice_file_uploaded_beside_the_images_is_imported(stack, api):
+    dataset = new_dataset(api, "dice")
+    for n in range(2):
+        services().share_bucket.put(f"datasets/{dataset}/cam/{n}.jpg", picture(60, 40, seed=n), "image/jpeg")
+    # The seed's DICE: COCO arrays without info/licenses; category_id is the label's name (no categories)
+    dice = {"images": [{"id": 1, "file_name": "cam/0.jpg"}, {"id": 2, "file_name": "cam/1.jpg"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": "car", "bbox": [5, 5, 20, 10]},
+                            {"id": 2, "image_id": 2, "category_id": "bus", "bbox": [0, 0, 70, 10]}]}
+    upload(api, dataset, "labels.json", json.dumps(dice).encode())
+    operation = run_import(api, dataset)
+    assert operation["status"] == "completed", operation
+    result = operation["result"]
+    assert result["upload_summary"]["annotation_format"] == "dice"
+    assert result["upload_summary"]["annotations_imported"] == 1
+    # the bus box runs 10 px past the 60 px image: reported with its file and reason, never dropped silently
+    (problem,) = result["problems"]
+    assert problem["file"] == "labels.json" and problem["annotation"] == "2" and "runs past" in problem["reason"]
+    stored = job_annotations(api, result["project_id"])
+    assert [a["bbox"] for a in stored[f"datasets/{dataset}/cam/0.jpg"]] == [[5, 5, 20, 10]]
+    # without `categories`, the labels are the names the imported annotations carry
+    assert [label["name"] for label in data(api.get(f"/api/v1/projects/{result['project_id']}"))["labels"]] == [
+        "car"]
+
+
+def _yolo_zip(layout: str) -> bytes:
+    members = {}
+    for n, split in enumerate(("train", "train", "val")):
+        stem = f"frame{n}"
+        image = picture(100, 50, seed=n)
+        line = f"{n % 2} 0.500000 0.500000 0.200000 0.400000\n"
+        if layout == "ultralytics":
+            members[f"images/{split}/{stem}.jpg"] = image
+            members[f"labels/{split}/{stem}.txt"] = line.encode()
+        else:
+            members[f"obj_train_data/{stem}.jpg"] = image
+            members[f"obj_train_data/{stem}.txt"] = line.encode()
+    if layout == "ultralytics":
+        members["data.yaml"] = b"path: .\ntrain: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n"
+    else:
+        members["obj.names"] = b"cat\ndog\n"
+        members["train.txt"] = b"obj_train_data/frame0.jpg\nobj_train_data/frame1.jpg\n"
+        members["valid.txt"] = b"obj_train_data/frame2.jpg\n"
+    return make_zip(members)
+
+
+@pytest.mark.parametrize("layout", ["ultralytics", "darknet"])
+def test_yolo_in_both_layouts_is_imported_with_boxes_in_pixels_and_splits(stack, api, layout):
+    dataset = new_dataset(api, f"yolo {layout}")
+    upload(api, dataset, "yolo.zip", _yolo_zip(layout))
+    operation = run_import(api, dataset)
+    assert operation["status"] == "completed", operation
+    result = operation["result"]
+    assert (result["upload_summary"]["annotation_format"], result["upload_summary"]["annotations_imported"]) == (
+        "yolo" if layout == "ultralytics" else "darknet", 3)
+    assert result["problems"] == []
+    tasks = data(api.get(f"/api/v1/projects/{result['project_id']}/tasks"))
+    assert sorted((t["split"], t["total_images"]) for t in tasks) == [("train", 2), ("val", 1)]
+    stored = job_annotations(api, result["project_id"])
+    boxes = sorted((path.rsplit("/", 1)[-1], a["label"], a["bbox"]) for path, shapes in stored.items() for a in shapes)
+    # class cx cy w h = 0.5 0.5 0.2 0.4 of a 100x50 image: x 40, y 15, 20 x 20
+    assert boxes == [("frame0.jpg", "cat", [40, 15, 20, 20]), ("frame1.jpg", "dog", [40, 15, 20, 20]),
+                     ("frame2.jpg", "cat", [40, 15, 20, 20])]
+
+
+# Round trip ---------------------------------------------------------------------------------------------
+
+def _export(stack, api, project: str, body: dict) -> zipfile.ZipFile:
+    from tests.functional.test_exports import artifact, finished
+
+    base = f"/api/v1/projects/{project}"
+    created = api.post(f"{base}/exports", body)
+    assert created.status_code == 202, created.json
+    done = finished(api, base, created.json["data"]["id"])
+    assert done["status"] == "completed", done
+    return artifact(stack, api, base, done["id"])
+
+
+def test_coco_imported_then_exported_gives_the_same_images_categories_and_geometry(stack, api, tmp_path):
+    from pycocotools.coco import COCO
+
+    dataset = new_dataset(api, "round trip")
+    files = [("set/a.jpg", 120, 80), ("set/sub/b.jpg", 90, 60)]
+    original = coco(files, [(1, 1, [10.5, 20.25, 30, 40]), (1, 2, [0, 0, 50, 50]), (2, 2, [5, 5, 80, 50])],
+                    categories=((1, "cat"), (2, "dog")))
+    upload(api, dataset, "rt.zip", make_zip({"set/a.jpg": picture(120, 80, seed=1),
+                                             "set/sub/b.jpg": picture(90, 60, seed=2),
+                                             "instances_train.json": original}))
+    operation = run_import(api, dataset)
+    assert operation["status"] == "completed", operation
+    archive = _export(stack, api, operation["result"]["project_id"], {"export_mode": "detection"})
+    (tmp_path / "out.json").write_bytes(archive.read("annotations.json"))
+    (tmp_path / "in.json").write_bytes(original)
+    before, after = COCO(str(tmp_path / "in.json")), COCO(str(tmp_path / "out.json"))
+    prefix = f"datasets/{dataset}/"
+
+    def shapes(document: COCO, strip: str) -> set:
+        names = {c["id"]: c["name"] for c in document.loadCats(document.getCatIds())}
+        images = {i["id"]: (i["file_name"].removeprefix(strip), i["width"], i["height"])
+                  for i in document.loadImgs(document.getImgIds())}
+        return {(images[a["image_id"]], names[a["category_id"]], tuple(round(v, 2) for v in a["bbox"]))
+                for a in document.loadAnns(document.getAnnIds())}
+
+    assert sorted(c["name"] for c in after.loadCats(after.getCatIds())) == ["cat", "dog"]
+    assert {i["file_name"].removeprefix(prefix) for i in after.loadImgs(after.getImgIds())} == {"set/a.jpg",
+                                                                                              "set/sub/b.jpg"}
+    assert shapes(after, prefix) == shapes(before, "")
+
+
+def test_yolo_imported_then_exported_gives_the_same_layout_and_labels(stack, api):
+    dataset = new_dataset(api, "yolo round trip")
+    source = zipfile.ZipFile(io.BytesIO(_yolo_zip("ultralytics")))
+    upload(api, dataset, "yolo.zip", _yolo_zip("ultralytics"))
+    operation = run_import(api, dataset)
+    assert operation["status"] == "completed", operation
+    archive = _export(stack, api, operation["result"]["project_id"],
+                      {"export_mode": "detection", "output_format": "yolo", "options": {"include_images": True}})
+    labels = sorted(name for name in source.namelist() if name.startswith(("images/", "labels/")))
+    assert sorted(name for name in archive.namelist() if name.startswith(("images/", "labels/"))) == labels
+    for name in labels:
+        if name.startswith("labels/"):
+            assert archive.read(name) == source.read(name), name
+        else:
+            assert archive.read(name) == source.read(name), name  # the very bytes
+    assert "names:\n  0: cat\n  1: dog\n" in archive.read("data.yaml").decode()
+
+
+# Killed half-way and run again ---------------------------------------------------------------------------
+
+def test_an_import_killed_half_way_and_run_again_converges_with_nothing_twice(stack, api):
+    sfn = stack.aws("stepfunctions")
+    members = {f"p/{n}.jpg": picture(40, 30, seed=n) for n in range(5)}
+    members["coco.json"] = coco([(f"p/{n}.jpg", 40, 30) for n in range(5)],
+                                [(n % 5 + 1, 1 + n % 2, [1, 1, 5 + n, 5]) for n in range(8)])
+    body = make_zip(members)
+    # Given a clean import, for reference
+    clean = new_dataset(api, "clean")
+    upload(api, clean, "d.zip", body)
+    reference = run_import(api, clean, chunk_size=2)
+    assert reference["status"] == "completed", reference
+    # And an import killed after its images were extracted: the project step and the failure report
+    # both fail for good, so nothing records the end (as when an execution is stopped)
+    killed = new_dataset(api, "killed")
+    upload(api, killed, "d.zip", body)
+    lambdas = stack.emulator.lambdas
+    lambdas.fail("ProjectImport", "InjectedPermanentError", after_running=True, times=10)
+    lambdas.fail("FailImport", "InjectedPermanentError", after_running=False, times=10)
+    try:
+        started = data(api.post(f"{D}/{killed}/import", {"chunk_size": 2}), 202)
+        arn = stack.variables["PIXELPOOL_IMPORT_STATE_MACHINE"].replace(":stateMachine:", ":execution:")
+        from tests.conftest import poll
+
+        poll(lambda: sfn.describe_execution(executionArn=f"{arn}:import-{started['id']}")["status"],
+             lambda status: status != "RUNNING", "the killed import", 120)
+    finally:
+        lambdas.clear_faults()
+    assert data(api.get(f"{D}/{killed}"))["status"] == "importing"
+    # When it is run again
+    again = run_import(api, killed, chunk_size=2)
+    # Then it completes as the clean one did, with each image and annotation once
+    assert again["status"] == "completed", again
+    assert again["result"]["upload_summary"] == reference["result"]["upload_summary"]
+    detail = data(api.get(f"{D}/{killed}"))
+    assert [entry["status"] for entry in detail["imports"]] == ["completed", "failed"]
+    assert (detail["image_count"], detail["annotation_count"]) == (5, 8)
+
+    def relative(dataset: str) -> dict:
+        project = data(api.get(f"{D}/{dataset}"))["project_id"]
+        stored = job_annotations(api, project)
+        tasks = data(api.get(f"/api/v1/projects/{project}/tasks"))
+        return {"tasks": [(t["name"], t["total_images"], t["job_count"]) for t in tasks],
+                "annotations": {path.split("/", 2)[2]: sorted((a["label"], a["bbox"]) for a in shapes)
+                                for path, shapes in stored.items()},
+                "images": sorted(i["file_path"].split("/", 2)[2] for i in data(
+                    api.get(f"/api/v1/shared-images?folder=datasets/{dataset}&page_size=100")))}
+
+    mine, theirs = relative(killed), relative(clean)
+    assert mine["images"] == theirs["images"] and len(mine["images"]) == 6 - 1
+    assert mine["annotations"] == theirs["annotations"]
+    assert [(jobs, count) for _, jobs, count in mine["tasks"]] == [(5, 3)]

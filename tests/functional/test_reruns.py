@@ -194,7 +194,56 @@ class SelfcheckScenario:
         return {key: described.get(key) for key in ("status", "output", "error", "cause")}
 
 
-SCENARIOS: dict[str, type] = {"index": IndexScenario, "export": ExportScenario, "selfcheck": SelfcheckScenario}
+class ImportScenario:
+    """A dataset import of a ZIP with nested folders, a README and a COCO file (boxes and a polygon).
+    Ids and keys name the dataset, which each run makes anew: the state is read relative to its prefix."""
+
+    fresh_world = True
+
+    def __init__(self, stack, client) -> None:
+        from tests.functional.test_dataset_import import coco, make_zip
+
+        self.stack = stack
+        self.api = Api(client, stack.token(sub="alice", groups=[]))
+        files = [("a/x.jpg", 60, 40), ("a/b/y.png", 50, 30)]
+        self.body = make_zip({
+            "a/x.jpg": imagefiles.picture(60, 40, seed=1), "a/b/y.png": imagefiles.picture(50, 30, seed=2, fmt="PNG"),
+            "notes.txt": b"notes", "coco.json": coco(files, [(1, 1, [1, 1, 10, 10]), (2, 2, [0, 0, 5, 5])],
+                                                     segmentation={2: [[0, 0, 5, 0, 5, 5]]})})
+
+    def run(self) -> dict:
+        from tests.functional.test_dataset_import import job_annotations, upload
+
+        api = self.api
+        dataset = api.post("/api/v1/datasets", {"name": "rerun"}).json["data"]["id"]
+        upload(api, dataset, "data.zip", self.body)
+        started = api.post(f"/api/v1/datasets/{dataset}/import", {"chunk_size": 1})
+        assert started.status_code == 202, started.json
+        operation = wait_for(self.api, started.json["data"]["id"], timeout=120)
+        prefix = f"datasets/{dataset}/"
+        detail = api.get(f"/api/v1/datasets/{dataset}").json["data"]
+        records = {image["file_path"].removeprefix(prefix): (image["status"], image.get("size"), image["width"], image["height"])
+                   for image in api.get(f"/api/v1/shared-images?folder=datasets/{dataset}&page_size=100").json["data"]}
+        stored = {}
+        if detail["project_id"]:
+            stored = {path.removeprefix(prefix): sorted(json.dumps(
+                {k: v for k, v in shape.items() if k != "id"}, sort_keys=True) for shape in shapes)
+                for path, shapes in job_annotations(api, detail["project_id"]).items()}
+        share = sorted(key.removeprefix(prefix) for key in (o["Key"] for o in self.stack.aws("s3").list_objects_v2(
+            Bucket=self.stack.variables["PIXELPOOL_SHARE_BUCKET"], Prefix=prefix).get("Contents", [])))
+        outcome = {key: operation.get(key) for key in ("status", "done", "total", "progress")}
+        history = [{k: v for k, v in entry.items() if k in ("status", "images", "annotations", "problems")}
+                   for entry in detail["imports"]]
+        return {"operation": outcome, "error": (operation.get("error") or "").replace(dataset, "<dataset>"),
+                "result": _without_ids({k: v for k, v in (operation.get("result") or {}).items()
+                                        if k not in ("project_id", "task_ids")}),
+                "dataset": {k: detail[k] for k in ("status", "image_count", "annotation_count", "storage")},
+                "folders": detail["folders"], "history": history, "records": records, "annotations": stored,
+                "share": share}
+
+
+SCENARIOS: dict[str, type] = {"index": IndexScenario, "export": ExportScenario, "selfcheck": SelfcheckScenario,
+                              "import": ImportScenario}
 
 
 def run(stack, scenario, step: Step, *, fail_step: bool) -> tuple[dict, list]:
