@@ -268,3 +268,35 @@ def test_objects_under_unsafe_keys_are_recorded_failed_and_never_ready(stack, ap
     assert by_path["fine/ok.png"]["status"] == "ready"
     # And the registry never lists them as ready
     assert [image["file_path"] for image in records(api, status="ready")] == ["fine/ok.png"]
+
+
+def test_an_event_for_bytes_already_recorded_by_their_writer_adopts_the_record_without_reading(stack, api):
+    # Given an image recorded by whoever wrote it (a dataset import derives what it extracts), before
+    # its S3 notification is handled
+    from chalicelib import imaging
+    from chalicelib.services.container import services
+
+    s3 = stack.aws("s3")
+    body = imagefiles.picture(64, 48, seed=11)
+    put = s3.put_object(Bucket=share(stack), Key="imp/a.jpg", Body=body)
+    info = services().share_bucket.head("imp/a.jpg")
+    spooled = imaging.spool([body])
+    facts = services().registry.facts_of(spooled, info)
+    image, written = services().registry.register_facts("imp/a.jpg", facts, "importer")
+    assert written and image.sequencer == "" and image.etag == put["ETag"].strip('"')
+    # and its thumbnail removed, so that any derivation would show by writing it again
+    cache = stack.variables["PIXELPOOL_CACHE_BUCKET"]
+    s3.delete_object(Bucket=cache, Key=facts.thumbnail_key)
+    # When the notification is handled (twice: SQS delivers at least once)
+    bodies = take_notifications(stack)
+    assert deliver(stack, bodies) == {"batchItemFailures": []}
+    assert deliver(stack, bodies, first_id=10) == {"batchItemFailures": []}
+    # Then the record took the event's place in the key's order, and nothing was read or derived again
+    (item,) = [i for i in table_items(stack) if i["file_path"]["S"] == "imp/a.jpg"]
+    assert item["sequencer"]["S"] != "" and item["registered_by"]["S"] == "importer"
+    assert "Contents" not in s3.list_objects_v2(Bucket=cache, Prefix=facts.thumbnail_key)
+    # And an event for other bytes under that key is derived as ever
+    s3.put_object(Bucket=share(stack), Key="imp/a.jpg", Body=imagefiles.picture(30, 20, seed=12))
+    stack.pump.drain()
+    (again,) = [r for r in records(api) if r["file_path"] == "imp/a.jpg"]
+    assert (again["width"], again["height"]) == (30, 20)
