@@ -74,6 +74,7 @@ WORKERS = 4
 MAX_ANNOTATION_BYTES = 512 << 20  # annotation files read whole by the annotations step, together
 SUMMARY_PROBLEMS = 100  # in the operation's result; all of them in its result document
 SUMMARY_DUPLICATES = 100
+HISTORY_PROBLEMS = 20  # kept with a completed import in the dataset's history
 # Label colours, in order (Tableau 10, as matplotlib's default cycle: distinct and readable).
 PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
            "#17BECF")
@@ -275,7 +276,7 @@ class DatasetImportService:
                         lambda member: self._extract_one(source, member, dataset_id, operation.created_by), members))
                 self._registry.changed([row["id"] for row in outcomes if row.get("id")])
                 done = {"images": [row for row in outcomes if row.get("id")],
-                        "failed": [row for row in outcomes if row.get("reason")]}
+                        "failed": [row for row in outcomes if not row.get("id") and row.get("reason")]}
             self._cache.put_json(results_key, done)
         count = len(entry.get("keys") or entry.get("members") or [])
         self._records.advance(operation_id, batch, count)
@@ -362,7 +363,7 @@ class DatasetImportService:
         plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
         document = self._cache.get_json(f"{folder(operation_id)}/annotations.json")
         rows = [row for row in self._images(operation_id, plan) if row["status"] == IMAGE_READY]
-        owner = operation.created_by
+        owner = dataset.owner_id  # the dataset's owner owns its project, whoever ran the import
         project_id = self._datasets.claim_project(dataset.id, _stable_id(dataset.id, "project"))
         if not self._projects.exists(project_id):
             now = utcnow()
@@ -489,7 +490,8 @@ class DatasetImportService:
         facts = self._dataset_facts(dataset_id, project["project_id"])
         self._datasets.end_import(dataset_id, operation_id, READY, {
             "status": COMPLETED, "finished_at": utcnow().isoformat(), "images": len(ready),
-            "annotations": annotations, "problems": summary["problem_count"], "task_ids": project["task_ids"]}, facts)
+            "annotations": annotations, "problem_count": summary["problem_count"],
+            "problems": problems[:HISTORY_PROBLEMS], "task_ids": project["task_ids"]}, facts)
         for key in plan["staged"]:
             self._staging.delete(key)
         self._activity.record(None, "dataset", dataset_id, "uploaded", project_id=project["project_id"],
@@ -555,7 +557,7 @@ class DatasetImportService:
         finished = any(entry.get("status") == COMPLETED for entry in dataset.imports)
         self._datasets.end_import(dataset_id, operation_id, READY if finished else FAILED,
                                   {"status": "failed", "finished_at": utcnow().isoformat(), "error": message[:2000],
-                                   "problems": problems[:SUMMARY_PROBLEMS]})
+                                   "problem_count": len(problems), "problems": problems[:SUMMARY_PROBLEMS]})
         return {"error": message}
 
 

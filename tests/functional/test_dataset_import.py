@@ -447,3 +447,43 @@ def test_an_import_killed_half_way_and_run_again_converges_with_nothing_twice(st
     assert mine["images"] == theirs["images"] and len(mine["images"]) == 6 - 1
     assert mine["annotations"] == theirs["annotations"]
     assert [(jobs, count) for _, jobs, count in mine["tasks"]] == [(5, 3)]
+
+
+def test_the_summary_names_duplicates_of_registered_images_and_broken_images_as_problems(stack, api):
+    # Given an image already in the registry elsewhere in the share
+    known = picture(50, 50, seed=42)
+    stack.aws("s3").put_object(Bucket=stack.variables["PIXELPOOL_SHARE_BUCKET"], Key="elsewhere/known.jpg",
+                               Body=known)
+    stack.pump.drain()
+    dataset = new_dataset(api, "dups")
+    upload(api, dataset, "d.zip", make_zip({"x/same.jpg": known, "x/twin1.jpg": picture(30, 30, seed=5),
+                                            "x/twin2.jpg": picture(30, 30, seed=5), "x/new.jpg": picture(30, 30, seed=6),
+                                            "x/broken.jpg": b"\xff\xd8 not really a jpeg"}))
+    operation = run_import(api, dataset)
+    assert operation["status"] == "completed", operation
+    result = operation["result"]
+    # progress counts the archive's members
+    assert (operation["done"], operation["total"], operation["progress"]) == (5, 5, 1.0)
+    assert result["upload_summary"]["images_uploaded"] == 4
+    # Then the copy of the registered image and the two identical files are duplicates
+    assert {tuple(d["paths"]): d["registered_at"] for d in result["duplicates"]} == {
+        ("x/same.jpg",): ["elsewhere/known.jpg"], ("x/twin1.jpg", "x/twin2.jpg"): []}
+    # and the broken file is a problem naming it, and a failed registry record (never ready)
+    assert [(p["file"], p["reason"] != "") for p in result["problems"]] == [("x/broken.jpg", True)]
+    assert result["failed_images"] == 1
+    assert data(api.get(f"{D}/{dataset}"))["image_count"] == 4
+
+
+def test_a_second_import_adds_only_the_new_images_in_a_task_of_their_own(stack, api):
+    dataset = new_dataset(api, "grows")
+    upload(api, dataset, "one.zip", make_zip({"a/1.jpg": picture(30, 30, seed=1), "a/2.jpg": picture(30, 30, seed=2)}))
+    first = run_import(api, dataset)
+    assert first["status"] == "completed", first
+    upload(api, dataset, "two.zip", make_zip({"b/3.jpg": picture(30, 30, seed=3)}))
+    second = run_import(api, dataset)
+    assert second["status"] == "completed", second
+    assert second["result"]["project_id"] == first["result"]["project_id"]
+    tasks = data(api.get(f"/api/v1/projects/{first['result']['project_id']}/tasks"))
+    assert sorted(t["total_images"] for t in tasks) == [1, 2]
+    detail = data(api.get(f"{D}/{dataset}"))
+    assert detail["image_count"] == 3 and [e["status"] for e in detail["imports"]] == ["completed", "completed"]
