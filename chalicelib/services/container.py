@@ -296,8 +296,12 @@ class Services:
         from chalicelib.store.operations import OperationRepository
         from chalicelib.store.projects import ProjectRepository
 
+        from chalicelib.services.import_files import ImportFiles
+
+        files = ImportFiles(self.settings, DatasetRepository(), OperationRepository(), self.documents_bucket,
+                            self.share_bucket, self.cache_bucket, client("s3"), self.registry)
         return DatasetImportService(self.settings, self.access, DatasetRepository(), OperationRepository(),
-                                    self.documents_bucket, self.share_bucket, self.cache_bucket, client("s3"),
+                                    self.documents_bucket, self.share_bucket, self.cache_bucket, files,
                                     self.registry, self.registry_index, ProjectRepository(), self.tasks,
                                     JobRepository(), AnnotationRepository(), self.documents_bucket, self.activity,
                                     self.start_workflow, workflows.running)

@@ -3,7 +3,8 @@ that starts it.
 
 What is imported is everything the dataset holds: the files staged for it (`uploads/<id>/` in the
 datasets bucket: ZIPs, annotation files) and the images already under its prefix in the share
-(uploaded one by one, or by an earlier import). The steps:
+(uploaded one by one, or by an earlier import). The steps (*inspect* and *extract* are
+services/import_files.py's):
 
 - *inspect*: each staged ZIP's central directory, by ranged reads. Anything to refuse (an unsafe
   name, a link, a nested archive, encryption, duplicates, limits, a bomb) or an annotation file
@@ -32,7 +33,6 @@ Any failure ends in *fail*, which records the error on the operation and the dat
 """
 from __future__ import annotations
 
-import posixpath
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
@@ -41,19 +41,15 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.clock import utcnow
 from chalicelib.config import Settings
-from chalicelib.errors import BadRequestError, ConflictError, NotFoundError, ValidationError
-from chalicelib.formats import Shape
-from chalicelib.formats import annotation_import, dataset_contents, zip_archive
-from chalicelib.formats.zip_archive import Limits, Member
-from chalicelib.formats.zip_extract import batches, member_chunks, unwritable
+from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.formats import Shape, annotation_import, dataset_contents
 from chalicelib.ids import new_id
-from chalicelib.services import paths
+from chalicelib.services.import_files import ImportFiles, Named, staging_prefix
 from chalicelib.services.operations import folder
-from chalicelib.store.archives import S3Sink, S3Source
 from chalicelib.store.datasets import FAILED, IMPORTING, READY, Dataset, DatasetRepository, dataset_prefix
 from chalicelib.store.images import READY as IMAGE_READY
 from chalicelib.store.images import Image
-from chalicelib.store.objects import Bucket, ObjectInfo
+from chalicelib.store.objects import Bucket
 from chalicelib.store.operations import COMPLETED, Operation, OperationRepository
 
 if TYPE_CHECKING:
@@ -70,8 +66,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 IMPORT = "import_dataset"
-WORKERS = 4
-MAX_ANNOTATION_BYTES = 512 << 20  # annotation files read whole by the annotations step, together
 SUMMARY_PROBLEMS = 100  # in the operation's result; all of them in its result document
 SUMMARY_DUPLICATES = 100
 HISTORY_PROBLEMS = 20  # kept with a completed import in the dataset's history
@@ -81,19 +75,13 @@ PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E
 IMPORT_NAMESPACE = uuid.UUID("6f1d7c52-2f4e-4f0e-9a55-6b1f3c1d2e10")
 
 
-class ImportRefused(ValidationError):
-    """The import cannot run; its details name each offending member or file. Nothing was written."""
-
-    code = "import_refused"
-
-
 def _stable_id(*parts: str) -> str:
     return str(uuid.uuid5(IMPORT_NAMESPACE, "/".join(parts)))
 
 
 class DatasetImportService:
     def __init__(self, settings: Settings, access: "Access", datasets: DatasetRepository,
-                 records: OperationRepository, staging: Bucket, share: Bucket, cache: Bucket, s3,
+                 records: OperationRepository, staging: Bucket, share: Bucket, cache: Bucket, files: ImportFiles,
                  registry: "RegistryService", registry_index: "IndexedRegistry", projects: "ProjectRepository",
                  tasks: "TaskService", jobs: "JobRepository", annotations: "AnnotationRepository",
                  documents: Bucket, activity: "ActivityService", start_workflow: "WorkflowStarter",
@@ -106,7 +94,7 @@ class DatasetImportService:
         self._staging = staging
         self._share = share
         self._cache = cache
-        self._s3 = s3
+        self._files = files
         self._registry = registry
         self._registry_index = registry_index
         self._projects = projects
@@ -121,20 +109,20 @@ class DatasetImportService:
 
     def start(self, actor: "Identity", dataset: Dataset, chunk_size: int) -> Operation:
         """Check there is something to import, check loose annotation files, start the machine."""
-        staged = [info for page in self._staging.walk(_staging_prefix(dataset.id)) for info in page]
+        staged = [info for page in self._staging.walk(staging_prefix(dataset.id)) for info in page]
         present = next(iter(self._share.walk(dataset.prefix)), [])
         if not staged and not present:
             raise ValidationError(
                 f"Dataset '{dataset.id}' has nothing to import: upload images (POST …/upload-urls) or a ZIP or "
                 "annotation file (POST …/uploads, then …/uploads/complete) first",
                 [{"field": "uploads", "location": "body", "message": "no upload", "type": "value_error"}])
-        loose = {info.key.removeprefix(_staging_prefix(dataset.id)): info for info in staged
+        loose = {info.key.removeprefix(staging_prefix(dataset.id)): info for info in staged
                  if not info.key.lower().endswith(".zip")}
         small = {name: info for name, info in loose.items() if info.size <= 10 << 20}
         if small and len(small) == len(loose):
             # Read now, so bad JSON or an unknown format is the answer to this call.
             files = {name: self._staging.read(info.key)[0] for name, info in small.items()
-                     if dataset_contents.sort([_Named(name, 0)]).annotation_files}
+                     if dataset_contents.sort([Named(name, 0)]).annotation_files}
             if files:
                 annotation_import.detect(files)
         if dataset.status == IMPORTING and dataset.operation_id:
@@ -142,7 +130,7 @@ class DatasetImportService:
         operation_id = new_id()
         self._datasets.begin_import(dataset.id, operation_id, {
             "operation_id": operation_id, "started_at": utcnow().isoformat(), "status": "running",
-            "files": sorted(info.key.removeprefix(_staging_prefix(dataset.id)) for info in staged)[:100]})
+            "files": sorted(info.key.removeprefix(staging_prefix(dataset.id)) for info in staged)[:100]})
         operation = self._records.create(operation_id, IMPORT, {"dataset_id": dataset.id, "chunk_size": chunk_size},
                                          actor.sub)
         try:
@@ -174,170 +162,16 @@ class DatasetImportService:
     # Steps ----------------------------------------------------------------------------------------
 
     def inspect(self, operation_id: str) -> dict[str, Any]:
-        operation = self._records.get(operation_id)
-        dataset_id = operation.params["dataset_id"]
-        prefix = dataset_prefix(dataset_id)
-        staged = sorted((info for page in self._staging.walk(_staging_prefix(dataset_id)) for info in page),
-                        key=lambda info: info.key)
-        archives, problems, members = [], [], []
-        limits = Limits(max_members=self._settings.import_max_members,
-                        max_total_uncompressed=self._settings.import_max_bytes)
-        for info in staged:
-            if not info.key.lower().endswith(".zip"):
-                continue
-            name = info.key.removeprefix(_staging_prefix(dataset_id))
-            source = S3Source(self._s3, self._staging.name, info.key)
-            inventory = zip_archive.inspect(source, limits)
-            problems += [{"file": name, "member": finding.name, "reason": finding.reason}
-                         for finding in inventory.problems]
-            archives.append({"key": info.key, "etag": source.etag, "name": name})
-            members += [(len(archives) - 1, member) for member in inventory.members]
-        loose = [info for info in staged if not info.key.lower().endswith(".zip")]
-        present = [info for page in self._share.walk(prefix) for info in page]
-        problems += _collisions(members, loose, dataset_id)
-        if problems:
-            self._refuse(operation_id, ImportRefused(_refusal(problems), problems))
-        files = ([_Named(member.name, member.size) for _, member in members]
-                 + [_Named(info.key.removeprefix(_staging_prefix(dataset_id)), info.size) for info in loose]
-                 + [_Named(info.key.removeprefix(prefix), info.size) for info in present])
-        contents = dataset_contents.sort(_unique(files))
-        self._check_annotations(dataset_id, contents, members, archives, loose, present)
-        # Checked: only now is anything written.
-        for info in loose:
-            self._share.copy_from(self._staging, info.key, prefix + info.key.removeprefix(_staging_prefix(dataset_id)))
-        extracted = {member.name for _, member in members}
-        keys = [prefix + item.name for item in contents.images if item.name not in extracted]
-        plan_batches = [{"archive": archive, "members": [_member_row(m) for _, m in members[start:end]]}
-                        for archive, start, end in _archive_batches(members)]
-        plan_batches += [{"keys": keys[start:start + 500]} for start in range(0, len(keys), 500)]
-        plan = {"archives": archives, "batches": plan_batches,
-                "annotation_files": [item.name for item in contents.annotation_files],
-                "bytes": {"images": contents.bytes_images, "annotations": contents.bytes_annotations,
-                          "other": contents.bytes_other},
-                "folders": contents.folders, "staged": [info.key for info in staged]}
-        self._cache.put_json(f"{folder(operation_id)}/plan.json", plan)
-        self._records.start(operation_id, len(members) + len(keys))
-        return {"operation_id": operation_id, "batches": list(range(len(plan_batches)))}
-
-    def _check_annotations(self, dataset_id: str, contents: dataset_contents.Contents,
-                           members: list[tuple[int, Member]], archives: list[dict], loose: list[ObjectInfo],
-                           present: list[ObjectInfo]) -> None:
-        """Parse the annotation files against the image paths (sizes unknown yet): what cannot be
-        read or matches no image fails the import now, before anything is written."""
-        if not contents.annotation_files:
-            return
-        operation_id = self._operation_of(dataset_id)
-        if contents.bytes_annotations > MAX_ANNOTATION_BYTES:
-            self._refuse(operation_id, ImportRefused(
-                f"The annotation files hold {contents.bytes_annotations} bytes: more than the "
-                f"{MAX_ANNOTATION_BYTES} an import reads", [{"reason": "annotation files too large"}]))
-        by_name = {member.name: (archive, member) for archive, member in members}
-        staged = {info.key.removeprefix(_staging_prefix(dataset_id)): info.key for info in loose}
-        files = {}
-        for item in contents.annotation_files:
-            if item.name in by_name:
-                archive, member = by_name[item.name]
-                source = S3Source(self._s3, self._staging.name, archives[archive]["key"], archives[archive]["etag"])
-                files[item.name] = b"".join(member_chunks(source, member))
-            elif item.name in staged:
-                files[item.name] = self._staging.read(staged[item.name])[0]
-            else:
-                files[item.name] = self._share.read(dataset_prefix(dataset_id) + item.name)[0]
-        try:
-            annotation_import.parse(files, [item.name for item in contents.images])
-        except (BadRequestError, ValidationError) as exc:
-            self._refuse(operation_id, ImportRefused(exc.message, exc.details or [{"reason": exc.message}]))
-
-    def _operation_of(self, dataset_id: str) -> str:
-        return self._datasets.get(dataset_id).operation_id or ""
-
-    def _refuse(self, operation_id: str, refusal: ImportRefused) -> None:
-        """Keep the refusal's problems for the failure step (a Lambda error carries its message only)."""
-        self._cache.put_json(f"{folder(operation_id)}/problems.json", refusal.details)
-        raise refusal
+        return self._files.inspect(operation_id)
 
     def extract(self, operation_id: str, batch: int) -> dict[str, int]:
-        operation = self._records.get(operation_id)
-        dataset_id = operation.params["dataset_id"]
-        results_key = f"{folder(operation_id)}/results/{batch:05d}.json"
-        plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
-        entry = plan["batches"][batch]
-        if self._cache.exists(results_key):
-            done = self._cache.get_json(results_key)
-        else:
-            if "keys" in entry:
-                done = self._register_present(entry["keys"], operation.created_by, dataset_id)
-            else:
-                archive = plan["archives"][entry["archive"]]
-                source = S3Source(self._s3, self._staging.name, archive["key"], archive["etag"])
-                members = [_member_of(row) for row in entry["members"]]
-                with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="extract") as pool:
-                    outcomes = list(pool.map(
-                        lambda member: self._extract_one(source, member, dataset_id, operation.created_by), members))
-                self._registry.changed([row["id"] for row in outcomes if row.get("id")])
-                done = {"images": [row for row in outcomes if row.get("id")],
-                        "failed": [row for row in outcomes if not row.get("id") and row.get("reason")]}
-            self._cache.put_json(results_key, done)
-        count = len(entry.get("keys") or entry.get("members") or [])
-        self._records.advance(operation_id, batch, count)
-        return {"batch": batch, "images": len(done["images"]), "failed": len(done["failed"])}
-
-    def _extract_one(self, source: S3Source, member: Member, dataset_id: str, actor: str | None) -> dict[str, Any]:
-        from chalicelib import imaging  # Pillow: loaded by the steps that decode images only
-
-        key = dataset_prefix(dataset_id) + member.name
-        refused = unwritable(member, key)
-        if refused:
-            return {"path": member.name, "reason": refused}
-        sink = S3Sink(self._s3, self._share.name)
-        try:
-            if not paths.is_image_key(key):
-                sink.write(key, member_chunks(source, member), member.size)
-                return {"path": member.name}
-            spooled = imaging.spool(member_chunks(source, member))
-            try:
-                info = sink.write(key, iter(lambda: spooled.file.read(1 << 20), b""), spooled.size)
-                spooled.file.seek(0)
-                facts = self._registry.facts_of(spooled, info)
-            finally:
-                spooled.file.close()
-        except zip_archive.Refusal as exc:
-            return {"path": member.name, "reason": str(exc)}
-        image, _ = self._registry.register_facts(key, facts, actor)
-        if image is None:
-            return {"path": member.name, "reason": "not registered"}
-        return _image_row(member.name, image)
-
-    def _register_present(self, keys: list[str], actor: str | None, dataset_id: str) -> dict[str, Any]:
-        from chalicelib.services.registry import REGISTER, Listed
-
-        result = self._registry.index((Listed(key) for key in keys), REGISTER, actor)
-        images = {image.file_path: image for image in result.registered + result.refreshed}
-        raced = [key for key in result.already_existed if key not in images]
-        images.update(self._registry.records_of(raced))
-        prefix = dataset_prefix(dataset_id)
-        rows = [_image_row(key.removeprefix(prefix), image) for key, image in sorted(images.items())]
-        failed = [{"path": entry["file_path"].removeprefix(prefix), "reason": entry["reason"]}
-                  for entry in result.failed]
-        return {"images": [row for row in rows if row.get("id")], "failed": failed}
-
-    def _images(self, operation_id: str, plan: dict) -> list[dict[str, Any]]:
-        rows = []
-        for batch in range(len(plan["batches"])):
-            rows += self._cache.get_json(f"{folder(operation_id)}/results/{batch:05d}.json")["images"]
-        return rows
-
-    def _failed(self, operation_id: str, plan: dict) -> list[dict[str, Any]]:
-        rows = []
-        for batch in range(len(plan["batches"])):
-            rows += self._cache.get_json(f"{folder(operation_id)}/results/{batch:05d}.json")["failed"]
-        return rows
+        return self._files.extract(operation_id, batch)
 
     def annotations(self, operation_id: str) -> dict[str, Any]:
         operation = self._records.get(operation_id)
         dataset_id = operation.params["dataset_id"]
         plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
-        images = [row for row in self._images(operation_id, plan) if row["status"] == IMAGE_READY]
+        images = [row for row in self._files.images(operation_id, plan) if row["status"] == IMAGE_READY]
         document: dict[str, Any] = {"format": None, "categories": {}, "images": {}, "splits": {}, "problems": [],
                                     "problem_count": 0}
         if plan["annotation_files"]:
@@ -362,7 +196,7 @@ class DatasetImportService:
         dataset = self._datasets.get(operation.params["dataset_id"])
         plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
         document = self._cache.get_json(f"{folder(operation_id)}/annotations.json")
-        rows = [row for row in self._images(operation_id, plan) if row["status"] == IMAGE_READY]
+        rows = [row for row in self._files.images(operation_id, plan) if row["status"] == IMAGE_READY]
         owner = dataset.owner_id  # the dataset's owner owns its project, whoever ran the import
         project_id = self._datasets.claim_project(dataset.id, _stable_id(dataset.id, "project"))
         if not self._projects.exists(project_id):
@@ -460,9 +294,9 @@ class DatasetImportService:
         plan = self._cache.get_json(f"{folder(operation_id)}/plan.json")
         document = self._cache.get_json(f"{folder(operation_id)}/annotations.json")
         project = self._cache.get_json(f"{folder(operation_id)}/project.json")
-        rows = self._images(operation_id, plan)
+        rows = self._files.images(operation_id, plan)
         ready = [row for row in rows if row["status"] == IMAGE_READY]
-        failed = self._failed(operation_id, plan) + [{"path": row["path"], "reason": row.get("reason") or row["status"]}
+        failed = self._files.failed(operation_id, plan) + [{"path": row["path"], "reason": row.get("reason") or row["status"]}
                                                      for row in rows if row["status"] != IMAGE_READY]
         annotations = sum(len(shapes) for shapes in document["images"].values())
         duplicates = self._duplicates(dataset_id, ready)
@@ -505,7 +339,7 @@ class DatasetImportService:
     def _dataset_facts(self, dataset_id: str, project_id: str) -> dict[str, Any]:
         """What the dataset holds now, from its prefix (every import so far, and loose uploads)."""
         prefix = dataset_prefix(dataset_id)
-        files = [_Named(info.key.removeprefix(prefix), info.size) for page in self._share.walk(prefix) for info in page]
+        files = [Named(info.key.removeprefix(prefix), info.size) for page in self._share.walk(prefix) for info in page]
         contents = dataset_contents.sort(files)
         records = self._registry.records_of([prefix + item.name for item in contents.images])
         document_count = 0
@@ -547,81 +381,21 @@ class DatasetImportService:
         message = _error_of(error)
         problems_key = f"{folder(operation_id)}/problems.json"
         problems = self._cache.get_json(problems_key) if self._cache.exists(problems_key) else []
-        if operation.status != "failed":
-            self._records.fail(operation_id, message)
         dataset_id = operation.params["dataset_id"]
         try:
             dataset = self._datasets.get(dataset_id)
         except NotFoundError:
-            return {"error": message}
-        finished = any(entry.get("status") == COMPLETED for entry in dataset.imports)
-        self._datasets.end_import(dataset_id, operation_id, READY if finished else FAILED,
-                                  {"status": "failed", "finished_at": utcnow().isoformat(), "error": message[:2000],
-                                   "problem_count": len(problems), "problems": problems[:SUMMARY_PROBLEMS]})
+            dataset = None
+        if dataset is not None:
+            # The dataset first: whoever sees the operation failed then finds the dataset says so.
+            finished = any(entry.get("status") == COMPLETED for entry in dataset.imports)
+            self._datasets.end_import(dataset_id, operation_id, READY if finished else FAILED,
+                                      {"status": "failed", "finished_at": utcnow().isoformat(),
+                                       "error": message[:2000], "problem_count": len(problems),
+                                       "problems": problems[:SUMMARY_PROBLEMS]})
+        if operation.status != "failed":
+            self._records.fail(operation_id, message)
         return {"error": message}
-
-
-class _Named:
-    __slots__ = ("name", "size")
-
-    def __init__(self, name: str, size: int) -> None:
-        self.name, self.size = name, size
-
-
-def _staging_prefix(dataset_id: str) -> str:
-    return f"uploads/{dataset_id}/"
-
-
-def _unique(files: list[_Named]) -> list[_Named]:
-    return list({item.name: item for item in files}.values())
-
-
-def _collisions(members: list[tuple[int, Member]], loose: list[ObjectInfo], dataset_id: str) -> list[dict]:
-    """Two archives (or an archive and a staged file) that bring the same path."""
-    seen: dict[str, str] = {}
-    found = []
-    names = [(str(archive), member.name) for archive, member in members]
-    names += [("staged", info.key.removeprefix(_staging_prefix(dataset_id))) for info in loose]
-    for origin, name in names:
-        folded = name.casefold()
-        if folded in seen and seen[folded] != origin:
-            found.append({"member": name, "reason": "the same path comes in two uploaded files"})
-        seen.setdefault(folded, origin)
-    return found
-
-
-def _refusal(problems: list[dict]) -> str:
-    shown = "; ".join(f"{p.get('member') or p.get('file') or 'archive'}: {p['reason']}" for p in problems[:5])
-    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return f"The upload is refused, nothing was imported: {shown}{more}"
-
-
-def _archive_batches(members: list[tuple[int, Member]]) -> list[tuple[int, int, int]]:
-    """(archive, start, end) over `members`, each batch inside one archive."""
-    found, start = [], 0
-    while start < len(members):
-        archive = members[start][0]
-        end = start
-        while end < len(members) and members[end][0] == archive:
-            end += 1
-        found += [(archive, start + a, start + b) for a, b in batches([m for _, m in members[start:end]],
-                                                                       max_members=200, max_bytes=1 << 30)]
-        start = end
-    return found
-
-
-def _member_row(member: Member) -> list:
-    return [member.name, member.header_offset, member.compressed_size, member.size, member.method, member.crc]
-
-
-def _member_of(row: list) -> Member:
-    name, offset, compressed, size, method, crc = row
-    return Member(name=name, header_offset=offset, compressed_size=compressed, size=size, method=method, crc=crc)
-
-
-def _image_row(path: str, image: Image) -> dict[str, Any]:
-    return {"path": path, "id": image.id, "status": image.status, "width": image.width, "height": image.height,
-            "sha256": image.sha256, "reason": image.reason}
 
 
 def _shape_dict(shape: Shape) -> dict[str, Any]:
