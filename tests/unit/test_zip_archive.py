@@ -9,6 +9,7 @@ import struct
 import time
 import tracemalloc
 import zipfile
+import hashlib
 import zlib
 from dataclasses import dataclass
 
@@ -78,6 +79,7 @@ class FakeS3:
     def put_object(self, Bucket, Key, Body, ContentType):
         self.calls.append("put_object")
         self.objects[Key] = Body
+        return {"ETag": f'"{hashlib.md5(Body).hexdigest()}"'}
 
     def create_multipart_upload(self, Bucket, Key, ContentType):
         self.calls.append("create_multipart_upload")
@@ -96,6 +98,7 @@ class FakeS3:
         assert [part["PartNumber"] for part in MultipartUpload["Parts"]] == [n for n, _ in self.parts]
         if self.keep:
             self.objects[Key] = b"".join(self._bodies)
+        return {"ETag": f'"multipart-{len(self.parts)}"'}
 
     def abort_multipart_upload(self, Bucket, Key, UploadId):
         self.calls.append("abort_multipart_upload")
