@@ -44,6 +44,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.formats import Shape, annotation_import, dataset_contents
 from chalicelib.ids import new_id
+from chalicelib.services.identity import Identity
 from chalicelib.services.import_files import ImportFiles, Named, staging_prefix
 from chalicelib.services.operations import folder
 from chalicelib.store.datasets import FAILED, IMPORTING, READY, Dataset, DatasetRepository, dataset_prefix
@@ -55,7 +56,6 @@ from chalicelib.store.operations import COMPLETED, Operation, OperationRepositor
 if TYPE_CHECKING:
     from chalicelib.services.access import Access
     from chalicelib.services.activity import ActivityService
-    from chalicelib.services.identity import Identity
     from chalicelib.services.operations import WorkflowStarter
     from chalicelib.services.registry import RegistryService
     from chalicelib.services.registry_index import IndexedRegistry
@@ -206,7 +206,8 @@ class DatasetImportService:
                 Project(id=project_id, name=dataset.name[:100], description=f"Imported from dataset {dataset.name}",
                         labels=labels, created_by=owner, created_at=now, updated_at=now),
                 ProjectMember(project_id=project_id, user_id=owner, role="owner", added_by=owner, added_at=now))
-            self._activity.record(None, "project", project_id, "created", project_id=project_id,
+            self._activity.record(Identity(sub=operation.created_by), "project", project_id, "created",
+                                  project_id=project_id,
                                   summary=f'Created project "{dataset.name}" for dataset import')
         else:
             project = self._projects.get(project_id)
@@ -226,19 +227,21 @@ class DatasetImportService:
             image = found.get(row["id"])
             if image is not None:
                 by_split.setdefault(document["splits"].get(row["path"], "none"), []).append(image)
-        tasks, jobs = [], []
+        tasks, jobs, tasked = [], [], []
         for split in ("train", "val", "test", "none"):
             images = by_split.get(split)
             if not images:
                 continue
-            name = dataset.name[:90] if len(by_split) == 1 else f"{dataset.name[:80]} ({split})"
+            name = dataset.name[:80] + (f" ({split})" if len(by_split) > 1 else "")
+            name += f" (import {number})" if number > 1 else ""
             spec = TaskSpec(name=name, chunk_size=operation.params.get("chunk_size", 100), split=split)
             task_id = _stable_id(dataset.id, "import", str(number), split)
             created = self._tasks.ensure_task(owner, project_id, task_id, spec, images, "dataset")
             tasks.append(task_id)
+            tasked += [image.file_path.removeprefix(dataset.prefix) for image in images]
             jobs += [[task_id, job.id] for job in created.jobs]
         self._cache.put_json(f"{folder(operation_id)}/project.json",
-                             {"project_id": project_id, "task_ids": tasks, "jobs": jobs})
+                             {"project_id": project_id, "task_ids": tasks, "jobs": jobs, "paths": sorted(tasked)})
         return {"operation_id": operation_id, "jobs": list(range(len(jobs)))}
 
     def store(self, operation_id: str, job_number: int) -> dict[str, Any]:
@@ -298,9 +301,15 @@ class DatasetImportService:
         ready = [row for row in rows if row["status"] == IMAGE_READY]
         failed = self._files.failed(operation_id, plan) + [{"path": row["path"], "reason": row.get("reason") or row["status"]}
                                                      for row in rows if row["status"] != IMAGE_READY]
-        annotations = sum(len(shapes) for shapes in document["images"].values())
+        tasked = set(project["paths"])
+        annotations = sum(len(shapes) for path, shapes in document["images"].items() if path in tasked)
+        files = ", ".join(plan["annotation_files"][:3]) + (" …" if len(plan["annotation_files"]) > 3 else "")
+        kept = [{"file": files, "image": path, "reason": "the image is in a task of an earlier import: its "
+                                                           "annotations there are kept, these are not imported"}
+                for path, shapes in sorted(document["images"].items()) if shapes and path not in tasked]
         duplicates = self._duplicates(dataset_id, ready)
-        problems = document["problems"] + [{"file": row["path"], "reason": row["reason"]} for row in failed]
+        problems = (document["problems"] + kept
+                    + [{"file": row["path"], "reason": row["reason"]} for row in failed])
         summary = {
             "upload_summary": {
                 "images_uploaded": len(ready),
@@ -309,7 +318,7 @@ class DatasetImportService:
                 "annotation_format": document["format"],
                 "storage_bytes": {**plan["bytes"], "total": sum(plan["bytes"].values())},
             },
-            "problem_count": document["problem_count"] + len(failed),
+            "problem_count": document["problem_count"] + len(kept) + len(failed),
             "problems": problems[:SUMMARY_PROBLEMS],
             "duplicates": duplicates[:SUMMARY_DUPLICATES],
             "duplicate_count": len(duplicates),
@@ -328,7 +337,8 @@ class DatasetImportService:
             "problems": problems[:HISTORY_PROBLEMS], "task_ids": project["task_ids"]}, facts)
         for key in plan["staged"]:
             self._staging.delete(key)
-        self._activity.record(None, "dataset", dataset_id, "uploaded", project_id=project["project_id"],
+        self._activity.record(Identity(sub=operation.created_by) if operation.created_by else None, "dataset",
+                              dataset_id, "uploaded", project_id=project["project_id"],
                               summary=f"Imported {len(ready)} image(s) and {annotations} annotation(s)",
                               details={"operation_id": operation_id, "images": len(ready),
                                        "annotations": annotations, "problems": summary["problem_count"],

@@ -85,6 +85,10 @@ class ImportFiles:
                  + [Named(info.key.removeprefix(staging_prefix(dataset_id)), info.size) for info in loose]
                  + [Named(info.key.removeprefix(prefix), info.size) for info in present])
         contents = dataset_contents.sort(_unique(files))
+        # The annotation files this import brings; those of earlier imports were imported then.
+        brought = {member.name for _, member in members} | {
+            info.key.removeprefix(staging_prefix(dataset_id)) for info in loose}
+        contents.annotation_files = [item for item in contents.annotation_files if item.name in brought]
         self._check_annotations(dataset_id, contents, members, archives, loose, present)
         # Checked: only now is anything written.
         for info in loose:

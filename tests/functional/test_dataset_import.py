@@ -484,6 +484,25 @@ def test_a_second_import_adds_only_the_new_images_in_a_task_of_their_own(stack, 
     assert second["status"] == "completed", second
     assert second["result"]["project_id"] == first["result"]["project_id"]
     tasks = data(api.get(f"/api/v1/projects/{first['result']['project_id']}/tasks"))
-    assert sorted(t["total_images"] for t in tasks) == [1, 2]
+    assert sorted((t["name"], t["total_images"]) for t in tasks) == [("grows", 2), ("grows (import 2)", 1)]
     detail = data(api.get(f"{D}/{dataset}"))
     assert detail["image_count"] == 3 and [e["status"] for e in detail["imports"]] == ["completed", "completed"]
+
+
+def test_annotations_for_images_an_earlier_import_tasked_are_reported_not_counted(stack, api):
+    dataset = new_dataset(api, "corrected")
+    files = [("a/1.jpg", 30, 30)]
+    upload(api, dataset, "one.zip", make_zip({"a/1.jpg": picture(30, 30, seed=1),
+                                              "coco.json": coco(files, [(1, 1, [1, 1, 5, 5])])}))
+    assert run_import(api, dataset)["status"] == "completed"
+    # When a corrected file comes alone and is imported
+    upload(api, dataset, "fixed.json", coco(files, [(1, 1, [2, 2, 6, 6])]))
+    again = run_import(api, dataset)
+    # Then nothing is counted as imported, the problem says why, and the stored box is the first one
+    assert again["status"] == "completed", again
+    assert again["result"]["upload_summary"]["annotations_imported"] == 0
+    (problem,) = again["result"]["problems"]
+    assert (problem["file"], problem["image"]) == ("fixed.json", "a/1.jpg") and "earlier import" in problem["reason"]
+    stored = job_annotations(api, again["result"]["project_id"])
+    assert [a["bbox"] for a in stored[f"datasets/{dataset}/a/1.jpg"]] == [[1, 1, 5, 5]]
+    assert data(api.get(f"{D}/{dataset}"))["annotation_count"] == 1
