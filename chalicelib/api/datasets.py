@@ -7,7 +7,7 @@ from chalicelib.api.responses import ok
 from chalicelib.api.routing import endpoint
 from chalicelib.schemas.base import PageMeta
 from chalicelib.schemas.datasets import (
-    DatasetCreate, DatasetDetailOut, ImportBody, DatasetListQuery, DatasetOut, DatasetUpdate, FolderOut, ImageUploadBody,
+    DatasetCreate, DatasetDetailOut, ImportBody, StagedOut, DatasetListQuery, DatasetOut, DatasetUpdate, FolderOut, ImageUploadBody,
     PartUploadOut, PartUrlsQuery, ReceivedPartOut, ReceivedQuery, StorageOut, UploadComplete, UploadedOut, UploadRef,
     UploadStart,
 )
@@ -114,6 +114,20 @@ def abort_dataset_upload(dataset_id, identity, body: UploadRef):
     """Abort an upload in progress and drop its parts."""
     services().datasets.abort_upload(identity, dataset_id, body.file_name, body.upload_id)
     return ok(body, f"Upload of '{body.file_name}' aborted")
+
+
+@endpoint(bp, f"{ONE}/uploads", response=list[StagedOut])
+def list_staged_uploads(dataset_id, identity):
+    """The completed uploads waiting for the next import (ZIPs, annotation files)."""
+    staged = services().datasets.staged(identity, dataset_id)
+    return ok([StagedOut.model_validate(item) for item in staged], f"{len(staged)} file(s) staged")
+
+
+@endpoint(bp, f"{ONE}/uploads/{{file_name}}", "DELETE", response=StagedOut)
+def delete_staged_upload(dataset_id, file_name, identity):
+    """Remove a completed upload before it is imported (e.g. an archive an import refused)."""
+    removed = services().datasets.remove_staged(identity, dataset_id, file_name)
+    return ok(StagedOut.model_validate(removed), f"'{removed['file_name']}' removed")
 
 
 @endpoint(bp, f"{ONE}/import", "POST", body=ImportBody, response=OperationOut, status=202)

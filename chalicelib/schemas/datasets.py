@@ -129,6 +129,13 @@ class UploadedOut(ResponseModel):
     etag: str
 
 
+class StagedOut(ResponseModel):
+    file_name: str
+    size: int
+    etag: str
+    uploaded_at: datetime = Field(description="when the upload was completed")
+
+
 class ImportBody(RequestModel):
     chunk_size: int = Field(default=100, ge=1, le=10_000,
                             description="images per job of the tasks the import creates")

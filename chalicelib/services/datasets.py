@@ -172,6 +172,24 @@ class DatasetService:
         if not self._staging.abort_multipart(upload_key(dataset_id, name), upload_id):
             raise NotFoundError(f"No upload '{upload_id}' of '{name}' in progress for dataset '{dataset_id}'")
 
+    def staged(self, actor: "Identity", dataset_id: str) -> list[dict[str, Any]]:
+        """The completed uploads of the dataset that the next import will read."""
+        self._readable(actor, dataset_id)
+        prefix = upload_key(dataset_id, "")
+        return [{"file_name": info.key.removeprefix(prefix), "size": info.size, "etag": info.etag,
+                 "uploaded_at": info.last_modified}
+                for page in self._staging.walk(prefix) for info in page]
+
+    def remove_staged(self, actor: "Identity", dataset_id: str, file_name: str) -> dict[str, Any]:
+        self._managed(actor, dataset_id)
+        name, _ = self._file(file_name)
+        key = upload_key(dataset_id, name)
+        info = self._staging.head(key)
+        if info is None:
+            raise NotFoundError(f"No completed upload '{name}' in dataset '{dataset_id}'")
+        self._staging.delete(key)
+        return {"file_name": name, "size": info.size, "etag": info.etag, "uploaded_at": info.last_modified}
+
     def start_import(self, actor: "Identity", dataset_id: str, chunk_size: int) -> "Operation":
         """Import what the dataset holds (services/dataset_import.py): 202 with the operation."""
         dataset = self._managed(actor, dataset_id)

@@ -490,6 +490,18 @@ def _import_call(w: GlobalWorld, whose: str) -> Call:
                 unchanged=lambda: created(w.callers["admin"].get(path))["imports"] == [])
 
 
+def _delete_staged_call(w: GlobalWorld, whose: str) -> Call:
+    from chalicelib.services.container import services
+    from chalicelib.services.datasets import upload_key
+
+    dataset = w.dataset_of[whose]
+    w.counter[0] += 1
+    name = f"staged{w.counter[0]}.json"
+    services().documents_bucket.put(upload_key(dataset, name), b"{}", "application/json")
+    return Call(f"{DS}/{dataset}/uploads/{name}",
+                unchanged=lambda: services().documents_bucket.exists(upload_key(dataset, name)))
+
+
 def _upload_call(w: GlobalWorld, whose: str, suffix: str, with_part: bool = False, query: bool = False) -> Call:
     upload = w.fresh_upload(whose, with_part)
     ref = {"file_name": upload["file_name"], "upload_id": upload["upload_id"]}
@@ -569,6 +581,10 @@ GLOBAL_ROWS = [
     GlobalRow("POST", f"{DS}/{{dataset_id}}/uploads/abort", "datasets.manage",
               lambda w, o: _upload_call(w, o, "abort"), refused=404),
     GlobalRow("POST", f"{DS}/{{dataset_id}}/import", "datasets.manage", _import_call, refused=404),
+    GlobalRow("GET", f"{DS}/{{dataset_id}}/uploads", "datasets.read",
+              lambda w, o: Call(f"{DS}/{w.dataset_of[o]}/uploads"), refused=404),
+    GlobalRow("DELETE", f"{DS}/{{dataset_id}}/uploads/{{file_name}}", "datasets.manage", _delete_staged_call,
+              refused=404),
     GlobalRow("POST", "/api/v1/tags", "tags.create", lambda w, o: Call("/api/v1/tags", {"name": f"new {uuid.uuid4()}"})),
     GlobalRow("GET", "/api/v1/tags", "global.read", lambda w, o: Call("/api/v1/tags")),
     GlobalRow("GET", "/api/v1/tags/{tag_id}", "global.read", lambda w, o: Call(f"/api/v1/tags/{w.tag_of['others']}")),

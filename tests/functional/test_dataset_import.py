@@ -247,6 +247,22 @@ def test_the_seeds_broken_coco_is_refused_with_a_clear_message_and_nothing_is_wr
     assert data(api.get(f"{D}/{dataset}"))["status"] == "failed"
 
 
+def test_a_refused_archive_stays_staged_until_removed_then_the_import_runs(stack, api):
+    dataset = new_dataset(api, "retry")
+    upload(api, dataset, "bad.zip", make_zip({"ok.jpg": picture(20, 20), "../x.jpg": picture(20, 20)}))
+    upload(api, dataset, "good.zip", make_zip({"ok/1.jpg": picture(20, 20, seed=9)}))
+    assert run_import(api, dataset)["status"] == "failed"
+    staged = data(api.get(f"{D}/{dataset}/uploads"))
+    assert sorted(item["file_name"] for item in staged) == ["bad.zip", "good.zip"]
+    removed = data(api.delete(f"{D}/{dataset}/uploads/bad.zip"))
+    assert removed["file_name"] == "bad.zip" and removed["size"] > 0
+    assert api.delete(f"{D}/{dataset}/uploads/bad.zip").status_code == 404
+    again = run_import(api, dataset)
+    assert again["status"] == "completed", again
+    assert share_keys(dataset) == [f"datasets/{dataset}/ok/1.jpg"]
+    assert data(api.get(f"{D}/{dataset}/uploads")) == []
+
+
 # API errors ------------------------------------------------------------------------------------------
 
 def test_import_mistakes_are_4xx_naming_the_problem(stack, api):
