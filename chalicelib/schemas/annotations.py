@@ -101,3 +101,4 @@ class VersionOut(ResponseModel):
     annotation_count: int
     created_by: str | None
     created_at: datetime
+    note: str | None = Field(default=None, description='as given when frozen; "imported" for a dataset import\'s')

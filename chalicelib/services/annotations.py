@@ -112,7 +112,7 @@ class AnnotationService:
             versions = self._annotations.versions(job_id)
             number = (versions[-1].number if versions else 0) + 1
             version = Version(job_id=job_id, number=number, document_key=key, image_count=len(sets),
-                              annotation_count=count, created_by=actor.sub, created_at=now)
+                              annotation_count=count, created_by=actor.sub, created_at=now, note=note)
             if self._annotations.add_version(version):
                 self._activity.record(actor, "job", job_id, "version_created", project_id=job.project_id,
                                       summary=f"Froze version {number} of job {job.sequence_number + 1} of "

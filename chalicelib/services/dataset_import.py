@@ -286,7 +286,7 @@ class DatasetImportService:
             self._annotations.add_version(Version(
                 job_id=job_id, number=1, document_key=key, image_count=len(sets),
                 annotation_count=sum(len(item["annotations"]) for item in sets), created_by=operation.created_by,
-                created_at=now))
+                created_at=now, note="imported"))
         return {"job": job_number, "annotations": sum(len(shapes) for shapes in wanted.values())}
 
     def finish(self, operation_id: str) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class AnnotationItem(Model):
     number = NumberAttribute(null=True)
     document_key = UnicodeAttribute(null=True)
     image_count = NumberAttribute(null=True)
+    note = UnicodeAttribute(null=True)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Version:
     annotation_count: int
     created_by: str | None
     created_at: datetime
+    note: str | None = None
 
 
 def _current(image_id: str) -> str:
@@ -174,7 +176,7 @@ class AnnotationRepository:
         item = AnnotationItem(job_id=version.job_id, sk=_version_sk(version.number), number=version.number,
                               document_key=version.document_key, image_count=version.image_count,
                               count=version.annotation_count, updated_by=version.created_by,
-                              updated_at=version.created_at)
+                              updated_at=version.created_at, note=version.note)
         with conditional("saving a version") as write:
             item.save(condition=AnnotationItem.sk.does_not_exist())
         return write.done

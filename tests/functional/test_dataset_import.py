@@ -138,7 +138,7 @@ def test_a_zip_with_nested_folders_and_coco_becomes_a_project_with_confirmed_fro
     # and every job is frozen as version 1, "imported"
     for job in data(api.get(f"/api/v1/projects/{project['id']}/tasks/{task['id']}/jobs")):
         versions = data(api.get(f"/api/v1/jobs/{job['id']}/versions"))
-        assert [v["number"] for v in versions] == [1]
+        assert [(v["number"], v["note"]) for v in versions] == [(1, "imported")]
     # and the images are registry images, each registered once (the S3 events found them current)
     images = data(api.get(f"/api/v1/shared-images?folder=datasets/{dataset}&page_size=100"))
     assert sorted(i["file_path"].removeprefix(prefix) for i in images) == [
