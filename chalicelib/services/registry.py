@@ -119,9 +119,13 @@ class RegistryService:
 
     def register_facts(self, key: str, facts: Facts, actor: str | None) -> tuple[Image | None, bool]:
         """Record facts derived from bytes the caller wrote itself (a dataset import): (the record,
-        whether this call wrote it). A record the object's own S3 event wrote first is left as it is
-        (that event derived the same bytes); the event that comes later finds this record current
-        and stops (`apply`)."""
+        whether this call wrote it). One UpdateItem, unless the object's own S3 event recorded the
+        key first: that record is then kept when it describes these bytes, else written over. The
+        event that comes later finds this record current and stops (`apply`). The caller tells the
+        registry's index (`changed`)."""
+        image = self._images.record_facts(key, facts, actor)
+        if image is not None:
+            return image, True
         existing = self._images.find_by_keys([key]).get(key)
         if existing is not None and existing.etag == facts.etag and existing.status == facts.status:
             return existing, False

@@ -276,8 +276,20 @@ class ImageRepository:
         (metadata, tags, mask link, creator) are left as they are, so a re-upload or a reindex
         never loses them.
         """
-        location = _location(key)
         order = sequencer_order(sequencer) if sequencer is not None else expected_sequencer
+        if sequencer is not None:
+            condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer < order)
+        else:
+            condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer == expected_sequencer)
+        written = self._write_facts(key, facts, order, condition, registered_by) is not None
+        if record:  # else the caller records a whole batch with `changed`
+            _recorded([image_id(key)])
+        return written
+
+    def _write_facts(self, key: str, facts: Facts, order: str, condition: Condition,
+                     registered_by: str | None) -> ImageItem | None:
+        """The conditional UpdateItem of `write_facts`: the item as written (its answer), or None."""
+        location = _location(key)
         now = utcnow()
         actions = [getattr(ImageItem, name).set(value) for name, value in location.items() if name != "id"]
         for name in FACT_FIELDS:
@@ -292,14 +304,15 @@ class ImageRepository:
         ]
         if registered_by:
             actions.append(ImageItem.registered_by.set(ImageItem.registered_by | registered_by))
-        if sequencer is not None:
-            condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer < order)
-        else:
-            condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer == expected_sequencer)
-        written = self._conditional_update(ImageItem(id=location["id"]), actions, condition)
-        if record:  # else the caller records a whole batch with `changed`
-            _recorded([location["id"]])
-        return written
+        item = ImageItem(id=location["id"])
+        return item if self._conditional_update(item, actions, condition) else None
+
+    def record_facts(self, key: str, facts: Facts, registered_by: str | None) -> Image | None:
+        """Write what the object at `key` is, as its writer knows it, unless an S3 event already
+        recorded the key (then None): one UpdateItem, whose answer is the record written."""
+        condition = ImageItem.id.does_not_exist() | (ImageItem.sequencer == "")
+        item = self._write_facts(key, facts, "", condition, registered_by)
+        return _to_image(item) if item is not None else None
 
     def adopt_sequencer(self, key: str, sequencer: str, etag: str) -> bool:
         """Give a record written without an event (`sequencer` "") or by an older event the order of
