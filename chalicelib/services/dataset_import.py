@@ -24,7 +24,7 @@ services/import_files.py's):
 - *project*: the dataset's project (created once, recorded on the dataset), its labels from the
   categories, and one task per split of the images this import brought (chunk size from the
   request), each with a deterministic id so a re-run finds what a killed run made.
-- *store* (a Map over jobs): each image's annotations saved `confirmed` in its job, then frozen
+- *store* (a Map over groups of jobs): each image's annotations saved `confirmed` in its job, then frozen
   as the job's version 1 ("imported"); a set already saved is left as it is.
 - *finish*: the dataset's counts, storage by kind, folder tree, project and import history; the
   seed's `upload_summary` with problems, duplicates and the project as the operation's result;
@@ -68,6 +68,7 @@ logger = Logger(child=True)
 IMPORT = "import_dataset"
 SUMMARY_PROBLEMS = 100  # in the operation's result; all of them in its result document
 SUMMARY_DUPLICATES = 100
+JOBS_PER_STORE = 20  # jobs a store step saves
 HISTORY_PROBLEMS = 20  # kept with a completed import in the dataset's history
 # Label colours, in order (Tableau 10, as matplotlib's default cycle: distinct and readable).
 PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
@@ -242,17 +243,24 @@ class DatasetImportService:
             jobs += [[task_id, job.id] for job in created.jobs]
         self._cache.put_json(f"{folder(operation_id)}/project.json",
                              {"project_id": project_id, "task_ids": tasks, "jobs": jobs, "paths": sorted(tasked)})
-        return {"operation_id": operation_id, "jobs": list(range(len(jobs)))}
+        groups = -(-len(jobs) // JOBS_PER_STORE)
+        return {"operation_id": operation_id, "groups": list(range(groups))}
 
-    def store(self, operation_id: str, job_number: int) -> dict[str, Any]:
+    def store(self, operation_id: str, group: int) -> dict[str, Any]:
+        """Save the imported annotations of one group of jobs (`JOBS_PER_STORE`; a Map item per job
+        would overrun an execution's 25,000 history events at a chunk size of 1)."""
+        operation = self._records.get(operation_id)
+        project = self._cache.get_json(f"{folder(operation_id)}/project.json")
+        document = self._cache.get_json(f"{folder(operation_id)}/annotations.json")
+        jobs = project["jobs"][group * JOBS_PER_STORE:(group + 1) * JOBS_PER_STORE]
+        count = sum(self._store_job(operation, project, document, task_id, job_id) for task_id, job_id in jobs)
+        return {"group": group, "jobs": len(jobs), "annotations": count}
+
+    def _store_job(self, operation: Operation, project: dict, document: dict, task_id: str, job_id: str) -> int:
         """Save one job's imported annotations (`confirmed`) and freeze them as its version 1."""
         from chalicelib.store.annotations import Version
 
-        operation = self._records.get(operation_id)
         dataset_id = operation.params["dataset_id"]
-        project = self._cache.get_json(f"{folder(operation_id)}/project.json")
-        task_id, job_id = project["jobs"][job_number]
-        document = self._cache.get_json(f"{folder(operation_id)}/annotations.json")
         job = self._jobs.get(job_id)
         prefix = dataset_prefix(dataset_id)
         job_images = self._jobs.images_of_job(job)
@@ -266,20 +274,22 @@ class DatasetImportService:
                                            **shape} for n, shape in enumerate(shapes)]
         current = {item.image_id: item for item in self._annotations.of_job(job_id)}
 
-        def save(image_id: str) -> None:
+        def save(image_id: str) -> int:
             have = current.get(image_id)
             if have is not None and have.annotations == wanted[image_id]:
-                return
+                return have.rev
             rev = have.rev if have else 0
-            self._annotations.replace(project["project_id"], task_id, job_id, image_id, wanted[image_id], rev,
-                                      len(have.annotations) if have else 0, operation.created_by, utcnow())
+            return self._annotations.replace(project["project_id"], task_id, job_id, image_id, wanted[image_id],
+                                             rev, len(have.annotations) if have else 0, operation.created_by,
+                                             utcnow()).rev
 
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="store") as pool:
-            list(pool.map(save, sorted(wanted)))
+            revs = dict(zip(sorted(wanted), pool.map(save, sorted(wanted))))
         if not self._annotations.versions(job_id):
             now = utcnow()
             key = f"projects/{project['project_id']}/tasks/{task_id}/jobs/{job_id}/versions/imported.json"
-            sets = [{"image_id": image_id, "rev": 1, "annotations": wanted[image_id]} for image_id in sorted(wanted)]
+            sets = [{"image_id": image_id, "rev": revs[image_id], "annotations": wanted[image_id]}
+                    for image_id in sorted(wanted)]
             self._documents.put_json(key, {"job_id": job_id, "task_id": task_id, "project_id": project["project_id"],
                                            "note": "imported", "created_by": operation.created_by,
                                            "created_at": now.isoformat(), "images": sets})
@@ -287,7 +297,7 @@ class DatasetImportService:
                 job_id=job_id, number=1, document_key=key, image_count=len(sets),
                 annotation_count=sum(len(item["annotations"]) for item in sets), created_by=operation.created_by,
                 created_at=now, note="imported"))
-        return {"job": job_number, "annotations": sum(len(shapes) for shapes in wanted.values())}
+        return sum(len(shapes) for shapes in wanted.values())
 
     def finish(self, operation_id: str) -> dict[str, Any]:
         operation = self._records.get(operation_id)

@@ -30,7 +30,7 @@ def project_import(event, context):
 
 @bp.lambda_function(name="store_import")
 def store_import(event, context):
-    return services().dataset_import.store(event["operation_id"], int(event["job"]))
+    return services().dataset_import.store(event["operation_id"], int(event["group"]))
 
 
 @bp.lambda_function(name="finish_import")
