@@ -12,6 +12,7 @@ from chalicelib.schemas.datasets import (
     UploadStart,
 )
 from chalicelib.schemas.operations import OperationOut
+from chalicelib.schemas.projects import ActivityOut, ActivityQuery, CursorMeta
 from chalicelib.schemas.share import UploadOut
 from chalicelib.services.container import services
 from chalicelib.store.datasets import Dataset
@@ -128,6 +129,22 @@ def delete_staged_upload(dataset_id, file_name, identity):
     """Remove a completed upload before it is imported (e.g. an archive an import refused)."""
     removed = services().datasets.remove_staged(identity, dataset_id, file_name)
     return ok(StagedOut.model_validate(removed), f"'{removed['file_name']}' removed")
+
+
+@endpoint(bp, f"{BASE}/audit", query=ActivityQuery, response=list[ActivityOut])
+def every_datasets_audit(identity, query: ActivityQuery):
+    """Administrators: the audit log of every dataset, newest first (kept after a purge)."""
+    entries, cursor = services().datasets.audit(identity, None, query.page_size, query.cursor)
+    return ok([ActivityOut.model_validate(entry) for entry in entries], f"Found {len(entries)} entries",
+              meta=CursorMeta(page_size=query.page_size, next_cursor=cursor))
+
+
+@endpoint(bp, f"{ONE}/audit", query=ActivityQuery, response=list[ActivityOut])
+def dataset_audit(dataset_id, identity, query: ActivityQuery):
+    """The dataset's audit log, newest first: created, uploaded (later deleted, restored, purged)."""
+    entries, cursor = services().datasets.audit(identity, dataset_id, query.page_size, query.cursor)
+    return ok([ActivityOut.model_validate(entry) for entry in entries], f"Found {len(entries)} entries",
+              meta=CursorMeta(page_size=query.page_size, next_cursor=cursor))
 
 
 @endpoint(bp, f"{ONE}/import", "POST", body=ImportBody, response=OperationOut, status=202)

@@ -94,6 +94,7 @@ GLOBAL_RULES: dict[str, tuple[Grant, Grant, Grant]] = {
     "datasets.create":       (A, A, N),
     "datasets.read":         (A, O, O),
     "datasets.manage":       (A, O, N),
+    "datasets.audit_all":    (A, N, N),
     "operations.read":       (A, O, O),
 }
 

@@ -347,12 +347,15 @@ class DatasetImportService:
             "problems": problems[:HISTORY_PROBLEMS], "task_ids": project["task_ids"]}, facts)
         for key in plan["staged"]:
             self._staging.delete(key)
-        self._activity.record(Identity(sub=operation.created_by) if operation.created_by else None, "dataset",
-                              dataset_id, "uploaded", project_id=project["project_id"],
+        actor = Identity(sub=operation.created_by) if operation.created_by else None
+        details = {"operation_id": operation_id, "images": len(ready), "annotations": annotations,
+                   "problems": summary["problem_count"], "project_id": project["project_id"]}
+        self._activity.audit(actor, dataset_id, "uploaded", details=details,
+                             summary=f"Imported {len(ready)} image(s) and {annotations} annotation(s)",
+                             once=(_stable_id(operation_id, "uploaded"), operation.created_at))
+        self._activity.record(actor, "dataset", dataset_id, "uploaded", project_id=project["project_id"],
                               summary=f"Imported {len(ready)} image(s) and {annotations} annotation(s)",
-                              details={"operation_id": operation_id, "images": len(ready),
-                                       "annotations": annotations, "problems": summary["problem_count"],
-                                       "by": operation.created_by})
+                              details=details)
         self._records.finish(operation_id, summary, result_key)
         return {"operation_id": operation_id, "status": COMPLETED}
 

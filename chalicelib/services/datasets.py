@@ -21,12 +21,13 @@ from chalicelib.clock import utcnow
 from chalicelib.config import Settings
 from chalicelib.errors import NotFoundError, ValidationError
 from chalicelib.ids import new_id
-from chalicelib.services import paths
+from chalicelib.services import cursors, paths
 from chalicelib.store.datasets import Dataset, DatasetRepository, dataset_prefix
 from chalicelib.store.objects import Bucket
 
 if TYPE_CHECKING:
     from chalicelib.services.activity import ActivityService
+    from chalicelib.store.activity import ActivityEntry
     from chalicelib.services.dataset_import import DatasetImportService
     from chalicelib.store.operations import Operation
     from chalicelib.services.access import Access
@@ -80,7 +81,8 @@ class DatasetService:
         self._access.require_global(actor, "datasets.create", what="creating datasets")
         dataset = self._datasets.create(new_id(), name, description, actor.sub)
         if self._activity is not None:
-            self._activity.record(actor, "dataset", dataset.id, "created", summary=f'Created dataset "{name}"')
+            self._activity.audit(actor, dataset.id, "created", summary=f'Created dataset "{name}"',
+                                 details={"name": name})
         return dataset
 
     def list(self, actor: "Identity", *, search: str | None, labeled: bool | None, status: str | None, sort: str,
@@ -189,6 +191,18 @@ class DatasetService:
             raise NotFoundError(f"No completed upload '{name}' in dataset '{dataset_id}'")
         self._staging.delete(key)
         return {"file_name": name, "size": info.size, "etag": info.etag, "uploaded_at": info.last_modified}
+
+    def audit(self, actor: "Identity", dataset_id: str | None, page_size: int,
+              cursor: str | None) -> tuple[list["ActivityEntry"], str | None]:
+        """A dataset's audit log (None: every dataset's, administrators only), newest first."""
+        if dataset_id is None:
+            self._access.require_global(actor, "datasets.audit_all", what="reading every dataset's audit log")
+        else:
+            self._readable(actor, dataset_id)
+        after = cursors.decode(cursor, "audit", cursors.text) if cursor else None
+        assert self._activity is not None
+        entries, last = self._activity.audit_log(dataset_id, page_size, after)
+        return entries, cursors.encode("audit", last) if last else None
 
     def start_import(self, actor: "Identity", dataset_id: str, chunk_size: int) -> "Operation":
         """Import what the dataset holds (services/dataset_import.py): 202 with the operation."""

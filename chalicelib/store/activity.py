@@ -1,4 +1,6 @@
-"""The activity log: one item per mutation, partitioned by project (or `GLOBAL`), newest last.
+"""The activity log: one item per mutation, partitioned by project (or `GLOBAL`), newest last; and
+the datasets' audit log in the same table: each entry under its dataset (`DATASET#<id>`) and in the
+feed of every dataset (`DATASETS`), append-only, kept after the dataset is purged.
 
 `sk = <ISO time>#<id>` keeps a partition in time order, so a timeline is one Query read backwards.
 """
@@ -14,6 +16,11 @@ from pynamodb.models import Model
 from chalicelib.store.dynamo import entity, store_errors, table_meta
 
 GLOBAL_SCOPE = "GLOBAL"
+DATASETS_SCOPE = "DATASETS"
+
+
+def dataset_scope(dataset_id: str) -> str:
+    return f"DATASET#{dataset_id}"
 
 
 class ActivityItem(Model):
@@ -53,9 +60,15 @@ def _to_entry(item: ActivityItem) -> ActivityEntry:
     return entity(ActivityEntry, item)
 
 class ActivityRepository:
-    def add(self, entry: ActivityEntry) -> None:
+    def add(self, entry: ActivityEntry, scopes: tuple[str, ...] | None = None) -> None:
+        """Append `entry` to its project's (or the global) timeline, or to each of `scopes`."""
+        for scope in scopes or (_scope(entry.project_id),):
+            self._put(entry, scope)
+
+    @staticmethod
+    def _put(entry: ActivityEntry, scope: str) -> None:
         item = ActivityItem(
-            scope=_scope(entry.project_id),
+            scope=scope,
             sk=f"{entry.created_at.isoformat()}#{entry.id}",
             id=entry.id,
             entity_type=entry.entity_type,
@@ -76,7 +89,9 @@ class ActivityRepository:
         Only the sort key travels to the caller: the partition is always the one asked for, so a
         cursor can never reach into another project's timeline.
         """
-        scope = _scope(project_id)
+        return self.newest_in(_scope(project_id), limit, after)
+
+    def newest_in(self, scope: str, limit: int, after: str | None = None) -> tuple[list[ActivityEntry], str | None]:
         start = {"scope": {"S": scope}, "sk": {"S": after}} if after else None
         with store_errors("reading activity"):
             result = ActivityItem.query(scope, scan_index_forward=False, limit=limit, last_evaluated_key=start)

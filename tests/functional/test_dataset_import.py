@@ -139,6 +139,12 @@ def test_a_zip_with_nested_folders_and_coco_becomes_a_project_with_confirmed_fro
     for job in data(api.get(f"/api/v1/projects/{project['id']}/tasks/{task['id']}/jobs")):
         versions = data(api.get(f"/api/v1/jobs/{job['id']}/versions"))
         assert [(v["number"], v["note"]) for v in versions] == [(1, "imported")]
+    # and the dataset's audit log says who created it and who imported what; the feed of every
+    # dataset is for administrators
+    audit = data(api.get(f"{D}/{dataset}/audit"))
+    assert [(e["action"], e["actor"]) for e in audit] == [("uploaded", "alice"), ("created", "alice")]
+    assert audit[0]["details"]["images"] == 3 and audit[0]["details"]["operation_id"] == operation["id"]
+    assert api.get(f"{D}/audit").status_code == 403
     # and the images are registry images, each registered once (the S3 events found them current)
     images = data(api.get(f"/api/v1/shared-images?folder=datasets/{dataset}&page_size=100"))
     assert sorted(i["file_path"].removeprefix(prefix) for i in images) == [
