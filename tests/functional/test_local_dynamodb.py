@@ -150,7 +150,7 @@ def test_failed_transactions_and_other_writers_keep_answers_equal_to_motos(ddb):
     # Given partitions and index buckets cached by earlier reads
     expected = answers(ddb)
     existing = {name: expected[0][0][0][name] for name in ("pk", "sk")}
-    # When a transaction writes, then fails a condition (moto restores its deep-copied tables)
+    # When a transaction writes, then fails a condition (the items it named are restored)
     with pytest.raises(ddb.exceptions.TransactionCanceledException):
         ddb.transact_write_items(TransactItems=[
             {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "p3"}, "sk": {"S": "new"}, "g": {"S": "g2"}}}},
