@@ -68,7 +68,8 @@ logger = Logger(child=True)
 IMPORT = "import_dataset"
 SUMMARY_PROBLEMS = 100  # in the operation's result; all of them in its result document
 SUMMARY_DUPLICATES = 100
-JOBS_PER_STORE = 20  # jobs a store step saves
+JOBS_PER_STORE = 20
+SAVE_ATTEMPTS = 3  # jobs a store step saves
 HISTORY_PROBLEMS = 20  # kept with a completed import in the dataset's history
 # Label colours, in order (Tableau 10, as matplotlib's default cycle: distinct and readable).
 PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
@@ -276,12 +277,20 @@ class DatasetImportService:
 
         def save(image_id: str) -> int:
             have = current.get(image_id)
-            if have is not None and have.annotations == wanted[image_id]:
-                return have.rev
-            rev = have.rev if have else 0
-            return self._annotations.replace(project["project_id"], task_id, job_id, image_id, wanted[image_id],
-                                             rev, len(have.annotations) if have else 0, operation.created_by,
-                                             utcnow()).rev
+            for _ in range(SAVE_ATTEMPTS):
+                if have is not None and have.annotations == wanted[image_id]:
+                    return have.rev
+                rev = have.rev if have else 0
+                try:
+                    return self._annotations.replace(project["project_id"], task_id, job_id, image_id,
+                                                     wanted[image_id], rev, len(have.annotations) if have else 0,
+                                                     operation.created_by, utcnow()).rev
+                except ConflictError:
+                    # Saved meanwhile: by an attempt of this step whose answer was lost (its write
+                    # landed after it timed out), or by a person. Read it again and judge anew.
+                    have = self._annotations.get(job_id, image_id)
+            raise ConflictError(f"Annotations of image '{image_id}' in job '{job_id}' keep changing; "
+                                "the import was not able to save them")
 
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="store") as pool:
             revs = dict(zip(sorted(wanted), pool.map(save, sorted(wanted))))
