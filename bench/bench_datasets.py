@@ -343,6 +343,7 @@ def _timed_import(stack, api: Api, path: Path) -> tuple[list[tuple[str, str, str
     label = _archive_label(path)
     dataset = api.call("POST", D, {"name": "bench import"}, 201)["id"]
     sent = _upload_file(api, dataset, path)
+    probe = _ranged_get_probe(stack, sent["upload"]["key"], path)
     recorder = StepRecorder(stack)
     _say(f"ZIP uploaded in {sent['total_seconds']:.1f} s; importing")
     with counting() as made:
@@ -359,6 +360,7 @@ def _timed_import(stack, api: Api, path: Path) -> tuple[list[tuple[str, str, str
              f"{operation.get('error')}", "must complete"),
             ("import: steps until the failure (Lambda Invoke at the dispatcher)", _step_times(recorder), ""),
             ("import: requests", _requests_line(made), ""),
+            probe,
         ], 0.0
     summary = operation["result"]["upload_summary"]
     assert summary["images_uploaded"] == images, summary
@@ -374,8 +376,32 @@ def _timed_import(stack, api: Api, path: Path) -> tuple[list[tuple[str, str, str
          f"{summary['annotations_imported']:,} annotations, {problems} problems)", ""),
         ("import: steps (Lambda Invoke at the dispatcher)", _step_times(recorder), ""),
         ("import: requests", _requests_line(made), ""),
+        probe,
     ]
     return rows, rate
+
+
+def _ranged_get_probe(stack, key: str, path: Path) -> tuple[str, str, str]:
+    """What one member's ranged GET of the staged ZIP costs on the emulator (extract makes at least
+    one per member), against the same bytes read from a file of the same size on disk."""
+    s3 = stack.aws("s3")
+    bucket = stack.variables["PIXELPOOL_DATASETS_BUCKET"]
+    size, length = path.stat().st_size, 110_000
+    rng = random.Random(3)
+    emulator, disk = [], []
+    with open(path, "rb") as file:
+        for _ in range(10):
+            start = rng.randrange(0, size - length)
+            clock = time.perf_counter()
+            s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")["Body"].read()
+            emulator.append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            file.seek(start)
+            file.read(length)
+            disk.append(time.perf_counter() - clock)
+    return (f"emulator: one 110 KB ranged GET of the staged {_mb(size)} ZIP (median of 10)",
+            f"{statistics.median(emulator) * 1000:.0f} ms (the same bytes from a local file: "
+            f"{statistics.median(disk) * 1000:.2f} ms)", "moto builds the whole object per GET")
 
 
 def _events_after_import(stack) -> tuple[str, str, str]:
