@@ -25,7 +25,7 @@ from chalicelib.formats.zip_archive import Limits, Member
 from chalicelib.formats.zip_extract import batches, member_chunks, unwritable
 from chalicelib.services import paths
 from chalicelib.services.operations import folder
-from chalicelib.store.archives import S3Sink, S3Source
+from chalicelib.store.archives import S3Sink, S3Source, WindowedSource
 from chalicelib.store.datasets import DatasetRepository, dataset_prefix
 from chalicelib.store.images import Image
 from chalicelib.store.objects import Bucket, ObjectInfo
@@ -157,7 +157,7 @@ class ImportFiles:
                 done = self._register_present(entry["keys"], operation.created_by, dataset_id)
             else:
                 archive = plan["archives"][entry["archive"]]
-                source = S3Source(self._s3, self._staging.name, archive["key"], archive["etag"])
+                source = WindowedSource(S3Source(self._s3, self._staging.name, archive["key"], archive["etag"]))
                 members = [_member_of(row) for row in entry["members"]]
                 with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="extract") as pool:
                     outcomes = list(pool.map(
@@ -170,7 +170,7 @@ class ImportFiles:
         self._records.advance(operation_id, batch, count)
         return {"batch": batch, "images": len(done["images"]), "failed": len(done["failed"])}
 
-    def _extract_one(self, source: S3Source, member: Member, dataset_id: str, actor: str | None) -> dict[str, Any]:
+    def _extract_one(self, source: WindowedSource, member: Member, dataset_id: str, actor: str | None) -> dict[str, Any]:
         from chalicelib import imaging  # Pillow: loaded by the steps that decode images only
 
         key = dataset_prefix(dataset_id) + member.name

@@ -106,3 +106,26 @@ def test_archive_replaced_during_an_import_is_not_read(stack):
     # And nothing is written, while an unpinned source reads the new archive
     assert S3Source(s3, bucket, "uploads/u2/archive.zip").size() == len(first.getvalue()) + 7
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="datasets/d2/")
+
+
+def test_a_batch_of_small_members_is_read_in_windows_not_one_get_per_member(stack):
+    from chalicelib.store.archives import WindowedSource
+
+    # Given an archive of 60 small pictures (about 1.5 MB)
+    s3, bucket = stack.aws("s3"), stack.variables["PIXELPOOL_DATASETS_BUCKET"]
+    files = {f"shots/{n:02d}.png": picture(120, 80, seed=n, fmt="PNG") for n in range(60)}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    upload(s3, bucket, "uploads/w1/a.zip", buffer.getvalue())
+    recording = RecordingS3(s3)
+    members = inspect(S3Source(s3, bucket, "uploads/w1/a.zip")).members
+    # When a batch is extracted through windows of 512 KiB
+    source = WindowedSource(S3Source(recording, bucket, "uploads/w1/a.zip"), window=512 * 1024)
+    results = extract(source, members, S3Sink(s3, bucket), "datasets/w1/")
+    # Then every member is written with its bytes, from one GET per window (not per member)
+    assert all(result.ok for result in results)
+    for name, data in files.items():
+        assert s3.get_object(Bucket=bucket, Key=f"datasets/w1/{name}")["Body"].read() == data
+    assert len(recording.ranges) <= -(-len(buffer.getvalue()) // (512 * 1024)) + 1 < len(members)
