@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from chalicelib.errors import BadRequestError
+from chalicelib.errors import BadRequestError, ValidationError
 from chalicelib.formats import Shape
 from chalicelib.formats.annotation_common import (
     COCO_SPLIT, DARKNET_NAMES, FORMATS, LABEL_MAX, MAX_PROBLEMS, SPLIT_WORDS, TOLERANCE_PX, ImportedAnnotations, Paths,
@@ -122,6 +122,10 @@ def _coco_categories(name: str, document: dict, result: Result) -> dict[Any, str
         if not _is_id(entry["id"]):
             result.problem(name, f"category id {entry['id']!r:.50} is neither a number nor a string")
             continue
+        if entry["id"] in names:
+            result.problem(name, f"category id {entry['id']!r:.50} is given twice ({names[entry['id']]!r} and "
+                                 f"{label!r}): its annotations are labelled {names[entry['id']]!r}, the first")
+            continue
         names[entry["id"]] = label
         result.category(label)
     return names
@@ -142,11 +146,13 @@ def _coco_label(category_id: Any, categories: dict[Any, str] | None) -> tuple[st
 
 
 def _coco_images(name: str, document: dict, paths: Paths, sizes: Mapping[str, Size],
-                 result: Result) -> tuple[dict[Any, tuple[str, Size | None] | None], list[str]]:
-    """image id → (uploaded path, size) or None when it is not imported; and the unmatched references."""
+                 result: Result) -> tuple[dict[Any, tuple[str, Size | None] | None], list[str], bool]:
+    """image id → (uploaded path, size) or None when it is not imported; the unmatched references;
+    and whether each of them matched several uploaded paths (ambiguous, not absent)."""
     images: dict[Any, tuple[str, Size | None] | None] = {}
     taken: dict[str, Any] = {}
-    unmatched = []
+    unmatched: list[str] = []
+    ambiguous: list[bool] = []
     split = COCO_SPLIT.match(base_name(name))
     for entry in document["images"]:
         image_id = entry.get("id") if isinstance(entry, dict) else None
@@ -162,6 +168,7 @@ def _coco_images(name: str, document: dict, paths: Paths, sizes: Mapping[str, Si
         if path is None:
             images[image_id] = None
             unmatched.append(reference)
+            ambiguous.append(why.startswith("ambiguous"))
             result.problem(name, f"{why}: its annotations are not imported", reference)
             continue
         taken[path] = image_id
@@ -176,7 +183,7 @@ def _coco_images(name: str, document: dict, paths: Paths, sizes: Mapping[str, Si
         result.image(path)
         if split:
             result.split(name, path, SPLIT_WORDS[split.group(1).lower()])
-    return images, unmatched
+    return images, unmatched, all(ambiguous) and bool(ambiguous)
 
 
 def _coco_shapes(entry: dict, label: str, size: Size | None) -> tuple[list[Shape], str]:
@@ -209,8 +216,13 @@ def _parse_coco(fmt: str, files: Mapping[str, bytes], documents: dict[str, Any],
         # One document in memory at a time.
         document = documents.pop(name, None) or load_json(name, files[name])
         categories = _coco_categories(name, document, result)
-        images, unmatched = _coco_images(name, document, paths, sizes, result)
+        images, unmatched, ambiguous = _coco_images(name, document, paths, sizes, result)
         if images and len(unmatched) == len(images):
+            if ambiguous:
+                raise ValidationError(
+                    f"{name}: each of its {len(unmatched)} image file_name values matches several uploaded "
+                    f"images (e.g. {unmatched[0]!r}): give the paths relative to the upload",
+                    [{"file": name, "reason": "ambiguous file_name values", "unmatched": unmatched[:5]}])
             raise none_matched(name, f"its {len(unmatched)} image file_name values", unmatched)
         for entry in document["annotations"]:
             if not isinstance(entry, dict):

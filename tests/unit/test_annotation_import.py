@@ -543,3 +543,21 @@ def test_a_box_inside_any_image_survives_yolo_normalisation(width, height, data)
     tolerance = 0.5e-6 * 2 * max(width, height) + 0.001
     assert result.problems == []
     assert close(result.images["a.jpg"], exported.shapes, tolerance)
+
+
+def test_a_category_id_given_twice_is_a_problem_and_the_first_name_stands():
+    document = {"info": {}, "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}],
+                "categories": [{"id": 1, "name": "c"}, {"id": 1, "name": "d"}]}
+    result = parse({"c.json": json.dumps(document).encode()}, ["a.jpg"])
+    assert [shape.label for shape in result.images["a.jpg"]] == ["c"]
+    (problem,) = result.problems
+    assert "category id 1 is given twice" in problem.reason and problem.file == "c.json"
+
+
+def test_file_names_that_each_match_several_paths_are_refused_as_ambiguous():
+    document = {"info": {}, "images": [{"id": 1, "file_name": "x.png"}, {"id": 2, "file_name": "x.png"}],
+                "annotations": [], "categories": []}
+    with pytest.raises(ValidationError) as refused:
+        parse({"c.json": json.dumps(document).encode()}, ["a/x.png", "b/x.png"])
+    assert "matches several uploaded images" in refused.value.message and "'x.png'" in refused.value.message
