@@ -33,9 +33,11 @@ Any failure ends in *fail*, which records the error on the operation and the dat
 """
 from __future__ import annotations
 
+import posixpath
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from aws_lambda_powertools import Logger
 
@@ -332,7 +334,7 @@ class DatasetImportService:
         summary = {
             "upload_summary": {
                 "images_uploaded": len(ready),
-                "folder_structure": plan["folders"],
+                "folder_structure": _folders(row["path"] for row in ready),
                 "annotations_imported": annotations,
                 "annotation_format": document["format"],
                 "storage_bytes": {**plan["bytes"], "total": sum(plan["bytes"].values())},
@@ -382,7 +384,8 @@ class DatasetImportService:
         return {"image_count": sum(1 for image in records.values() if image.status == IMAGE_READY),
                 "annotation_count": document_count, "bytes_images": contents.bytes_images,
                 "bytes_annotations": contents.bytes_annotations, "bytes_other": contents.bytes_other,
-                "folders": contents.folders, "project_id": project_id}
+                "folders": _folders(image.file_path.removeprefix(prefix) for image in records.values()
+                                    if image.status == IMAGE_READY), "project_id": project_id}
 
     def _tasks_of(self, project_id: str) -> list[str]:
         from chalicelib.store.tasks import TaskRepository
@@ -428,6 +431,11 @@ class DatasetImportService:
         if operation.status != "failed":
             self._records.fail(operation_id, message)
         return {"error": message}
+
+
+def _folders(paths: Iterable[str]) -> dict[str, int]:
+    """Folder ('' for the top) → how many of these images it holds (images that failed are not counted)."""
+    return dict(sorted(Counter(posixpath.dirname(path) for path in paths).items()))
 
 
 def _shape_dict(shape: Shape) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from chalicelib.store.operations import OperationRepository
 if TYPE_CHECKING:
     from chalicelib.services.registry import RegistryService
 
-WORKERS = 4
+WORKERS = 2
 MAX_ANNOTATION_BYTES = 512 << 20  # annotation files read whole by the annotations step, together
 
 

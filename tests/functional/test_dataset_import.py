@@ -493,7 +493,10 @@ def test_the_summary_names_duplicates_of_registered_images_and_broken_images_as_
     # and the broken file is a problem naming it, and a failed registry record (never ready)
     assert [(p["file"], p["reason"] != "") for p in result["problems"]] == [("x/broken.jpg", True)]
     assert result["failed_images"] == 1
-    assert data(api.get(f"{D}/{dataset}"))["image_count"] == 4
+    detail = data(api.get(f"{D}/{dataset}"))
+    # and the folders count the images that are images, in the summary as in the dataset
+    assert detail["image_count"] == 4 and [(f["path"], f["image_count"]) for f in detail["folders"]] == [("x", 4)]
+    assert result["upload_summary"]["folder_structure"] == {"x": 4}
 
 
 def test_a_second_import_adds_only_the_new_images_in_a_task_of_their_own(stack, api):
