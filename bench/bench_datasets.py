@@ -45,7 +45,7 @@ How each figure is measured:
   the API (the state machine's start is skipped) and each step's Lambda handler runs in a fresh
   Python process talking to this process's emulator over HTTP, sequentially, in the machine's
   order (inspect; every extract batch in one process, as a warm Lambda reuses its process;
-  annotations; project; every store job in one process; finish). Per step: VmHWM (what Lambda's
+  annotations; project; every store group of jobs in one process; finish). Per step: VmHWM (what Lambda's
   memory limit sees: interpreter and imports included) and the same minus the process's VmHWM
   after imports. No tracemalloc (its bookkeeping would inflate RSS).
 - upload MB/s: a 1 GiB file (`big.zip`) whose parts are made on the fly in the worker that PUTs
@@ -484,7 +484,7 @@ def _memory(api: Api, path: Path) -> dict[str, dict]:
         if name == "extract_import":
             events = [{**event, "batch": batch} for batch in plan["batches"]]
         elif name == "store_import":
-            events = [{**event, "job": job} for job in plan["jobs"]]
+            events = [{**event, "group": group} for group in plan["groups"]]
         else:
             events = [event]
         _say(f"memory run ({path.name}): {name} x{len(events)}")
