@@ -74,7 +74,7 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import counting
+from bench.harness import counting, requests_line, step_times
 
 ROOT = Path(__file__).resolve().parent.parent
 D = "/api/v1/datasets"
@@ -311,32 +311,6 @@ def _archive_label(path: Path) -> str:
             f"COCO {count * BOXES_PER_IMAGE:,} boxes ({_mb(coco)})")
 
 
-def _step_times(recorder) -> str:
-    parts = []
-    for function in STEPS:
-        calls = recorder.of(function)
-        short = function.removesuffix("_import")
-        if not calls:
-            continue
-        if len(calls) == 1:
-            parts.append(f"{short} {calls[0].seconds:.1f} s")
-        else:
-            span = max(c.started + c.seconds for c in calls) - min(c.started for c in calls)
-            seconds = [c.seconds for c in calls]
-            parts.append(f"{short} x{len(calls)} median {statistics.median(seconds):.1f} s "
-                         f"(Map span {span:.1f} s)")
-    return "; ".join(parts)
-
-
-def _requests_line(requests_made) -> str:
-    by_service: dict[str, list[str]] = {}
-    for name, count in sorted(requests_made.items()):
-        service, operation = name.split(".", 1)
-        by_service.setdefault(service, []).append(f"{operation} {count:,}")
-    return "; ".join(f"{service}: {', '.join(ops)}" for service, ops in by_service.items()
-                     if service in ("dynamodb", "s3"))
-
-
 def _timed_import(stack, api: Api, path: Path) -> tuple[list[tuple[str, str, str]], float]:
     from bench.bench_exports import StepRecorder
 
@@ -358,8 +332,8 @@ def _timed_import(stack, api: Api, path: Path) -> tuple[list[tuple[str, str, str
             ("import: POST import -> operation failed (embedded stack)",
              f"FAILED after {seconds:.1f} s ({operation['done']}/{operation['total']} done): "
              f"{operation.get('error')}", "must complete"),
-            ("import: steps until the failure (Lambda Invoke at the dispatcher)", _step_times(recorder), ""),
-            ("import: requests", _requests_line(made), ""),
+            ("import: steps until the failure (Lambda Invoke at the dispatcher)", step_times(recorder, STEPS, "_import"), ""),
+            ("import: requests", requests_line(made), ""),
             probe,
         ], 0.0
     summary = operation["result"]["upload_summary"]
@@ -374,8 +348,8 @@ def _timed_import(stack, api: Api, path: Path) -> tuple[list[tuple[str, str, str
         ("import: POST import -> operation completed (embedded stack)",
          f"{seconds:.1f} s, {rate:.1f} images/s ({summary['images_uploaded']:,} images, "
          f"{summary['annotations_imported']:,} annotations, {problems} problems)", ""),
-        ("import: steps (Lambda Invoke at the dispatcher)", _step_times(recorder), ""),
-        ("import: requests", _requests_line(made), ""),
+        ("import: steps (Lambda Invoke at the dispatcher)", step_times(recorder, STEPS, "_import"), ""),
+        ("import: requests", requests_line(made), ""),
         probe,
     ]
     return rows, rate

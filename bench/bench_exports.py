@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.harness import counting, upload_existing
+from bench.harness import counting, requests_line, step_times, upload_existing
 from infra.local.stack import LocalStack
 
 EMULATOR_BEFORE_AFTER = True  # `make bench` prints this bench on moto's connection-per-request server and on ours
@@ -485,32 +485,6 @@ def _check_summary(export, seeded: Seeded) -> None:
     assert summary.get("class_distribution") == dict(sorted(seeded.classes.items())), summary
 
 
-def _requests_line(requests: Counter) -> str:
-    by_service: dict[str, list[str]] = {}
-    for name, count in sorted(requests.items()):
-        service, operation = name.split(".", 1)
-        by_service.setdefault(service, []).append(f"{operation} {count:,}")
-    return "; ".join(f"{service}: {', '.join(ops)}" for service, ops in by_service.items()
-                     if service in ("dynamodb", "s3"))
-
-
-def _step_times(recorder: StepRecorder) -> str:
-    parts = []
-    for function in STEPS:
-        calls = recorder.of(function)
-        short = function.removesuffix("_export")
-        if not calls:
-            continue
-        if len(calls) == 1:
-            parts.append(f"{short} {calls[0].seconds:.1f} s")
-        else:
-            span = max(c.started + c.seconds for c in calls) - min(c.started for c in calls)
-            seconds = [c.seconds for c in calls]
-            parts.append(f"{short} x{len(calls)} median {statistics.median(seconds):.1f} s "
-                         f"(max {max(seconds):.1f}; Map span {span:.1f} s)")
-    return "; ".join(parts)
-
-
 def _child(calls: list[tuple[str, dict]], trace: bool) -> dict:
     result = subprocess.run([sys.executable, "-c", _STEP, json.dumps({"calls": calls, "trace": trace})],
                             cwd=ROOT, env=dict(os.environ), capture_output=True, text=True)
@@ -588,7 +562,7 @@ def _no_images(stack: LocalStack, actor, recorder: StepRecorder) -> list[tuple[s
     _check_summary(export, seeded)
     state_bytes, state_where = _largest_state_payload(stack, export)
     lambda_bytes = max(max(call.request_bytes, call.response_bytes) for call in recorder.calls)
-    steps = _step_times(recorder)
+    steps = step_times(recorder, STEPS, "_export")
     with _artifact(stack, export) as archive:
         member = archive.getinfo("annotations.json")
         checked = _check_coco(archive, seeded)
@@ -600,7 +574,7 @@ def _no_images(stack: LocalStack, actor, recorder: StepRecorder) -> list[tuple[s
         (f"{label}: largest Lambda payload (request or response)", f"{lambda_bytes:,} B", ""),
         (f"{label}: artifact", f"{_mb(export.artifact_size_bytes or 0)} ZIP; annotations.json "
                                f"{_mb(member.file_size)}: {checked} (box by box = seed; summary = seed)", ""),
-        (f"{label}: requests", _requests_line(requests), ""),
+        (f"{label}: requests", requests_line(requests), ""),
     ]
     if MEMORY:
         rows += _memory_rows(label, _memory(export))
@@ -632,7 +606,7 @@ def _with_images(stack: LocalStack, actor, recorder: StepRecorder) -> list[tuple
         assert all(archive.read(f"images/{path}") == data for path, data in seeded.files.items()), "image bytes"
         assert all(info.compress_type == zipfile.ZIP_STORED for info in stored.values())
     rows = [
-        (f"{label}: wall time create -> completed", f"{seconds:.1f} s; {_step_times(recorder)}", ""),
+        (f"{label}: wall time create -> completed", f"{seconds:.1f} s; {step_times(recorder, STEPS, '_export')}", ""),
         (f"{label}: bytes staged per second (build's server-side CopyObject)",
          f"{total / staging.seconds / 2**20:.1f} MB/s ({_mb(total)} in {staging.seconds:.2f} s, "
          f"{staging.images} images)", ""),

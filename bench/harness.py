@@ -106,3 +106,34 @@ def peak_memory() -> Iterator[dict]:
 def table(rows: list[tuple[str, str, str]]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
     return "\n".join("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)) for row in rows)
+
+
+def requests_line(requests: Counter) -> str:
+    """DynamoDB and S3 requests by operation, one line: `dynamodb: Query 3, …; s3: GetObject 2, …`."""
+    by_service: dict[str, list[str]] = {}
+    for name, count in sorted(requests.items()):
+        service, operation = name.split(".", 1)
+        by_service.setdefault(service, []).append(f"{operation} {count:,}")
+    return "; ".join(f"{service}: {', '.join(ops)}" for service, ops in by_service.items()
+                     if service in ("dynamodb", "s3"))
+
+
+def step_times(recorder, steps: Iterable[str], suffix: str) -> str:
+    """Each state machine step's Invoke time at the emulator's dispatcher (`recorder.of(function)`
+    gives its calls): one figure for a single call, median, max and the Map's span for several."""
+    import statistics
+
+    parts = []
+    for function in steps:
+        calls = recorder.of(function)
+        short = function.removesuffix(suffix)
+        if not calls:
+            continue
+        if len(calls) == 1:
+            parts.append(f"{short} {calls[0].seconds:.1f} s")
+        else:
+            span = max(c.started + c.seconds for c in calls) - min(c.started for c in calls)
+            seconds = [c.seconds for c in calls]
+            parts.append(f"{short} x{len(calls)} median {statistics.median(seconds):.1f} s "
+                         f"(max {max(seconds):.1f}; Map span {span:.1f} s)")
+    return "; ".join(parts)
