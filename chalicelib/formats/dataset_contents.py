@@ -27,6 +27,14 @@ class Named(Protocol):
     size: int
 
 
+@dataclass(frozen=True)
+class File:
+    """A file known by its path in the dataset and its size (a staged upload, an object listed)."""
+
+    name: str
+    size: int
+
+
 @dataclass
 class Contents:
     images: list[Named] = field(default_factory=list)

@@ -47,7 +47,8 @@ from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.formats import Shape, annotation_import, dataset_contents
 from chalicelib.ids import new_id
 from chalicelib.services.identity import Identity
-from chalicelib.services.import_files import ImportFiles, Named, staging_prefix
+from chalicelib.formats.dataset_contents import File
+from chalicelib.services.import_files import ImportFiles, staging_prefix
 from chalicelib.services.operations import folder
 from chalicelib.store.datasets import FAILED, IMPORTING, READY, Dataset, DatasetRepository, dataset_prefix
 from chalicelib.store.images import READY as IMAGE_READY
@@ -126,7 +127,7 @@ class DatasetImportService:
         if small and len(small) == len(loose):
             # Read now, so bad JSON or an unknown format is the answer to this call.
             files = {name: self._staging.read(info.key)[0] for name, info in small.items()
-                     if dataset_contents.sort([Named(name, 0)]).annotation_files}
+                     if dataset_contents.sort([File(name, 0)]).annotation_files}
             if files:
                 annotation_import.detect(files)
         if dataset.status == IMPORTING and dataset.operation_id:
@@ -373,7 +374,7 @@ class DatasetImportService:
     def _dataset_facts(self, dataset_id: str, project_id: str) -> dict[str, Any]:
         """What the dataset holds now, from its prefix (every import so far, and loose uploads)."""
         prefix = dataset_prefix(dataset_id)
-        files = [Named(info.key.removeprefix(prefix), info.size) for page in self._share.walk(prefix) for info in page]
+        files = [File(info.key.removeprefix(prefix), info.size) for page in self._share.walk(prefix) for info in page]
         contents = dataset_contents.sort(files)
         records = self._registry.records_of([prefix + item.name for item in contents.images])
         document_count = 0

@@ -65,8 +65,7 @@ def upload_key(dataset_id: str, file_name: str) -> str:
 
 class DatasetService:
     def __init__(self, settings: Settings, access: "Access", datasets: DatasetRepository, staging: Bucket,
-                 share: "ShareService", importer: "DatasetImportService | None" = None,
-                 activity: "ActivityService | None" = None) -> None:
+                 share: "ShareService", importer: "DatasetImportService", activity: "ActivityService") -> None:
         self._settings = settings
         self._importer = importer
         self._activity = activity
@@ -80,9 +79,8 @@ class DatasetService:
     def create(self, actor: "Identity", name: str, description: str | None) -> Dataset:
         self._access.require_global(actor, "datasets.create", what="creating datasets")
         dataset = self._datasets.create(new_id(), name, description, actor.sub)
-        if self._activity is not None:
-            self._activity.audit(actor, dataset.id, "created", summary=f'Created dataset "{name}"',
-                                 details={"name": name})
+        self._activity.audit(actor, dataset.id, "created", summary=f'Created dataset "{name}"',
+                             details={"name": name})
         return dataset
 
     def list(self, actor: "Identity", *, search: str | None, labeled: bool | None, status: str | None, sort: str,
@@ -200,14 +198,12 @@ class DatasetService:
         else:
             self._readable(actor, dataset_id)
         after = cursors.decode(cursor, "audit", cursors.text) if cursor else None
-        assert self._activity is not None
         entries, last = self._activity.audit_log(dataset_id, page_size, after)
         return entries, cursors.encode("audit", last) if last else None
 
     def start_import(self, actor: "Identity", dataset_id: str, chunk_size: int) -> "Operation":
         """Import what the dataset holds (services/dataset_import.py): 202 with the operation."""
         dataset = self._managed(actor, dataset_id)
-        assert self._importer is not None
         return self._importer.start(actor, dataset, chunk_size)
 
     # Helpers --------------------------------------------------------------------------------------

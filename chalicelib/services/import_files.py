@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.config import Settings
 from chalicelib.errors import BadRequestError, ValidationError
 from chalicelib.formats import annotation_import, dataset_contents, zip_archive
+from chalicelib.formats.dataset_contents import File
 from chalicelib.formats.zip_archive import Limits, Member
 from chalicelib.formats.zip_extract import batches, member_chunks, unwritable
 from chalicelib.services import paths
@@ -81,15 +82,15 @@ class ImportFiles:
         problems += _collisions(members, loose, dataset_id)
         if problems:
             self._refuse(operation_id, ImportRefused(_refusal(problems), problems))
-        files = ([Named(member.name, member.size) for _, member in members]
-                 + [Named(info.key.removeprefix(staging_prefix(dataset_id)), info.size) for info in loose]
-                 + [Named(info.key.removeprefix(prefix), info.size) for info in present])
+        files = ([File(member.name, member.size) for _, member in members]
+                 + [File(info.key.removeprefix(staging_prefix(dataset_id)), info.size) for info in loose]
+                 + [File(info.key.removeprefix(prefix), info.size) for info in present])
         contents = dataset_contents.sort(_unique(files))
         # The annotation files this import brings; those of earlier imports were imported then.
         brought = {member.name for _, member in members} | {
             info.key.removeprefix(staging_prefix(dataset_id)) for info in loose}
         contents.annotation_files = [item for item in contents.annotation_files if item.name in brought]
-        self._check_annotations(dataset_id, contents, members, archives, loose, present)
+        self._check_annotations(operation_id, dataset_id, contents, members, archives, loose)
         # Checked: only now is anything written.
         for info in loose:
             self._share.copy_from(self._staging, info.key, prefix + info.key.removeprefix(staging_prefix(dataset_id)))
@@ -107,14 +108,12 @@ class ImportFiles:
         self._records.start(operation_id, len(members) + len(keys))
         return {"operation_id": operation_id, "batches": list(range(len(plan_batches)))}
 
-    def _check_annotations(self, dataset_id: str, contents: dataset_contents.Contents,
-                           members: list[tuple[int, Member]], archives: list[dict], loose: list[ObjectInfo],
-                           present: list[ObjectInfo]) -> None:
+    def _check_annotations(self, operation_id: str, dataset_id: str, contents: dataset_contents.Contents,
+                           members: list[tuple[int, Member]], archives: list[dict], loose: list[ObjectInfo]) -> None:
         """Parse the annotation files against the image paths (sizes unknown yet): what cannot be
         read or matches no image fails the import now, before anything is written."""
         if not contents.annotation_files:
             return
-        operation_id = self._operation_of(dataset_id)
         if contents.bytes_annotations > MAX_ANNOTATION_BYTES:
             self._refuse(operation_id, ImportRefused(
                 f"The annotation files hold {contents.bytes_annotations} bytes: more than the "
@@ -127,17 +126,12 @@ class ImportFiles:
                 archive, member = by_name[item.name]
                 source = S3Source(self._s3, self._staging.name, archives[archive]["key"], archives[archive]["etag"])
                 files[item.name] = b"".join(member_chunks(source, member))
-            elif item.name in staged:
+            else:  # the files this import brings: members of its archives, or staged beside them
                 files[item.name] = self._staging.read(staged[item.name])[0]
-            else:
-                files[item.name] = self._share.read(dataset_prefix(dataset_id) + item.name)[0]
         try:
             annotation_import.parse(files, [item.name for item in contents.images])
         except (BadRequestError, ValidationError) as exc:
             self._refuse(operation_id, ImportRefused(exc.message, exc.details or [{"reason": exc.message}]))
-
-    def _operation_of(self, dataset_id: str) -> str:
-        return self._datasets.get(dataset_id).operation_id or ""
 
     def _refuse(self, operation_id: str, refusal: ImportRefused) -> None:
         """Keep the refusal's problems for the failure step (a Lambda error carries its message only)."""
@@ -222,18 +216,11 @@ class ImportFiles:
         return rows
 
 
-class Named:
-    __slots__ = ("name", "size")
-
-    def __init__(self, name: str, size: int) -> None:
-        self.name, self.size = name, size
-
-
 def staging_prefix(dataset_id: str) -> str:
     return f"uploads/{dataset_id}/"
 
 
-def _unique(files: list[Named]) -> list[Named]:
+def _unique(files: list[File]) -> list[File]:
     return list({item.name: item for item in files}.values())
 
 
