@@ -288,6 +288,8 @@ class Services:
     @provided
     def dataset_import(self) -> "DatasetImportService":
         from chalicelib.services.dataset_import import DatasetImportService
+        from chalicelib.services.import_files import ImportFiles
+        from chalicelib.services.import_project import ImportProject
         from chalicelib.store import workflows
         from chalicelib.store.annotations import AnnotationRepository
         from chalicelib.store.aws import client
@@ -296,14 +298,14 @@ class Services:
         from chalicelib.store.operations import OperationRepository
         from chalicelib.store.projects import ProjectRepository
 
-        from chalicelib.services.import_files import ImportFiles
-
         files = ImportFiles(self.settings, DatasetRepository(), OperationRepository(), self.documents_bucket,
                             self.share_bucket, self.cache_bucket, client("s3"), self.registry)
+        project = ImportProject(DatasetRepository(), OperationRepository(), self.cache_bucket, files, self.registry,
+                                ProjectRepository(), self.tasks, JobRepository(), AnnotationRepository(),
+                                self.documents_bucket, self.activity)
         return DatasetImportService(self.settings, self.access, DatasetRepository(), OperationRepository(),
-                                    self.documents_bucket, self.share_bucket, self.cache_bucket, files,
-                                    self.registry, self.registry_index, ProjectRepository(), self.tasks,
-                                    JobRepository(), AnnotationRepository(), self.documents_bucket, self.activity,
+                                    self.documents_bucket, self.share_bucket, self.cache_bucket, files, project,
+                                    self.registry, self.registry_index, JobRepository(), self.activity,
                                     self.start_workflow, workflows.running)
 
     @provided
