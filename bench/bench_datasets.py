@@ -326,15 +326,18 @@ def _timed_import(stack, api: Api, path: Path) -> tuple[list[tuple[str, str, str
         operation = _wait(api, operation["id"])
         seconds = time.perf_counter() - started
     images = IMAGES
+    steps_and_requests = [
+        ("import: steps (Lambda Invoke at the dispatcher)", step_times(recorder, STEPS, "_import"), ""),
+        ("import: requests", requests_line(made), ""),
+        probe,
+    ]
     if operation["status"] != "completed":
         return [
             (f"archive: {label}", "", ""),
             ("import: POST import -> operation failed (embedded stack)",
              f"FAILED after {seconds:.1f} s ({operation['done']}/{operation['total']} done): "
              f"{operation.get('error')}", "must complete"),
-            ("import: steps until the failure (Lambda Invoke at the dispatcher)", step_times(recorder, STEPS, "_import"), ""),
-            ("import: requests", requests_line(made), ""),
-            probe,
+            *steps_and_requests,
         ], 0.0
     summary = operation["result"]["upload_summary"]
     assert summary["images_uploaded"] == images, summary
@@ -348,9 +351,7 @@ def _timed_import(stack, api: Api, path: Path) -> tuple[list[tuple[str, str, str
         ("import: POST import -> operation completed (embedded stack)",
          f"{seconds:.1f} s, {rate:.1f} images/s ({summary['images_uploaded']:,} images, "
          f"{summary['annotations_imported']:,} annotations, {problems} problems)", ""),
-        ("import: steps (Lambda Invoke at the dispatcher)", step_times(recorder, STEPS, "_import"), ""),
-        ("import: requests", requests_line(made), ""),
-        probe,
+        *steps_and_requests,
     ]
     return rows, rate
 
