@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 IMPORT = "import_dataset"
+CHECKED_NOW_BYTES = 10 << 20  # loose annotation files the import call itself reads, together
 SUMMARY_PROBLEMS = 100  # in the operation's result; all of them in its result document
 SUMMARY_DUPLICATES = 100
 HISTORY_PROBLEMS = 20  # kept with a completed import in the dataset's history
@@ -105,10 +106,10 @@ class DatasetImportService:
                 [{"field": "uploads", "location": "body", "message": "no upload", "type": "value_error"}])
         loose = {info.key.removeprefix(staging_prefix(dataset.id)): info for info in staged
                  if not info.key.lower().endswith(".zip")}
-        small = {name: info for name, info in loose.items() if info.size <= 10 << 20}
-        if small and len(small) == len(loose):
-            # Read now, so bad JSON or an unknown format is the answer to this call.
-            files = {name: self._staging.read(info.key)[0] for name, info in small.items()
+        if loose and sum(info.size for info in loose.values()) <= CHECKED_NOW_BYTES:
+            # Read now, so bad JSON or an unknown format is the answer to this call (more than an
+            # API call should read is checked by the inspect step, with the same refusals).
+            files = {name: self._staging.read(info.key)[0] for name, info in loose.items()
                      if dataset_contents.sort([File(name, 0)]).annotation_files}
             if files:
                 annotation_import.detect(files)
