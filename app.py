@@ -32,6 +32,7 @@ from chalicelib.api.responses import enveloped_framework_errors  # noqa: E402
 from chalicelib.events import compaction, ingest  # noqa: E402
 from chalicelib.steps import exports as export_steps  # noqa: E402
 from chalicelib.steps import imports as import_steps  # noqa: E402
+from chalicelib.steps import deletions as deletion_steps  # noqa: E402
 from chalicelib.steps import indexing, selfcheck  # noqa: E402
 
 app = Chalice(app_name="pixelpool")
@@ -58,6 +59,7 @@ app.register_blueprint(selfcheck.bp)
 app.register_blueprint(indexing.bp)
 app.register_blueprint(export_steps.bp)
 app.register_blueprint(import_steps.bp)
+app.register_blueprint(deletion_steps.bp)
 app.register_blueprint(ingest.bp)
 app.register_blueprint(compaction.bp)
 

@@ -57,6 +57,10 @@ class Settings(BaseModel):
     index_state_machine: str = ""
     export_state_machine: str = ""
     import_state_machine: str = ""
+    delete_state_machine: str = ""
+
+    # A deleted dataset can be restored for this long; then the retention sweep purges it.
+    dataset_retention_days: int = Field(default=30, ge=0, le=3650)
 
     # Ingestion safety (decompression bombs, huge images) and thumbnail output.
     max_image_pixels: int = Field(default=50_000_000, gt=0)

@@ -7,6 +7,7 @@ from chalicelib.api.responses import ok
 from chalicelib.api.routing import endpoint
 from chalicelib.schemas.base import PageMeta
 from chalicelib.schemas.datasets import (
+    BulkDeleteBody, BulkDeleteResultOut, DeleteDatasetBody, DeletionImpactOut,
     DatasetCreate, DatasetDetailOut, ImportBody, StagedOut, DatasetListQuery, DatasetOut, DatasetUpdate, FolderOut, ImageUploadBody,
     PartUploadOut, PartUrlsQuery, ReceivedPartOut, ReceivedQuery, StorageOut, UploadComplete, UploadedOut, UploadRef,
     UploadStart,
@@ -27,6 +28,8 @@ def dataset_out(dataset: Dataset) -> dict:
         id=dataset.id, name=dataset.name, description=dataset.description, owner_id=dataset.owner_id,
         status=dataset.status, labeled=dataset.labeled, image_count=dataset.image_count,
         annotation_count=dataset.annotation_count, prefix=dataset.prefix, project_id=dataset.project_id,
+        state=dataset.state, deleted_at=dataset.deleted_at, deleted_by=dataset.deleted_by,
+        purged_at=dataset.purged_at, restorable_until=services().datasets.restorable_until(dataset),
         storage=StorageOut(total_bytes=dataset.storage_bytes, images_bytes=dataset.bytes_images,
                            annotations_bytes=dataset.bytes_annotations, other_bytes=dataset.bytes_other),
         created_at=dataset.created_at, updated_at=dataset.updated_at,
@@ -37,7 +40,8 @@ def detail_out(dataset: Dataset) -> DatasetDetailOut:
     return DatasetDetailOut(**dataset_out(dataset),
                             folders=[FolderOut(path=path, image_count=count)
                                      for path, count in sorted(dataset.folders.items())],
-                            imports=list(reversed(dataset.imports)))
+                            imports=list(reversed(dataset.imports)),
+                            deletion=services().datasets.deletion_view(dataset))
 
 
 @endpoint(bp, BASE, "POST", body=DatasetCreate, response=DatasetDetailOut, status=201)
@@ -51,7 +55,7 @@ def create_dataset(identity, body: DatasetCreate):
 def list_datasets(identity, query: DatasetListQuery):
     """Your datasets (every dataset for an administrator): search, labeled, status, sort, pages."""
     found, total = services().datasets.list(identity, search=query.search, labeled=query.labeled, status=query.status,
-                                            sort=query.sort, descending=query.order == "desc", page=query.page,
+                                            state=query.state, sort=query.sort, descending=query.order == "desc", page=query.page,
                                             page_size=query.page_size)
     return ok([DatasetOut(**dataset_out(dataset)) for dataset in found], f"Found {total} dataset(s)",
               meta=PageMeta(total=total, page=query.page, page_size=query.page_size))
@@ -155,3 +159,53 @@ def import_dataset(dataset_id, identity, body: ImportBody):
 
     operation = services().datasets.start_import(identity, dataset_id, body.chunk_size)
     return ok(operation_out(operation), f"Import of dataset '{dataset_id}' started", 202)
+
+
+# Deletion -----------------------------------------------------------------------------------------
+
+
+@endpoint(bp, f"{ONE}/deletion-impact", response=DeletionImpactOut)
+def dataset_deletion_impact(dataset_id, identity):
+    """What deleting the dataset would touch: images, annotations and versions, every project using its
+    images (its own is deleted, others lose images), tasks, jobs, exports holding them, bytes."""
+    impact = services().dataset_deletion.impact(identity, dataset_id)
+    return ok(DeletionImpactOut.model_validate(impact), f"Deleting '{impact['dataset_name']}' touches "
+              f"{impact['images']} image(s) in {len(impact['projects'])} project(s)")
+
+
+@endpoint(bp, ONE, "DELETE", body=DeleteDatasetBody, response=OperationOut, status=202)
+def delete_dataset(dataset_id, identity, body: DeleteDatasetBody):
+    """Delete a dataset: hidden at once everywhere (restorable for the retention window), backed up
+    first when asked, purged after the window or now with `purge`. Poll the operation: its result is
+    the deletion summary."""
+    from chalicelib.api.operations import operation_out
+
+    operation = services().dataset_deletion.delete(identity, dataset_id, body.confirm_dataset_name,
+                                                   body.create_backup, body.force_delete, body.purge)
+    return ok(operation_out(operation), f"Dataset '{dataset_id}' deleted; restorable until it is purged", 202)
+
+
+@endpoint(bp, f"{ONE}/restore", "POST", response=DatasetDetailOut)
+def restore_dataset(dataset_id, identity):
+    """Bring a deleted dataset back exactly as it was (until its purge starts)."""
+    dataset = services().dataset_deletion.restore(identity, dataset_id)
+    return ok(detail_out(dataset), f"Dataset '{dataset.name}' restored")
+
+
+@endpoint(bp, f"{ONE}/purge", "POST", response=OperationOut, status=202)
+def purge_dataset(dataset_id, identity):
+    """Purge a deleted dataset now instead of after the retention window (or run a failed purge again)."""
+    from chalicelib.api.operations import operation_out
+
+    operation = services().dataset_deletion.purge_now(identity, dataset_id)
+    return ok(operation_out(operation), f"Purge of dataset '{dataset_id}' started", 202)
+
+
+@endpoint(bp, f"{BASE}/bulk-delete", "POST", body=BulkDeleteBody, response=list[BulkDeleteResultOut])
+def bulk_delete_datasets(identity, body: BulkDeleteBody):
+    """Delete several datasets (their names need no typing: `confirm: true`); each gets its own answer."""
+    results = services().dataset_deletion.bulk_delete(identity, body.dataset_ids, body.confirm, body.create_backup,
+                                                      body.force_delete, body.purge)
+    accepted = sum(1 for result in results if result["status"] == "accepted")
+    return ok([BulkDeleteResultOut.model_validate(result) for result in results],
+              f"{accepted} of {len(results)} dataset(s) deleted")

@@ -28,6 +28,8 @@ class DatasetListQuery(PageQuery):
     status: Literal["empty", "importing", "ready", "failed"] | None = None
     sort: Literal["name", "created_at", "size"] = "created_at"
     order: Literal["asc", "desc"] = "desc"
+    state: Literal["active", "deleted", "purged", "all"] = Field(
+        default="active", description="active (the default), deleted (the trash: restorable), purged, or all")
 
 
 class StorageOut(ResponseModel):
@@ -49,6 +51,12 @@ class DatasetOut(ResponseModel):
     storage: StorageOut
     prefix: str = Field(description="where its images live in the share")
     project_id: str | None = Field(description="the project its import created")
+    state: Literal["active", "deleted", "purging", "purged"] = Field(
+        description="active → deleted (hidden, restorable) → purging → purged")
+    deleted_at: datetime | None = None
+    deleted_by: str | None = None
+    restorable_until: datetime | None = Field(default=None, description="when the retention sweep purges it")
+    purged_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -61,6 +69,69 @@ class FolderOut(ResponseModel):
 class DatasetDetailOut(DatasetOut):
     folders: list[FolderOut] = Field(description="every folder holding images, with how many")
     imports: list[dict] = Field(description="the import history, newest first")
+    deletion: dict | None = Field(default=None, description="the last deletion: operation, backup (with a fresh "
+                                  "presigned backup_url), purge summary, keys manifest (manifest_url), error")
+
+
+class DeleteDatasetBody(RequestModel):
+    confirm_dataset_name: str = Field(min_length=1, max_length=200, description="the dataset's exact name")
+    create_backup: bool = Field(default=True, description="one ZIP of its images, annotations (every version) "
+                                "and projects' metadata before anything is removed")
+    force_delete: bool = Field(default=False, description="administrators: delete although projects you do not "
+                               "manage use its images")
+    purge: bool = Field(default=False, description="purge at once instead of keeping it restorable for the "
+                        "retention window")
+
+
+class BulkDeleteBody(RequestModel):
+    dataset_ids: list[str] = Field(min_length=1, max_length=100)
+    confirm: bool = Field(description="must be true")
+    create_backup: bool = True
+    force_delete: bool = False
+    purge: bool = False
+
+
+class BulkDeleteResultOut(ResponseModel):
+    dataset_id: str
+    status: Literal["accepted", "refused"]
+    operation_id: str | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+class ImpactProjectOut(ResponseModel):
+    project_id: str
+    name: str
+    own: bool = Field(description="the project the dataset's import created: deleted with it")
+    action: Literal["deleted", "loses images"]
+    images: int = Field(description="of its pool")
+    annotations: int
+    tasks: int
+    jobs: int
+
+
+class ImpactExportOut(ResponseModel):
+    project_id: str
+    export_id: str
+    name: str
+    status: str
+
+
+class DeletionImpactOut(ResponseModel):
+    dataset_id: str
+    dataset_name: str
+    state: str
+    images: int
+    annotations: int
+    annotation_versions: int
+    projects: list[ImpactProjectOut]
+    tasks: int
+    jobs: int
+    exports: list[ImpactExportOut] = Field(description="built exports holding its images: their artifacts go "
+                                           "with the purge")
+    storage_bytes: int = Field(description="its images and staged uploads")
+    needs_force_delete: bool = Field(description="projects you do not manage use its images")
+    retention_days: int
 
 
 class ImageUploadBody(RequestModel):

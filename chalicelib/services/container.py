@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from chalicelib.services.split_leaks import SplitLeakService
     from chalicelib.services.tagging import TaggingService
     from chalicelib.services.tags import TagService
+    from chalicelib.services.trash import Trash
+    from chalicelib.services.dataset_deletion import DatasetDeletionService
     from chalicelib.services.tasks import TaskService
     from chalicelib.services.users import UserService
     from chalicelib.store.objects import Bucket
@@ -199,7 +201,7 @@ class Services:
         from chalicelib.store.tags import TagRepository
 
         return ImageService(self.settings, ImageRepository(), TagRepository(), self.share_bucket, self.cache_bucket,
-                            self.access, self.registry_index)
+                            self.access, self.registry_index, self.trash)
 
     @provided
     def tagging(self) -> "TaggingService":
@@ -261,7 +263,7 @@ class Services:
         from chalicelib.store.jobs import JobRepository
         from chalicelib.store.pool import PoolRepository
 
-        return PoolService(self.access, PoolRepository(), ImageRepository(), JobRepository(), self.activity)
+        return PoolService(self.access, PoolRepository(), ImageRepository(), JobRepository(), self.activity, self.trash)
 
     @provided
     def explore_index(self) -> "IndexedExplore":
@@ -275,7 +277,7 @@ class Services:
         from chalicelib.store.tasks import TaskRepository
 
         return IndexedExplore(PoolRepository(), TaskRepository(), JobRepository(), ImageRepository(), ChangeLog(),
-                              self.cache_bucket, tag_list=self.tag_list)
+                              self.cache_bucket, tag_list=self.tag_list, trash=self.trash)
 
     @provided
     def datasets(self) -> "DatasetService":
@@ -309,13 +311,46 @@ class Services:
                                     self.start_workflow, workflows.running)
 
     @provided
+    def dataset_deletion(self) -> "DatasetDeletionService":
+        from chalicelib.services.dataset_deletion import DatasetDeletionService
+        from chalicelib.services.dataset_purge import DatasetPurge
+        from chalicelib.store import workflows
+        from chalicelib.store.annotations import AnnotationRepository
+        from chalicelib.store.datasets import DatasetRepository
+        from chalicelib.store.exports import ExportRepository
+        from chalicelib.store.image_tags import ImageTagRepository
+        from chalicelib.store.images import ImageRepository
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.operations import OperationRepository
+        from chalicelib.store.pool import PoolRepository
+        from chalicelib.store.projects import ProjectRepository
+        from chalicelib.store.tags import TagRepository
+        from chalicelib.store.tasks import TaskRepository
+
+        purge = DatasetPurge(DatasetRepository(), PoolRepository(), ImageRepository(), ImageTagRepository(),
+                             TagRepository(), ProjectRepository(), TaskRepository(), JobRepository(),
+                             AnnotationRepository(), ExportRepository(), self.share_bucket, self.cache_bucket,
+                             self.documents_bucket, self.exports_bucket, self.explore_index, self.registry_index)
+        return DatasetDeletionService(self.settings, self.access, DatasetRepository(), OperationRepository(),
+                                      ProjectRepository(), purge, lambda: self.dataset_backup, self.documents_bucket,
+                                      self.activity, self.start_workflow, workflows.running)
+
+    @provided
     def registry_index(self) -> "IndexedRegistry":
         """The registry's index (list, similar, duplicates), kept current like Explore's."""
         from chalicelib.services.registry_index import IndexedRegistry
         from chalicelib.store.changes import ChangeLog
         from chalicelib.store.images import ImageRepository
 
-        return IndexedRegistry(ImageRepository(), ChangeLog(), self.cache_bucket, self.tag_list)
+        return IndexedRegistry(ImageRepository(), ChangeLog(), self.cache_bucket, self.tag_list, self.trash)
+
+    @provided
+    def trash(self) -> "Trash":
+        """The deleted datasets whose images every reader hides (services/trash.py)."""
+        from chalicelib.services.trash import Trash
+        from chalicelib.store.datasets import DatasetRepository
+
+        return Trash(DatasetRepository())
 
     @provided
     def tag_list(self) -> "TagList":
@@ -363,7 +398,7 @@ class Services:
         return TaskService(self.settings, self.access, ProjectRepository(), TaskRepository(), self.pool,
                            PoolRepository(), JobRepository(), AnnotationRepository(), ImageRepository(), self.share,
                            self.registry, self.explore, self.activity, self.documents_bucket, self.saved_filters,
-                           start_operation=self.operations.start)
+                           start_operation=self.operations.start, trash=self.trash)
 
     @provided
     def jobs(self) -> "JobService":

@@ -22,7 +22,9 @@ from chalicelib.config import Settings
 from chalicelib.errors import NotFoundError, ValidationError
 from chalicelib.ids import new_id
 from chalicelib.services import cursors, paths
-from chalicelib.store.datasets import Dataset, DatasetRepository, dataset_prefix
+from chalicelib.services.dataset_deletion import deletion_links
+from chalicelib.store.datasets import (ACTIVE, DELETED, PURGED, PURGING, Dataset, DatasetRepository, dataset_prefix,
+                                       inactive_error)
 from chalicelib.store.objects import Bucket
 
 if TYPE_CHECKING:
@@ -84,19 +86,34 @@ class DatasetService:
         return dataset
 
     def list(self, actor: "Identity", *, search: str | None, labeled: bool | None, status: str | None, sort: str,
-             descending: bool, page: int, page_size: int) -> tuple[list[Dataset], int]:
-        """The caller's datasets (every dataset for an administrator), filtered, sorted, one page."""
+             descending: bool, page: int, page_size: int, state: str = ACTIVE) -> tuple[list[Dataset], int]:
+        """The caller's datasets (every dataset for an administrator), filtered, sorted, one page.
+        Deleted datasets are left out unless asked for (`state`: deleted is the trash)."""
         found: Iterable[Dataset] = self._datasets.all() if actor.is_admin else self._datasets.of_owner(actor.sub)
         needle = (search or "").casefold()
+        states = {ACTIVE: {ACTIVE}, DELETED: {DELETED, PURGING}, PURGED: {PURGED}}.get(state)
         chosen = [d for d in found
                   if needle in d.name.casefold() or needle in (d.description or "").casefold()
-                  if (labeled is None or d.labeled == labeled) and (status is None or d.status == status)]
+                  if (labeled is None or d.labeled == labeled) and (status is None or d.status == status)
+                  if states is None or d.state in states]
         chosen.sort(key=SORTS[sort], reverse=descending)
         start = (page - 1) * page_size
         return chosen[start : start + page_size], len(chosen)
 
     def get(self, actor: "Identity", dataset_id: str) -> Dataset:
         return self._readable(actor, dataset_id)
+
+    def restorable_until(self, dataset: Dataset) -> datetime | None:
+        if dataset.state != DELETED or dataset.deleted_at is None:
+            return None
+        return dataset.deleted_at + timedelta(days=self._settings.dataset_retention_days)
+
+    def deletion_view(self, dataset: Dataset) -> dict[str, Any] | None:
+        """The dataset's last deletion, with fresh links to its backup and keys manifest."""
+        if not dataset.deletion:
+            return None
+        shown = {key: value for key, value in dataset.deletion.items() if key not in ("registry", "objects")}
+        return {**shown, **deletion_links(self._staging, dataset.deletion, self._settings.presign_ttl_seconds)}
 
     def update(self, actor: "Identity", dataset_id: str, changes: dict[str, Any]) -> Dataset:
         self._managed(actor, dataset_id)
@@ -244,10 +261,12 @@ class DatasetService:
 
     def _managed(self, actor: "Identity", dataset_id: str) -> Dataset:
         # A role that manages no dataset is told so (403) before anything is read; others' datasets
-        # are then 404 to those who may not see them.
+        # are then 404 to those who may not see them. A deleted dataset takes no change (409).
         self._access.require_global(actor, "datasets.manage", actor.sub, what="managing datasets")
         dataset = self._readable(actor, dataset_id)
         self._access.require_global(actor, "datasets.manage", dataset.owner_id, what="managing this dataset")
+        if dataset.state != ACTIVE:
+            raise inactive_error(dataset)
         return dataset
 
 

@@ -23,6 +23,7 @@ from chalicelib.errors import NotFoundError
 from chalicelib.services.explore import Placement, Selection
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.kept_index import KeptIndexes, TagList
+from chalicelib.services.trash import Trash
 from chalicelib.services.project_index import LAYOUT, IndexedSelection, ProjectIndex
 from chalicelib.store.changes import Change, ChangeLog, project_stream
 from chalicelib.store.images import ImageRepository
@@ -40,8 +41,8 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
 
     def __init__(self, pool: PoolRepository, tasks: TaskRepository, jobs: JobRepository, images: ImageRepository,
                  log: ChangeLog, snapshots: Bucket | None = None, projects: ProjectRepository | None = None,
-                 tag_list: TagList | None = None) -> None:
-        super().__init__(log, snapshots, tag_list)
+                 tag_list: TagList | None = None, trash: "Trash | None" = None) -> None:
+        super().__init__(log, snapshots, tag_list, trash)
         self._projects = projects or ProjectRepository()
         self._pool = pool
         self._tasks = tasks
@@ -51,7 +52,8 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
     # ExploreIndex ---------------------------------------------------------------------------------
 
     def select(self, project_id: str, image_filter: ImageFilter) -> Selection:
-        return IndexedSelection(self.current(project_id), image_filter)
+        index = self.current(project_id)  # caught up first: a dataset deleted a moment ago is hidden
+        return IndexedSelection(index, image_filter, self.hidden())
 
     def placements(self, project_id: str, image_ids: list[str]) -> dict[str, list[Placement]]:
         # Explore asks right after `select`, which brought the index up to date: reading the change

@@ -45,6 +45,7 @@ from chalicelib.ids import new_id
 from chalicelib.store.exports import COMPLETED, FAILED, PENDING, PROCESSING, Export, ExportRepository
 from chalicelib.store.images import ImageRepository
 from chalicelib.store.objects import Bucket
+from chalicelib.store.pool import dataset_of
 from chalicelib.store.projects import ProjectRepository
 
 SHARD_SIZE = 5000
@@ -174,7 +175,8 @@ class ExportService:
         self._artifacts.put_json(f"{work}/plan.json", {"categories": plan.categories, "excluded": plan.excluded,
                                                         "leaks": plan.leaks, "shards": len(shards),
                                                         "images": len(plan.rows)})
-        self._exports.update(project_id, export_id, {"shards_total": len(shards)})
+        datasets = sorted({dataset_of(row.file_path) for row in plan.rows} - {None})  # type: ignore[type-var]
+        self._exports.update(project_id, export_id, {"shards_total": len(shards), "datasets": datasets or None})
         return {"project_id": project_id, "export_id": export_id, "shards": list(range(len(shards)))}
 
     def build(self, project_id: str, export_id: str, shard: int) -> None:

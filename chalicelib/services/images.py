@@ -13,6 +13,7 @@ from chalicelib.config import Settings
 from chalicelib.services.identity import Identity
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.services import paths
+from chalicelib.services.trash import hides
 from chalicelib.store.dynamo import ItemKeys
 from chalicelib.store.images import MISSING, READY, Image, ImageRepository
 from chalicelib.store.objects import Bucket
@@ -21,6 +22,7 @@ from chalicelib.store.tags import Tag, TagRepository
 if TYPE_CHECKING:
     from chalicelib.services.access import Access
     from chalicelib.services.registry_index import IndexedRegistry
+    from chalicelib.services.trash import Trash
 
 MAX_METADATA_BYTES = 16 * 1024
 METADATA_ATTEMPTS = 3
@@ -122,8 +124,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 class ImageService:
     def __init__(self, settings: Settings, images: ImageRepository, tags: TagRepository,
-                 share: Bucket, cache: Bucket, access: "Access", registry: "IndexedRegistry") -> None:
+                 share: Bucket, cache: Bucket, access: "Access", registry: "IndexedRegistry",
+                 trash: "Trash | None" = None) -> None:
         self._registry = registry
+        self._trash = trash
         self._access = access
         self._settings = settings
         self._images = images
@@ -136,12 +140,13 @@ class ImageService:
         """Images in path order matching every given filter (tags: ALL of them), one page and the total."""
         index = self._registry.index()
         clause, params = index.listing(search=search, tag_ids=tag_ids or [], status=status,
-                                       prefix=paths.folder_prefix(folder, "folder") if folder else "")
+                                       prefix=paths.folder_prefix(folder, "folder") if folder else "",
+                                       hidden=self._registry.hidden())
         ids = index.page(clause, params, (page - 1) * page_size, page_size)
         return self.views(ids, self._registry.tag_index()), index.count(clause, params)
 
     def get(self, image_id: str) -> ImageView:
-        return self._view(self._images.get(image_id), self._tag_index())
+        return self._view(self._visible(image_id), self._tag_index())
 
     def views(self, image_ids: list[str], tags: dict[str, Tag] | None = None) -> list[ImageView]:
         """Views of these images; `tags` (every tag by id) when the caller holds them already."""
@@ -163,7 +168,7 @@ class ImageService:
 
     def urls(self, image_id: str, expires_in: int | None) -> dict[str, Any]:
         """Presigned GETs of the original and its thumbnail (never logged)."""
-        image = self._images.get(image_id)
+        image = self._visible(image_id)
         if image.status == MISSING:
             raise ConflictError(f"Shared image '{image_id}' is missing from the share")
         ttl = expires_in or self._settings.presign_ttl_seconds
@@ -177,6 +182,9 @@ class ImageService:
         """Near-duplicates: ready images whose perceptual hash is within `max_distance` bits."""
         index = self._registry.index()
         found = index.hash_of(image_id)
+        hidden = self._registry.hidden()
+        if found is not None and hidden and self._images.get(image_id).file_path.startswith(hidden):
+            found = None
         if found is None:
             raise NotFoundError(f"Shared image '{image_id}' not found")
         phash, status = found
@@ -184,11 +192,13 @@ class ImageService:
             raise ConflictError(f"Shared image '{image_id}' has no perceptual hash (status {status})")
         close = index.similar(phash, max_distance, limit, exclude=image_id)
         views = {view.image.id: view for view in self.views([found for _, found in close], self._registry.tag_index())}
-        return [Similar(views[found], distance) for distance, found in close if found in views]
+        return [Similar(views[found], distance) for distance, found in close
+                if found in views and not hides(hidden, views[found].image.file_path)]
 
     def duplicates(self, page: int, page_size: int) -> tuple[list[DuplicateGroup], int]:
         """Groups of ready images with the same content (SHA-256), largest first."""
-        chosen, total = self._registry.index().duplicate_groups((page - 1) * page_size, page_size)
+        index = self._registry.index()
+        chosen, total = index.duplicate_groups((page - 1) * page_size, page_size, self._registry.hidden())
         views = {view.image.id: view for view in self.views([image for _, group in chosen for image in group],
                                                             self._registry.tag_index())}
         return [DuplicateGroup(sha, [views[image] for image in group if image in views]) for sha, group in chosen], total
@@ -197,7 +207,7 @@ class ImageService:
         """Merge `patch` into the image's custom metadata (RFC 7396), retrying a concurrent change."""
         self._access.require_global(actor, "images.metadata", what="changing image metadata")
         for attempt in range(METADATA_ATTEMPTS):
-            image = self._images.get(image_id)
+            image = self._visible(image_id)
             merged = merge_patch(image.metadata, patch)
             size = len(json.dumps(merged).encode())
             if size > MAX_METADATA_BYTES:
@@ -228,8 +238,15 @@ class ImageService:
         return self._view(self._images.set_mask(image_id, source_id, category), self._tag_index())
 
     def masks(self, image_id: str) -> list[ImageView]:
-        self._images.get(image_id)
+        self._visible(image_id)
         return self.views(self._images.masks_of(image_id))
+
+    def _visible(self, image_id: str) -> Image:
+        """The image, unless a deleted dataset hides it (404 then, as for one that never was)."""
+        image = self._images.get(image_id)
+        if self._trash is not None and self._trash.hidden_now([image.file_path]):
+            raise NotFoundError(f"Shared image '{image_id}' not found")
+        return image
 
     def _tag_index(self) -> dict[str, Tag]:
         return {tag.id: tag for tag in self._tags.list()}

@@ -33,7 +33,7 @@ _TESTS = {
 }
 
 
-def _following(prefix: str) -> str | None:
+def following(prefix: str) -> str | None:
     """The least string after every string that starts with `prefix` (text compares as UTF-8 bytes,
     that is by code point), or None when its last character has no successor to encode."""
     last = ord(prefix[-1])
@@ -42,12 +42,16 @@ def _following(prefix: str) -> str | None:
     return prefix[:-1] + chr(last + 1)
 
 
-def where(f: ImageFilter, paging: bool = False) -> tuple[str, list]:
+def where(f: ImageFilter, paging: bool = False, hidden: tuple[str, ...] = ()) -> tuple[str, list]:
     """The filter as a WHERE clause over `img` and its parameters; the same rules as PoolQuery's.
-    `paging`: the form for walking Explore order to the end of a page (see `_TESTS`)."""
+    `paging`: the form for walking Explore order to the end of a page (see `_TESTS`); `hidden`:
+    path prefixes left out (deleted datasets, services/trash.py), each a range of the path index."""
     form = int(paging)
     conditions: list[str] = []
     params: list = []
+    for prefix in hidden:
+        conditions.append("NOT (file_path >= ? AND file_path < ?)")
+        params += [prefix, following(prefix)]
 
     def test(kind: str, values: list) -> str:
         params.extend(values)
@@ -59,10 +63,10 @@ def where(f: ImageFilter, paging: bool = False) -> tuple[str, list]:
     if f.path_prefix:
         conditions.append("substr(file_path, 1, ?) = ?")
         params += [len(f.path_prefix), f.path_prefix]
-        following = _following(f.path_prefix)
-        if following is not None:  # the same paths as a range of the path index
+        after = following(f.path_prefix)
+        if after is not None:  # the same paths as a range of the path index
             conditions.append("file_path >= ? AND file_path < ?")
-            params += [f.path_prefix, following]
+            params += [f.path_prefix, after]
     for column, low, high in (("width", f.min_width, f.max_width), ("height", f.min_height, f.max_height),
                               ("size", f.min_file_size, f.max_file_size)):
         if low is not None:

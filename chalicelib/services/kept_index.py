@@ -21,13 +21,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger
 
 from chalicelib.store.changes import RETENTION, TAGS_STREAM, Change, ChangeLog, stamp
 from chalicelib.store.objects import Bucket
 from chalicelib.store.tags import Tag, TagRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.trash import Trash
 
 logger = Logger(child=True)
 
@@ -98,8 +101,10 @@ class KeptIndexes(ABC, Generic[I]):
 
     layout: str
 
-    def __init__(self, log: ChangeLog, snapshots: Bucket | None, tag_list: TagList | None = None) -> None:
+    def __init__(self, log: ChangeLog, snapshots: Bucket | None, tag_list: TagList | None = None,
+                 trash: "Trash | None" = None) -> None:
         self._tag_list = tag_list or TagList(TagRepository())
+        self._trash = trash
         self._log = log
         self._snapshots = snapshots
         self._held: dict[str, Held[I]] = {}
@@ -123,6 +128,10 @@ class KeptIndexes(ABC, Generic[I]):
     @abstractmethod
     def _apply(self, scope: str, index: I, records: list[Change]) -> None:
         """Bring the index up to date with fresh records (re-reading the items they name)."""
+
+    def hidden(self) -> tuple[str, ...]:
+        """The path prefixes of deleted datasets, current as of the last catch-up (services/trash.py)."""
+        return self._trash.prefixes() if self._trash is not None else ()
 
     def tag_index(self) -> dict[str, Tag]:
         """Every tag by id (names and colours of a page's tags), current as of the last catch-up."""
@@ -267,6 +276,8 @@ class KeptIndexes(ABC, Generic[I]):
                     held.watermarks[stream] = record.at
         if any(record.tags for record in fresh):
             self._tag_list.drop()
+        if self._trash is not None and any(record.datasets for record in fresh):
+            self._trash.drop()
         if fresh:
             self._apply(scope, held.index, fresh)
         # Forget applied keys that no later read can return again.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.services.access import Access
@@ -10,6 +11,9 @@ from chalicelib.services.identity import Identity
 from chalicelib.store.images import READY, Image, ImageRepository
 from chalicelib.store.jobs import JobRepository
 from chalicelib.store.pool import PoolRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.trash import Trash
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,8 @@ class PoolChange:
 
 class PoolService:
     def __init__(self, access: Access, pool: PoolRepository, images: ImageRepository, jobs: JobRepository,
-                 activity: ActivityService) -> None:
+                 activity: ActivityService, trash: "Trash | None" = None) -> None:
+        self._trash = trash
         self._access = access
         self._pool = pool
         self._images = images
@@ -35,7 +40,9 @@ class PoolService:
         self._access.require(actor, project_id, "pool.write")
         image_ids = list(dict.fromkeys(image_ids))
         found = self._images.find(image_ids)
-        unknown = [image for image in image_ids if image not in found]
+        hidden = self._trash.hidden_now(image.file_path for image in found.values()) if self._trash else set()
+        found = {image_id: image for image_id, image in found.items() if image.file_path not in hidden}
+        unknown = [image for image in image_ids if image not in found]  # or in a deleted dataset
         not_ready = [image for image in image_ids if image in found and found[image].status != READY]
         usable = [found[image] for image in image_ids if image in found and found[image].status == READY]
         added = self.ensure(project_id, usable, actor.sub)

@@ -17,7 +17,7 @@ from typing import Iterable
 
 from chalicelib.services.explore import Placement, Selection
 from chalicelib.services.filters import ImageFilter
-from chalicelib.services.index_filter import marks, where
+from chalicelib.services.index_filter import following, marks, where
 from chalicelib.services.split_leaks import Copy, Leak, find, split_rank
 from chalicelib.store.jobs import JobImage
 from chalicelib.store.pool import PoolEntry
@@ -248,6 +248,18 @@ class ProjectIndex:
                     found.setdefault(image_id, []).append(Placement(task_id, name, split, job_id, bool(annotated)))
         return found
 
+    def usage_under(self, prefix: str) -> tuple[int, int, int, list[str]]:
+        """What the images under a path prefix take part in: (images, tasks, jobs, job ids) — a
+        dataset deletion's impact, from the index instead of the tables."""
+        low, high = prefix, following(prefix)
+        with self.lock:
+            images = self._db.execute("SELECT COUNT(*) FROM img WHERE file_path >= ? AND file_path < ?",
+                                      (low, high)).fetchone()[0]
+            rows = self._db.execute(
+                "SELECT DISTINCT job.job_id, job.task_id FROM img JOIN place ON place.slot = img.slot "
+                "JOIN job ON job.job = place.job WHERE img.file_path >= ? AND img.file_path < ?", (low, high)).fetchall()
+        return images, len({task for _, task in rows}), len(rows), sorted(job for job, _ in rows)
+
     def split_leaks(self, max_distance: int) -> list[Leak]:
         """Copies of one picture in different splits (split_leaks.py): an image in two splits, the
         same SHA-256 (grouped here) and perceptual hashes within `max_distance` bits."""
@@ -300,11 +312,11 @@ class IndexedSelection(Selection):
     """A filter's answer over a project index: total, pages and the whole selection are each read
     when first asked for (Explore reads a count and one page; task creation and exports the whole)."""
 
-    def __init__(self, index: ProjectIndex, image_filter: ImageFilter) -> None:
+    def __init__(self, index: ProjectIndex, image_filter: ImageFilter, hidden: tuple[str, ...] = ()) -> None:
         super().__init__([])
         self._index = index
-        self._clause, self._params = where(image_filter)
-        self._paging = where(image_filter, paging=True)
+        self._clause, self._params = where(image_filter, hidden=hidden)
+        self._paging = where(image_filter, paging=True, hidden=hidden)
 
     @functools.cached_property
     def entries(self) -> list[PoolEntry]:  # type: ignore[override]

@@ -21,7 +21,8 @@ from typing import Iterable
 
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.kept_index import KeptIndexes, TagList
-from chalicelib.services.index_filter import where
+from chalicelib.services.trash import Trash
+from chalicelib.services.index_filter import following, where
 from chalicelib.services.project_index import EPOCH, LAYOUT, UNSIGNED, ProjectIndex, phash_hex
 from chalicelib.store.changes import REGISTRY_STREAM, Change, ChangeLog
 from chalicelib.store.images import CatalogEntry, ImageRepository
@@ -48,7 +49,8 @@ class RegistryIndex(ProjectIndex):
         super().__init__(snapshot)
         self._db.executescript(EXTRA_SCHEMA)
         self._hashes: tuple[array, array] | None = None  # (phash as unsigned, slot) of ready images
-        self._groups: list[tuple[bytes, int]] | None = None  # (sha256, count) of repeated content, in order
+        # (hidden prefixes, [(sha256, count) of repeated content, in order]) as last counted
+        self._groups: tuple[tuple[str, ...], list[tuple[bytes, int]]] | None = None
         self._hashes_lock = threading.Lock()
 
     def put_catalog(self, entries: Iterable[CatalogEntry]) -> None:
@@ -66,11 +68,11 @@ class RegistryIndex(ProjectIndex):
 
     # Reading --------------------------------------------------------------------------------------
 
-    def listing(self, *, search: str | None, tag_ids: list[str], prefix: str, status: str | None
-                ) -> tuple[str, list]:
-        """The registry list's filter as a clause (tags: ALL of them)."""
+    def listing(self, *, search: str | None, tag_ids: list[str], prefix: str, status: str | None,
+                hidden: tuple[str, ...] = ()) -> tuple[str, list]:
+        """The registry list's filter as a clause (tags: ALL of them), without `hidden` prefixes."""
         clause, params = where(ImageFilter.model_construct(search=search or None, tag_ids=list(tag_ids),
-                                                           tag_mode="all", path_prefix=prefix or None))
+                                                           tag_mode="all", path_prefix=prefix or None), hidden=hidden)
         if status is not None:
             clause, params = f"({clause}) AND status = ?", [*params, status]
         return clause, params
@@ -82,22 +84,25 @@ class RegistryIndex(ProjectIndex):
                                     "LIMIT ? OFFSET ?", [*params, limit, start]).fetchall()
         return [row[0] for row in rows]
 
-    def duplicate_groups(self, start: int, limit: int) -> tuple[list[tuple[str, list[str]]], int]:
+    def duplicate_groups(self, start: int, limit: int,
+                         hidden: tuple[str, ...] = ()) -> tuple[list[tuple[str, list[str]]], int]:
         """Groups of ready images with the same SHA-256, largest first (then by hash): one page of
-        (sha256, image ids in path order), and how many groups there are."""
+        (sha256, image ids in path order), and how many groups there are; `hidden` prefixes left out."""
+        visible, params = where(ImageFilter.model_construct(), hidden=hidden)
         with self._hashes_lock:
-            groups = self._groups
-            if groups is None:
+            kept = self._groups
+            if kept is None or kept[0] != hidden:
                 with self.lock:
-                    groups = self._groups = self._db.execute(
-                        "SELECT sha256, COUNT(*) AS n FROM img WHERE sha256 IS NOT NULL AND status = 'ready' "
-                        "GROUP BY sha256 HAVING n > 1 ORDER BY n DESC, sha256").fetchall()
+                    kept = self._groups = (hidden, self._db.execute(
+                        f"SELECT sha256, COUNT(*) AS n FROM img WHERE sha256 IS NOT NULL AND status = 'ready' "
+                        f"AND {visible} GROUP BY sha256 HAVING n > 1 ORDER BY n DESC, sha256", params).fetchall())
+        groups = kept[1]
         chosen = [sha for sha, _ in groups[start : start + limit]]
         members: dict[bytes, list[str]] = {sha: [] for sha in chosen}
         with self.lock:
             for sha, image_id in self._db.execute(
                     f"SELECT sha256, image_id FROM img WHERE sha256 IN ({','.join('?' * len(chosen))}) "
-                    "AND status = 'ready' ORDER BY file_path, image_id", chosen):
+                    f"AND status = 'ready' AND {visible} ORDER BY file_path, image_id", [*chosen, *params]):
                 members[sha].append(image_id)
         return [(sha.hex(), members[sha]) for sha in chosen], len(groups)
 
@@ -112,6 +117,14 @@ class RegistryIndex(ProjectIndex):
                         "AND status = 'ready'", chunk):
                     found.setdefault(sha.hex(), []).append((image_id, path))
         return found
+
+    def totals_under(self, prefix: str) -> tuple[int, int]:
+        """(images, bytes) of the records under a path prefix (a dataset's impact)."""
+        with self.lock:
+            count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM img "
+                                           "WHERE file_path >= ? AND file_path < ?",
+                                           (prefix, following(prefix))).fetchone()
+        return int(count), int(size)
 
     def hash_of(self, image_id: str) -> tuple[str | None, str] | None:
         """An image's perceptual hash (None when it has none) and status; None for no such image."""
@@ -161,8 +174,8 @@ class IndexedRegistry(KeptIndexes[RegistryIndex]):
     layout = RegistryIndex.layout
 
     def __init__(self, images: ImageRepository, log: ChangeLog, snapshots: Bucket | None = None,
-                 tag_list: TagList | None = None) -> None:
-        super().__init__(log, snapshots, tag_list)
+                 tag_list: TagList | None = None, trash: "Trash | None" = None) -> None:
+        super().__init__(log, snapshots, tag_list, trash)
         self._images = images
 
     def index(self) -> RegistryIndex:

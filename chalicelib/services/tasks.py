@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aws_lambda_powertools import Logger
 
@@ -38,6 +38,9 @@ from chalicelib.store.operations import Operation
 from chalicelib.store.pool import PoolRepository
 from chalicelib.store.projects import ProjectRepository
 from chalicelib.store.tasks import CREATING, READY, Task, TaskRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.trash import Trash
 
 logger = Logger(child=True)
 CREATE_TASK = "create_task"
@@ -84,7 +87,8 @@ class TaskService:
                  pool: PoolService, pool_entries: PoolRepository, jobs: JobRepository, annotations: AnnotationRepository,
                  images: ImageRepository, share: ShareService, registry: RegistryService, explore: ExploreService,
                  activity: ActivityService, versions: Bucket, saved_filters: SavedFilterService,
-                 start_operation: OperationStarter) -> None:
+                 start_operation: OperationStarter, trash: "Trash | None" = None) -> None:
+        self._trash = trash
         self._settings = settings
         self._access = access
         self._projects = projects
@@ -111,6 +115,7 @@ class TaskService:
         self._check_assignee(project_id, spec.assignee_id)
         limit = self._settings.task_sync_limit
         selection = self._share.expand(file_paths, recursive=True, max_keys=limit, named_files=True)
+        self._refuse_hidden(selection.keys, "file_paths")
         if selection.complete and len(selection.keys) <= limit:
             existing = self._images.find_by_keys(selection.keys)
             unregistered = [key for key in selection.keys if key not in existing]
@@ -134,6 +139,7 @@ class TaskService:
             self._pool.require_members(project_id, image_ids)
             found = self._images.find(image_ids)
             keys = [found[image].file_path for image in image_ids if image in found]
+            self._refuse_hidden(keys, "shared_image_ids")
             source = "pool"
         else:
             keys = [entry.file_path for entry in self._explore.select(project_id, image_filter).entries]
@@ -147,6 +153,16 @@ class TaskService:
             images, failed = self._usable(keys, existing, IndexResult())
             return Creation(created=self._create(actor.sub, project_id, spec, images, failed, new_id(), source))
         return Creation(operation=self._background(actor, project_id, spec, Selection(keys=keys, pending=[]), source))
+
+    def _refuse_hidden(self, keys: list[str], field: str) -> None:
+        """422 naming the images of deleted datasets among `keys` (they are in the trash, not usable)."""
+        hidden = self._trash.hidden_now(keys) if self._trash is not None else set()
+        if hidden:
+            named = sorted(hidden)
+            raise ValidationError(
+                f"{len(named)} image(s) belong to a deleted dataset: {', '.join(named[:5])}"
+                + (" …" if len(named) > 5 else "") + "; restore the dataset to use them",
+                [{"field": field, "message": f"'{key}' is in a deleted dataset"} for key in named[:100]])
 
     def _background(self, actor: Identity, project_id: str, spec: TaskSpec, selection: Selection,
                     source: str) -> Operation:

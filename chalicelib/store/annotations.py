@@ -14,7 +14,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist
@@ -181,11 +181,31 @@ class AnnotationRepository:
             item.save(condition=AnnotationItem.sk.does_not_exist())
         return write.done
 
-    def delete_jobs(self, job_ids: list[str]) -> None:
-        """Remove every annotation item of the given jobs (task deletion)."""
+    def delete_jobs(self, job_ids: list[str]) -> int:
+        """Remove every annotation item of the given jobs (task deletion): one batch across the jobs,
+        so each BatchWriteItem carries 25 deletes. Returns how many items went."""
+        return self.delete_where(job_ids, lambda sk, image_id: True)
+
+    def delete_images(self, job_ids: Iterable[str], image_ids: set[str]) -> int:
+        """Remove the current sets and the history of `image_ids` in the given jobs (a dataset's
+        purge; versions stay, see `versions_of_jobs`). Returns how many items went."""
+        return self.delete_where(job_ids, lambda sk, image_id: not sk.startswith("VER#") and image_id in image_ids)
+
+    @staticmethod
+    def delete_where(job_ids: Iterable[str], chosen: Callable[[str, str | None], bool]) -> int:
+        removed = 0
         with store_errors("deleting annotations"):
-            for job_id in job_ids:
-                keys = [item.sk for item in AnnotationItem.query(job_id, attributes_to_get=["job_id", "sk"])]
-                with AnnotationItem.batch_write() as batch:
-                    for sk in keys:
-                        batch.delete(AnnotationItem(job_id=job_id, sk=sk))
+            with AnnotationItem.batch_write() as batch:
+                for job_id in job_ids:
+                    for item in AnnotationItem.query(job_id, attributes_to_get=["job_id", "sk", "image_id"]):
+                        if chosen(item.sk, item.image_id):
+                            batch.delete(AnnotationItem(job_id=job_id, sk=item.sk))
+                            removed += 1
+        return removed
+
+    def recount_version(self, job_id: str, number: int, image_count: int, annotation_count: int) -> None:
+        """A version whose document lost a purged dataset's images says so in its counts."""
+        with store_errors("recounting a version"):
+            AnnotationItem(job_id=job_id, sk=_version_sk(number)).update(
+                actions=[AnnotationItem.image_count.set(image_count), AnnotationItem.count.set(annotation_count)],
+                condition=AnnotationItem.sk.exists())

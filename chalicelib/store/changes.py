@@ -9,7 +9,8 @@ Three kinds of stream:
 - `P#<project>`: the project's pool entries (membership, facts, annotation count), its tasks
   (state, split, their job images) and single job images (annotated or not);
 - `R`: registry images whose record changed (registered, re-ingested, missing);
-- `G`: images whose tags changed, and tags created, changed or deleted. Tags are facts of the image, shared by every project that holds
+- `G`: images whose tags changed, tags created, changed or deleted, and datasets deleted, restored
+  or purged (a deleted dataset's images are hidden everywhere: services/trash.py). Tags are facts of the image, shared by every project that holds
   it: one record reaches all of them, and each index takes the images it holds.
 
 A record names what changed, not the new value: the reader re-reads those items from their tables
@@ -51,6 +52,7 @@ class ChangeItem(Model):
     tasks = UnicodeSetAttribute(null=True)  # task ids whose state, split or job images changed
     uses = UnicodeSetAttribute(null=True)  # "<task>#<job>#<image>": a job image's annotated flag changed
     tags = UnicodeSetAttribute(null=True)  # tag ids created, renamed, recoloured or deleted (G)
+    datasets = UnicodeSetAttribute(null=True)  # dataset ids deleted, restored or purged (G): what is hidden
     expires_at = NumberAttribute()
 
 
@@ -63,6 +65,7 @@ class Change:
     tasks: frozenset[str] = field(default_factory=frozenset)
     uses: frozenset[tuple[str, str, str]] = field(default_factory=frozenset)
     tags: frozenset[str] = field(default_factory=frozenset)
+    datasets: frozenset[str] = field(default_factory=frozenset)
 
 
 def stamp() -> str:
@@ -71,13 +74,14 @@ def stamp() -> str:
 
 
 def item(stream: str, *, entries: Iterable[str] = (), tagged: Iterable[str] = (), tasks: Iterable[str] = (),
-         uses: Iterable[tuple[str, str, str]] = (), tags: Iterable[str] = ()) -> ChangeItem:
+         uses: Iterable[tuple[str, str, str]] = (), tags: Iterable[str] = (),
+         datasets: Iterable[str] = ()) -> ChangeItem:
     """A change record, to be put in the transaction (or after the batch) that makes the change."""
     return ChangeItem(
         stream=stream, at=stamp(),
         entries=set(entries) or None, tagged=set(tagged) or None, tasks=set(tasks) or None,
         uses={"#".join(use) for use in uses} or None, tags=set(tags) or None,
-        expires_at=int((utcnow() + RETENTION).timestamp()),
+        datasets=set(datasets) or None, expires_at=int((utcnow() + RETENTION).timestamp()),
     )
 
 
@@ -149,4 +153,4 @@ def _change(raw: dict) -> Change:
     uses = frozenset(tuple(use.split("#", 2)) for use in _strings(raw, "uses"))
     return Change(stream=raw["stream"]["S"], at=raw["at"]["S"], entries=_strings(raw, "entries"),
                   tagged=_strings(raw, "tagged"), tasks=_strings(raw, "tasks"), uses=uses,  # type: ignore[arg-type]
-                  tags=_strings(raw, "tags"))
+                  tags=_strings(raw, "tags"), datasets=_strings(raw, "datasets"))

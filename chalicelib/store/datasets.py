@@ -15,18 +15,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
-from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import (JSONAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute,
+                                 UTCDateTimeAttribute)
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store import changes
 from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 
 DATASET_KIND = "DATASET"
 MAX_HISTORY = 50  # imports kept in a dataset's history
 EMPTY, IMPORTING, READY, FAILED = "empty", "importing", "ready", "failed"
+# The lifecycle: active → deleted (hidden, restorable) → purging → purged (the record and its audit log stay).
+ACTIVE, DELETED, PURGING, PURGED = "active", "deleted", "purging", "purged"
+TRASH_KEY = "TRASH"
 
 
 class DatasetsByOwner(GlobalSecondaryIndex):
@@ -67,11 +72,26 @@ class DatasetItem(Model):
     operation_id = UnicodeAttribute(null=True)  # the import running or last run
     folders = JSONAttribute(null=True)  # {"folder/path": image count}
     imports = JSONAttribute(null=True)  # [{operation_id, started_at, status, images, annotations, problems}]
+    state = UnicodeAttribute(null=True)  # absent = active
+    deleted_at = UTCDateTimeAttribute(null=True)
+    deleted_by = UnicodeAttribute(null=True)
+    purged_at = UTCDateTimeAttribute(null=True)
+    deletion = JSONAttribute(null=True)  # the last deletion: operation_id, backup, purge, summary, error
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
     by_owner = DatasetsByOwner()
     by_kind = DatasetsByKind()
+
+
+class TrashItem(Model):
+    """The ids of the datasets deleted and not yet purged: one small item every reader that hides
+    their images reads (services/trash.py), changed with atomic set additions and removals."""
+
+    Meta = table_meta("datasets_table")
+
+    pk = UnicodeAttribute(hash_key=True)
+    hidden = UnicodeSetAttribute(null=True)
 
 
 class DatasetNameGuard(Model):
@@ -99,6 +119,11 @@ class Dataset:
     updated_at: datetime
     folders: dict[str, int] = field(default_factory=dict)
     imports: list[dict[str, Any]] = field(default_factory=list)
+    state: str = ACTIVE
+    deleted_at: datetime | None = None
+    deleted_by: str | None = None
+    purged_at: datetime | None = None
+    deletion: dict[str, Any] = field(default_factory=dict)
 
     @property
     def labeled(self) -> bool:
@@ -127,7 +152,8 @@ def _name_key(owner_id: str, name: str) -> str:
 
 
 def _to_dataset(item: DatasetItem) -> Dataset:
-    return entity(Dataset, item, folders=item.folders or {}, imports=item.imports or [])
+    return entity(Dataset, item, folders=item.folders or {}, imports=item.imports or [], state=item.state or ACTIVE,
+                  deletion=item.deletion or {})
 
 
 class DatasetRepository:
@@ -206,7 +232,8 @@ class DatasetRepository:
             DatasetItem(pk=dataset_key(dataset_id)).update(
                 actions=[DatasetItem.status.set(IMPORTING), DatasetItem.operation_id.set(operation_id),
                          DatasetItem.imports.set(imports), DatasetItem.updated_at.set(utcnow())],
-                condition=DatasetItem.pk.exists() & (DatasetItem.status != IMPORTING))
+                condition=DatasetItem.pk.exists() & (DatasetItem.status != IMPORTING)
+                & (DatasetItem.state.does_not_exist() | (DatasetItem.state == ACTIVE)))
 
     def claim_project(self, dataset_id: str, project_id: str) -> str:
         """The dataset's project: `project_id` if it had none, else the one it has (set once)."""
@@ -231,3 +258,111 @@ class DatasetRepository:
         with store_errors("recording an import"):
             DatasetItem(pk=dataset_key(dataset_id)).update(actions=actions, condition=DatasetItem.pk.exists())
         return self.get(dataset_id)
+
+    # The lifecycle -------------------------------------------------------------------------------
+
+    def hidden(self) -> frozenset[str]:
+        """The ids of the datasets whose images are hidden (deleted, not yet purged); consistent."""
+        try:
+            with store_errors("reading the trash"):
+                return frozenset(TrashItem.get(TRASH_KEY, consistent_read=True).hidden or ())
+        except DoesNotExist:
+            return frozenset()
+
+    def soft_delete(self, dataset_id: str, actor: str, at: datetime, deletion: dict[str, Any]) -> Dataset:
+        """Mark an active dataset deleted and hide its images, in one transaction with the change
+        record every index reads (so the next Explore on any instance hides them); 409 if it is not
+        active (deleted, being purged or purged) or is being imported."""
+        try:
+            with Transaction("deleting a dataset") as tx:
+                tx.update(DatasetItem(pk=dataset_key(dataset_id)), actions=[
+                    DatasetItem.state.set(DELETED), DatasetItem.deleted_at.set(at), DatasetItem.deleted_by.set(actor),
+                    DatasetItem.deletion.set(deletion), DatasetItem.updated_at.set(at)],
+                    condition=DatasetItem.pk.exists() & (DatasetItem.state.does_not_exist() | (DatasetItem.state == ACTIVE))
+                    & (DatasetItem.status != IMPORTING), name="dataset")
+                tx.update(TrashItem(pk=TRASH_KEY), actions=[TrashItem.hidden.add({dataset_id})])
+                changes.put_in(tx, changes.TAGS_STREAM, datasets=[dataset_id])
+        except TransactionCancelled as exc:
+            if exc.failed("dataset"):
+                raise inactive_error(self.get(dataset_id)) from exc
+            raise
+        return self.get(dataset_id)
+
+    def restore(self, dataset_id: str, at: datetime) -> Dataset:
+        """Bring a deleted dataset back (its images shown again): 409 unless it is deleted."""
+        try:
+            with Transaction("restoring a dataset") as tx:
+                tx.update(DatasetItem(pk=dataset_key(dataset_id)), actions=[
+                    DatasetItem.state.set(ACTIVE), DatasetItem.deleted_at.remove(), DatasetItem.deleted_by.remove(),
+                    DatasetItem.updated_at.set(at)],
+                    condition=DatasetItem.pk.exists() & (DatasetItem.state == DELETED), name="dataset")
+                tx.update(TrashItem(pk=TRASH_KEY), actions=[TrashItem.hidden.delete({dataset_id})])
+                changes.put_in(tx, changes.TAGS_STREAM, datasets=[dataset_id])
+        except TransactionCancelled as exc:
+            if exc.failed("dataset"):
+                dataset = self.get(dataset_id)
+                raise (inactive_error(dataset) if dataset.state != ACTIVE
+                       else ConflictError(f"Dataset '{dataset_id}' is not deleted")) from exc
+            raise
+        return self.get(dataset_id)
+
+    def record_deletion(self, dataset_id: str, deletion: dict[str, Any]) -> None:
+        """Merge facts into the dataset's deletion record (backup, summary, error)."""
+        item = self._get_item(dataset_id)
+        with store_errors("recording a deletion"):
+            DatasetItem(pk=dataset_key(dataset_id)).update(
+                actions=[DatasetItem.deletion.set({**(item.deletion or {}), **deletion})],
+                condition=DatasetItem.pk.exists())
+
+    def begin_purge(self, dataset_id: str, operation_id: str) -> Dataset:
+        """deleted → purging under `operation_id` (again by the same operation: no change);
+        409 for an active or purged dataset, or one another operation purges."""
+        dataset = self.get(dataset_id)
+        if dataset.state == PURGING and dataset.deletion.get("purge_operation_id") == operation_id:
+            return dataset
+        with conditional("starting a purge", inactive_error(dataset) if dataset.state != ACTIVE
+                         else ConflictError(f"Dataset '{dataset_id}' is not deleted; delete it first")):
+            DatasetItem(pk=dataset_key(dataset_id)).update(
+                actions=[DatasetItem.state.set(PURGING), DatasetItem.deletion.set(
+                    {**dataset.deletion, "purge_operation_id": operation_id})],
+                condition=DatasetItem.pk.exists() & (DatasetItem.state == DELETED))
+        return self.get(dataset_id)
+
+    def end_purge(self, dataset_id: str, at: datetime, summary: dict[str, Any]) -> Dataset:
+        """purging → purged: the name is free again, the images no longer hidden (they are gone);
+        the record stays, with its audit log. Re-runnable."""
+        item = self._get_item(dataset_id)
+        if (item.state or ACTIVE) == PURGED:
+            return _to_dataset(item)
+        with Transaction("ending a purge") as tx:
+            tx.update(DatasetItem(pk=dataset_key(dataset_id)), actions=[
+                DatasetItem.state.set(PURGED), DatasetItem.purged_at.set(at), DatasetItem.updated_at.set(at),
+                DatasetItem.deletion.set({**(item.deletion or {}), "summary": summary})],
+                condition=DatasetItem.state == PURGING)
+            tx.delete(DatasetNameGuard(pk=_name_key(item.owner_id, item.name)),
+                      condition=DatasetNameGuard.pk.does_not_exist() | (DatasetNameGuard.dataset_id == dataset_id))
+            tx.update(TrashItem(pk=TRASH_KEY), actions=[TrashItem.hidden.delete({dataset_id})])
+            changes.put_in(tx, changes.TAGS_STREAM, datasets=[dataset_id])
+        return self.get(dataset_id)
+
+    def deleted(self) -> Iterator[Dataset]:
+        """Datasets deleted and not purged, for the retention sweep: the trash item, then GetItem each."""
+        for dataset_id in sorted(self.hidden()):
+            try:
+                yield self.get(dataset_id)
+            except NotFoundError:
+                continue
+
+
+def inactive_error(dataset: Dataset) -> ConflictError:
+    """Why a dataset that is not active (or is importing) refuses a change: 409 naming its state and time."""
+    if dataset.state == PURGED:
+        return ConflictError(f"Dataset '{dataset.id}' was purged at {dataset.purged_at.isoformat()}; "
+                             "it cannot be restored or deleted again (its backup, if one was made, can be imported)")
+    if dataset.state in (DELETED, PURGING):
+        return ConflictError(f"Dataset '{dataset.id}' was deleted at {dataset.deleted_at.isoformat()}"
+                             + (" and is being purged" if dataset.state == PURGING else ""))
+    if dataset.status == IMPORTING:
+        return ConflictError(f"Dataset '{dataset.id}' is being imported (operation '{dataset.operation_id}'); "
+                             "wait for the import to end")
+    return ConflictError(f"Dataset '{dataset.id}' is not deleted")

@@ -46,6 +46,7 @@ class ExportItem(Model):
     artifact_size_bytes = NumberAttribute(null=True)
     shards_total = NumberAttribute(null=True)
     shards_done = NumberSetAttribute(null=True)
+    datasets = JSONAttribute(null=True)  # ids of the datasets whose images it holds (purged with them)
     created_by = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     started_at = UTCDateTimeAttribute(null=True)
@@ -81,6 +82,7 @@ class Export:
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    datasets: tuple[str, ...] = ()
 
 
 def _sk(export_id: str) -> str:
@@ -92,7 +94,8 @@ def _counter_sk(mode: str) -> str:
 
 
 def _to_export(item: ExportItem) -> Export:
-    return entity(Export, item, project_id=item.pk, shards_done=len(item.shards_done or ()))
+    return entity(Export, item, project_id=item.pk, shards_done=len(item.shards_done or ()),
+                  datasets=tuple(item.datasets or ()))
 
 class ExportRepository:
     def create(self, project_id: str, export_id: str, mode: str, output_format: str, name: str | None,

@@ -106,6 +106,17 @@ class ImageTagRepository:
         with store_errors("reading tag links"):
             return [item.tag_id for item in ImageTagItem.by_image.query(image_id)]
 
+    def delete_links(self, links: Iterable[tuple[str, str]]) -> int:
+        """Delete (tag, image) links by key, without touching the images' sets (their records are
+        being deleted: a dataset's purge; the tags' counts are the caller's). Returns how many."""
+        removed = 0
+        with store_errors("removing tag links"):
+            with ImageTagItem.batch_write() as batch:
+                for tag_id, image in links:
+                    batch.delete(ImageTagItem(tag_id=tag_id, image_id=image))
+                    removed += 1
+        return removed
+
     def drop_tag(self, tag_id: str) -> int:
         """Remove every link of a deleted tag and the tag from each image's set; returns links removed."""
         image_ids = list(self.images_with(tag_id))

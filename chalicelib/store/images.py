@@ -390,6 +390,15 @@ class ImageRepository:
             shards = list(pool.map(read, (f"{n:02d}" for n in range(SHARDS))))
         return [entry for entries in shards for entry in entries]
 
+    def delete_records(self, image_ids: list[str]) -> int:
+        """Delete records by id (BatchWriteItem, 25 a request) and tell the registry's index; returns how many."""
+        with store_errors("deleting image records"):
+            with ImageItem.batch_write() as batch:
+                for image in image_ids:
+                    batch.delete(ImageItem(id=image))
+        _recorded(image_ids)
+        return len(image_ids)
+
     def update_metadata(self, image_id_: str, metadata: dict, expected_rev: int) -> Image:
         """Replace the custom metadata if nobody changed it since `expected_rev` (409 otherwise).
         One UpdateItem, whose answer (every attribute, as written) is the image returned."""

@@ -303,6 +303,25 @@ class JobRepository:
                 for key in image_keys:
                     batch.delete(JobImageItem(task_id=task_id, key=key))
 
+    def adjust_totals(self, job_deltas: dict[str, int]) -> None:
+        """Take images off jobs' totals (a purged dataset's images left them): one UpdateItem each."""
+        with store_errors("counting job images"):
+            for job_id, delta in job_deltas.items():
+                if delta:
+                    JobItem(id=job_id).update(actions=[JobItem.total_images.add(delta)],
+                                              condition=JobItem.id.exists())
+
+    def delete_images(self, images: Iterable[JobImage]) -> int:
+        """Delete job images by key (BatchWriteItem, 25 a request, one batch across tasks), without
+        touching pool counts: for a purge, whose pool entries go too. Returns how many."""
+        removed = 0
+        with store_errors("removing job images"):
+            with JobImageItem.batch_write() as batch:
+                for image in images:
+                    batch.delete(JobImageItem(task_id=image.task_id, key=job_image_key(image.job_id, image.image_id)))
+                    removed += 1
+        return removed
+
     def delete_jobs(self, job_ids: Iterable[str]) -> None:
         with store_errors("removing jobs"):
             with JobItem.batch_write() as batch:

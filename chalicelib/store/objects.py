@@ -8,7 +8,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import quote
 
 from botocore.exceptions import ClientError
@@ -184,6 +184,48 @@ class Bucket:
                 raise StoreError(f"deleting under s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
             deleted += len(page)
         return deleted
+
+    def delete_keys(self, keys: Iterable[str]) -> int:
+        """Delete these objects (DeleteObjects, 1,000 keys a request); returns how many were asked."""
+        return self._delete_objects([{"Key": key} for key in dict.fromkeys(keys)], "objects")
+
+    def delete_versions(self, prefix: str) -> int:
+        """Delete every version and delete marker under `prefix` (a versioned bucket keeps the old
+        bytes of a deleted or replaced object otherwise): ListObjectVersions, then DeleteObjects of
+        1,000 versions a request. Returns how many versions went."""
+        deleted = 0
+        paginator = client("s3").get_paginator("list_object_versions")
+        try:
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+                versions = [{"Key": entry["Key"], "VersionId": entry["VersionId"]}
+                            for kind in ("Versions", "DeleteMarkers") for entry in page.get(kind, ())]
+                deleted += self._delete_objects(versions, prefix)
+        except ClientError as exc:
+            raise StoreError(f"listing versions under s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
+        return deleted
+
+    def delete_versions_before_latest(self, key: str) -> int:
+        """Delete the noncurrent versions of one object (its earlier bytes in a versioned bucket)."""
+        try:
+            page = client("s3").list_object_versions(Bucket=self.name, Prefix=key)
+        except ClientError as exc:
+            raise StoreError(f"listing versions of s3://{self.name}/{key} failed: {_code(exc)}") from exc
+        old = [{"Key": entry["Key"], "VersionId": entry["VersionId"]} for entry in page.get("Versions", ())
+               if entry["Key"] == key and not entry.get("IsLatest")]
+        return self._delete_objects(old, key)
+
+    def _delete_objects(self, objects: list[dict[str, str]], what: str) -> int:
+        for start in range(0, len(objects), 1000):
+            try:
+                answer = client("s3").delete_objects(Bucket=self.name, Delete={
+                    "Objects": objects[start : start + 1000], "Quiet": True})
+            except ClientError as exc:
+                raise StoreError(f"deleting {what} in s3://{self.name} failed: {_code(exc)}") from exc
+            errors = answer.get("Errors") or []
+            if errors:
+                raise StoreError(f"deleting {what} in s3://{self.name} failed: {errors[0].get('Code')} "
+                                 f"for {errors[0].get('Key')}")
+        return len(objects)
 
     def presign_get(self, key: str, expires_in: int, filename: str | None = None, disposition: str = "attachment",
                     content_type: str | None = None) -> str:

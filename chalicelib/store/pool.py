@@ -17,10 +17,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.clock import utcnow
@@ -41,6 +41,18 @@ class PoolByImage(GlobalSecondaryIndex):
     project_id = UnicodeAttribute(range_key=True)
 
 
+class PoolByDataset(GlobalSecondaryIndex):
+    """Sparse: the entries of images that live in a dataset (`datasets/<id>/…`), in every project —
+    what deleting that dataset touches, without a read per image."""
+
+    class Meta:
+        index_name = "by_dataset"
+        projection = IncludeProjection(["annotation_count"])
+
+    dataset_id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute(range_key=True)
+
+
 class PoolItem(Model):
     Meta = table_meta("pool_table")
 
@@ -57,8 +69,10 @@ class PoolItem(Model):
     added_by = UnicodeAttribute(null=True)
     added_at = UTCDateTimeAttribute()
     annotation_count = NumberAttribute(null=True)
+    dataset_id = UnicodeAttribute(null=True)  # set for images under `datasets/<id>/`
 
     by_image = PoolByImage()
+    by_dataset = PoolByDataset()
 
 
 @dataclass(frozen=True)
@@ -105,8 +119,16 @@ def _entry_of(values: dict[str, Any]) -> PoolEntry:
 def _item(project_id: str, image: Image, added_by: str | None, added_at: datetime) -> PoolItem:
     return PoolItem(project_id=project_id, image_id=image.id, file_path=image.file_path, status=image.status,
                     width=image.width, height=image.height, size=image.size, sha256=image.sha256, phash=image.phash,
-                    created_at=image.created_at,
+                    created_at=image.created_at, dataset_id=dataset_of(image.file_path),
                     added_by=added_by, added_at=added_at)
+
+
+def dataset_of(path: str) -> str | None:
+    """The dataset an image lives in (`datasets/<id>/…`), if any."""
+    if not path.startswith("datasets/"):
+        return None
+    dataset_id = path.split("/", 2)[1]
+    return dataset_id if dataset_id and path.count("/") >= 2 else None
 
 
 class PoolRepository:
@@ -164,6 +186,13 @@ class PoolRepository:
         with store_errors("deleting a pool"):
             image_ids = [item.image_id for item in PoolItem.query(project_id, attributes_to_get=["image_id"])]
         self.remove_all(project_id, image_ids)
+
+    def of_dataset(self, dataset_id: str) -> Iterator[tuple[str, str, int]]:
+        """(project, image, annotation count) of every pool entry of the dataset's images, in every
+        project (Query the sparse `by_dataset` index: eventually consistent, as index reads are)."""
+        with store_errors("reading a dataset's pool entries"):
+            for item in PoolItem.by_dataset.query(dataset_id):
+                yield item.project_id, item.image_id, int(item.annotation_count or 0)
 
     def refresh(self, image_id: str, changes: dict[str, Any]) -> int:
         """Copy an image's changed facts (`status`, `width`, `height`, `size`, `sha256`, `phash`) into every pool that

@@ -180,6 +180,11 @@ class TagRepository:
         change_log.record(change_log.TAGS_STREAM, tags=[tag_id])
         return _to_tag(item)
 
+    def set_usage(self, tag_id: str, count: int) -> None:
+        """Set the usage count to what the links say (after a purge removed some; re-runnable)."""
+        with conditional("counting tag usage", NotFoundError(f"Tag '{tag_id}' not found")):
+            TagItem(pk=tag_key(tag_id)).update(actions=[TagItem.usage_count.set(count)], condition=TagItem.pk.exists())
+
     def adjust_usage(self, tag_id: str, delta: int) -> int:
         """Atomically add `delta` to the tag's usage count; returns the new count."""
         item = TagItem(pk=tag_key(tag_id))

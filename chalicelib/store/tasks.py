@@ -119,6 +119,19 @@ class TaskRepository:
             change_log.record(change_log.project_stream(project_id), tasks=[task_id])
         return self.task(project_id, task_id, include_creating=True)
 
+    def adjust_total(self, project_id: str, task_id: str, delta: int) -> None:
+        """Take images off a task's total (a purged dataset's images left it)."""
+        with conditional("counting task images"):
+            TaskItem(pk=project_id, sk=task_sk(task_id)).update(
+                actions=[TaskItem.total_images.add(delta), TaskItem.updated_at.set(utcnow())],
+                condition=TaskItem.sk.exists())
+
+    @staticmethod
+    def record_changed(project_id: str, task_ids: list[str]) -> None:
+        """Tell the project's Explore index that these tasks' job images changed."""
+        if task_ids:
+            change_log.record(change_log.project_stream(project_id), tasks=task_ids)
+
     def delete_task(self, project_id: str, task_id: str) -> None:
         with store_errors("deleting a task"):
             TaskItem(pk=project_id, sk=task_sk(task_id)).delete()

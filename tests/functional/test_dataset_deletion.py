@@ -1,0 +1,290 @@
+"""Deleting datasets through the API and the `delete-dataset` state machine on the embedded stack:
+impact, refusals, the soft delete (hidden everywhere at once) and an exact restore, the purge
+(nothing of the dataset left anywhere, nothing of anyone else touched), the retention sweep with an
+injected clock, bulk deletion and the audit log."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.services.container import services
+from chalicelib.store.images import image_id as id_of
+from tests.conftest import Api, put_share_object, wait_for
+from tests.functional.test_dataset_import import coco, data, make_zip, new_dataset, run_import, upload
+from tests.imagefiles import picture
+
+D = "/api/v1/datasets"
+P = "/api/v1/projects"
+FILES = [("day/a.jpg", 80, 60), ("day/b.jpg", 80, 60), ("night/c.jpg", 64, 48)]
+
+
+def import_dataset(api: Api, name: str, seed: int) -> tuple[str, str]:
+    """A dataset of three photos with COCO boxes, imported: (dataset id, its project id)."""
+    dataset = new_dataset(api, name)
+    upload(api, dataset, f"{name}.zip", make_zip({
+        **{path: picture(w, h, seed=seed + n) for n, (path, w, h) in enumerate(FILES)},
+        "annotations/instances_train.json": coco(FILES, [(1, 1, [10, 10, 20, 20]), (2, 2, [5, 5, 30, 30]),
+                                                         (3, 1, [0, 0, 10, 10])]),
+    }))
+    operation = run_import(api, dataset, chunk_size=2)
+    assert operation["status"] == "completed", operation
+    return dataset, operation["result"]["project_id"]
+
+
+@dataclass
+class World:
+    dataset: str
+    own: str  # the project the dataset's import made
+    other: str  # a project of alice's using two of its images and one image of the share
+    kept: str  # another dataset, never deleted
+    kept_project: str
+    images: list[str]  # the dataset's image ids
+    outside: str  # the share image outside any dataset
+    tag: str
+    task: str
+
+
+@pytest.fixture
+def world(stack, api) -> World:
+    dataset, own = import_dataset(api, "street", seed=10)
+    kept, kept_project = import_dataset(api, "harbour", seed=40)
+    images = [id_of(f"datasets/{dataset}/{path}") for path, _, _ in FILES]
+    put_share_object(stack, "loose/z.jpg", picture(70, 50, seed=99))
+    stack.pump.drain()
+    outside = id_of("loose/z.jpg")
+    other = data(api.post(P, {"name": "mixed", "labels": [{"name": "cat", "annotation_type": "bbox"}]}), 201)["id"]
+    data(api.post(f"{P}/{other}/images", {"shared_image_ids": [images[0], images[1], outside]}))
+    task = data(api.post(f"{P}/{other}/tasks", {"name": "review", "chunk_size": 2,
+                                                 "shared_image_ids": [images[0], outside, images[1]]}), 201)
+    first_job = task["jobs"][0]["id"]
+    data(api.request("PUT", f"/api/v1/jobs/{first_job}/images/{images[0]}/annotations",
+                     {"annotations": [{"type": "bbox", "label": "cat", "bbox": [1, 1, 5, 5], "state": "confirmed"}]}))
+    data(api.request("PUT", f"/api/v1/jobs/{first_job}/images/{outside}/annotations",
+                     {"annotations": [{"type": "bbox", "label": "cat", "bbox": [2, 2, 5, 5]}]}))
+    data(api.post(f"/api/v1/jobs/{first_job}/versions", {"note": "before"}), 201)
+    tag = data(api.post("/api/v1/tags", {"name": "sunny"}), 201)["id"]
+    data(api.post("/api/v1/shared-images/bulk-tag", {"shared_image_ids": [images[0], images[2], outside],
+                                                     "tag_ids": [tag]}))
+    return World(dataset, own, other, kept, kept_project, images, outside, tag, task["task"]["id"])
+
+
+def explore(api: Api, project: str, query: str = "") -> list[str]:
+    found = data(api.get(f"{P}/{project}/explore?page_size=200{query}"))
+    return [image["id"] for image in found["images"]]
+
+
+def delete(api: Api, dataset: str, name: str, **options):
+    return api.request("DELETE", f"{D}/{dataset}", {"confirm_dataset_name": name, **options})
+
+
+def deleted(api: Api, dataset: str, name: str, **options) -> dict:
+    operation = wait_for(api, data(delete(api, dataset, name, **options), 202)["id"], timeout=120)
+    assert operation["status"] == "completed", operation
+    return operation
+
+
+def answers(api: Api, world: World) -> dict:
+    """Everything a user sees of the affected projects, to compare before and after."""
+    seen = {}
+    for project in (world.own, world.other):
+        seen[project, "explore"] = data(api.get(f"{P}/{project}/explore?page_size=200"))
+        seen[project, "tasks"] = data(api.get(f"{P}/{project}/tasks"))
+        for task in seen[project, "tasks"]:
+            for job in data(api.get(f"{P}/{project}/tasks/{task['id']}/jobs")):
+                detail = data(api.get(f"/api/v1/jobs/{job['id']}"))
+                seen[job["id"]] = detail
+                for image in detail["images"]:
+                    seen[job["id"], image["image_id"]] = data(api.get(
+                        f"/api/v1/jobs/{job['id']}/images/{image['image_id']}/annotations"))
+                seen[job["id"], "versions"] = data(api.get(f"/api/v1/jobs/{job['id']}/versions"))
+    seen["tag"] = data(api.get(f"/api/v1/tags/{world.tag}"))
+    seen["registry"] = data(api.get("/api/v1/shared-images?page_size=200"))
+    for image in world.images:
+        seen[image] = data(api.get(f"/api/v1/shared-images/{image}"))
+    return seen
+
+
+def strip_urls(value):
+    """Presigned URLs carry their signing time; everything else must be equal."""
+    if isinstance(value, dict):
+        return {key: strip_urls(item) for key, item in value.items() if not str(key).endswith("url")}
+    if isinstance(value, list):
+        return [strip_urls(item) for item in value]
+    return value
+
+
+# Impact -------------------------------------------------------------------------------------------
+
+def test_the_impact_names_every_project_using_the_images_with_counts(world, api):
+    impact = data(api.get(f"{D}/{world.dataset}/deletion-impact"))
+    assert (impact["images"], impact["annotations"]) == (3, 4)  # 3 imported boxes + 1 in "mixed"
+    projects = {project["project_id"]: project for project in impact["projects"]}
+    assert set(projects) == {world.own, world.other}
+    assert (projects[world.own]["own"], projects[world.own]["action"], projects[world.own]["images"]) == (
+        True, "deleted", 3)
+    mixed = projects[world.other]
+    assert (mixed["name"], mixed["action"], mixed["images"], mixed["annotations"], mixed["tasks"], mixed["jobs"]) == (
+        "mixed", "loses images", 2, 1, 1, 2)
+    assert impact["annotation_versions"] == 2 + 1  # the import froze each of its 2 jobs; "mixed" froze one
+    assert impact["storage_bytes"] > 0 and impact["needs_force_delete"] is False
+
+
+# Refusals -----------------------------------------------------------------------------------------
+
+def test_wrong_name_is_400_naming_the_field_and_changes_nothing(world, api):
+    refused = delete(api, world.dataset, "Street")
+    assert refused.status_code == 400
+    assert refused.json["error"]["details"][0]["field"] == "confirm_dataset_name"
+    assert data(api.get(f"{D}/{world.dataset}"))["state"] == "active"
+    assert world.images[0] in explore(api, world.other)
+
+
+def test_others_cannot_delete_and_force_is_for_administrators(world, api, client, stack):
+    bob = Api(client, stack.token(sub="bob", email="bob@example.com", groups=[]))
+    assert delete(bob, world.dataset, "street").status_code == 404
+    viewer = Api(client, stack.token(sub="vera", email="vera@example.com", groups=["viewer"]))
+    assert delete(viewer, world.dataset, "street").status_code == 403
+    forced = delete(api, world.dataset, "street", force_delete=True)
+    assert forced.status_code == 403 and "force_delete" in forced.json["error"]["message"]
+
+
+def test_images_used_by_a_project_the_owner_cannot_manage_need_an_administrators_force(world, api, admin_api, client,
+                                                                                     stack):
+    bob = Api(client, stack.token(sub="bob", email="bob@example.com", groups=[]))
+    project = data(bob.post(P, {"name": "bobs"}), 201)["id"]
+    # alice's image is added to bob's project by an administrator
+    data(admin_api.post(f"{P}/{project}/images", {"shared_image_ids": [world.images[2]]}))
+    refused = delete(api, world.dataset, "street")
+    assert refused.status_code == 409 and "bobs" in refused.json["error"]["message"]
+    assert data(api.get(f"{D}/{world.dataset}/deletion-impact"))["needs_force_delete"] is True
+    operation = deleted(admin_api, world.dataset, "street", force_delete=True, create_backup=False)
+    assert operation["result"]["state"] == "deleted"
+    assert world.images[2] not in explore(bob, project)
+
+
+# Soft delete and restore --------------------------------------------------------------------------
+
+def test_a_deleted_dataset_is_hidden_at_once_everywhere_and_restore_brings_back_exactly_what_was(world, api):
+    before = answers(api, world)
+    operation = deleted(api, world.dataset, "street", create_backup=False)
+    result = operation["result"]
+    assert (result["dataset_id"], result["dataset_name"], result["state"]) == (world.dataset, "street", "deleted")
+    assert result["deletion_summary"]["images_deleted"] == 3 and result["deletion_summary"]["projects_deleted"] == 1
+    # Hidden: Explore of every project, the registry list and reads, dataset lists, new tasks
+    assert explore(api, world.other) == [world.outside]
+    assert explore(api, world.own) == []
+    listed = [image["id"] for image in data(api.get("/api/v1/shared-images?page_size=200"))]
+    assert not set(world.images) & set(listed) and world.outside in listed
+    assert api.get(f"/api/v1/shared-images/{world.images[0]}").status_code == 404
+    assert world.dataset not in [d["id"] for d in data(api.get(D))]
+    trash = data(api.get(f"{D}?state=deleted"))
+    assert [d["id"] for d in trash] == [world.dataset] and trash[0]["restorable_until"]
+    refused = api.post(f"{P}/{world.other}/tasks", {"name": "again", "shared_image_ids": [world.images[0]]})
+    assert refused.status_code == 422 and "deleted dataset" in refused.json["error"]["message"]
+    assert data(api.post(f"{P}/{world.other}/images", {"shared_image_ids": [world.images[2]]}))["unknown"] == [
+        world.images[2]]
+    # The other dataset is untouched; a deleted dataset takes no change and is not deleted twice
+    assert len(explore(api, world.kept_project)) == 3
+    assert api.post(f"{D}/{world.dataset}/import", {}).status_code == 409
+    again = delete(api, world.dataset, "street")
+    assert again.status_code == 409 and "was deleted at" in again.json["error"]["message"]
+    # When it is restored, every answer is what it was
+    restored = data(api.post(f"{D}/{world.dataset}/restore"))
+    assert restored["state"] == "active" and restored["deleted_at"] is None
+    assert strip_urls(answers(api, world)) == strip_urls(before)
+    assert api.post(f"{D}/{world.dataset}/restore").status_code == 409
+    actions = [entry["action"] for entry in data(api.get(f"{D}/{world.dataset}/audit"))]
+    assert actions == ["restored", "deleted", "uploaded", "created"]
+
+
+# Purge --------------------------------------------------------------------------------------------
+
+def dataset_items(stack, world: World) -> dict[str, int]:
+    """Every item or object anywhere that still belongs to the dataset's images."""
+    aws = stack.aws("dynamodb")
+    v = stack.variables
+    images = set(world.images)
+
+    def scan(table: str) -> list[dict]:
+        items, start = [], None
+        while True:
+            page = aws.scan(TableName=v[table], **({"ExclusiveStartKey": start} if start else {}))
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def holds(item: dict) -> bool:
+        return any(value.get("S") in images or world.dataset in str(value.get("S", ""))
+                   for value in item.values() if isinstance(value, dict))
+
+    found = {table: sum(1 for item in scan(table) if holds(item)) for table in (
+        "PIXELPOOL_IMAGES_TABLE", "PIXELPOOL_POOL_TABLE", "PIXELPOOL_JOB_IMAGES_TABLE", "PIXELPOOL_ANNOTATIONS_TABLE",
+        "PIXELPOOL_IMAGE_TAGS_TABLE")}
+    found["projects"] = sum(1 for item in scan("PIXELPOOL_PROJECTS_TABLE") if item["pk"]["S"] == world.own)
+    s3 = stack.aws("s3")
+    found["share objects"] = s3.list_objects_v2(Bucket=v["PIXELPOOL_SHARE_BUCKET"],
+                                                Prefix=f"datasets/{world.dataset}/")["KeyCount"]
+    found["version documents"] = len(s3.list_object_versions(
+        Bucket=v["PIXELPOOL_DATASETS_BUCKET"], Prefix=f"projects/{world.own}/").get("Versions", []))
+    return found
+
+
+def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, api, stack):
+    kept_before = explore(api, world.kept_project)
+    thumbnails_before = {image: data(api.get(f"/api/v1/shared-images/{image}"))["thumbnail_url"]
+                         for image in world.images}
+    assert all(thumbnails_before.values())
+    operation = deleted(api, world.dataset, "street", create_backup=False, purge=True)
+    summary = operation["result"]["deletion_summary"]
+    assert (summary["images_deleted"], summary["projects_deleted"], summary["pool_entries_deleted"]) == (3, 1, 5)
+    assert summary["storage_bytes_freed"] > 0 and summary["s3_keys_deleted_url"]
+    assert all(count == 0 for count in dataset_items(stack, world).values()), dataset_items(stack, world)
+    # thumbnails of the purged images are gone from the cache bucket
+    cache = services().cache_bucket
+    assert [key for page in cache.walk("thumbnails/") for info in page
+            for key in [info.key] if any(image in key for image in world.images)] == []
+    # "mixed" keeps its own image, its job and annotation, with counts that add up
+    assert explore(api, world.other) == [world.outside]
+    task = data(api.get(f"{P}/{world.other}/tasks/{world.task}"))
+    assert task["total_images"] == 1
+    assert data(api.get(f"/api/v1/tags/{world.tag}"))["usage_count"] == 1
+    # the other dataset is untouched
+    assert explore(api, world.kept_project) == kept_before
+    # the dataset record and its audit log stay; restore and delete name the purge
+    detail = data(api.get(f"{D}/{world.dataset}"))
+    assert detail["state"] == "purged" and detail["purged_at"]
+    refused = api.post(f"{D}/{world.dataset}/restore")
+    assert refused.status_code == 409 and detail["purged_at"][:19] in refused.json["error"]["message"]
+    assert delete(api, world.dataset, "street").status_code == 409
+    actions = [entry["action"] for entry in data(api.get(f"{D}/{world.dataset}/audit"))]
+    assert actions == ["purged", "deleted", "uploaded", "created"]
+    # its name is free again
+    assert api.post(D, {"name": "street"}).status_code == 201
+
+
+def test_the_retention_sweep_purges_only_what_is_older_than_the_window(world, api, stack):
+    deleted(api, world.dataset, "street", create_backup=False)
+    deleted_at = services().datasets._datasets.get(world.dataset).deleted_at
+    sweep = services().dataset_deletion
+    assert sweep.purge_expired(now=deleted_at + timedelta(days=29)) == []
+    started = sweep.purge_expired(now=deleted_at + timedelta(days=30, seconds=1))
+    assert len(started) == 1
+    assert wait_for(api, started[0], timeout=120)["status"] == "completed"
+    assert data(api.get(f"{D}/{world.dataset}"))["state"] == "purged"
+    assert sweep.purge_expired(now=deleted_at + timedelta(days=60)) == []
+
+
+def test_bulk_delete_answers_for_each_dataset(world, api):
+    refused = api.post(f"{D}/bulk-delete", {"dataset_ids": [world.dataset], "confirm": False})
+    assert refused.status_code == 400
+    results = data(api.post(f"{D}/bulk-delete", {"dataset_ids": [world.dataset, world.kept, "nope"],
+                                                 "confirm": True, "create_backup": False}))
+    assert [(r["dataset_id"], r["status"]) for r in results] == [
+        (world.dataset, "accepted"), (world.kept, "accepted"), ("nope", "refused")]
+    assert results[2]["error"] == "not_found"
+    for result in results[:2]:
+        assert wait_for(api, result["operation_id"], timeout=120)["status"] == "completed"
+    assert data(api.get(D)) == []
