@@ -95,6 +95,7 @@ GLOBAL_RULES: dict[str, tuple[Grant, Grant, Grant]] = {
     "datasets.read":         (A, O, O),
     "datasets.manage":       (A, O, N),
     "datasets.audit_all":    (A, N, N),
+    "datasets.force_delete": (A, N, N),
     "operations.read":       (A, O, O),
 }
 

@@ -89,6 +89,7 @@ class DatasetDeletionService:
     def bulk_delete(self, actor: "Identity", dataset_ids: list[str], confirm: bool, create_backup: bool,
                     force: bool, purge: bool) -> list[dict[str, Any]]:
         """Delete several datasets; each one's own answer (an operation, or the error it met)."""
+        self._access.require_global(actor, "datasets.manage", actor.sub, what="managing datasets")
         if not confirm:
             raise BadRequestError("confirm: must be true to delete datasets in bulk",
                                   [{"field": "confirm", "location": "body", "message": "not true",
@@ -212,6 +213,8 @@ class DatasetDeletionService:
             "storage_bytes_freed": objects.get("bytes", 0),
         }
         purged = self._datasets.end_purge(dataset.id, utcnow(), summary)
+        if dataset.deletion.get("error"):
+            self._datasets.record_deletion(dataset.id, {"error": None})  # an earlier attempt's failure
         self._activity.audit(None, dataset.id, "purged", once=(f"{operation_id}-purged", purged.purged_at),
                              summary=f'Purged dataset "{dataset.name}": {summary["images_deleted"]} image(s), '
                                      f'{summary["storage_bytes_freed"]} bytes',
@@ -230,6 +233,9 @@ class DatasetDeletionService:
         operation = self._records.get(operation_id)
         message = _error_of(error)
         dataset = self._datasets.get(operation.params["dataset_id"])
+        if dataset.state == PURGED and dataset.deletion.get("purge_operation_id") == operation_id:
+            # Only the last step's answer was lost: the purge is whole, and the operation says so.
+            return self.purge_finish(operation_id)
         if operation.kind == DELETE and dataset.state == DELETED:
             self._datasets.restore(dataset.id, utcnow())
             self._activity.audit(None, dataset.id, "restored", once=(f"{operation_id}-undone", utcnow()),
@@ -248,7 +254,7 @@ class DatasetDeletionService:
                 f"confirm_dataset_name: '{confirm_name}' does not match the dataset's name; type it exactly",
                 [{"field": "confirm_dataset_name", "location": "body", "message": "does not match the name",
                   "type": "value_error"}])
-        if force and not actor.is_admin:
+        if force and not self._access.may_global(actor, "datasets.force_delete"):
             raise ForbiddenError("force_delete: only administrators may force a deletion",
                                  [{"field": "force_delete", "location": "body", "message": "administrators only",
                                    "type": "value_error"}])
@@ -299,7 +305,7 @@ class DatasetDeletionService:
         # The sweep's purge is the owner's to follow, as the deletion was.
         operation = self._records.create(operation_id, PURGE, {"dataset_id": dataset.id},
                                          actor.sub if actor else dataset.owner_id)
-        self._datasets.begin_purge(dataset.id, operation_id)
+        self._datasets.begin_purge(dataset.id, operation_id, takeover=dataset.state == PURGING)
         self._start_workflow(self._settings.delete_state_machine, f"purge-{operation_id}",
                              {"operation_id": operation_id, "mode": "purge", "backup": False})
         return operation

@@ -199,7 +199,10 @@ class DatasetPurge:
 
     def objects(self, dataset_id: str, operation_id: str) -> dict[str, Any]:
         """S3: the images, unshared thumbnails, export artifacts with the images, staged uploads;
-        then the manifest of every key deleted."""
+        then the manifest of every key deleted. Its counts are kept, so a re-run reports the first."""
+        done_key = f"{work_prefix(dataset_id)}done/objects.json"
+        if self._cache.exists(done_key):
+            return self._cache.get_json(done_key)
         prefix = dataset_prefix(dataset_id)
         rows = list(self._plan_images(dataset_id))
         listed = [info.key for page in self._share.walk(prefix) for info in page]
@@ -225,11 +228,11 @@ class DatasetPurge:
         manifest += [f"s3://{self._cache.name}/{key}" for key in thumbnails]
         manifest += [f"s3://{self._artifacts.name}/{key}" for key in artifacts]
         key = manifest_key(dataset_id, operation_id)
-        if not self._documents.exists(key) or listed:  # a re-run keeps the first (complete) manifest
-            self._documents.put(key, "\n".join(manifest).encode(), "text/plain")
-        return {"objects": len(image_keys), "thumbnails": len(thumbnails), "export_artifacts": len(artifacts),
-                "staged_versions": uploads, "manifest_key": key,
-                "bytes": sum(row[3] for row in rows)}
+        self._documents.put(key, "\n".join(manifest).encode(), "text/plain")
+        counts = {"objects": len(image_keys), "thumbnails": len(thumbnails), "export_artifacts": len(artifacts),
+                  "staged_versions": uploads, "manifest_key": key, "bytes": sum(row[3] for row in rows)}
+        self._cache.put_json(done_key, counts)
+        return counts
 
     def done(self, dataset_id: str) -> None:
         """The purge's working files go (the manifest stays, in the datasets bucket)."""
@@ -237,7 +240,7 @@ class DatasetPurge:
 
     def project_counts(self, dataset_id: str) -> list[dict[str, int]]:
         work = work_prefix(dataset_id)
-        return [self._cache.get_json(info.key) for page in self._cache.walk(f"{work}done/") for info in page]
+        return [self._cache.get_json(info.key) for page in self._cache.walk(f"{work}done/project-") for info in page]
 
     # Helpers --------------------------------------------------------------------------------------
 

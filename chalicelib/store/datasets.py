@@ -314,18 +314,19 @@ class DatasetRepository:
                 actions=[DatasetItem.deletion.set({**(item.deletion or {}), **deletion})],
                 condition=DatasetItem.pk.exists())
 
-    def begin_purge(self, dataset_id: str, operation_id: str) -> Dataset:
-        """deleted → purging under `operation_id` (again by the same operation: no change);
-        409 for an active or purged dataset, or one another operation purges."""
+    def begin_purge(self, dataset_id: str, operation_id: str, takeover: bool = False) -> Dataset:
+        """deleted → purging under `operation_id` (again by the same operation: no change; `takeover`:
+        a purge that failed is run again by a new operation); 409 for an active or purged dataset."""
         dataset = self.get(dataset_id)
         if dataset.state == PURGING and dataset.deletion.get("purge_operation_id") == operation_id:
             return dataset
+        states = (DELETED, PURGING) if takeover else (DELETED,)
         with conditional("starting a purge", inactive_error(dataset) if dataset.state != ACTIVE
                          else ConflictError(f"Dataset '{dataset_id}' is not deleted; delete it first")):
             DatasetItem(pk=dataset_key(dataset_id)).update(
                 actions=[DatasetItem.state.set(PURGING), DatasetItem.deletion.set(
                     {**dataset.deletion, "purge_operation_id": operation_id})],
-                condition=DatasetItem.pk.exists() & (DatasetItem.state == DELETED))
+                condition=DatasetItem.pk.exists() & DatasetItem.state.is_in(*states))
         return self.get(dataset_id)
 
     def end_purge(self, dataset_id: str, at: datetime, summary: dict[str, Any]) -> Dataset:

@@ -520,6 +520,34 @@ def _still_uploading(upload: dict) -> bool:
     return services().documents_bucket.parts(key, upload["upload_id"]) is not None
 
 
+def _dataset_state(w: GlobalWorld, dataset: str) -> str:
+    return created(w.callers["admin"].get(f"{DS}/{dataset}"))["state"]
+
+
+def _delete_dataset_call(w: GlobalWorld, whose: str, force: bool = False) -> Call:
+    # Forcing is refused to everyone but administrators, even on their own datasets.
+    dataset = w.fresh_dataset("own" if force else whose)
+    name = created(w.callers["admin"].get(f"{DS}/{dataset}"))["name"]
+    return Call(f"{DS}/{dataset}", {"confirm_dataset_name": name, "create_backup": False, "force_delete": force},
+                unchanged=lambda: _dataset_state(w, dataset) == "active")
+
+
+def _deleted_dataset_call(w: GlobalWorld, whose: str, action: str) -> Call:
+    from chalicelib.clock import utcnow
+    from chalicelib.store.datasets import DatasetRepository
+
+    dataset = w.fresh_dataset(whose)
+    owner = GLOBAL_SUBS["contributor" if whose == "own" else "other"]
+    DatasetRepository().soft_delete(dataset, owner, utcnow(), {})
+    return Call(f"{DS}/{dataset}/{action}", unchanged=lambda: _dataset_state(w, dataset) == "deleted")
+
+
+def _bulk_delete_call(w: GlobalWorld, whose: str) -> Call:
+    dataset = w.fresh_dataset(whose)
+    return Call(f"{DS}/bulk-delete", {"dataset_ids": [dataset], "confirm": True, "create_backup": False},
+                unchanged=lambda: _dataset_state(w, dataset) == "active")
+
+
 SI = "/api/v1/shared-images"
 DS = "/api/v1/datasets"
 GLOBAL_ROWS = [
@@ -588,6 +616,17 @@ GLOBAL_ROWS = [
               lambda w, o: Call(f"{DS}/{w.dataset_of[o]}/uploads"), refused=404),
     GlobalRow("DELETE", f"{DS}/{{dataset_id}}/uploads/{{file_name}}", "datasets.manage", _delete_staged_call,
               refused=404),
+    GlobalRow("GET", f"{DS}/{{dataset_id}}/deletion-impact", "datasets.manage",
+              lambda w, o: Call(f"{DS}/{w.dataset_of[o]}/deletion-impact"), refused=404),
+    GlobalRow("DELETE", f"{DS}/{{dataset_id}}", "datasets.manage", _delete_dataset_call, refused=404),
+    GlobalRow("DELETE", f"{DS}/{{dataset_id}}", "datasets.force_delete",
+              lambda w, o: _delete_dataset_call(w, o, force=True), "force"),
+    GlobalRow("POST", f"{DS}/{{dataset_id}}/restore", "datasets.manage",
+              lambda w, o: _deleted_dataset_call(w, o, "restore"), refused=404),
+    GlobalRow("POST", f"{DS}/{{dataset_id}}/purge", "datasets.manage",
+              lambda w, o: _deleted_dataset_call(w, o, "purge"), refused=404),
+    # Someone else's dataset in a bulk request is refused in its own result, not by the request.
+    GlobalRow("POST", f"{DS}/bulk-delete", "datasets.manage", _bulk_delete_call, refused=200),
     GlobalRow("POST", "/api/v1/tags", "tags.create", lambda w, o: Call("/api/v1/tags", {"name": f"new {uuid.uuid4()}"})),
     GlobalRow("GET", "/api/v1/tags", "global.read", lambda w, o: Call("/api/v1/tags")),
     GlobalRow("GET", "/api/v1/tags/{tag_id}", "global.read", lambda w, o: Call(f"/api/v1/tags/{w.tag_of['others']}")),

@@ -58,13 +58,20 @@ def _catch_targets(states: dict[str, Any]) -> set[str]:
     return {catch["Next"] for state in states.values() for catch in state.get("Catch", [])}
 
 
+def _first_task(states: dict[str, Any], name: str) -> str:
+    """The first Task a run meets from `name` (a Choice's default branch)."""
+    while states[name]["Type"] == "Choice":
+        name = states[name]["Default"]
+    return name
+
+
 def steps() -> list[Step]:
     found = []
     for path in sorted(MACHINES.glob("*.asl.json")):
         definition = json.loads(path.read_text())
         tasks = _tasks(definition["States"])
         function = {name: state["Resource"].removeprefix("${").removesuffix("Arn}") for name, state in tasks}
-        first = function[definition["StartAt"]]
+        first = function[_first_task(definition["States"], definition["StartAt"])]
         catch_only = _catch_targets(definition["States"])
         for name, _ in tasks:
             step = Step(path.name.removesuffix(".asl.json"), name, function[name], first, name in catch_only)
@@ -242,8 +249,41 @@ class ImportScenario:
                 "share": share}
 
 
+class DeletionScenario:
+    """A dataset imported and used by a second project (pool, task, an annotation, a frozen version,
+    a tag), deleted with a backup and purged at once. The end state: the operation's summary, the
+    dataset's state and audit actions, what is left of the dataset anywhere (nothing) and of the
+    second project (its own image, untouched), and the backup's member list."""
+
+    fresh_world = True
+
+    def __init__(self, stack, client) -> None:
+        self.stack = stack
+        self.client = client
+
+    def run(self) -> dict:
+        from tests.functional.test_dataset_deletion import dataset_items, deleted, explore, world_of
+
+        world = world_of(self.stack, Api(self.client, self.stack.token(sub="alice", groups=[])))
+        api = Api(self.client, self.stack.token(sub="alice", groups=[]))
+        operation = deleted(api, world.dataset, "street", create_backup=True, purge=True, require=False)
+        detail = api.get(f"/api/v1/datasets/{world.dataset}").json["data"]
+        backup = None
+        if detail["deletion"] and detail["deletion"].get("backup_key"):
+            body = self.stack.aws("s3").get_object(Bucket=self.stack.variables["PIXELPOOL_DATASETS_BUCKET"],
+                                                   Key=detail["deletion"]["backup_key"])["Body"].read()
+            backup = sorted(zipfile.ZipFile(io.BytesIO(body)).namelist())
+        summary = (operation.get("result") or {}).get("deletion_summary") or {}
+        return {"status": operation["status"], "error": operation.get("error"),
+                "summary": {k: v for k, v in summary.items() if not k.startswith("s3_keys")},
+                "state": detail["state"], "backup": backup,
+                "audit": [e["action"] for e in api.get(f"/api/v1/datasets/{world.dataset}/audit").json["data"]],
+                "left": dataset_items(self.stack, world), "mixed": explore(api, world.other) == [world.outside],
+                "kept": len(explore(api, world.kept_project))}
+
+
 SCENARIOS: dict[str, type] = {"index": IndexScenario, "export": ExportScenario, "selfcheck": SelfcheckScenario,
-                              "import": ImportScenario}
+                              "import": ImportScenario, "delete-dataset": DeletionScenario}
 
 
 def run(stack, scenario, step: Step, *, fail_step: bool) -> tuple[dict, list]:
