@@ -91,7 +91,9 @@ class DatasetBackupService:
     # Steps --------------------------------------------------------------------------------------
 
     def prepare(self, operation_id: str, dataset_id: str, project_ids: list[str]) -> dict:
-        """Plan the backup: image manifests, project documents and jobs per shard; shard numbers out."""
+        """Plan the backup: image manifests, project documents and jobs per shard; shard numbers out.
+        The dataset's own project is backed up whether `project_ids` names it or not; a project
+        not found (deleted meanwhile) is left out and named in `backup.json`."""
         dataset = self._datasets.get(dataset_id)
         work = _work(operation_id)
         # (image id, path, width, height), numbered from 1 in path order: the catalog's entries go at once.
@@ -103,16 +105,18 @@ class DatasetBackupService:
         own = dataset.project_id
         wanted = list(dict.fromkeys([own, *project_ids] if own else project_ids))
         splits: dict[int, str] = {}
-        jobs: list[bytearray] = [bytearray() for _ in range(shards)]
-        dealt, kept = 0, []
+        job_lines: list[bytearray] = [bytearray() for _ in range(shards)]
+        dealt, kept, labels = 0, [], []
         for project_id in wanted:
             try:
                 project = self._projects.get(project_id)
             except NotFoundError:
                 continue  # deleted meanwhile: nothing of it to keep
             kept.append(project_id)
+            if project_id == own:
+                labels = project.labels
             for line in self._project_document(work, project, rows, numbers, splits if project_id == own else None):
-                jobs[dealt % shards] += line + b"\n"
+                job_lines[dealt % shards] += line + b"\n"
                 dealt += 1
         for shard in range(shards):
             part = rows[shard * self.shard_size:(shard + 1) * self.shard_size]
@@ -120,10 +124,10 @@ class DatasetBackupService:
             self._cache.put(f"{work}/manifest-{shard:05d}.jsonl", b"\n".join(
                 orjson.dumps([start + n, image_id, path, width, height, splits.get(start + n)])
                 for n, (image_id, path, width, height) in enumerate(part)), "application/x-ndjson")
-            self._cache.put(f"{work}/jobs-{shard:05d}.jsonl", bytes(jobs[shard]), "application/x-ndjson")
+            self._cache.put(f"{work}/jobs-{shard:05d}.jsonl", bytes(job_lines[shard]), "application/x-ndjson")
         self._cache.put_json(f"{_folder(operation_id)}/plan.json", {
             "layout": LAYOUT, "operation_id": operation_id, "created_at": utcnow().isoformat(),
-            "dataset": _dataset_record(dataset), "own_project_id": own if own in kept else None,
+            "dataset": _dataset_record(dataset), "own_project_id": own if own in kept else None, "own_labels": labels,
             "projects": kept, "projects_not_found": [p for p in wanted if p not in kept],
             "images": len(rows), "shards": shards})
         return {"shards": list(range(shards))}
@@ -194,6 +198,8 @@ class DatasetBackupService:
             missing = [number for number in pool.map(stage, rows) if number is not None]
         jobs = [orjson.loads(line) for line in self._cache.lines(f"{work}/jobs-{shard:05d}.jsonl") if line]
         annotations: dict[str, int] = {}
+        # An earlier attempt's sets go first: a project with none now must not keep them.
+        self._cache.delete_prefix(f"{work}/annotations/{shard:05d}/")
         with ExitStack() as stack:
             writers: dict[str, IO[bytes]] = {}
             for project_id, task_id, job_id, held in jobs:
@@ -206,7 +212,7 @@ class DatasetBackupService:
                     number, path = mine[found.image_id]
                     if project_id not in writers:
                         writers[project_id] = stack.enter_context(self._cache.writer(
-                            f"{work}/annotations/{project_id}/{shard:05d}.jsonl", "application/x-ndjson"))
+                            f"{work}/annotations/{shard:05d}/{project_id}.jsonl", "application/x-ndjson"))
                     writers[project_id].write(orjson.dumps([number, {
                         "task_id": task_id, "job_id": job_id, "image_id": found.image_id, "path": path,
                         "annotations": found.annotations, "rev": found.rev, "updated_by": found.updated_by,
@@ -223,7 +229,8 @@ class DatasetBackupService:
             "versions": versions})
 
     def assemble(self, operation_id: str, dataset_id: str, shards: list[int]) -> dict:
-        """The ZIP, streamed, then the work folder removed; its result once written is kept and answered."""
+        """The ZIP, streamed, then the work folder removed; its result, once written, is kept and
+        answered to a re-run. `annotations` counts those of every project's sets in the backup."""
         key = backup_key(dataset_id, operation_id)
         work = _work(operation_id)
         result_key = f"{_folder(operation_id)}/result.json"
@@ -248,7 +255,7 @@ class DatasetBackupService:
                 archive = Archive(zipped)
                 named = self._write_images(zipped, archive, work, shards, missing)
                 if plan["own_project_id"]:
-                    self._write_coco(zipped, archive, work, shards, plan["own_project_id"], named, missing)
+                    self._write_coco(zipped, archive, work, shards, plan, named, missing)
                 with _member(zipped, archive.claim(METADATA + "backup.json")) as member:
                     member.write(orjson.dumps(about, option=orjson.OPT_INDENT_2))
                 for project_id in plan["projects"]:
@@ -288,15 +295,15 @@ class DatasetBackupService:
             self._copy_member(zipped, name, f"{work}/files/{number:09d}", stored=True)
         return named
 
-    def _write_coco(self, zipped: zipfile.ZipFile, archive: Archive, work: str, shards: list[int], project_id: str,
+    def _write_coco(self, zipped: zipfile.ZipFile, archive: Archive, work: str, shards: list[int], plan: dict,
                     named: dict[int, str], missing: set[int]) -> None:
         """One COCO file per split of the own project's images: images from the manifests, then
         annotations from the frozen sets (two passes over files, nothing held but the writer's buffer)."""
-        labels = orjson.loads(self._read(f"{work}/projects/{project_id}/project.json"))["labels"]
-        categories = coco.categories(label["name"] for label in labels)
+        categories = coco.categories(label["name"] for label in plan["own_labels"])
         ids = {category["name"]: category["id"] for category in categories}
         splits = {number: split for number, *_, split in self._manifest(work, shards) if split}
-        for split in (split for split in SPLIT_FILES if split in set(splits.values())):
+        present = set(splits.values())
+        for split in (split for split in SPLIT_FILES if split in present):
             info = {"description": "pixelpool dataset backup", "split": split}
             with _member(zipped, archive.claim(f"annotations/{SPLIT_FILES[split]}")) as member:
                 writer = coco.CocoWriter(member, info, categories)
@@ -304,7 +311,7 @@ class DatasetBackupService:
                     if image_split == split and number not in missing:
                         writer.add_image(coco.image_entry(ExportImage(number, image_id, named.get(number, path),
                                                                       width, height, split)))
-                for number, found in self._frozen_sets(work, shards, project_id):
+                for number, found in self._frozen_sets(work, shards, plan["own_project_id"]):
                     if splits.get(number) != split or number in missing:
                         continue
                     record = ExportImage(number, found["image_id"], found["path"], 0, 0, split,
@@ -315,7 +322,7 @@ class DatasetBackupService:
 
     def _frozen_sets(self, work: str, shards: list[int], project_id: str) -> Iterator[list]:
         for shard in shards:
-            key = f"{work}/annotations/{project_id}/{shard:05d}.jsonl"
+            key = f"{work}/annotations/{shard:05d}/{project_id}.jsonl"
             if self._cache.exists(key):
                 for line in self._cache.lines(key):
                     if line:
@@ -336,12 +343,6 @@ class DatasetBackupService:
         with _member(zipped, name, stored) as member:
             for chunk in opened[1]:
                 member.write(chunk)
-
-    def _read(self, key: str) -> bytes:
-        opened = self._cache.open(key)
-        if opened is None:
-            raise StoreError(f"s3://{self._cache.name}/{key} is missing")
-        return b"".join(opened[1])
 
 
 @contextmanager

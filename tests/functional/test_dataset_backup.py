@@ -31,11 +31,11 @@ def sha(body: bytes) -> str:
 
 
 def imported_dataset(api) -> tuple[str, dict[str, bytes]]:
-    """A dataset imported from a ZIP of five images in nested folders, COCO train and val files with
-    boxes and a polygon; its images by relative path."""
+    """A dataset imported from a ZIP of six images in nested folders, COCO train and val files with
+    boxes and a polygon (one image in neither); its images by relative path."""
     images = {"city/day/a.jpg": picture(80, 60, seed=1), "city/day/b.jpg": picture(80, 60, seed=2),
               "city/night/deep/rocket.jpg": real("rocket.jpg"), "fields/chelsea.png": real("chelsea.png"),
-              "fields/c.png": picture(64, 48, seed=3, fmt="PNG")}
+              "fields/c.png": picture(64, 48, seed=3, fmt="PNG"), "loose/coffee.png": real("coffee.png")}
     dataset = new_dataset(api, "street")
     upload(api, dataset, "street.zip", make_zip({
         **images, "README.txt": b"hello",
@@ -133,7 +133,7 @@ def test_the_backup_holds_the_images_coco_per_split_and_the_metadata_of_every_pr
                        for task in data(api.get(f"/api/v1/projects/{own}/tasks"))
                        for job in data(api.get(f"/api/v1/projects/{own}/tasks/{task['id']}/jobs")))
     assert (result["images"], result["annotations"], result["versions"], result["projects"]) == (
-        5, 5 + 1 + 1, own_versions + 1, 2)  # the import's five (one on b.jpg replaced by one), and the car
+        6, 5 + 1 + 1, own_versions + 1, 2)  # the import's five (one on b.jpg replaced by one), and the car
     archive = opened(result["key"])
     assert result["size"] == services().documents_bucket.head(result["key"]).size
     names = archive.namelist()
@@ -141,7 +141,7 @@ def test_the_backup_holds_the_images_coco_per_split_and_the_metadata_of_every_pr
     for path, body in images.items():
         assert archive.read(path) == body
         assert archive.getinfo(path).compress_type == zipfile.ZIP_STORED
-    assert "README.txt" not in names and not any(name.startswith("annotations/instances_default") for name in names)
+    assert "README.txt" not in names
     # and COCO per split of the own project's current annotations, file names as in the ZIP
     train = json.loads(archive.read("annotations/instances_train.json"))
     val = json.loads(archive.read("annotations/instances_val.json"))
@@ -154,11 +154,13 @@ def test_the_backup_holds_the_images_coco_per_split_and_the_metadata_of_every_pr
     assert ("city/night/deep/rocket.jpg", [100.25, 50.5, 200, 100], []) in shapes
     assert ("city/night/deep/rocket.jpg", [300, 200, 100, 100], [[300, 200, 400, 210.75, 350, 300]]) in shapes
     assert len(train["annotations"]) == 5 and len(val["annotations"]) == 1
+    unsplit = json.loads(archive.read("annotations/instances_default.json"))  # its task has no split
+    assert ([image["file_name"] for image in unsplit["images"]], unsplit["annotations"]) == (["loose/coffee.png"], [])
     # and the metadata: the backup, each project's document, annotation sets and version documents
     about = json.loads(archive.read("pixelpool-backup/backup.json"))
     assert (about["layout"], about["dataset"]["id"], about["own_project_id"], about["projects"]) == (
         1, dataset, own, [own, other])
-    assert about["annotations"] == {own: 6, other: 1} and about["images"] == 5
+    assert about["annotations"] == {own: 6, other: 1} and about["images"] == 6
     document = json.loads(archive.read(f"pixelpool-backup/projects/{other}/project.json"))
     assert (document["name"], [(label["name"], label["annotation_type"]) for label in document["labels"]]) == (
         "Other", [("car", "bbox")])
@@ -169,13 +171,16 @@ def test_the_backup_holds_the_images_coco_per_split_and_the_metadata_of_every_pr
     assert (job["id"], job["sequence_number"], job["status"]) == (other_job, 0, stored_job["status"])
     assert sorted(path for _, path, _, _ in job["images"]) == ["city/day/a.jpg", "fields/c.png"]  # not x.jpg
     own_document = json.loads(archive.read(f"pixelpool-backup/projects/{own}/project.json"))
-    assert sorted(t["split"] for t in own_document["tasks"]) == ["train", "val"]
-    assert sum(len(j["images"]) for t in own_document["tasks"] for j in t["jobs"]) == 5
-    sets = [json.loads(line) for line in archive.read(f"pixelpool-backup/projects/{other}/annotations.jsonl").splitlines()]
+    assert sorted(t["split"] for t in own_document["tasks"]) == ["none", "train", "val"]
+    assert sum(len(j["images"]) for t in own_document["tasks"] for j in t["jobs"]) == 6
+    def lines(project: str) -> list[bytes]:
+        return archive.read(f"pixelpool-backup/projects/{project}/annotations.jsonl").splitlines()
+
+    sets = [json.loads(line) for line in lines(other)]
     assert [(s["job_id"], s["image_id"], s["path"], s["rev"]) for s in sets] == [
         (other_job, other_image, "city/day/a.jpg", 1)]
     assert sets[0]["annotations"][0]["bbox"] == [1, 2, 30, 20]
-    own_sets = [json.loads(line) for line in archive.read(f"pixelpool-backup/projects/{own}/annotations.jsonl").splitlines()]
+    own_sets = [json.loads(line) for line in lines(own)]
     assert sorted(s["path"] for s in own_sets) == ["city/day/a.jpg", "city/day/b.jpg", "city/night/deep/rocket.jpg",
                                                    "fields/chelsea.png"]
     versions = [name for name in names if "/versions/" in name]
@@ -201,7 +206,7 @@ def test_the_backup_imported_into_a_new_dataset_gives_the_same_images_and_annota
     operation = run_import(api, restored, chunk_size=2)
     # Then the import completes without a problem
     assert operation["status"] == "completed", operation
-    assert operation["result"]["problems"] == [] and operation["result"]["upload_summary"]["images_uploaded"] == 5
+    assert operation["result"]["problems"] == [] and operation["result"]["upload_summary"]["images_uploaded"] == 6
     # and the new dataset has the same images at the same paths, byte for byte
     share = services().share_bucket
     prefix = f"datasets/{restored}/"
@@ -211,8 +216,10 @@ def test_the_backup_imported_into_a_new_dataset_gives_the_same_images_and_annota
     # and its project the same annotations per image, the same splits
     project = data(api.get(f"/api/v1/datasets/{restored}"))["project_id"]
     assert normalised(job_annotations(api, project), prefix) == original
-    splits = lambda p: sorted((t["split"], t["total_images"]) for t in data(api.get(f"/api/v1/projects/{p}/tasks")))  # noqa: E731
-    assert splits(project) == splits(own) == [("train", 3), ("val", 2)]
+    def splits(project_id: str) -> list[tuple[str, int]]:
+        return sorted((t["split"], t["total_images"]) for t in data(api.get(f"/api/v1/projects/{project_id}/tasks")))
+
+    assert splits(project) == splits(own) == [("none", 1), ("train", 3), ("val", 2)]
     labels = {label["name"] for label in data(api.get(f"/api/v1/projects/{project}"))["labels"]}
     assert labels == {label["name"] for label in data(api.get(f"/api/v1/projects/{own}"))["labels"]}
 
@@ -233,7 +240,7 @@ def test_assemble_run_again_after_a_crash_writes_the_same_zip(stack, api, backed
     backup = services().dataset_backup
     backup.shard_size = 2
     shards = backup.prepare("op-2", dataset, [own, other])["shards"]
-    for shard in shards:
+    for shard in shards + shards:  # each built twice: a step retried converges
         backup.build("op-2", dataset, shard)
     # Given an assemble killed after its ZIP was written
     services().override(cache_bucket=CrashAfterTheZip(services().settings.cache_bucket))
