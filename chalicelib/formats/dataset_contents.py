@@ -5,7 +5,10 @@ A ZIP's members (or the files uploaded beside it) are sorted once, by name alone
 - annotation files: JSON (COCO, DICE), YAML (Ultralytics `data.yaml`), Darknet's `*.names`,
   `train.txt` / `valid.txt` / `val.txt` / `test.txt`, and a `.txt` that is a YOLO label: under a
   `labels/` folder, or beside an image of the same stem (Darknet);
-- other files (a README, a licence): kept out of the registry and counted as other storage.
+- other files (a README, a licence): kept out of the registry and counted as other storage. So
+  is everything but images under `pixelpool-backup/`: the metadata a dataset's backup carries
+  (services/dataset_backup.py), JSON our annotation reader would refuse as an unknown format; its
+  COCO files sit outside that folder and are imported as any.
 The folders that hold images are counted (the dataset's folder tree), and the bytes of each kind
 summed (the dataset's storage by kind).
 """
@@ -20,6 +23,7 @@ from chalicelib.services.paths import is_image_key
 
 ANNOTATION_EXTENSIONS = frozenset({".json", ".yaml", ".yml", ".names"})
 SPLIT_LISTS = frozenset({"train.txt", "valid.txt", "val.txt", "test.txt", "classes.txt"})
+BACKUP_METADATA = "pixelpool-backup/"
 
 
 class Named(Protocol):
@@ -56,6 +60,8 @@ class Contents:
 
 
 def _is_annotation(name: str, image_stems: set[str]) -> bool:
+    if name.startswith(BACKUP_METADATA):
+        return False
     folder, base = posixpath.split(name)
     stem, extension = posixpath.splitext(base)
     extension = extension.lower()

@@ -446,6 +446,24 @@ class Services:
                              self.share_bucket, self.exports_bucket, self.activity, self.start_workflow,
                              self.settings.export_state_machine)
 
+    if TYPE_CHECKING:
+        from chalicelib.services.dataset_backup import DatasetBackupService
+
+    @provided
+    def dataset_backup(self) -> "DatasetBackupService":
+        """A dataset's backup ZIP, the deletion workflow's first steps."""
+        from chalicelib.services.dataset_backup import DatasetBackupService
+        from chalicelib.store.annotations import AnnotationRepository
+        from chalicelib.store.datasets import DatasetRepository
+        from chalicelib.store.images import ImageRepository
+        from chalicelib.store.jobs import JobRepository
+        from chalicelib.store.projects import ProjectRepository
+        from chalicelib.store.tasks import TaskRepository
+
+        return DatasetBackupService(self.settings, DatasetRepository(), ImageRepository(), ProjectRepository(),
+                                    TaskRepository(), JobRepository(), AnnotationRepository(), self.share_bucket,
+                                    self.cache_bucket, self.documents_bucket)
+
 
 _services = Services()
 
