@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from chalicelib.services.tagging import TaggingService
     from chalicelib.services.tags import TagService
     from chalicelib.services.trash import Trash
+    from chalicelib.services.dataset_backup import DatasetBackupService
     from chalicelib.services.dataset_deletion import DatasetDeletionService
     from chalicelib.services.tasks import TaskService
     from chalicelib.services.users import UserService
@@ -333,7 +334,7 @@ class Services:
                              self.documents_bucket, self.exports_bucket, self.explore_index, self.registry_index)
         return DatasetDeletionService(self.settings, self.access, DatasetRepository(), OperationRepository(),
                                       ProjectRepository(), purge, lambda: self.dataset_backup, self.documents_bucket,
-                                      self.activity, self.start_workflow, workflows.running)
+                                      self.cache_bucket, self.activity, self.start_workflow, workflows.running)
 
     @provided
     def registry_index(self) -> "IndexedRegistry":
@@ -445,9 +446,6 @@ class Services:
                              self.saved_filters,
                              self.share_bucket, self.exports_bucket, self.activity, self.start_workflow,
                              self.settings.export_state_machine)
-
-    if TYPE_CHECKING:
-        from chalicelib.services.dataset_backup import DatasetBackupService
 
     @provided
     def dataset_backup(self) -> "DatasetBackupService":

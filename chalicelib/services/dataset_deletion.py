@@ -51,7 +51,8 @@ LINK_SECONDS = 3600
 class DatasetDeletionService:
     def __init__(self, settings: Settings, access: "Access", datasets: DatasetRepository,
                  records: OperationRepository, projects: ProjectRepository, purge: DatasetPurge,
-                 backup: Callable[[], "DatasetBackupService"], documents: Bucket, activity: "ActivityService",
+                 backup: Callable[[], "DatasetBackupService"], documents: Bucket, cache: Bucket,
+                 activity: "ActivityService",
                  start_workflow: "WorkflowStarter", execution_running: Callable[[str, str], bool]) -> None:
         self._settings = settings
         self._access = access
@@ -61,6 +62,7 @@ class DatasetDeletionService:
         self._purge = purge
         self._backup = backup
         self._documents = documents
+        self._cache = cache
         self._activity = activity
         self._start_workflow = start_workflow
         self._execution_running = execution_running
@@ -228,6 +230,7 @@ class DatasetDeletionService:
     def fail(self, operation_id: str, error: dict[str, Any]) -> dict[str, Any]:
         """A failed deletion before any purge is undone (the dataset restored, so nothing it asked
         for — a backup — is skipped); a failed purge leaves the dataset `purging` to be run again."""
+        from chalicelib.services.dataset_backup import backup_key  # the steps' import, not the API's
         from chalicelib.services.dataset_import import _error_of
 
         operation = self._records.get(operation_id)
@@ -237,6 +240,11 @@ class DatasetDeletionService:
             # Only the last step's answer was lost: the purge is whole, and the operation says so.
             return self.purge_finish(operation_id)
         if operation.kind == DELETE and dataset.state == DELETED:
+            # Undone whole: the dataset back, and what its backup had written so far removed.
+            self._cache.delete_prefix(f"operations/{operation_id}/backup/")
+            self._documents.delete_versions(backup_key(dataset.id, operation_id))
+            self._datasets.record_deletion(dataset.id, {"backup_key": None, "backup_size": None,
+                                                        "backup_created_at": None})
             self._datasets.restore(dataset.id, utcnow())
             self._activity.audit(None, dataset.id, "restored", once=(f"{operation_id}-undone", utcnow()),
                                  summary=f'Deletion of "{dataset.name}" undone: {message[:200]}',
