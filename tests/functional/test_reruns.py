@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -272,7 +273,9 @@ class DeletionScenario:
         if detail["deletion"] and detail["deletion"].get("backup_key"):
             body = self.stack.aws("s3").get_object(Bucket=self.stack.variables["PIXELPOOL_DATASETS_BUCKET"],
                                                    Key=detail["deletion"]["backup_key"])["Body"].read()
-            backup = sorted(zipfile.ZipFile(io.BytesIO(body)).namelist())
+            names = zipfile.ZipFile(io.BytesIO(body)).namelist()  # ids of projects, tasks and jobs are each run's
+            backup = sorted(re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", name)
+                            for name in names)
         summary = (operation.get("result") or {}).get("deletion_summary") or {}
         return {"status": operation["status"], "error": operation.get("error"),
                 "summary": {k: v for k, v in summary.items() if not k.startswith("s3_keys")},
