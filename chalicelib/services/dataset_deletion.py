@@ -74,7 +74,7 @@ class DatasetDeletionService:
         if dataset.state == PURGED:
             raise inactive_error(dataset)
         impact = self._purge.impact(dataset)
-        blocked = self._unmanaged(actor, impact)
+        blocked = self._unmanaged(actor, impact["projects"])
         return {"dataset_id": dataset.id, "dataset_name": dataset.name, "state": dataset.state, **impact,
                 "needs_force_delete": bool(blocked),
                 "retention_days": self._settings.dataset_retention_days}
@@ -141,7 +141,7 @@ class DatasetDeletionService:
 
     def backup_prepare(self, operation_id: str) -> dict[str, Any]:
         dataset = self._of(operation_id)
-        project_ids = sorted({entry["project_id"] for entry in self._purge.impact(dataset)["projects"]})
+        project_ids = sorted(project["project_id"] for project in self._purge.projects(dataset))
         return self._backup().prepare(operation_id, dataset.id, project_ids)
 
     def backup_build(self, operation_id: str, shard: int) -> None:
@@ -267,20 +267,20 @@ class DatasetDeletionService:
                                  [{"field": "force_delete", "location": "body", "message": "administrators only",
                                    "type": "value_error"}])
         if not force:
-            blocked = self._unmanaged(actor, self._purge.impact(dataset))
+            blocked = self._unmanaged(actor, self._purge.projects(dataset))
             if blocked:
                 raise ConflictError(
                     f"The dataset's images are used by project(s) you do not manage: "
                     f"{', '.join(project['name'] for project in blocked[:5])}; an administrator can delete it "
-                    "with force_delete", [{"project_id": project["project_id"], "name": project["name"],
-                                           "images": project["images"]} for project in blocked])
+                    "with force_delete", [{"project_id": project["project_id"], "name": project["name"]}
+                                          for project in blocked])
 
-    def _unmanaged(self, actor: "Identity", impact: dict[str, Any]) -> list[dict[str, Any]]:
+    def _unmanaged(self, actor: "Identity", projects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Affected projects the caller may not change (only administrators may force those)."""
         if actor.is_admin:
             return []
         blocked = []
-        for project in impact["projects"]:
+        for project in projects:
             member = self._projects.member(project["project_id"], actor.sub)
             if member is None or grant(member.role, "project.update") is not Grant.ANY:
                 blocked.append(project)

@@ -120,6 +120,19 @@ class DatasetPurge:
                 "annotation_versions": versions, "projects": projects, "tasks": tasks, "jobs": jobs,
                 "exports": exports, "storage_bytes": image_bytes + staged}
 
+    def projects(self, dataset: Dataset) -> list[dict[str, Any]]:
+        """The projects using the dataset's images (its own first), by id and name: a few requests
+        however many images (what a deletion request checks before it answers)."""
+        found = [dataset.project_id] if dataset.project_id else []
+        found += [project_id for project_id in self._pool.projects_of_dataset(dataset.id) if project_id not in found]
+        projects = []
+        for project_id in found:
+            try:
+                projects.append({"project_id": project_id, "name": self._projects.get(project_id).name})
+            except NotFoundError:
+                continue
+        return projects
+
     # The purge's steps ----------------------------------------------------------------------------
 
     def plan(self, dataset_id: str) -> dict[str, Any]:

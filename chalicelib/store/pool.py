@@ -194,6 +194,18 @@ class PoolRepository:
             for item in PoolItem.by_dataset.query(dataset_id):
                 yield item.project_id, item.image_id, int(item.annotation_count or 0)
 
+    def projects_of_dataset(self, dataset_id: str) -> list[str]:
+        """The projects whose pools hold any of the dataset's images: one `by_dataset` Query of one
+        item per project (each starting after the last project found), whatever the pools' sizes."""
+        found: list[str] = []
+        with store_errors("reading a dataset's projects"):
+            while True:
+                condition = PoolItem.project_id > found[-1] if found else None
+                page = list(PoolItem.by_dataset.query(dataset_id, condition, limit=1))
+                if not page:
+                    return found
+                found.append(page[0].project_id)
+
     def refresh(self, image_id: str, changes: dict[str, Any]) -> int:
         """Copy an image's changed facts (`status`, `width`, `height`, `size`, `sha256`, `phash`) into every pool that
         holds it; returns how many entries were refreshed."""

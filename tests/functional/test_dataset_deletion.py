@@ -340,3 +340,9 @@ def test_a_deletion_killed_at_any_step_and_run_again_ends_like_one_never_killed(
     observed = end_state(stack, api, world)
     observed["kept"] = len(observed["kept"])
     assert observed == expected
+
+
+def test_the_scheduled_sweep_runs_with_the_other_schedules_and_purges_nothing_young(world, api, stack):
+    deleted(api, world.dataset, "street", create_backup=False)
+    assert stack.scheduler.run_all()["purge_expired_datasets"] == {"operations": []}
+    assert data(api.get(f"{D}/{world.dataset}"))["state"] == "deleted"

@@ -332,7 +332,7 @@ def test_the_compactor_writes_the_snapshots_of_changed_projects_and_a_killed_run
     services().explore_index.current(project)  # the first build leaves a snapshot
     services().registry_index.index()  # and the registry's
     # Given nothing changed since: the compactor writes nothing
-    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 0}}
+    assert stack.scheduler.run_all()["compact_explore_index"] == {"snapshots_written": 0}
     # Given writes (the pool, and tags: their global records are replayed, up to an hour of them),
     # and a compactor run killed before it wrote anything
     api.post(f"{IMAGES}/bulk-untag", {"shared_image_ids": ids[:2], "tag_ids": tags[:1]})
@@ -344,8 +344,8 @@ def test_the_compactor_writes_the_snapshots_of_changed_projects_and_a_killed_run
     truth = _answers(services().pool_query, project, tags)
     assert _answers(new_index_with_snapshots(), project, tags) == truth
     # When the compactor runs, it writes the changed project's snapshot, once
-    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 1}}
-    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 0}}
+    assert stack.scheduler.run_all()["compact_explore_index"] == {"snapshots_written": 1}
+    assert stack.scheduler.run_all()["compact_explore_index"] == {"snapshots_written": 0}
     # And a cold instance starting from it needs none of the records before it
     cold = new_index_with_snapshots()
     held = cold._load(project)
@@ -418,9 +418,9 @@ def test_the_compactor_rewrites_a_snapshot_of_another_layout_so_no_request_build
     s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key}, MetadataDirective="REPLACE",
                    Metadata={**services().cache_bucket.metadata(key), "layout": "0"})
     # When the compactor runs, it writes that one (only)
-    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 1}}
+    assert stack.scheduler.run_all()["compact_explore_index"] == {"snapshots_written": 1}
     assert services().cache_bucket.metadata(key)["layout"] == LAYOUT
-    assert stack.scheduler.run_all() == {"compact_explore_index": {"snapshots_written": 0}}
+    assert stack.scheduler.run_all()["compact_explore_index"] == {"snapshots_written": 0}
 
 
 def test_a_rebuild_that_finishes_after_its_project_was_deleted_leaves_no_snapshot(stack, api, small_world):
