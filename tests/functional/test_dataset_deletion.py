@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+import requests
 
 from chalicelib.services.container import services
+from chalicelib.services.registry import thumbnail_key
 from chalicelib.store.images import image_id as id_of
 from tests.conftest import Api, put_share_object, wait_for
 from tests.functional.test_dataset_import import coco, data, make_zip, new_dataset, run_import, upload
@@ -55,7 +57,8 @@ def world_of(stack, api: Api) -> World:
     dataset, own = import_dataset(api, "street", seed=10)
     kept, kept_project = import_dataset(api, "harbour", seed=40)
     images = [id_of(f"datasets/{dataset}/{path}") for path, _, _ in FILES]
-    put_share_object(stack, "loose/z.jpg", picture(70, 50, seed=99))
+    # the share image outside any dataset has the same bytes as the dataset's first: one thumbnail for both
+    put_share_object(stack, "loose/z.jpg", picture(80, 60, seed=10))
     stack.pump.drain()
     outside = id_of("loose/z.jpg")
     other = data(api.post(P, {"name": "mixed", "labels": [{"name": "cat", "annotation_type": "bbox"}]}), 201)["id"]
@@ -172,6 +175,9 @@ def test_images_used_by_a_project_the_owner_cannot_manage_need_an_administrators
 
 def test_a_deleted_dataset_is_hidden_at_once_everywhere_and_restore_brings_back_exactly_what_was(world, api):
     before = answers(api, world)
+    twins = data(api.get("/api/v1/shared-images/duplicates"))
+    assert [sorted(image["id"] for image in group["images"]) for group in twins] == [
+        sorted([world.images[0], world.outside])]
     operation = deleted(api, world.dataset, "street", create_backup=False)
     result = operation["result"]
     assert (result["dataset_id"], result["dataset_name"], result["state"]) == (world.dataset, "street", "deleted")
@@ -181,6 +187,8 @@ def test_a_deleted_dataset_is_hidden_at_once_everywhere_and_restore_brings_back_
     assert explore(api, world.own) == []
     listed = [image["id"] for image in data(api.get("/api/v1/shared-images?page_size=200"))]
     assert not set(world.images) & set(listed) and world.outside in listed
+    assert data(api.get("/api/v1/shared-images/duplicates")) == []  # its copy outside has no visible twin
+    assert api.get(f"/api/v1/shared-images/{world.images[0]}/similar").status_code == 404
     assert api.get(f"/api/v1/shared-images/{world.images[0]}").status_code == 404
     assert world.dataset not in [d["id"] for d in data(api.get(D))]
     trash = data(api.get(f"{D}?state=deleted"))
@@ -238,18 +246,19 @@ def dataset_items(stack, world: World) -> dict[str, int]:
 
 def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, api, stack):
     kept_before = explore(api, world.kept_project)
-    thumbnails_before = {image: data(api.get(f"/api/v1/shared-images/{image}"))["thumbnail_url"]
-                         for image in world.images}
-    assert all(thumbnails_before.values())
+    records = [data(api.get(f"/api/v1/shared-images/{image}")) for image in world.images]
+    thumbnails = {record["file_path"].rsplit("/", 1)[-1]: thumbnail_key(record["checksum_sha256"]) for record in records}
+    cache = services().cache_bucket
+    assert all(cache.exists(key) for key in thumbnails.values())
     operation = deleted(api, world.dataset, "street", create_backup=False, purge=True)
     summary = operation["result"]["deletion_summary"]
     assert (summary["images_deleted"], summary["projects_deleted"], summary["pool_entries_deleted"]) == (3, 1, 5)
     assert summary["storage_bytes_freed"] > 0 and summary["s3_keys_deleted_url"]
     assert all(count == 0 for count in dataset_items(stack, world).values()), dataset_items(stack, world)
-    # thumbnails of the purged images are gone from the cache bucket
-    cache = services().cache_bucket
-    assert [key for page in cache.walk("thumbnails/") for info in page
-            for key in [info.key] if any(image in key for image in world.images)] == []
+    # thumbnails of the purged images are gone, but the one the share image outside shares
+    assert {name: cache.exists(key) for name, key in thumbnails.items()} == {"a.jpg": True, "b.jpg": False,
+                                                                           "c.jpg": False}
+    assert data(api.get(f"/api/v1/shared-images/{world.outside}"))["thumbnail_url"]
     # "mixed" keeps its own image, its job and annotation, with counts that add up
     assert explore(api, world.other) == [world.outside]
     task = data(api.get(f"{P}/{world.other}/tasks/{world.task}"))
@@ -346,3 +355,29 @@ def test_the_scheduled_sweep_runs_with_the_other_schedules_and_purges_nothing_yo
     deleted(api, world.dataset, "street", create_backup=False)
     assert stack.scheduler.run_all()["purge_expired_datasets"] == {"operations": []}
     assert data(api.get(f"{D}/{world.dataset}"))["state"] == "deleted"
+
+
+def test_the_backup_of_a_purged_dataset_imports_back_its_images_and_annotations(world, api):
+    from tests.functional.test_dataset_backup import normalised
+    from tests.functional.test_dataset_import import job_annotations
+
+    share = services().share_bucket
+    images = {path: share.read(f"datasets/{world.dataset}/{path}")[0] for path, _, _ in FILES}
+    original = normalised(job_annotations(api, world.own), f"datasets/{world.dataset}/")
+    # Given a dataset deleted with a backup and purged
+    deleted(api, world.dataset, "street", create_backup=True, purge=True)
+    detail = data(api.get(f"{D}/{world.dataset}"))
+    assert detail["state"] == "purged" and detail["deletion"]["backup_url"]
+    body = requests.get(detail["deletion"]["backup_url"], timeout=30).content
+    actions = [entry["action"] for entry in data(api.get(f"{D}/{world.dataset}/audit"))]
+    assert actions == ["purged", "backup_created", "deleted", "uploaded", "created"]
+    # When the ZIP is uploaded to a new dataset and imported
+    again = new_dataset(api, "street restored")
+    upload(api, again, "backup.zip", body)
+    operation = run_import(api, again, chunk_size=2)
+    assert operation["status"] == "completed" and operation["result"]["problems"] == [], operation
+    # Then the images are back byte for byte at their paths, and the annotations with them
+    for path, before in images.items():
+        assert share.read(f"datasets/{again}/{path}")[0] == before
+    project = data(api.get(f"{D}/{again}"))["project_id"]
+    assert normalised(job_annotations(api, project), f"datasets/{again}/") == original
