@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from chalicelib.services.operations import WorkflowStarter
 
 DELETE, PURGE = "delete_dataset", "purge_dataset"
+REGISTRY_CHUNK = 1_000_000  # progress chunks: projects by their place in the plan, then these two
 LINK_SECONDS = 3600
 
 
@@ -181,22 +182,27 @@ class DatasetDeletionService:
         if dataset.state == DELETED:
             self._datasets.begin_purge(dataset.id, operation_id)
         plan = self._purge.plan(dataset.id)
-        self._records.start(operation_id, len(plan["projects"]) + 3)
+        self._records.start(operation_id, len(plan["projects"]) + 2)
         return {"projects": plan["projects"]}
+
+    # Progress counts the projects, then the registry and the objects (each once, however often it runs).
 
     def purge_project(self, operation_id: str, project_id: str, own: bool) -> None:
         dataset = self._of(operation_id)
         self._purge.project(dataset.id, project_id, own)
+        self._records.advance(operation_id, self._purge.position(dataset.id, project_id), 1)
 
     def purge_registry(self, operation_id: str) -> None:
         dataset = self._of(operation_id)
         counts = self._purge.registry(dataset.id)
         self._datasets.record_deletion(dataset.id, {"registry": counts})
+        self._records.advance(operation_id, REGISTRY_CHUNK, 1)
 
     def purge_objects(self, operation_id: str) -> None:
         dataset = self._of(operation_id)
         counts = self._purge.objects(dataset.id, operation_id)
         self._datasets.record_deletion(dataset.id, {"objects": counts, "manifest_key": counts["manifest_key"]})
+        self._records.advance(operation_id, REGISTRY_CHUNK + 1, 1)
 
     def purge_finish(self, operation_id: str) -> dict[str, Any]:
         dataset = self._of(operation_id)

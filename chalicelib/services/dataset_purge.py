@@ -247,6 +247,11 @@ class DatasetPurge:
         self._cache.put_json(done_key, counts)
         return counts
 
+    def position(self, dataset_id: str, project_id: str) -> int:
+        """The project's place in the plan (progress is counted once per project)."""
+        plan = self._cache.get_json(f"{work_prefix(dataset_id)}plan.json")
+        return [entry["project_id"] for entry in plan["projects"]].index(project_id)
+
     def done(self, dataset_id: str) -> None:
         """The purge's working files go (the manifest stays, in the datasets bucket)."""
         self._cache.delete_prefix(work_prefix(dataset_id))

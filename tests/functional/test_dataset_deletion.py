@@ -251,6 +251,7 @@ def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, a
     cache = services().cache_bucket
     assert all(cache.exists(key) for key in thumbnails.values())
     operation = deleted(api, world.dataset, "street", create_backup=False, purge=True)
+    assert (operation["done"], operation["total"]) == (4, 4)  # two projects, the registry, the objects
     summary = operation["result"]["deletion_summary"]
     assert (summary["images_deleted"], summary["projects_deleted"], summary["pool_entries_deleted"]) == (3, 1, 5)
     assert summary["storage_bytes_freed"] > 0 and summary["s3_keys_deleted_url"]
