@@ -182,7 +182,8 @@ def delete_dataset(dataset_id, identity, body: DeleteDatasetBody):
 
     operation = services().dataset_deletion.delete(identity, dataset_id, body.confirm_dataset_name,
                                                    body.create_backup, body.force_delete, body.purge)
-    return ok(operation_out(operation), f"Dataset '{dataset_id}' deleted; restorable until it is purged", 202)
+    then = "its purge follows" if body.purge else "restorable until it is purged"
+    return ok(operation_out(operation), f"Dataset '{dataset_id}' deleted; {then}", 202)
 
 
 @endpoint(bp, f"{ONE}/restore", "POST", response=DatasetDetailOut)

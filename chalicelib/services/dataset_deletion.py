@@ -135,7 +135,7 @@ class DatasetDeletionService:
         started = []
         for dataset in self._datasets.deleted():
             if dataset.state == DELETED and dataset.deleted_at and now >= self._expiry(dataset):
-                started.append(self._start_purge(None, dataset).id)
+                started.append(self._start_purge(None, dataset, swept=True).id)
         return started
 
     # Steps ----------------------------------------------------------------------------------------
@@ -155,7 +155,8 @@ class DatasetDeletionService:
         at = datetime.fromisoformat(first) if first else utcnow()
         self._datasets.record_deletion(dataset.id, {"backup_key": built["key"], "backup_size": built["size"],
                                                     "backup_created_at": at.isoformat()})
-        self._activity.audit(None, dataset.id, "backup_created", once=(f"{operation_id}-backup", at),
+        self._activity.audit(self._requester(operation_id), dataset.id, "backup_created",
+                             once=(f"{operation_id}-backup", at),
                              summary=f"Backup of \"{dataset.name}\": {built['images']} image(s), "
                                      f"{built.get('annotations', 0)} annotation(s), {built['size']} bytes",
                              details={"backup_path": built["key"], **{k: v for k, v in built.items() if k != "key"}})
@@ -210,7 +211,8 @@ class DatasetDeletionService:
         registry, objects = dataset.deletion.get("registry", {}), dataset.deletion.get("objects", {})
         summary = {
             "images_deleted": registry.get("records", 0),
-            "annotations_deleted": sum(counts.get("annotation_items", 0) for counts in projects),
+            "annotations_deleted": self._purge.planned(dataset.id).get("annotations", 0),
+            "annotation_items_deleted": sum(counts.get("annotation_items", 0) for counts in projects),
             "versions_deleted": sum(counts.get("versions", 0) for counts in projects),
             "projects_deleted": sum(counts.get("projects", 0) for counts in projects),
             "pool_entries_deleted": sum(counts.get("pool_entries", 0) for counts in projects),
@@ -223,7 +225,8 @@ class DatasetDeletionService:
         purged = self._datasets.end_purge(dataset.id, utcnow(), summary)
         if dataset.deletion.get("error"):
             self._datasets.record_deletion(dataset.id, {"error": None})  # an earlier attempt's failure
-        self._activity.audit(None, dataset.id, "purged", once=(f"{operation_id}-purged", purged.purged_at),
+        self._activity.audit(self._requester(operation_id), dataset.id, "purged",
+                             once=(f"{operation_id}-purged", purged.purged_at),
                              summary=f'Purged dataset "{dataset.name}": {summary["images_deleted"]} image(s), '
                                      f'{summary["storage_bytes_freed"]} bytes',
                              details={**summary, "manifest_key": objects.get("manifest_key")})
@@ -314,10 +317,10 @@ class DatasetDeletionService:
             raise
         return operation
 
-    def _start_purge(self, actor: "Identity | None", dataset: Dataset) -> Operation:
+    def _start_purge(self, actor: "Identity | None", dataset: Dataset, swept: bool = False) -> Operation:
         operation_id = new_id()
         # The sweep's purge is the owner's to follow, as the deletion was.
-        operation = self._records.create(operation_id, PURGE, {"dataset_id": dataset.id},
+        operation = self._records.create(operation_id, PURGE, {"dataset_id": dataset.id, "swept": swept},
                                          actor.sub if actor else dataset.owner_id)
         self._datasets.begin_purge(dataset.id, operation_id, takeover=dataset.state == PURGING)
         self._start_workflow(self._settings.delete_state_machine, f"purge-{operation_id}",
@@ -336,6 +339,14 @@ class DatasetDeletionService:
 
     def _expiry(self, dataset: Dataset) -> datetime:
         return dataset.deleted_at + timedelta(days=self._settings.dataset_retention_days)
+
+    def _requester(self, operation_id: str) -> "Identity | None":
+        """Who asked for the operation (the retention sweep's purge: nobody, recorded as the system)."""
+        from chalicelib.services.identity import Identity
+
+        operation = self._records.get(operation_id)
+        swept = operation.kind == PURGE and operation.params.get("swept")
+        return None if swept or not operation.created_by else Identity(sub=operation.created_by)
 
     def _of(self, operation_id: str) -> Dataset:
         return self._datasets.get(self._records.get(operation_id).params["dataset_id"])

@@ -116,9 +116,10 @@ class DatasetPurge:
                    for project_id in project_ids for export in self._exports.of_project(project_id)
                    if dataset.id in export.datasets]
         staged = sum(info.size for page in self._documents.walk(f"uploads/{dataset.id}/") for info in page)
+        files = dataset.bytes_annotations + dataset.bytes_other  # the import's other files under the prefix
         return {"images": images, "annotations": sum(count for _, count in per_project.values()),
                 "annotation_versions": versions, "projects": projects, "tasks": tasks, "jobs": jobs,
-                "exports": exports, "storage_bytes": image_bytes + staged}
+                "exports": exports, "storage_bytes": image_bytes + files + staged}
 
     def projects(self, dataset: Dataset) -> list[dict[str, Any]]:
         """The projects using the dataset's images (its own first), by id and name: a few requests
@@ -146,14 +147,16 @@ class DatasetPurge:
             [entry.id, entry.file_path, entry.sha256, entry.size or 0, sorted(entry.tag_ids)]).encode()
             for entry in entries), "application/x-ndjson")
         pooled: dict[str, list[str]] = defaultdict(list)
-        for project_id, image_id, _ in self._pool.of_dataset(dataset_id):
+        annotations = 0
+        for project_id, image_id, count in self._pool.of_dataset(dataset_id):
             pooled[project_id].append(image_id)
+            annotations += count
         for project_id, image_ids in pooled.items():
             self._cache.put(f"{work}pool-{project_id}.txt", "\n".join(image_ids).encode(), "text/plain")
         own = dataset.project_id
         projects = [{"project_id": project_id, "own": project_id == own}
                     for project_id in sorted(set(pooled) | ({own} if own else set()))]
-        plan = {"dataset_id": dataset_id, "projects": projects, "images": len(entries)}
+        plan = {"dataset_id": dataset_id, "projects": projects, "images": len(entries), "annotations": annotations}
         self._cache.put_json(f"{work}plan.json", plan)  # last: a plan half-written is written again
         return plan
 
@@ -218,7 +221,8 @@ class DatasetPurge:
             return self._cache.get_json(done_key)
         prefix = dataset_prefix(dataset_id)
         rows = list(self._plan_images(dataset_id))
-        listed = [info.key for page in self._share.walk(prefix) for info in page]
+        found = [info for page in self._share.walk(prefix) for info in page]
+        listed = [info.key for info in found]
         image_keys = sorted({row[1] for row in rows} | set(listed))
         self._share.delete_keys(listed)
         hashes = sorted({row[2] for row in rows if row[2]})
@@ -236,6 +240,7 @@ class DatasetPurge:
                         f"exports/{export.project_id}/{export.id}/") for info in page]
                     self._artifacts.delete_prefix(f"exports/{export.project_id}/{export.id}/")
                     self._exports.delete(export.project_id, export.id)
+        staged_bytes = sum(info.size for page in self._documents.walk(f"uploads/{dataset_id}/") for info in page)
         uploads = self._documents.delete_versions(f"uploads/{dataset_id}/")
         manifest = [f"s3://{self._share.name}/{key}" for key in image_keys]
         manifest += [f"s3://{self._cache.name}/{key}" for key in thumbnails]
@@ -243,7 +248,8 @@ class DatasetPurge:
         key = manifest_key(dataset_id, operation_id)
         self._documents.put(key, "\n".join(manifest).encode(), "text/plain")
         counts = {"objects": len(image_keys), "thumbnails": len(thumbnails), "export_artifacts": len(artifacts),
-                  "staged_versions": uploads, "manifest_key": key, "bytes": sum(row[3] for row in rows)}
+                  "staged_versions": uploads, "manifest_key": key,
+                  "bytes": sum(info.size for info in found) + staged_bytes}
         self._cache.put_json(done_key, counts)
         return counts
 
@@ -251,6 +257,9 @@ class DatasetPurge:
         """The project's place in the plan (progress is counted once per project)."""
         plan = self._cache.get_json(f"{work_prefix(dataset_id)}plan.json")
         return [entry["project_id"] for entry in plan["projects"]].index(project_id)
+
+    def planned(self, dataset_id: str) -> dict[str, Any]:
+        return self._cache.get_json(f"{work_prefix(dataset_id)}plan.json")
 
     def done(self, dataset_id: str) -> None:
         """The purge's working files go (the manifest stays, in the datasets bucket)."""

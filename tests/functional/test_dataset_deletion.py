@@ -135,7 +135,8 @@ def test_the_impact_names_every_project_using_the_images_with_counts(world, api)
     assert (mixed["name"], mixed["action"], mixed["images"], mixed["annotations"], mixed["tasks"], mixed["jobs"]) == (
         "mixed", "loses images", 2, 1, 1, 2)
     assert impact["annotation_versions"] == 2 + 1  # the import froze each of its 2 jobs; "mixed" froze one
-    assert impact["storage_bytes"] > 0 and impact["needs_force_delete"] is False
+    assert impact["storage_bytes"] == data(api.get(f"{D}/{world.dataset}"))["storage"]["total_bytes"] > 0
+    assert impact["needs_force_delete"] is False
 
 
 # Refusals -----------------------------------------------------------------------------------------
@@ -246,6 +247,7 @@ def dataset_items(stack, world: World) -> dict[str, int]:
 
 def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, api, stack):
     kept_before = explore(api, world.kept_project)
+    impact = data(api.get(f"{D}/{world.dataset}/deletion-impact"))
     records = [data(api.get(f"/api/v1/shared-images/{image}")) for image in world.images]
     thumbnails = {record["file_path"].rsplit("/", 1)[-1]: thumbnail_key(record["checksum_sha256"]) for record in records}
     cache = services().cache_bucket
@@ -253,8 +255,9 @@ def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, a
     operation = deleted(api, world.dataset, "street", create_backup=False, purge=True)
     assert (operation["done"], operation["total"]) == (4, 4)  # two projects, the registry, the objects
     summary = operation["result"]["deletion_summary"]
-    assert (summary["images_deleted"], summary["projects_deleted"], summary["pool_entries_deleted"]) == (3, 1, 5)
-    assert summary["storage_bytes_freed"] > 0 and summary["s3_keys_deleted_url"]
+    assert (summary["images_deleted"], summary["annotations_deleted"], summary["projects_deleted"],
+            summary["pool_entries_deleted"]) == (3, 4, 1, 5)
+    assert summary["storage_bytes_freed"] == impact["storage_bytes"] and summary["s3_keys_deleted_url"]
     assert all(count == 0 for count in dataset_items(stack, world).values()), dataset_items(stack, world)
     # thumbnails of the purged images are gone, but the one the share image outside shares
     assert {name: cache.exists(key) for name, key in thumbnails.items()} == {"a.jpg": True, "b.jpg": False,
@@ -273,8 +276,8 @@ def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, a
     refused = api.post(f"{D}/{world.dataset}/restore")
     assert refused.status_code == 409 and detail["purged_at"][:19] in refused.json["error"]["message"]
     assert delete(api, world.dataset, "street").status_code == 409
-    actions = [entry["action"] for entry in data(api.get(f"{D}/{world.dataset}/audit"))]
-    assert actions == ["purged", "deleted", "uploaded", "created"]
+    audit = [(entry["action"], entry["actor"]) for entry in data(api.get(f"{D}/{world.dataset}/audit"))]
+    assert audit == [("purged", "alice"), ("deleted", "alice"), ("uploaded", "alice"), ("created", "alice")]
     # its name is free again
     assert api.post(D, {"name": "street"}).status_code == 201
 
