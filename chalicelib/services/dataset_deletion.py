@@ -180,8 +180,9 @@ class DatasetDeletionService:
 
     def purge_plan(self, operation_id: str) -> dict[str, Any]:
         dataset = self._of(operation_id)
-        if dataset.state == DELETED:
-            self._datasets.begin_purge(dataset.id, operation_id)
+        # Deleted → purging (a no-op when this operation purges it already); a dataset restored
+        # meanwhile refuses (409), and nothing is removed.
+        self._datasets.begin_purge(dataset.id, operation_id)
         plan = self._purge.plan(dataset.id)
         self._records.start(operation_id, len(plan["projects"]) + 2)
         return {"projects": plan["projects"]}

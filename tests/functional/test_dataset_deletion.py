@@ -385,3 +385,19 @@ def test_the_backup_of_a_purged_dataset_imports_back_its_images_and_annotations(
         assert share.read(f"datasets/{again}/{path}")[0] == before
     project = data(api.get(f"{D}/{again}"))["project_id"]
     assert normalised(job_annotations(api, project), f"datasets/{again}/") == original
+
+
+def test_a_dataset_restored_before_its_purge_starts_is_not_purged(world, api):
+    from chalicelib.errors import ConflictError
+
+    started = []
+    services().override(start_workflow=lambda machine, name, payload: started.append(payload) or name)
+    operation = data(delete(api, world.dataset, "street", create_backup=False, purge=True), 202)
+    assert started[0]["operation_id"] == operation["id"]
+    # When the owner restores it before the machine reaches the purge
+    data(api.post(f"{D}/{world.dataset}/restore"))
+    # Then the purge's first step refuses, and nothing is removed
+    with pytest.raises(ConflictError):
+        services().dataset_deletion.purge_plan(operation["id"])
+    assert data(api.get(f"{D}/{world.dataset}"))["state"] == "active"
+    assert set(world.images[:2]) <= set(explore(api, world.other))
