@@ -46,6 +46,7 @@ class World:
     outside: str  # the share image outside any dataset
     tag: str
     task: str
+    thumbnails: dict[str, str]  # file name → thumbnail key of the dataset's images
 
 
 @pytest.fixture
@@ -74,7 +75,10 @@ def world_of(stack, api: Api) -> World:
     tag = data(api.post("/api/v1/tags", {"name": "sunny"}), 201)["id"]
     data(api.post("/api/v1/shared-images/bulk-tag", {"shared_image_ids": [images[0], images[2], outside],
                                                      "tag_ids": [tag]}))
-    return World(dataset, own, other, kept, kept_project, images, outside, tag, task["task"]["id"])
+    records = [data(api.get(f"/api/v1/shared-images/{image}")) for image in images]
+    thumbnails = {record["file_path"].rsplit("/", 1)[-1]: thumbnail_key(record["checksum_sha256"])
+                  for record in records}
+    return World(dataset, own, other, kept, kept_project, images, outside, tag, task["task"]["id"], thumbnails)
 
 
 def explore(api: Api, project: str, query: str = "") -> list[str]:
@@ -98,6 +102,7 @@ def answers(api: Api, world: World) -> dict:
     for project in (world.own, world.other):
         seen[project, "explore"] = data(api.get(f"{P}/{project}/explore?page_size=200"))
         seen[project, "tasks"] = data(api.get(f"{P}/{project}/tasks"))
+        seen[project, "exports"] = data(api.get(f"{P}/{project}/exports"))
         for task in seen[project, "tasks"]:
             for job in data(api.get(f"{P}/{project}/tasks/{task['id']}/jobs")):
                 detail = data(api.get(f"/api/v1/jobs/{job['id']}"))
@@ -175,7 +180,12 @@ def test_images_used_by_a_project_the_owner_cannot_manage_need_an_administrators
 # Soft delete and restore --------------------------------------------------------------------------
 
 def test_a_deleted_dataset_is_hidden_at_once_everywhere_and_restore_brings_back_exactly_what_was(world, api):
+    from tests.functional.test_exports import finished
+
+    exported = data(api.post(f"{P}/{world.other}/exports", {"export_mode": "detection"}), 202)
+    assert finished(api, f"{P}/{world.other}", exported["id"])["status"] == "completed"
     before = answers(api, world)
+    assert len(before[world.other, "exports"]) == 1
     twins = data(api.get("/api/v1/shared-images/duplicates"))
     assert [sorted(image["id"] for image in group["images"]) for group in twins] == [
         sorted([world.images[0], world.outside])]
@@ -242,16 +252,23 @@ def dataset_items(stack, world: World) -> dict[str, int]:
                                                 Prefix=f"datasets/{world.dataset}/")["KeyCount"]
     found["version documents"] = len(s3.list_object_versions(
         Bucket=v["PIXELPOOL_DATASETS_BUCKET"], Prefix=f"projects/{world.own}/").get("Versions", []))
+    # a.jpg has the bytes of the image outside: its thumbnail is that image's too, and stays
+    cache = services().cache_bucket
+    found["thumbnails"] = sum(cache.exists(world.thumbnails[name]) for name in ("b.jpg", "c.jpg"))
+    found["shared thumbnail gone"] = int(not cache.exists(world.thumbnails["a.jpg"]))
     return found
 
 
 def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, api, stack):
+    from tests.functional.test_exports import finished
+
     kept_before = explore(api, world.kept_project)
+    exported = data(api.post(f"{P}/{world.other}/exports", {"export_mode": "detection"}), 202)
+    assert finished(api, f"{P}/{world.other}", exported["id"])["status"] == "completed"
     impact = data(api.get(f"{D}/{world.dataset}/deletion-impact"))
-    records = [data(api.get(f"/api/v1/shared-images/{image}")) for image in world.images]
-    thumbnails = {record["file_path"].rsplit("/", 1)[-1]: thumbnail_key(record["checksum_sha256"]) for record in records}
+    assert [export["export_id"] for export in impact["exports"]] == [exported["id"]]
     cache = services().cache_bucket
-    assert all(cache.exists(key) for key in thumbnails.values())
+    assert all(cache.exists(key) for key in world.thumbnails.values())
     operation = deleted(api, world.dataset, "street", create_backup=False, purge=True)
     assert (operation["done"], operation["total"]) == (4, 4)  # two projects, the registry, the objects
     summary = operation["result"]["deletion_summary"]
@@ -260,11 +277,14 @@ def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, a
     assert summary["storage_bytes_freed"] == impact["storage_bytes"] and summary["s3_keys_deleted_url"]
     assert all(count == 0 for count in dataset_items(stack, world).values()), dataset_items(stack, world)
     # thumbnails of the purged images are gone, but the one the share image outside shares
-    assert {name: cache.exists(key) for name, key in thumbnails.items()} == {"a.jpg": True, "b.jpg": False,
-                                                                           "c.jpg": False}
+    assert {name: cache.exists(key) for name, key in world.thumbnails.items()} == {
+        "a.jpg": True, "b.jpg": False, "c.jpg": False}
     assert data(api.get(f"/api/v1/shared-images/{world.outside}"))["thumbnail_url"]
     # "mixed" keeps its own image, its job and annotation, with counts that add up
     assert explore(api, world.other) == [world.outside]
+    # the export that held its images is gone, artifact and all
+    assert data(api.get(f"{P}/{world.other}/exports")) == []
+    assert list(services().exports_bucket.walk(f"exports/{world.other}/{exported['id']}/")) in ([], [[]])
     task = data(api.get(f"{P}/{world.other}/tasks/{world.task}"))
     assert task["total_images"] == 1
     assert data(api.get(f"/api/v1/tags/{world.tag}"))["usage_count"] == 1
