@@ -404,3 +404,34 @@ def test_users_read_newest_first_and_export_json_and_csv(pipeline, image_id, api
     rows = list(csv.DictReader(io.StringIO(table["csv"])))
     assert [(r["class_name"], r["x_min"], r["confidence"]) for r in rows] == [("cat", "10", "0.9")]
     assert api.get("/api/v1/analyses/nope").status_code == 404
+
+
+# The simulation script (scripts/test_ml_pipeline.py) -----------------------------------------------
+
+
+def test_the_simulation_script_runs_the_six_steps_over_http(stack, admin_api, image_id):
+    import importlib.util
+    import threading
+
+    from chalice.local import create_local_server
+
+    from tests.conftest import ROOT
+
+    # Given the app served over HTTP as `make run` serves it, with ML analyses on
+    enable(stack)
+    server = create_local_server(stack.app, stack.chalice_config(), "127.0.0.1", 0)
+    threading.Thread(target=server.server.serve_forever, name="ml-api", daemon=True).start()
+    spec = importlib.util.spec_from_file_location("test_ml_pipeline", ROOT / "scripts" / "test_ml_pipeline.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    try:
+        # When the script runs, finding the image with a user's token
+        api = f"http://127.0.0.1:{server.server.server_address[1]}"
+        analysis = script.run(script.parse(["--api", api, "--secret", SECRET, "--token", admin_api.token, "--quiet"]))
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+    # Then the analysis is completed with its predictions, and the artifact came back intact
+    assert analysis["status"] == "completed" and analysis["image_id"] == image_id
+    assert sorted(p["annotation_type"] for p in analysis["predictions"]) == ["bounding_box", "classification",
+                                                                             "heatmap"]
