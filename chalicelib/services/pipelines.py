@@ -105,7 +105,7 @@ class PipelineAuth:
         signature, timestamp = headers.get(SIGNATURE_HEADER, ""), headers.get(TIMESTAMP_HEADER, "")
         if not signature or not timestamp:
             raise UnauthorizedError("Missing X-ML-Signature or X-ML-Timestamp")
-        if not timestamp.isdigit():
+        if not (timestamp.isascii() and timestamp.isdigit()):
             raise UnauthorizedError("X-ML-Timestamp must be Unix seconds")
         tolerance = self._settings.ml_signature_tolerance_seconds
         skew = int(timestamp) - self._clock()
@@ -115,7 +115,8 @@ class PipelineAuth:
         key_id = headers.get(KEY_ID_HEADER) or DEFAULT_KEY_ID
         secret = self._key(key_id)
         expected = sign(secret, timestamp, request.method, request.path, request.query, request.body)
-        if not hmac.compare_digest(expected, signature.lower()):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a 401).
+        if not hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8", "replace")):
             raise UnauthorizedError("X-ML-Signature does not match the request")
         if not self._signatures.claim(key_id, expected, int(timestamp) + tolerance + 60):
             raise ReplayError("This signed request was received before (replay): it had its effect then and "

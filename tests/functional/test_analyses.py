@@ -406,6 +406,34 @@ def test_users_read_newest_first_and_export_json_and_csv(pipeline, image_id, api
     assert api.get("/api/v1/analyses/nope").status_code == 404
 
 
+def test_a_bulk_post_takes_1000_predictions_and_refuses_1001(pipeline, image_id, api):
+    a = f"/api/v1/analyses/{processing(pipeline, image_id)}"
+    many = [box(x_min=n % 10) for n in range(1000)]
+    # When a pipeline posts the largest batch
+    posted = pipeline.post(f"{a}/annotations:bulk", {"annotations": many})
+    # Then all are stored (BatchWriteItem, 25 a request) and read back by one Query
+    assert posted.status_code == 200, posted.json
+    assert posted.json["data"]["written"] == 1000
+    assert len(api.get(a).json["data"]["predictions"]) == 1000
+    # And one more is refused whole
+    assert pipeline.post(f"{a}/annotations:bulk", {"annotations": many + [box()]}).status_code == 422
+
+
+def test_the_template_declares_the_secret_and_the_ttl_tables(stack):
+    from chalicelib.services.container import services
+
+    settings = services().settings
+    secret = stack.aws("secretsmanager").get_secret_value(SecretId=settings.ml_keys_secret)
+    assert json.loads(secret["SecretString"]) == {"keys": {}}
+    ddb = stack.aws("dynamodb")
+    for table, attribute in ((settings.pipeline_signatures_table, "expires_at"),
+                             (settings.idempotency_table, "expiration")):
+        ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", attribute)
+    indexes = ddb.describe_table(TableName=settings.analyses_table)["Table"]["GlobalSecondaryIndexes"]
+    assert [index["IndexName"] for index in indexes] == ["by_image"]
+
+
 # The simulation script (scripts/test_ml_pipeline.py) -----------------------------------------------
 
 
@@ -413,12 +441,17 @@ def test_the_simulation_script_runs_the_six_steps_over_http(stack, admin_api, im
     import importlib.util
     import threading
 
+    from chalice import Chalice
     from chalice.local import create_local_server
 
     from tests.conftest import ROOT
 
     # Given the app served over HTTP as `make run` serves it, with ML analyses on
     enable(stack)
+    # create_local_server re-parents the app's class; from a plain Chalice, and put back after,
+    # so that another module's server in this process (test_fuzz) can do the same.
+    served_class = stack.app.__class__
+    stack.app.__class__ = Chalice
     server = create_local_server(stack.app, stack.chalice_config(), "127.0.0.1", 0)
     threading.Thread(target=server.server.serve_forever, name="ml-api", daemon=True).start()
     spec = importlib.util.spec_from_file_location("test_ml_pipeline", ROOT / "scripts" / "test_ml_pipeline.py")
@@ -431,6 +464,7 @@ def test_the_simulation_script_runs_the_six_steps_over_http(stack, admin_api, im
     finally:
         server.server.shutdown()
         server.server.server_close()
+        stack.app.__class__ = served_class
     # Then the analysis is completed with its predictions, and the artifact came back intact
     assert analysis["status"] == "completed" and analysis["image_id"] == image_id
     assert sorted(p["annotation_type"] for p in analysis["predictions"]) == ["bounding_box", "classification",
