@@ -408,12 +408,24 @@ def test_users_read_newest_first_and_export_json_and_csv(pipeline, image_id, api
 
 def test_a_bulk_post_takes_1000_predictions_and_refuses_1001(pipeline, image_id, api):
     a = f"/api/v1/analyses/{processing(pipeline, image_id)}"
+    from pynamodb.signals import pre_dynamodb_send
+
     many = [box(x_min=n % 10) for n in range(1000)]
+    sent: list[str] = []
+
+    def record(sender, operation_name, table_name, req_uuid, **_):
+        sent.append(operation_name)
+
     # When a pipeline posts the largest batch
-    posted = pipeline.post(f"{a}/annotations:bulk", {"annotations": many})
-    # Then all are stored (BatchWriteItem, 25 a request) and read back by one Query
+    pre_dynamodb_send.connect(record)
+    try:
+        posted = pipeline.post(f"{a}/annotations:bulk", {"annotations": many})
+    finally:
+        pre_dynamodb_send.disconnect(record)
+    # Then all are stored with BatchWriteItem at its floor, 25 items a request, and read back
     assert posted.status_code == 200, posted.json
     assert posted.json["data"]["written"] == 1000
+    assert sent.count("BatchWriteItem") == 1000 // 25
     assert len(api.get(a).json["data"]["predictions"]) == 1000
     # And one more is refused whole
     assert pipeline.post(f"{a}/annotations:bulk", {"annotations": many + [box()]}).status_code == 422
@@ -469,3 +481,11 @@ def test_the_simulation_script_runs_the_six_steps_over_http(stack, admin_api, im
     assert analysis["status"] == "completed" and analysis["image_id"] == image_id
     assert sorted(p["annotation_type"] for p in analysis["predictions"]) == ["bounding_box", "classification",
                                                                              "heatmap"]
+
+
+def test_the_openapi_document_marks_pipeline_routes_as_signed():
+    from chalicelib.api.openapi import document_dict
+
+    paths = document_dict()["paths"]
+    assert paths["/api/v1/analyses/{analysis_id}/annotations:bulk"]["post"]["security"] == [{"pipeline_hmac": []}]
+    assert "security" not in paths["/api/v1/analyses/{analysis_id}"]["get"]  # the document's default: bearer
