@@ -20,6 +20,7 @@ from chalicelib.schemas.analyses import (
     ExportQuery,
     Finalize,
     PredictionOut,
+    ProjectExportQuery,
     StatusUpdate,
     UploadOut,
 )
@@ -114,3 +115,12 @@ def export_analysis(analysis_id, identity, query: ExportQuery):
     """An analysis and its predictions as JSON or CSV."""
     export = services().analyses.export(identity, analysis_id, query.format)
     return ok(ExportOut.model_validate(export), f"Analysis exported as {export.format}")
+
+
+@endpoint(bp, "/api/v1/projects/{project_id}/analyses/export", query=ProjectExportQuery, response=ExportOut)
+def export_project_analyses(project_id, identity, query: ProjectExportQuery):
+    """The analyses of the pool images an Explore filter selects, as JSON or CSV."""
+    export = services().analyses.export_project(identity, project_id, query.image_filter(), query.format,
+                                                model_name=query.model_name, model_version=query.model_version,
+                                                status=query.status)
+    return ok(ExportOut.model_validate(export), f"Analyses exported as {export.format}")

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from chalicelib.schemas.base import RequestModel, ResponseModel
+from chalicelib.services.filters import ImageFilter
 
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
                                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
@@ -68,6 +69,18 @@ class BulkPredictions(RequestModel):
 
 class ExportQuery(RequestModel):
     format: Literal["json", "csv"] = "json"
+
+
+class ProjectExportQuery(ImageFilter):
+    """Explore's filter (the pool images to take) and which of their analyses."""
+
+    format: Literal["json", "csv"] = "json"
+    model_name: str | None = Field(default=None, max_length=100)
+    model_version: str | None = Field(default=None, max_length=50)
+    status: Literal["queued", "processing", "completed", "failed", "canceled"] | None = None
+
+    def image_filter(self) -> ImageFilter:
+        return ImageFilter.model_validate(self.model_dump(exclude={"format", "model_name", "model_version", "status"}))
 
 
 class ArtifactOut(ResponseModel):

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ from chalicelib.store.objects import Bucket
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+    from chalicelib.services.explore import ExploreService
+    from chalicelib.services.filters import ImageFilter
     from chalicelib.services.identity import Identity
     from chalicelib.services.trash import Trash
 
@@ -48,6 +51,7 @@ ARTIFACT_TYPES = {
 }
 CSV_COLUMNS = ["analysis_id", "image_id", "model_name", "model_version", "prediction_id", "annotation_type",
                "class_name", "confidence", "x_min", "y_min", "x_max", "y_max", "storage_path", "data"]
+MAX_PROJECT_EXPORT_IMAGES = 1000
 # A retried bulk post (same Idempotency-Key) answers what the first answered for this long.
 IDEMPOTENCY_SECONDS = 24 * 3600
 
@@ -83,13 +87,15 @@ def _replayed(response: Any, record: Any) -> Any:
 
 class AnalysisService:
     def __init__(self, settings: Settings, analyses: AnalysisRepository, images: ImageRepository, trash: "Trash",
-                 artifacts: Bucket, auth: PipelineAuth, persistence: "BasePersistenceLayer") -> None:
+                 artifacts: Bucket, auth: PipelineAuth, persistence: "BasePersistenceLayer",
+                 explore: "ExploreService | None" = None) -> None:
         self._settings = settings
         self._analyses = analyses
         self._images = images
         self._trash = trash
         self._artifacts = artifacts
         self._auth = auth
+        self._explore = explore
         self._idempotency = IdempotencyConfig(event_key_jmespath="[analysis_id, idempotency_key]",
                                               payload_validation_jmespath="body_sha256",
                                               expires_after_seconds=IDEMPOTENCY_SECONDS, response_hook=_replayed)
@@ -206,26 +212,33 @@ class AnalysisService:
 
     def export(self, actor: "Identity", analysis_id: str, format: str) -> Export:
         analysis = self._readable(analysis_id)
-        found = self._analyses.predictions(analysis_id)
-        stem = f"analysis-{analysis_id}"
-        if format == "json":
-            document = {"analysis": _plain(analysis), "predictions": [_plain(p) for p in found]}
-            return Export("json", f"{stem}.json", "application/json", document, None)
-        out = io.StringIO()
-        writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for prediction in found:
-            box = prediction.data if prediction.annotation_type == "bounding_box" else {}
-            writer.writerow({
-                "analysis_id": analysis.id, "image_id": analysis.image_id, "model_name": analysis.model_name,
-                "model_version": analysis.model_version, "prediction_id": prediction.id,
-                "annotation_type": prediction.annotation_type, "class_name": prediction.class_name or "",
-                "confidence": "" if prediction.confidence is None else prediction.confidence,
-                **{name: box.get(name, "") for name in ("x_min", "y_min", "x_max", "y_max")},
-                "storage_path": prediction.storage_path or "",
-                "data": json.dumps(prediction.data, sort_keys=True, separators=(",", ":")),
-            })
-        return Export("csv", f"{stem}.csv", "text/csv", None, out.getvalue())
+        found = [(analysis, self._analyses.predictions(analysis_id))]
+        return _export(found, f"analysis-{analysis_id}", format, {"analysis": _plain(analysis),
+                                                                    "predictions": [_plain(p) for p in found[0][1]]})
+
+    def export_project(self, actor: "Identity", project_id: str, image_filter: "ImageFilter", format: str, *,
+                       model_name: str | None = None, model_version: str | None = None,
+                       status: str | None = None) -> Export:
+        """The analyses (with predictions) of the pool images Explore's filter selects, for whoever
+        may read the pool; at most `MAX_PROJECT_EXPORT_IMAGES` images (422 beyond: narrow the filter)."""
+        assert self._explore is not None, "built without Explore"
+        selection = self._explore.selection_for(actor, project_id, image_filter)
+        if selection.total > MAX_PROJECT_EXPORT_IMAGES:
+            raise ValidationError(f"The filter selects {selection.total} images; an analyses export takes at most "
+                                  f"{MAX_PROJECT_EXPORT_IMAGES}: narrow the filter",
+                                  [{"field": "filter", "location": "query", "type": "too_many_images"}])
+        image_ids = [entry.image_id for entry in selection.entries]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            per_image = list(pool.map(self._analyses.of_image, image_ids))
+            chosen = [analysis for found in per_image for analysis in found
+                      if (model_name is None or analysis.model_name == model_name)
+                      and (model_version is None or analysis.model_version == model_version)
+                      and (status is None or analysis.status == status)]
+            found = list(zip(chosen, pool.map(lambda a: self._analyses.predictions(a.id), chosen)))
+        document = {"project_id": project_id, "filters_applied": image_filter.applied(), "image_count": len(image_ids),
+                    "analyses": [{**_plain(a), "predictions": [_plain(p) for p in predicted]}
+                                 for a, predicted in found]}
+        return _export(found, f"project-{project_id}-analyses", format, document)
 
     # Internals -----------------------------------------------------------------------------------
 
@@ -278,6 +291,28 @@ class AnalysisService:
         except NotFoundError as exc:
             raise NotFoundError(f"Analysis '{analysis_id}' not found") from exc
         return analysis
+
+
+def _export(found: list[tuple[Analysis, list[Prediction]]], stem: str, format: str,
+            document: dict[str, Any]) -> Export:
+    if format == "json":
+        return Export("json", f"{stem}.json", "application/json", document, None)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for analysis, predicted in found:
+        for prediction in predicted:
+            box = prediction.data if prediction.annotation_type == "bounding_box" else {}
+            writer.writerow({
+                "analysis_id": analysis.id, "image_id": analysis.image_id, "model_name": analysis.model_name,
+                "model_version": analysis.model_version, "prediction_id": prediction.id,
+                "annotation_type": prediction.annotation_type, "class_name": prediction.class_name or "",
+                "confidence": "" if prediction.confidence is None else prediction.confidence,
+                **{name: box.get(name, "") for name in ("x_min", "y_min", "x_max", "y_max")},
+                "storage_path": prediction.storage_path or "",
+                "data": json.dumps(prediction.data, sort_keys=True, separators=(",", ":")),
+            })
+    return Export("csv", f"{stem}.csv", "text/csv", None, out.getvalue())
 
 
 def _plain(entity: Any) -> dict[str, Any]:

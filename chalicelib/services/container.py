@@ -371,7 +371,7 @@ class Services:
         from chalicelib.store.images import ImageRepository
 
         return AnalysisService(self.settings, AnalysisRepository(), ImageRepository(), self.trash,
-                               self.documents_bucket, self.pipelines, persistence_layer())
+                               self.documents_bucket, self.pipelines, persistence_layer(), self.explore)
 
     @provided
     def tag_list(self) -> "TagList":

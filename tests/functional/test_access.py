@@ -189,6 +189,7 @@ ROWS = [
     Row("DELETE", f"{P}/images/{{image_id}}", "pool.write", remove_pool_image),
     Row("GET", f"{P}/activity", "activity.read", lambda w, j: Call(w.p("/activity?page_size=5"))),
     Row("GET", f"{P}/explore", "pool.read", lambda w, j: Call(w.p("/explore?page_size=10"))),
+    Row("GET", f"{P}/analyses/export", "pool.read", lambda w, j: Call(w.p("/analyses/export?format=csv"))),
     Row("GET", f"{P}/saved-filters", "filters.read", lambda w, j: Call(w.p("/saved-filters"))),
     Row("POST", f"{P}/saved-filters", "filters.write",
         lambda w, j: Call(w.p("/saved-filters"), {"name": "Wide ones", "filter": {"min_width": 90}})),

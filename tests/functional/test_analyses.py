@@ -489,3 +489,28 @@ def test_the_openapi_document_marks_pipeline_routes_as_signed():
     paths = document_dict()["paths"]
     assert paths["/api/v1/analyses/{analysis_id}/annotations:bulk"]["post"]["security"] == [{"pipeline_hmac": []}]
     assert "security" not in paths["/api/v1/analyses/{analysis_id}"]["get"]  # the document's default: bearer
+
+
+def test_a_project_exports_the_analyses_of_the_images_its_filter_selects(pipeline, stack, admin_api, api):
+    # Given a project whose pool holds a narrow (120 px) and a wide (400 px) image, each with analyses
+    narrow = register(stack, admin_api, "ml/narrow.jpg")
+    put_share_object(stack, "ml/wide.jpg", picture(400, 80, seed=3))
+    registered = admin_api.post("/api/v1/shared-images/register", {"file_paths": ["ml/wide.jpg"]})
+    wide = registered.json["data"]["registered"][0]["id"]
+    project = admin_api.post("/api/v1/projects", {"name": "Predictions"}).json["data"]["id"]
+    assert admin_api.post(f"/api/v1/projects/{project}/images",
+                          {"shared_image_ids": [narrow, wide]}).status_code in (200, 201)
+    for image in (narrow, wide):
+        analysis = processing(pipeline, image)
+        pipeline.post(f"/api/v1/analyses/{analysis}/annotations:bulk", {"annotations": [box()]})
+    other_model = create(pipeline, wide, "resnet50_classifier")["id"]
+    # When the project exports the analyses of its wide images, one model's only
+    path = f"/api/v1/projects/{project}/analyses/export?min_width=200&model_name=yolo_v8"
+    document = admin_api.get(path + "&format=json").json["data"]["document"]
+    table = admin_api.get(path + "&format=csv").json["data"]["csv"]
+    # Then only the wide image's yolo analysis is there, with its prediction
+    assert [(a["image_id"], a["model_name"]) for a in document["analyses"]] == [(wide, "yolo_v8")]
+    assert document["analyses"][0]["id"] != other_model and len(document["analyses"][0]["predictions"]) == 1
+    assert [row["image_id"] for row in csv.DictReader(io.StringIO(table))] == [wide]
+    # And someone outside the project learns nothing
+    assert api.get(path).status_code == 404
