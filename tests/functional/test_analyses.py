@@ -514,3 +514,15 @@ def test_a_project_exports_the_analyses_of_the_images_its_filter_selects(pipelin
     assert [row["image_id"] for row in csv.DictReader(io.StringIO(table))] == [wide]
     # And someone outside the project learns nothing
     assert api.get(path).status_code == 404
+
+
+def test_a_refused_post_leaves_its_idempotency_key_free_for_the_corrected_one(pipeline, image_id, api):
+    a = f"/api/v1/analyses/{processing(pipeline, image_id)}"
+    key = {"Idempotency-Key": "batch-0002"}
+    # Given a post refused for its geometry
+    assert pipeline.post(f"{a}/annotations:bulk", {"annotations": [box(x_max=WIDTH * 2)]}, headers=key).status_code == 422
+    # When the corrected post is sent with the same key
+    fixed = pipeline.post(f"{a}/annotations:bulk", {"annotations": [box()]}, headers=key)
+    # Then it is stored, not refused as a reuse of the key
+    assert fixed.status_code == 200, fixed.json
+    assert fixed.json["data"]["replayed"] is False and len(api.get(a).json["data"]["predictions"]) == 1
