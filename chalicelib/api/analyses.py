@@ -10,19 +10,19 @@ from chalicelib.schemas.analyses import (
     AnalysisBatchCreate,
     AnalysisCreate,
     AnalysisDetail,
+    AnalysisExportOut,
     AnalysisOut,
     ArtifactOut,
     ArtifactPresign,
+    ArtifactUploadOut,
     BatchCreated,
     BulkOut,
     BulkPredictions,
-    ExportOut,
     ExportQuery,
     Finalize,
     PredictionOut,
     ProjectExportQuery,
     StatusUpdate,
-    UploadOut,
 )
 from chalicelib.errors import ValidationError
 from chalicelib.services.container import services
@@ -62,12 +62,14 @@ def update_analysis_status(analysis_id, pipeline, body: StatusUpdate):
     return ok(AnalysisOut.model_validate(analysis), f"Analysis '{analysis_id}' is {analysis.status}")
 
 
-@endpoint(bp, f"{A}/artifacts/presign", "POST", body=ArtifactPresign, response=UploadOut, pipeline=True)
+@endpoint(bp, f"{A}/artifacts/presign", "POST", body=ArtifactPresign, response=ArtifactUploadOut,
+          pipeline=True)
 def presign_artifact(analysis_id, pipeline, body: ArtifactPresign):
     """A presigned PUT for one artifact under ml_outputs/{analysis_id}/."""
     upload = services().analyses.presign_artifact(pipeline, analysis_id, body.artifact_type, body.filename,
                                                   body.content_type, body.size)
-    return ok(UploadOut.model_validate(upload), f"PUT the artifact to the URL within {upload.expires_in} s")
+    message = f"PUT the artifact to the URL within {upload.expires_in} s"
+    return ok(ArtifactUploadOut.model_validate(upload), message)
 
 
 @endpoint(bp, f"{A}/annotations:bulk", "POST", body=BulkPredictions, response=BulkOut, pipeline=True)
@@ -110,17 +112,18 @@ def get_analysis(analysis_id, identity):
     return ok(out, "Analysis found")
 
 
-@endpoint(bp, f"{A}/export", query=ExportQuery, response=ExportOut)
+@endpoint(bp, f"{A}/export", query=ExportQuery, response=AnalysisExportOut)
 def export_analysis(analysis_id, identity, query: ExportQuery):
     """An analysis and its predictions as JSON or CSV."""
     export = services().analyses.export(identity, analysis_id, query.format)
-    return ok(ExportOut.model_validate(export), f"Analysis exported as {export.format}")
+    return ok(AnalysisExportOut.model_validate(export), f"Analysis exported as {export.format}")
 
 
-@endpoint(bp, "/api/v1/projects/{project_id}/analyses/export", query=ProjectExportQuery, response=ExportOut)
+@endpoint(bp, "/api/v1/projects/{project_id}/analyses/export", query=ProjectExportQuery,
+          response=AnalysisExportOut)
 def export_project_analyses(project_id, identity, query: ProjectExportQuery):
     """The analyses of the pool images an Explore filter selects, as JSON or CSV."""
     export = services().analyses.export_project(identity, project_id, query.image_filter(), query.format,
                                                 model_name=query.model_name, model_version=query.model_version,
                                                 status=query.status)
-    return ok(ExportOut.model_validate(export), f"Analyses exported as {export.format}")
+    return ok(AnalysisExportOut.model_validate(export), f"Analyses exported as {export.format}")

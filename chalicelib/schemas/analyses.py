@@ -109,7 +109,7 @@ class BatchCreated(ResponseModel):
     analyses: list[AnalysisOut]
 
 
-class UploadOut(ResponseModel):
+class ArtifactUploadOut(ResponseModel):
     url: str
     method: str
     headers: dict[str, str]
@@ -138,7 +138,7 @@ class AnalysisDetail(AnalysisOut):
     predictions: list[PredictionOut]
 
 
-class ExportOut(ResponseModel):
+class AnalysisExportOut(ResponseModel):
     format: str
     filename: str
     content_type: str

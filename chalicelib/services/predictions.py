@@ -39,7 +39,8 @@ def _point(x: Any, y: Any, where: str, width: int, height: int) -> list[Problem]
 
 def _keys(data: dict, allowed: set[str], required: set[str]) -> list[Problem]:
     problems = [(f"data.{name}", "is required") for name in sorted(required - set(data))]
-    return problems + [(f"data.{name}", "is not a field of this annotation type") for name in sorted(set(data) - allowed)]
+    extra = sorted(set(data) - allowed)
+    return problems + [(f"data.{name}", "is not a field of this annotation type") for name in extra]
 
 
 def _bounding_box(data: dict, width: int, height: int, analysis_id: str) -> list[Problem]:

@@ -520,7 +520,8 @@ def test_a_refused_post_leaves_its_idempotency_key_free_for_the_corrected_one(pi
     a = f"/api/v1/analyses/{processing(pipeline, image_id)}"
     key = {"Idempotency-Key": "batch-0002"}
     # Given a post refused for its geometry
-    assert pipeline.post(f"{a}/annotations:bulk", {"annotations": [box(x_max=WIDTH * 2)]}, headers=key).status_code == 422
+    refused = pipeline.post(f"{a}/annotations:bulk", {"annotations": [box(x_max=WIDTH * 2)]}, headers=key)
+    assert refused.status_code == 422
     # When the corrected post is sent with the same key
     fixed = pipeline.post(f"{a}/annotations:bulk", {"annotations": [box()]}, headers=key)
     # Then it is stored, not refused as a reuse of the key
