@@ -398,7 +398,8 @@ def _soft_delete(api: Api, world: dict) -> list[tuple[str, str, str]]:
     operations = sum(made.values())
     return [
         (f"soft delete: Explore of another project ('whole', {before:,} pool images) warmed",
-         f"cold build {cold:.1f} s, then {warm * 1000:.0f} ms a call", ""),
+         f"first call {cold:.1f} s (its index was built by the impact call before), then {warm * 1000:.0f} ms "
+         "a call", ""),
         ("soft delete: the DELETE request (202)",
          f"{delete_seconds * 1000:.0f} ms; {operations} AWS requests: {requests_line(made)}",
          "a handful, independent of size"),
