@@ -524,6 +524,13 @@ def _memory(api: Api, world: dict) -> list[tuple[str, str, str]]:
 # The bench ----------------------------------------------------------------------------------------
 
 
+def _shown(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """Rows as they are measured, to stderr too: a long run stopped early keeps what it measured."""
+    for row in rows:
+        _say(" | ".join(row))
+    return rows
+
+
 def run() -> list[tuple[str, str, str]]:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -548,14 +555,14 @@ def run() -> list[tuple[str, str, str]]:
                          f"{whole_n}/image; half: every other, {half_n}/image), jobs of {CHUNK}, {TAGS} tags",
                          f"{world['annotations']:,} annotations, {world['versions']:,} versions; seeded through "
                          f"the store in {world['seconds']:.0f} s", ""))
-            rows += _impact(api, world)
-            rows += _soft_delete(api, world)
-            rows += _purge(stack, api, world)
+            for part in (lambda: _impact(api, world), lambda: _soft_delete(api, world),
+                         lambda: _purge(stack, api, world)):
+                rows += _shown(part())
             if MEMORY:
                 stack.reset()
                 _name_resources(stack)
                 world = _seed(stack, api, actor, "b")
-                rows += _memory(api, world)
+                rows += _shown(_memory(api, world))
     finally:
         stack.stop()
     return rows
