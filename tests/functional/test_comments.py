@@ -304,3 +304,14 @@ def test_a_concurrent_change_is_retried_on_the_new_revision(api):
     assert response.status_code == 200, response.json
     assert racing.raced == 1
     assert api.get(path).json["data"]["metadata"] == {"a": 1, "b": 2, "c": 3}
+
+
+def test_a_member_who_left_no_longer_sees_the_projects_mentions(team):
+    people, base, _ = team
+    comment(people["bob"], f"{base}/comments", "for carol", mentions=["carol"])
+    assert len(mentions_of(people["carol"])) == 1
+    # When carol leaves the project
+    assert people["carol"].delete(f"{base}/members/carol").status_code == 200
+    # Then its comments no longer show in her mentions, nor can she be mentioned there
+    assert mentions_of(people["carol"]) == []
+    assert people["bob"].post(f"{base}/comments", {"text": "x", "mentions": ["carol"]}).status_code == 422
