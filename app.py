@@ -12,6 +12,7 @@ from chalice import Chalice  # noqa: E402
 from chalicelib.api import (  # noqa: E402
     annotations,
     auth,
+    comments,
     datasets,
     explore,
     exports,
@@ -50,6 +51,7 @@ app.register_blueprint(projects.bp)
 app.register_blueprint(pool.bp)
 app.register_blueprint(explore.bp)
 app.register_blueprint(saved_filters.bp)
+app.register_blueprint(comments.bp)
 app.register_blueprint(tasks.bp)
 app.register_blueprint(jobs.bp)
 app.register_blueprint(annotations.bp)
