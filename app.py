@@ -13,6 +13,7 @@ from chalicelib.api import (  # noqa: E402
     analyses,
     annotations,
     auth,
+    comments,
     datasets,
     explore,
     exports,
@@ -51,6 +52,7 @@ app.register_blueprint(projects.bp)
 app.register_blueprint(pool.bp)
 app.register_blueprint(explore.bp)
 app.register_blueprint(saved_filters.bp)
+app.register_blueprint(comments.bp)
 app.register_blueprint(tasks.bp)
 app.register_blueprint(jobs.bp)
 app.register_blueprint(annotations.bp)

@@ -25,7 +25,7 @@ BASE = "/api/v1/projects"
 def _project(view) -> ProjectOut:
     project = view.project
     return ProjectOut(id=project.id, name=project.name, description=project.description, labels=project.labels,
-                      role=view.role, created_by=project.created_by, created_at=project.created_at,
+                      role=view.role, metadata=project.metadata, created_by=project.created_by, created_at=project.created_at,
                       updated_at=project.updated_at)
 
 
@@ -52,13 +52,14 @@ def get_project(project_id, identity):
 
 @endpoint(bp, f"{BASE}/{{project_id}}", "PATCH", body=ProjectPatch, response=ProjectOut)
 def update_project(project_id, identity, body: ProjectPatch):
-    """Change name, description or the label set (owners and editors)."""
+    """Change name, description, the label set or custom metadata (an RFC 7396 merge patch; owners and editors)."""
     # Only the fields sent, but each label complete (exclude_unset would drop its defaults too).
     changes = body.model_dump(include=body.model_fields_set)
     if changes.get("name") is None:
         changes.pop("name", None)
-    if "labels" in changes and changes["labels"] is None:
-        changes.pop("labels")
+    for name in ("labels", "metadata"):
+        if name in changes and changes[name] is None:
+            changes.pop(name)
     return ok(_project(services().projects.update(identity, project_id, changes)), "Project updated")
 
 

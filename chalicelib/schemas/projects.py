@@ -26,6 +26,9 @@ class ProjectPatch(RequestModel):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=2000)
     labels: list[Label] | None = Field(default=None, max_length=500, description="replaces the label set")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="RFC 7396 merge patch into the project's custom metadata: a key set to null "
+                                  "is removed; at most 16 KiB once merged")
 
 
 class LabelOut(ResponseModel):
@@ -40,6 +43,7 @@ class ProjectOut(ResponseModel):
     description: str | None
     labels: list[LabelOut]
     role: Role = Field(description="the caller's role in this project")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="custom metadata (PATCH merges into it)")
     created_by: str | None
     created_at: datetime
     updated_at: datetime

@@ -6,6 +6,8 @@ never leaks; a member whose role lacks the action gets 403. `ASSIGNED` grants an
 jobs assigned to the caller: an annotator works on their own jobs and nothing else. Finishing a
 review (`review → done`, or sending the job back `review → in_progress`) is `jobs.review`, an
 editor's and owner's action: an annotator submits their work, they do not approve it.
+Comments: annotators, editors and owners write and change or delete their own (`comments.write`);
+editors and owners also edit or delete anyone's (`comments.moderate`); viewers read.
 
 Global resources (`GLOBAL_RULES`: the registry's images, their metadata, masks and tags, the tag
 list, the share, creating projects) are shared by everyone, so the global role comes from the
@@ -70,6 +72,9 @@ RULES: dict[str, tuple[Grant, Grant, Grant, Grant]] = {
     "exports.read":       (A, A, N, A),
     "exports.write":      (A, A, N, N),
     "leaks.read":         (A, A, N, A),
+    "comments.read":      (A, A, A, A),
+    "comments.write":     (A, A, A, N),
+    "comments.moderate":  (A, A, N, N),
 }
 
 

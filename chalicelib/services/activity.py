@@ -5,7 +5,9 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.services.identity import Identity
-from chalicelib.store.activity import DATASETS_SCOPE, ActivityEntry, ActivityRepository, dataset_scope
+from chalicelib.store.activity import (
+    DATASETS_SCOPE, ActivityEntry, ActivityRepository, dataset_scope, mentions_scope,
+)
 from chalicelib.clock import utcnow
 from chalicelib.ids import new_id
 
@@ -60,3 +62,18 @@ class ActivityService:
         """One dataset's audit entries (every dataset's: None), newest first, and where to go on."""
         scope = dataset_scope(dataset_id) if dataset_id else DATASETS_SCOPE
         return self._repository.newest_in(scope, limit, after)
+
+    # Mentions -----------------------------------------------------------------------------------
+
+    def mention(self, actor: Identity, user_id: str, project_id: str, comment_id: str,
+                details: dict[str, Any]) -> ActivityEntry:
+        """Record that `actor` mentioned `user_id` in a comment, in that user's mentions."""
+        entry = ActivityEntry(id=new_id(), entity_type="comment", entity_id=comment_id, action="mentioned",
+                              actor=actor.sub, project_id=project_id, created_at=utcnow(),
+                              details={**details, "user_id": user_id}, summary=f"{actor.sub} mentioned {user_id}")
+        self._repository.add(entry, (mentions_scope(user_id),))
+        return entry
+
+    def mentions(self, user_id: str, limit: int, after: str | None = None):
+        """A user's mentions, newest first, and where to go on."""
+        return self._repository.newest_in(mentions_scope(user_id), limit, after)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from chalicelib.services.activity import ActivityService
     from chalicelib.services.analyses import AnalysisService
     from chalicelib.services.annotations import AnnotationService
+    from chalicelib.services.comments import CommentService
     from chalicelib.services.dataset_import import DatasetImportService
     from chalicelib.services.datasets import DatasetService
     from chalicelib.services.explore import ExploreIndex, ExploreService
@@ -258,6 +259,15 @@ class Services:
         # Deleting a project purges what other services own in it: its tasks and pool, its exports.
         return ProjectService(self.access, ProjectRepository(), UserRepository(), self.activity, self.invitations,
                               purgers=(self.tasks, self.exports, self.explore_index))
+
+    @provided
+    def comments(self) -> "CommentService":
+        from chalicelib.services.comments import CommentService
+        from chalicelib.store.comments import CommentRepository
+        from chalicelib.store.pool import PoolRepository
+        from chalicelib.store.projects import ProjectRepository
+
+        return CommentService(self.access, CommentRepository(), PoolRepository(), ProjectRepository(), self.activity)
 
     @provided
     def pool(self) -> "PoolService":

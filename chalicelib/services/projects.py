@@ -1,6 +1,7 @@
 """Projects, their label sets and members, and each project's activity timeline."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, Sequence
 
@@ -9,6 +10,7 @@ from chalicelib.services import cursors
 from chalicelib.services.access import ROLES, Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
+from chalicelib.services.images import MAX_METADATA_BYTES, METADATA_ATTEMPTS, merge_patch
 from chalicelib.store.activity import ActivityEntry
 from chalicelib.clock import utcnow
 from chalicelib.ids import new_id
@@ -78,15 +80,39 @@ class ProjectService:
         return ProjectView(caller.project, caller.role)
 
     def update(self, actor: Identity, project_id: str, changes: dict[str, Any]) -> ProjectView:
+        """Change name, description, labels; `metadata` in `changes` is an RFC 7396 merge patch into
+        the project's custom metadata, applied on the revision read and retried if another change
+        came between (the other fields go in the same conditional write)."""
         caller = self._access.require(actor, project_id, "project.update")
         if "labels" in changes:
             _check_labels(changes["labels"])
         if not changes:
             return ProjectView(caller.project, caller.role)
-        project = self._projects.update(project_id, changes)
+        if "metadata" in changes:
+            project = self._merge_metadata(caller.project, changes)
+        else:
+            project = self._projects.update(project_id, changes)
         self._activity.record(actor, "project", project_id, "updated", project_id=project_id,
                               summary=f"Changed {', '.join(sorted(changes))}", details={"fields": sorted(changes)})
         return ProjectView(project, caller.role)
+
+    def _merge_metadata(self, project: Project, changes: dict[str, Any]) -> Project:
+        patch = changes["metadata"]
+        for attempt in range(METADATA_ATTEMPTS):
+            merged = merge_patch(project.metadata, patch)
+            size = len(json.dumps(merged).encode())
+            if size > MAX_METADATA_BYTES:
+                raise ValidationError(
+                    f"metadata would be {size} bytes; the limit is {MAX_METADATA_BYTES}",
+                    [{"field": "metadata", "location": "body", "message": "too large", "type": "too_long"}],
+                )
+            try:
+                return self._projects.update(project.id, {**changes, "metadata": merged}, expected_rev=project.rev)
+            except ConflictError:
+                if attempt == METADATA_ATTEMPTS - 1:
+                    raise
+                project = self._projects.get(project.id)
+        raise AssertionError("unreachable")
 
     def delete(self, actor: Identity, project_id: str) -> ProjectView:
         """Delete the project with its tasks, jobs, annotations, pool, members and filters.

@@ -1,6 +1,7 @@
 """The activity log: one item per mutation, partitioned by project (or `GLOBAL`), newest last; and
 the datasets' audit log in the same table: each entry under its dataset (`DATASET#<id>`) and in the
-feed of every dataset (`DATASETS`), append-only, kept after the dataset is purged.
+feed of every dataset (`DATASETS`), append-only, kept after the dataset is purged; and each user's
+mentions in comments (`MENTIONS#<user>`).
 
 `sk = <ISO time>#<id>` keeps a partition in time order, so a timeline is one Query read backwards.
 """
@@ -21,6 +22,11 @@ DATASETS_SCOPE = "DATASETS"
 
 def dataset_scope(dataset_id: str) -> str:
     return f"DATASET#{dataset_id}"
+
+
+def mentions_scope(user_id: str) -> str:
+    """Where a user's mentions are recorded, one entry each, newest last."""
+    return f"MENTIONS#{user_id}"
 
 
 class ActivityItem(Model):

@@ -99,6 +99,13 @@ def connection(model: type[Model]) -> TableConnection:
     return cached[1]
 
 
+def warm_client(model: type[Model]) -> None:
+    """Build `model`'s botocore client on this thread before reads fan out to others: PynamoDB
+    builds it on first use, and threads that find none at once each load a botocore session of
+    their own (~9 MB each, kept by the thread) to build one."""
+    model._get_connection().connection.client  # noqa: B018 (the property builds it)
+
+
 def forget_connections(models: Sequence[type[Model]]) -> None:
     """Drop the connections of `models`, ours and PynamoDB's, so that the next request builds them
     from the `Meta` again (a benchmark that changes timeouts, a process whose endpoint changed)."""

@@ -32,7 +32,7 @@ from pynamodb.models import Model
 from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.store import changes as change_log
-from chalicelib.store.dynamo import ItemKeys, conditional, entity, store_errors, table_meta
+from chalicelib.store.dynamo import ItemKeys, conditional, entity, store_errors, table_meta, warm_client
 
 SHARDS = 8
 SEQUENCER_WIDTH = 32
@@ -40,6 +40,9 @@ ID_NAMESPACE = uuid.UUID("6b1f3c0e-8a57-4f7e-9d1a-3c2b7e0f5a11")
 CATALOG_FIELDS = ("status", "sha256", "phash", "width", "height", "size", "tag_ids", "mask_of", "created_at")
 
 READY, FAILED, MISSING = "ready", "failed", "missing"
+# The catalog's shards are read on threads kept for the process, with the client built first
+# (store/dynamo.warm_client): otherwise each thread may load a botocore session of its own.
+_SHARD_READERS = ThreadPoolExecutor(max_workers=SHARDS, thread_name_prefix="catalog")
 
 
 def image_id(key: str) -> str:
@@ -386,8 +389,8 @@ class ImageRepository:
             with store_errors("reading the catalog"):
                 return [_to_entry(item) for item in ImageItem.catalog.query(shard, condition)]
 
-        with ThreadPoolExecutor(max_workers=SHARDS) as pool:
-            shards = list(pool.map(read, (f"{n:02d}" for n in range(SHARDS))))
+        warm_client(ImageItem)
+        shards = list(_SHARD_READERS.map(read, (f"{n:02d}" for n in range(SHARDS))))
         return [entry for entries in shards for entry in entries]
 
     def delete_records(self, image_ids: list[str]) -> int:

@@ -29,10 +29,12 @@ from chalicelib.clock import utcnow
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.store import changes
 from chalicelib.store.dynamo import (Transaction, TransactionCancelled, conditional, entity, query_values,
-                                     store_errors, table_meta)
+                                     store_errors, table_meta, warm_client)
 from chalicelib.store.pool import PoolItem
 
 PARALLEL_READS = 8
+# Threads kept for the process, the client built before they read (see store/dynamo.warm_client).
+_TASK_READERS = ThreadPoolExecutor(max_workers=PARALLEL_READS, thread_name_prefix="job-images")
 TRANSACTION_PAIRS = 50  # TransactWriteItems takes 100 actions: a job image and its pool entry each
 
 
@@ -219,8 +221,8 @@ class JobRepository:
         task_ids = list(task_ids)
         if len(task_ids) == 1:
             return read(task_ids[0])
-        with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
-            return [image for images in pool.map(read, task_ids) for image in images]
+        warm_client(JobImageItem)
+        return [image for images in _TASK_READERS.map(read, task_ids) for image in images]
 
     def uses(self, project_id: str, image_ids: Iterable[str]) -> list[Use]:
         """Where each of `image_ids` is used in the project's tasks (one `by_image` Query per

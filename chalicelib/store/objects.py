@@ -204,15 +204,18 @@ class Bucket:
             raise StoreError(f"listing versions under s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
         return deleted
 
-    def delete_versions_before_latest(self, key: str) -> int:
-        """Delete the noncurrent versions of one object (its earlier bytes in a versioned bucket)."""
+    def delete_earlier_versions(self, prefix: str, keys: set[str]) -> int:
+        """Delete the noncurrent versions of `keys` (their earlier bytes in a versioned bucket), all
+        found under `prefix`: ListObjectVersions pages, then DeleteObjects of 1,000 a request."""
+        old: list[dict[str, str]] = []
+        paginator = client("s3").get_paginator("list_object_versions")
         try:
-            page = client("s3").list_object_versions(Bucket=self.name, Prefix=key)
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+                old += [{"Key": entry["Key"], "VersionId": entry["VersionId"]} for entry in page.get("Versions", ())
+                        if entry["Key"] in keys and not entry.get("IsLatest")]
         except ClientError as exc:
-            raise StoreError(f"listing versions of s3://{self.name}/{key} failed: {_code(exc)}") from exc
-        old = [{"Key": entry["Key"], "VersionId": entry["VersionId"]} for entry in page.get("Versions", ())
-               if entry["Key"] == key and not entry.get("IsLatest")]
-        return self._delete_objects(old, key)
+            raise StoreError(f"listing versions under s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
+        return self._delete_objects(old, prefix)
 
     def _delete_objects(self, objects: list[dict[str, str]], what: str) -> int:
         for start in range(0, len(objects), 1000):

@@ -15,7 +15,7 @@ The same partition holds the project's tasks (store/tasks.py), saved filters
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -66,6 +66,7 @@ class ProjectItem(Model):
     created_at = UnicodeAttribute()  # ISO-8601: also the sort key of `all_projects`
     updated_at = UTCDateTimeAttribute()
     rev = NumberAttribute(default=0)
+    metadata = JSONAttribute(null=True)  # custom, free-form; absent on projects that never had any
 
     all_projects = AllProjects()
 
@@ -107,6 +108,8 @@ class Project:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+    rev: int = 0  # every update adds one: the condition of a metadata merge
 
 
 @dataclass(frozen=True)
@@ -220,12 +223,19 @@ class ProjectRepository:
         with store_errors("listing projects"):
             return [_to_project(item) for item in ProjectItem.all_projects.query(LISTING, scan_index_forward=False)]
 
-    def update(self, project_id: str, changes: dict[str, Any]) -> Project:
+    def update(self, project_id: str, changes: dict[str, Any], expected_rev: int | None = None) -> Project:
+        """Set the fields in `changes` (description None removes it) and add one to `rev`; with
+        `expected_rev`, only if nobody changed the project since (409 otherwise)."""
         actions = [getattr(ProjectItem, name).set(value) if value is not None or name != "description"
                    else ProjectItem.description.remove() for name, value in changes.items()]
         actions += [ProjectItem.updated_at.set(utcnow()), ProjectItem.rev.add(1)]
-        with conditional("updating a project", NotFoundError(f"Project '{project_id}' not found")):
-            ProjectItem(pk=project_id, sk=PROJECT_SK).update(actions=actions, condition=ProjectItem.pk.exists())
+        condition = ProjectItem.pk.exists()
+        failed = NotFoundError(f"Project '{project_id}' not found")
+        if expected_rev is not None:
+            condition &= ProjectItem.rev == expected_rev
+            failed = ConflictError(f"Project '{project_id}' changed meanwhile; retry")
+        with conditional("updating a project", failed):
+            ProjectItem(pk=project_id, sk=PROJECT_SK).update(actions=actions, condition=condition)
         return self.get(project_id)
 
     def delete_partition(self, project_id: str) -> None:

@@ -53,6 +53,8 @@ class World:
     spare_image: str
     filter_id: str
     export_id: str = ""
+    comment_id: str = ""  # the owner's, on the project
+    image_comment_id: str = ""  # the owner's, on images[0]
     private: set[str] = field(default_factory=set)
 
     @property
@@ -143,6 +145,29 @@ def remove_pool_image(w: World, job: str) -> Call:
         image["id"] for image in w.owner.get(w.p("/explore?page_size=200")).json["data"]["images"]})
 
 
+def comments_path(w: World, on_image: bool) -> str:
+    return w.p(f"/images/{w.images[0]}/comments" if on_image else "/comments")
+
+
+def comment_texts(w: World, on_image: bool) -> dict[str, str | None]:
+    return {c["id"]: c["text"] for c in created(w.owner.get(f"{comments_path(w, on_image)}?page_size=200"))}
+
+
+def edit_comment(w: World, on_image: bool) -> Call:
+    # the owner's comment, given its own text again: only its author and moderators may edit it
+    comment_id = w.image_comment_id if on_image else w.comment_id
+    before = comment_texts(w, on_image)
+    return Call(f"{comments_path(w, on_image)}/{comment_id}", {"text": before[comment_id]},
+                unchanged=lambda: comment_texts(w, on_image) == before)
+
+
+def delete_comment(w: World, on_image: bool) -> Call:
+    base = comments_path(w, on_image)
+    comment_id = created(w.owner.post(base, {"text": "Disposable"}))["id"]
+    return Call(f"{base}/{comment_id}", unchanged=lambda: any(
+        c["id"] == comment_id and not c["deleted"] for c in created(w.owner.get(f"{base}?page_size=200"))))
+
+
 def completed_export(w: World) -> str:
     export_id = created(w.owner.post(w.p("/exports"), {"export_mode": "detection"}))["id"]
     poll(lambda: w.owner.get(w.p(f"/exports/{export_id}")).json["data"]["status"],
@@ -231,6 +256,19 @@ ROWS = [
         lambda w, j: Call(w.p(f"/exports/{w.export_id}/download"))),
     Row("DELETE", f"{P}/exports/{{export_id}}", "exports.write", delete_export),
     Row("GET", f"{P}/split-leaks", "leaks.read", lambda w, j: Call(w.p("/split-leaks?max_distance=8"))),
+    Row("GET", f"{P}/comments", "comments.read", lambda w, j: Call(w.p("/comments?page_size=5"))),
+    Row("POST", f"{P}/comments", "comments.write",
+        lambda w, j: Call(w.p("/comments"), {"text": "Looks good", "parent_id": w.comment_id})),
+    Row("PATCH", f"{P}/comments/{{comment_id}}", "comments.moderate", lambda w, j: edit_comment(w, False)),
+    Row("DELETE", f"{P}/comments/{{comment_id}}", "comments.moderate", lambda w, j: delete_comment(w, False)),
+    Row("GET", f"{P}/images/{{image_id}}/comments", "comments.read",
+        lambda w, j: Call(w.p(f"/images/{w.images[0]}/comments"))),
+    Row("POST", f"{P}/images/{{image_id}}/comments", "comments.write",
+        lambda w, j: Call(w.p(f"/images/{w.images[0]}/comments"), {"text": "Blurry", "mentions": [SUBS["editor"]]})),
+    Row("PATCH", f"{P}/images/{{image_id}}/comments/{{comment_id}}", "comments.moderate",
+        lambda w, j: edit_comment(w, True)),
+    Row("DELETE", f"{P}/images/{{image_id}}/comments/{{comment_id}}", "comments.moderate",
+        lambda w, j: delete_comment(w, True)),
 ]
 
 
@@ -293,7 +331,9 @@ def build_world(stack, client) -> World:
     world.private = {NAME, project_id, world.task_id, job_a, job_b, spare_image, saved["id"], *images,
                      *(SUBS[role] for role in ROLES), SPARE_USER}
     world.export_id = completed_export(world)
-    world.private.add(world.export_id)
+    world.comment_id = created(owner.post(f"{project}/comments", {"text": "Owner's note"}))["id"]
+    world.image_comment_id = created(owner.post(f"{project}/images/{images[0]}/comments", {"text": "Owner's"}))["id"]
+    world.private |= {world.export_id, world.comment_id, world.image_comment_id}
     return world
 
 
@@ -566,6 +606,7 @@ SI = "/api/v1/shared-images"
 DS = "/api/v1/datasets"
 GLOBAL_ROWS = [
     GlobalRow("GET", "/api/v1/me", "global.read", lambda w, o: Call("/api/v1/me")),
+    GlobalRow("GET", "/api/v1/me/mentions", "global.read", lambda w, o: Call("/api/v1/me/mentions")),
     GlobalRow("GET", "/api/v1/operations/{operation_id}", "operations.read",
               lambda w, o: Call(f"/api/v1/operations/{w.operation_of[o]}"), refused=404),
     GlobalRow("POST", "/api/v1/admin/reindex", "images.reindex",

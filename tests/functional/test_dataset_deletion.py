@@ -287,6 +287,16 @@ def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, a
     assert list(services().exports_bucket.walk(f"exports/{world.other}/{exported['id']}/")) in ([], [[]])
     task = data(api.get(f"{P}/{world.other}/tasks/{world.task}"))
     assert task["total_images"] == 1
+    # its frozen version lost the purged image's entry (2 images → 1), and no earlier bytes of it remain
+    job = data(api.get(f"{P}/{world.other}/tasks/{world.task}/jobs"))[0]["id"]
+    (version,) = data(api.get(f"/api/v1/jobs/{job}/versions"))
+    assert (version["image_count"], version["annotation_count"]) == (1, 1)
+    stored = stack.aws("s3").list_object_versions(Bucket=stack.variables["PIXELPOOL_DATASETS_BUCKET"],
+                                                  Prefix=f"projects/{world.other}/")
+    assert len(stored.get("Versions", [])) == 1
+    document = stack.aws("s3").get_object(Bucket=stack.variables["PIXELPOOL_DATASETS_BUCKET"],
+                                          Key=stored["Versions"][0]["Key"])["Body"].read().decode()
+    assert world.images[0] not in document and world.outside in document
     assert data(api.get(f"/api/v1/tags/{world.tag}"))["usage_count"] == 1
     # the other dataset is untouched
     assert explore(api, world.kept_project) == kept_before
