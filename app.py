@@ -10,6 +10,7 @@ gc.disable()
 from chalice import Chalice  # noqa: E402
 
 from chalicelib.api import (  # noqa: E402
+    analyses,
     annotations,
     auth,
     comments,
@@ -57,6 +58,7 @@ app.register_blueprint(jobs.bp)
 app.register_blueprint(annotations.bp)
 app.register_blueprint(exports.bp)
 app.register_blueprint(split_leaks.bp)
+app.register_blueprint(analyses.bp)
 app.register_blueprint(selfcheck.bp)
 app.register_blueprint(indexing.bp)
 app.register_blueprint(export_steps.bp)

@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 PREFIX = "PIXELPOOL_"
 # Names outside the prefix that AWS itself sets in a Lambda environment.
 AWS_NAMES = {"region": ("AWS_REGION", "AWS_DEFAULT_REGION")}
+# The seed's names for the ML pipeline settings (its `.env`), read as well as `PIXELPOOL_<FIELD>`.
+SEED_NAMES = {
+    "ml_analysis_enabled": ("ML_ANALYSIS_ENABLED",),
+    "ml_callback_hmac_secret": ("ML_CALLBACK_HMAC_SECRET",),
+    "ml_allowed_models": ("ML_ALLOWED_MODELS",),
+}
 
 
 class Settings(BaseModel):
@@ -44,6 +50,9 @@ class Settings(BaseModel):
     annotations_table: str = "pixelpool-annotations"
     changes_table: str = "pixelpool-changes"
     datasets_table: str = "pixelpool-datasets"
+    analyses_table: str = "pixelpool-analyses"
+    pipeline_signatures_table: str = "pixelpool-pipeline-signatures"
+    idempotency_table: str = "pixelpool-idempotency"
     # Item reads decoded from DynamoDB's JSON by store/wire.py (off: botocore parses them).
     fast_item_reads: bool = True
 
@@ -96,14 +105,29 @@ class Settings(BaseModel):
 
     presign_ttl_seconds: int = Field(default=3600, gt=0, le=3600)
 
+    # ML analyses posted by external pipelines (docs/analyses.md). Off unless enabled; pipelines
+    # sign with a key of the `ml_keys_secret` secret ({"keys": {id: secret}}) or, as key id
+    # `default`, with `ml_callback_hmac_secret`. `ml_allowed_models`: comma-separated names.
+    ml_analysis_enabled: bool = False
+    ml_callback_hmac_secret: str | None = None
+    ml_allowed_models: str = ""
+    ml_keys_secret: str | None = None
+    ml_keys_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    ml_signature_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    ml_artifact_max_bytes: int = Field(default=50 * 2**20, gt=0, le=5 * 2**30)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
         values = {}
         for name in cls.model_fields:
-            for variable in AWS_NAMES.get(name, ()) + (PREFIX + name.upper(),):
+            for variable in AWS_NAMES.get(name, ()) + SEED_NAMES.get(name, ()) + (PREFIX + name.upper(),):
                 if environ.get(variable):
                     values[name] = environ[variable]
         return cls.model_validate(values)
+
+    @property
+    def allowed_models(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.ml_allowed_models.split(",") if name.strip())
 
 
 @lru_cache(maxsize=1)

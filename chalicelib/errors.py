@@ -63,3 +63,9 @@ class ImageRejectedError(PixelpoolError):
     """
 
     code = "image_rejected"
+
+
+class ReplayError(ConflictError):
+    """A pipeline request whose signature was used before (409): it had its effect the first time."""
+
+    code = "replayed_request"

@@ -109,6 +109,8 @@ def _operation(spec: RouteSpec) -> dict[str, Any]:
                                     "content": {"application/json": {"schema": _ref(spec.body)}}}
     if spec.public:
         operation["security"] = []
+    if spec.pipeline:
+        operation["security"] = [{"pipeline_hmac": []}]
     return operation
 
 
@@ -129,7 +131,11 @@ def document_dict() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                # ML pipelines: X-ML-Signature with X-ML-Timestamp (and X-ML-Key-Id), docs/analyses.md
+                "pipeline_hmac": {"type": "apiKey", "in": "header", "name": "X-ML-Signature"},
+            },
         },
         "security": [{"bearer": []}],
     }

@@ -19,6 +19,7 @@ from chalice.app import Request
 from chalicelib import errors
 from chalicelib.api import responses
 from chalicelib.api.auth import jwt_auth
+from chalicelib.api.pipeline_auth import pipeline_of
 from chalicelib.schemas import documents
 from chalicelib.services.container import services
 from chalicelib.services.identity import Identity
@@ -40,6 +41,7 @@ class RouteSpec:
     paginated: bool
     also: dict[int, Any]
     enveloped: bool
+    pipeline: bool = False
 
 
 ROUTES: list[RouteSpec] = []
@@ -121,12 +123,15 @@ def endpoint(
     paginated: bool = False,
     also: dict[int, Any] | None = None,
     enveloped: bool = True,
+    pipeline: bool = False,
 ) -> Callable:
     """Declare a route. The view receives URL params, then `query=`, `body=`, `identity=` as declared.
 
     `status` and `response` are the usual success; `also` maps every other success status the
     view can answer to its data model (e.g. `{202: OperationOut}` for work that goes async).
-    `enveloped=False`: the view answers a JSON object of its own, not the data envelope."""
+    `enveloped=False`: the view answers a JSON object of its own, not the data envelope.
+    `pipeline=True`: an ML pipeline's route: no bearer token, an HMAC signature instead (the view
+    receives `pipeline=`; api/pipeline_auth.py)."""
 
     def decorate(view: Callable) -> Callable:
         ROUTES.append(
@@ -143,6 +148,7 @@ def endpoint(
                 paginated=paginated,
                 also=dict(also or {}),
                 enveloped=enveloped,
+                pipeline=pipeline,
             )
         )
 
@@ -151,7 +157,9 @@ def endpoint(
             request = bp.current_request
             try:
                 kwargs: dict[str, Any] = dict(url_params)
-                if not public:
+                if pipeline:
+                    kwargs["pipeline"] = pipeline_of(request)
+                elif not public:
                     kwargs["identity"] = identity_of(request)
                 if query is not None:
                     kwargs["query"] = parse_query(request, query)
@@ -166,7 +174,7 @@ def endpoint(
                 logger.exception("unhandled error", extra={"path": path})
                 return responses.internal_error()
 
-        bp.route(path, methods=[method], authorizer=None if public else jwt_auth)(handle)
+        bp.route(path, methods=[method], authorizer=None if public or pipeline else jwt_auth)(handle)
         return view
 
     return decorate

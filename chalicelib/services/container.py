@@ -21,6 +21,7 @@ from chalicelib.config import Settings, get_settings
 if TYPE_CHECKING:
     from chalicelib.services.access import Access
     from chalicelib.services.activity import ActivityService
+    from chalicelib.services.analyses import AnalysisService
     from chalicelib.services.annotations import AnnotationService
     from chalicelib.services.comments import CommentService
     from chalicelib.services.dataset_import import DatasetImportService
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from chalicelib.services.invitations import InvitationService
     from chalicelib.services.jobs import JobService
     from chalicelib.services.operations import OperationService, WorkflowStarter
+    from chalicelib.services.pipelines import PipelineAuth
     from chalicelib.services.pool import PoolService
     from chalicelib.services.projects import ProjectService
     from chalicelib.services.kept_index import TagList
@@ -362,6 +364,24 @@ class Services:
         from chalicelib.store.datasets import DatasetRepository
 
         return Trash(DatasetRepository())
+
+    @provided
+    def pipelines(self) -> "PipelineAuth":
+        """HMAC authentication of the ML pipelines (its key cache lives as long as the container)."""
+        from chalicelib.services.pipelines import PipelineAuth
+        from chalicelib.store.pipelines import SignatureRepository, read_keys
+
+        return PipelineAuth(self.settings, SignatureRepository(), read_keys)
+
+    @provided
+    def analyses(self) -> "AnalysisService":
+        from chalicelib.services.analyses import AnalysisService
+        from chalicelib.store.analyses import AnalysisRepository
+        from chalicelib.store.idempotency import persistence_layer
+        from chalicelib.store.images import ImageRepository
+
+        return AnalysisService(self.settings, AnalysisRepository(), ImageRepository(), self.trash,
+                               self.documents_bucket, self.pipelines, persistence_layer(), self.explore)
 
     @provided
     def tag_list(self) -> "TagList":

@@ -351,6 +351,11 @@ class ExploreService:
         allowed = {job.id for job in self._index.jobs(task_ids) if caller.may("jobs.read", job)} if task_ids else set()
         return {image: [p for p in found if p.job_id in allowed] for image, found in placements.items()}
 
+    def selection_for(self, actor: Identity, project_id: str, image_filter: ImageFilter) -> Selection:
+        """The whole selection of a filter for a caller who may read the pool (and filter as asked)."""
+        self._allowed(actor, project_id, image_filter)
+        return self._index.select(project_id, image_filter)
+
     def select(self, project_id: str, image_filter: ImageFilter) -> Selection:
         """The whole selection of a filter (task creation, exports); the caller checked access."""
         return self._index.select(project_id, image_filter)

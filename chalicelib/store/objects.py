@@ -246,6 +246,12 @@ class Bucket:
         }
         return client("s3").generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
+    def presign_put(self, key: str, content_type: str, size: int, expires_in: int) -> str:
+        """A presigned PUT of exactly `key`; Content-Type and Content-Length are signed, so S3 refuses
+        an upload of another type or length."""
+        params = {"Bucket": self.name, "Key": key, "ContentType": content_type, "ContentLength": size}
+        return client("s3").generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+
     def presign_post(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> dict[str, Any]:
         """A browser-style POST upload of exactly `key`, refused by S3 above `max_bytes` or with another type."""
         return client("s3").generate_presigned_post(

@@ -1,8 +1,8 @@
 """Create the template's resources in the emulator, as CloudFormation would on AWS.
 
 The same rendered `infra/template.json` that `make package` deploys is walked here: tables,
-buckets (with their notifications, versioning and CORS), queues (with redrive) and state machines
-(with `DefinitionSubstitutions`) become the matching API calls, in dependency order. Intrinsic
+buckets (with their notifications, versioning and CORS), queues (with redrive), secrets and state
+machines (with `DefinitionSubstitutions`) become the matching API calls, in dependency order. Intrinsic
 functions are resolved against local names. Resource types with no local meaning are listed in
 `NOT_EMULATED`; any other unknown type is an error, so the two never drift apart silently.
 """
@@ -125,6 +125,7 @@ class Provisioner:
             "AWS::S3::Bucket": self._bucket,
             "AWS::SQS::Queue": self._queue,
             "AWS::StepFunctions::StateMachine": self._state_machine,
+            "AWS::SecretsManager::Secret": self._secret,
         }
 
     def apply(self, template: dict) -> dict[str, str]:
@@ -218,6 +219,16 @@ class Provisioner:
             type=props.get("StateMachineType", "STANDARD"),
         )["stateMachineArn"]
         self.context.physical[lid] = {"Ref": arn, "Arn": arn, "Name": name}
+
+
+    def _secret(self, lid: str, props: dict) -> None:
+        name = self._name(lid, props, "Name")
+        params = {"Name": name, "Description": props.get("Description", "")}
+        if "SecretString" in props:
+            params["SecretString"] = self.context.resolve(props["SecretString"])
+        arn = self._client("secretsmanager").create_secret(**params)["ARN"]
+        # CloudFormation: `Ref` of a secret is its ARN.
+        self.context.physical[lid] = {"Ref": arn, "Arn": arn, "Id": arn}
 
 
 def _depends_on(resource: dict) -> list[str]:

@@ -214,6 +214,7 @@ ROWS = [
     Row("DELETE", f"{P}/images/{{image_id}}", "pool.write", remove_pool_image),
     Row("GET", f"{P}/activity", "activity.read", lambda w, j: Call(w.p("/activity?page_size=5"))),
     Row("GET", f"{P}/explore", "pool.read", lambda w, j: Call(w.p("/explore?page_size=10"))),
+    Row("GET", f"{P}/analyses/export", "pool.read", lambda w, j: Call(w.p("/analyses/export?format=csv"))),
     Row("GET", f"{P}/saved-filters", "filters.read", lambda w, j: Call(w.p("/saved-filters"))),
     Row("POST", f"{P}/saved-filters", "filters.write",
         lambda w, j: Call(w.p("/saved-filters"), {"name": "Wide ones", "filter": {"min_width": 90}})),
@@ -582,6 +583,19 @@ def _deleted_dataset_call(w: GlobalWorld, whose: str, action: str) -> Call:
     return Call(f"{DS}/{dataset}/{action}", unchanged=lambda: _dataset_state(w, dataset) == "deleted")
 
 
+def _analysis_call(w: GlobalWorld, suffix: str = "") -> Call:
+    """An analysis of a registry image, stored as a pipeline's would be (pipelines sign; see below)."""
+    from chalicelib.clock import utcnow
+    from chalicelib.ids import new_id
+    from chalicelib.store.analyses import Analysis, AnalysisRepository
+
+    analysis = Analysis(id=new_id(), image_id=w.images[0], model_name="yolo_v8", model_version="1", parameters={},
+                        status="queued", key_id="default", artifacts=[], prediction_count=0, error=None,
+                        created_at=utcnow(), updated_at=utcnow())
+    AnalysisRepository().create([analysis])
+    return Call(f"/api/v1/analyses/{analysis.id}{suffix}")
+
+
 def _bulk_delete_call(w: GlobalWorld, whose: str) -> Call:
     dataset = w.fresh_dataset(whose)
     return Call(f"{DS}/bulk-delete", {"dataset_ids": [dataset], "confirm": True, "create_backup": False},
@@ -674,6 +688,11 @@ GLOBAL_ROWS = [
     GlobalRow("PATCH", "/api/v1/tags/{tag_id}", "tags.update", _patch_tag),
     GlobalRow("DELETE", "/api/v1/tags/{tag_id}", "tags.delete", _delete_tag),
     GlobalRow("DELETE", "/api/v1/tags/{tag_id}", "tags.force_delete", _force_delete_tag, "force"),
+    GlobalRow("GET", "/api/v1/images/{image_id}/analyses", "global.read",
+              lambda w, o: Call(f"/api/v1/images/{w.images[0]}/analyses")),
+    GlobalRow("GET", "/api/v1/analyses/{analysis_id}", "global.read", lambda w, o: _analysis_call(w)),
+    GlobalRow("GET", "/api/v1/analyses/{analysis_id}/export", "global.read",
+              lambda w, o: _analysis_call(w, "/export?format=csv")),
 ]
 # Who can own what an OWN grant is about: only contributors create tags and operations.
 OWNERS = ("contributor",)
@@ -735,7 +754,7 @@ def test_the_global_matrix_covers_every_global_route_and_every_action(local_stac
 
     assert local_stack.app is not None
     global_routes = {(route.method, route.path) for route in ROUTES
-                     if not route.public and not route.path.startswith((P, J))}
+                     if not route.public and not route.pipeline and not route.path.startswith((P, J))}
     assert {(row.method, row.route) for row in GLOBAL_ROWS} == global_routes
     assert {row.action for row in GLOBAL_ROWS} == set(GLOBAL_RULES)
 
@@ -769,3 +788,43 @@ def test_a_viewer_changes_nothing_global(global_world):
     assert all("'viewer'" in r.json["error"]["message"] for r in refused)
     after = created(admin.get(f"{SI}/{image['id']}"))
     assert (after["tags"], after["metadata"], after["mask_of"]) == (image["tags"], image["metadata"], image["mask_of"])
+
+
+# Pipeline routes (HMAC, docs/analyses.md): no caller's token opens them, a valid signature does.
+
+PIPELINE_SECRET = "matrix-pipeline-secret"
+
+
+def _signed(route: str, method: str, world: GlobalWorld) -> tuple[str, bytes, dict]:
+    import time
+
+    from chalicelib.services.pipelines import sign
+
+    path = route.replace("{image_id}", world.images[0]).replace("{analysis_id}", str(uuid.uuid4()))
+    body = b"{}"
+    stamp = str(int(time.time()))
+    return path, body, {"Content-Type": "application/json", "X-ML-Timestamp": stamp,
+                        "X-ML-Signature": sign(PIPELINE_SECRET, stamp, method, path, "", body)}
+
+
+def test_pipeline_routes_take_a_valid_signature_and_no_token(global_world):
+    from chalicelib.api.routing import ROUTES
+    from chalicelib.services.container import services
+
+    settings = services().settings
+    services().override(settings=settings.model_copy(update={
+        "ml_analysis_enabled": True, "ml_callback_hmac_secret": PIPELINE_SECRET, "ml_allowed_models": "yolo_v8"}))
+    try:
+        pipeline_routes = [route for route in ROUTES if route.pipeline]
+        assert len(pipeline_routes) >= 6
+        for route in pipeline_routes:
+            path, body, headers = _signed(route.path, route.method, global_world)
+            # Every caller's token, even an administrator's, is refused
+            for caller in ("admin", "contributor", "viewer", "no-token"):
+                response = global_world.callers[caller].request(route.method, path, raw=body)
+                assert response.status_code == 401, (route.path, caller, response.json)
+            # A valid signature passes authentication (what follows is the route's own answer)
+            signed = global_world.callers["no-token"].request(route.method, path, raw=body, headers=headers)
+            assert signed.status_code not in (401, 403), (route.path, signed.json)
+    finally:
+        services().override(settings=settings)

@@ -1,0 +1,174 @@
+"""ML analyses and their predictions, in AnalysesTable.
+
+- an analysis: `pk = A#<analysis id>`, `sk = ANALYSIS`, with `image_id` and `created_key`
+  (`<created_at ISO>#<id>`), so the sparse index `by_image` lists an image's analyses newest first
+  in one Query;
+- its predictions: `pk = A#<analysis id>`, `sk = P#<prediction id>`: one Query reads them all,
+  BatchWriteItem (25 items a request) writes them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
+
+ANALYSIS_SK = "ANALYSIS"
+
+
+class ByImage(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_image"
+        projection = AllProjection()
+
+    image_id = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class AnalysisItem(Model):
+    Meta = table_meta("analyses_table")
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    by_image = ByImage()
+    id = UnicodeAttribute()
+    image_id = UnicodeAttribute()
+    created_key = UnicodeAttribute()
+    model_name = UnicodeAttribute()
+    model_version = UnicodeAttribute()
+    parameters = JSONAttribute()
+    status = UnicodeAttribute()
+    key_id = UnicodeAttribute()
+    artifacts = JSONAttribute()
+    prediction_count = NumberAttribute(default=0)
+    error = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+class PredictionItem(Model):
+    Meta = table_meta("analyses_table")
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    id = UnicodeAttribute()
+    annotation_type = UnicodeAttribute()
+    class_name = UnicodeAttribute(null=True)
+    confidence = NumberAttribute(null=True)
+    data = JSONAttribute()
+    storage_path = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    id: str
+    image_id: str
+    model_name: str
+    model_version: str
+    parameters: dict[str, Any]
+    status: str
+    key_id: str
+    artifacts: list[dict[str, Any]]
+    prediction_count: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    annotation_type: str
+    class_name: str | None
+    confidence: float | None
+    data: dict[str, Any]
+    storage_path: str | None
+    created_at: datetime
+
+
+def analysis_pk(analysis_id: str) -> str:
+    return f"A#{analysis_id}"
+
+
+def _analysis(item: AnalysisItem) -> Analysis:
+    return entity(Analysis, item, artifacts=list(item.artifacts or []), parameters=dict(item.parameters or {}))
+
+
+def _prediction(item: PredictionItem) -> Prediction:
+    confidence = None if item.confidence is None else float(item.confidence)
+    return entity(Prediction, item, confidence=confidence)
+
+
+def _item(analysis: Analysis) -> AnalysisItem:
+    return AnalysisItem(
+        pk=analysis_pk(analysis.id), sk=ANALYSIS_SK, id=analysis.id, image_id=analysis.image_id,
+        created_key=f"{analysis.created_at.isoformat()}#{analysis.id}", model_name=analysis.model_name,
+        model_version=analysis.model_version, parameters=analysis.parameters, status=analysis.status,
+        key_id=analysis.key_id, artifacts=analysis.artifacts, prediction_count=analysis.prediction_count,
+        error=analysis.error, created_at=analysis.created_at, updated_at=analysis.updated_at)
+
+
+class AnalysisRepository:
+    def create(self, analyses: list[Analysis]) -> None:
+        """Store new analyses (one PutItem each, or BatchWriteItem for several)."""
+        with store_errors("creating analyses"):
+            if len(analyses) == 1:
+                _item(analyses[0]).save(condition=AnalysisItem.pk.does_not_exist())
+                return
+            with AnalysisItem.batch_write() as batch:
+                for analysis in analyses:
+                    batch.save(_item(analysis))
+
+    def get(self, analysis_id: str) -> Analysis:
+        try:
+            with store_errors("reading an analysis"):
+                return _analysis(AnalysisItem.get(analysis_pk(analysis_id), ANALYSIS_SK, consistent_read=True))
+        except DoesNotExist as exc:
+            raise NotFoundError(f"Analysis '{analysis_id}' not found") from exc
+
+    def of_image(self, image_id: str) -> list[Analysis]:
+        """An image's analyses, newest first (one Query of `by_image`)."""
+        with store_errors("listing an image's analyses"):
+            return [_analysis(item) for item in AnalysisItem.by_image.query(image_id, scan_index_forward=False)]
+
+    def update(self, analysis_id: str, expected_status: str, **changes: Any) -> Analysis:
+        """Set `changes` if the analysis is still in `expected_status` (else 409: someone moved it)."""
+        item = AnalysisItem(pk=analysis_pk(analysis_id), sk=ANALYSIS_SK)
+        actions = [getattr(AnalysisItem, name).set(value) for name, value in changes.items()]
+        conflict = ConflictError(f"Analysis '{analysis_id}' is no longer '{expected_status}'",
+                                 [{"analysis_id": analysis_id, "expected_status": expected_status}])
+        with conditional("updating an analysis", conflict):
+            item.update(actions=actions, condition=AnalysisItem.status == expected_status)
+        return _analysis(item)
+
+    def add_predictions(self, analysis_id: str, expected_status: str, predictions: list[Prediction],
+                        updated_at: datetime) -> int:
+        """Write predictions with BatchWriteItem (25 a request), then count them on the analysis."""
+        pk = analysis_pk(analysis_id)
+        with store_errors("writing predictions"):
+            with PredictionItem.batch_write() as batch:
+                for prediction in predictions:
+                    batch.save(PredictionItem(
+                        pk=pk, sk=f"P#{prediction.id}", id=prediction.id, annotation_type=prediction.annotation_type,
+                        class_name=prediction.class_name, confidence=prediction.confidence, data=prediction.data,
+                        storage_path=prediction.storage_path, created_at=prediction.created_at))
+        item = AnalysisItem(pk=pk, sk=ANALYSIS_SK)
+        with conditional("counting predictions", ConflictError(f"Analysis '{analysis_id}' changed meanwhile")):
+            item.update(actions=[AnalysisItem.prediction_count.add(len(predictions)),
+                                 AnalysisItem.updated_at.set(updated_at)],
+                        condition=AnalysisItem.status == expected_status)
+        return int(item.prediction_count)
+
+    def predictions(self, analysis_id: str) -> list[Prediction]:
+        """Every prediction of the analysis (one Query, paged by DynamoDB)."""
+        with store_errors("reading predictions"):
+            return [_prediction(item) for item in PredictionItem.query(
+                analysis_pk(analysis_id), PredictionItem.sk.startswith("P#"), consistent_read=True)]
