@@ -31,6 +31,7 @@ from chalicelib.services.pipelines import Pipeline, PipelineAuth
 from chalicelib.store.analyses import Analysis, AnalysisRepository, Prediction
 from chalicelib.store.images import Image, ImageRepository
 from chalicelib.store.objects import Bucket
+from chalicelib.store.pool import dataset_of
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -107,8 +108,8 @@ class AnalysisService:
     def create(self, pipeline: Pipeline, image_id: str, model_name: str, model_version: str,
                parameters: dict[str, Any]) -> Analysis:
         self._auth.require_model(model_name)
-        self._visible(image_id)
-        analysis = self._new(pipeline, image_id, model_name, model_version, parameters)
+        image = self._visible(image_id)
+        analysis = self._new(pipeline, image_id, model_name, model_version, parameters, image.file_path)
         self._analyses.create([analysis])
         return analysis
 
@@ -123,7 +124,8 @@ class AnalysisService:
         if missing:
             raise NotFoundError(f"Shared image(s) not found: {', '.join(missing[:10])}",
                                 [{"image_id": image_id} for image_id in missing])
-        analyses = [self._new(pipeline, image_id, model_name, model_version, parameters) for image_id in wanted]
+        analyses = [self._new(pipeline, image_id, model_name, model_version, parameters, found[image_id].file_path)
+                    for image_id in wanted]
         self._analyses.create(analyses)
         return analyses
 
@@ -260,11 +262,12 @@ class AnalysisService:
         return {"analysis_id": analysis_id, "written": len(made), "prediction_count": count, "replayed": False}
 
     def _new(self, pipeline: Pipeline, image_id: str, model_name: str, model_version: str,
-             parameters: dict[str, Any]) -> Analysis:
+             parameters: dict[str, Any], file_path: str) -> Analysis:
         now = utcnow()
         return Analysis(id=new_id(), image_id=image_id, model_name=model_name, model_version=model_version,
                         parameters=parameters, status="queued", key_id=pipeline.key_id, artifacts=[],
-                        prediction_count=0, error=None, created_at=now, updated_at=now)
+                        prediction_count=0, error=None, created_at=now, updated_at=now,
+                        dataset_id=dataset_of(file_path))
 
     def _require_move(self, analysis: Analysis, status: str) -> None:
         if status not in MOVES.get(analysis.status, set()):

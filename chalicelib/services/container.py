@@ -327,6 +327,7 @@ class Services:
     def dataset_deletion(self) -> "DatasetDeletionService":
         from chalicelib.services.dataset_deletion import DatasetDeletionService
         from chalicelib.services.dataset_purge import DatasetPurge
+        from chalicelib.store.analyses import AnalysisRepository
         from chalicelib.store import workflows
         from chalicelib.store.annotations import AnnotationRepository
         from chalicelib.store.datasets import DatasetRepository
@@ -343,7 +344,8 @@ class Services:
         purge = DatasetPurge(DatasetRepository(), PoolRepository(), ImageRepository(), ImageTagRepository(),
                              TagRepository(), ProjectRepository(), TaskRepository(), JobRepository(),
                              AnnotationRepository(), ExportRepository(), self.share_bucket, self.cache_bucket,
-                             self.documents_bucket, self.exports_bucket, self.explore_index, self.registry_index)
+                             self.documents_bucket, self.exports_bucket, self.explore_index, self.registry_index,
+                             AnalysisRepository())
         return DatasetDeletionService(self.settings, self.access, DatasetRepository(), OperationRepository(),
                                       ProjectRepository(), purge, lambda: self.dataset_backup, self.documents_bucket,
                                       self.cache_bucket, self.activity, self.start_workflow, workflows.running)

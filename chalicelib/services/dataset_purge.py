@@ -15,9 +15,11 @@ The purge is a chain of steps of the `delete-dataset` state machine, each idempo
   their history, pool entries and job/task totals; frozen versions lose those images' entries (the
   document is rewritten and its older S3 versions deleted). The dataset's own project (the one its
   import created) goes whole: tasks, jobs, annotations, versions, exports, members, the project;
-- *registry*: the tag links (each tag's usage count is recounted from its links), the records;
+- *registry*: the tag links (each tag's usage count is recounted from its links), the records,
+  the images' ML analyses with their predictions (the sparse `by_dataset` index of analyses);
 - *objects*: the images in the share, thumbnails no other image shares, export artifacts that
-  contain the images, staged uploads (every S3 version), and a manifest of the keys deleted;
+  contain the images, staged uploads and the analyses' artifacts (`ml_outputs/<analysis>/`, every
+  S3 version), and a manifest of the keys deleted;
 - *finish*: the dataset is `purged` (its record and audit log stay; its name is free again).
 Every DynamoDB delete goes by BatchWriteItem (25 a request), every S3 delete by DeleteObjects
 (1,000 keys a request); bench/bench_deletion.py counts the requests against those floors.
@@ -33,6 +35,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.errors import NotFoundError
 from chalicelib.services.registry import thumbnail_key
+from chalicelib.store.analyses import AnalysisRepository
 from chalicelib.store.annotations import AnnotationRepository
 from chalicelib.store.datasets import Dataset, DatasetRepository, dataset_prefix
 from chalicelib.store.exports import ExportRepository
@@ -66,7 +69,9 @@ class DatasetPurge:
                  image_tags: ImageTagRepository, tags: TagRepository, projects: ProjectRepository,
                  tasks: TaskRepository, jobs: JobRepository, annotations: AnnotationRepository,
                  exports: ExportRepository, share: Bucket, cache: Bucket, documents: Bucket, artifacts: Bucket,
-                 explore_index: "IndexedExplore", registry_index: "IndexedRegistry") -> None:
+                 explore_index: "IndexedExplore", registry_index: "IndexedRegistry",
+                 analyses: AnalysisRepository) -> None:
+        self._analyses = analyses
         self._datasets = datasets
         self._pool = pool
         self._images = images
@@ -156,7 +161,10 @@ class DatasetPurge:
         own = dataset.project_id
         projects = [{"project_id": project_id, "own": project_id == own}
                     for project_id in sorted(set(pooled) | ({own} if own else set()))]
-        plan = {"dataset_id": dataset_id, "projects": projects, "images": len(entries), "annotations": annotations}
+        analyses = self._analyses.of_dataset(dataset_id)
+        self._cache.put(f"{work}analyses.txt", "\n".join(analyses).encode(), "text/plain")
+        plan = {"dataset_id": dataset_id, "projects": projects, "images": len(entries), "annotations": annotations,
+                "analyses": len(analyses)}
         self._cache.put_json(f"{work}plan.json", plan)  # last: a plan half-written is written again
         return plan
 
@@ -211,7 +219,8 @@ class DatasetPurge:
             except NotFoundError:  # the tag was deleted meanwhile
                 continue
         records = self._images.delete_records([row[0] for row in rows])
-        return {"tag_links": removed_links, "records": records}
+        analysis_items = self._analyses.delete_all(self._plan_analyses(dataset_id))
+        return {"tag_links": removed_links, "records": records, "analysis_items": analysis_items}
 
     def objects(self, dataset_id: str, operation_id: str) -> dict[str, Any]:
         """S3: the images, unshared thumbnails, export artifacts with the images, staged uploads;
@@ -241,7 +250,8 @@ class DatasetPurge:
                     self._artifacts.delete_prefix(f"exports/{export.project_id}/{export.id}/")
                     self._exports.delete(export.project_id, export.id)
         staged_bytes = sum(info.size for page in self._documents.walk(f"uploads/{dataset_id}/") for info in page)
-        uploads = self._documents.delete_versions(f"uploads/{dataset_id}/")
+        outputs = [f"ml_outputs/{analysis_id}/" for analysis_id in self._plan_analyses(dataset_id)]
+        uploads = self._documents.delete_versions(f"uploads/{dataset_id}/", *outputs)
         manifest = [f"s3://{self._share.name}/{key}" for key in image_keys]
         manifest += [f"s3://{self._cache.name}/{key}" for key in thumbnails]
         manifest += [f"s3://{self._artifacts.name}/{key}" for key in artifacts]
@@ -275,6 +285,10 @@ class DatasetPurge:
         for line in self._cache.lines(f"{work_prefix(dataset_id)}images.jsonl"):
             if line:
                 yield json.loads(line)
+
+    def _plan_analyses(self, dataset_id: str) -> list[str]:
+        key = f"{work_prefix(dataset_id)}analyses.txt"
+        return [line.decode() for line in self._cache.lines(key) if line] if self._cache.exists(key) else []
 
     def _count_versions(self, job_ids: Iterable[str]) -> int:
         with ThreadPoolExecutor(max_workers=READERS) as pool:

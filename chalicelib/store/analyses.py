@@ -14,7 +14,7 @@ from typing import Any
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.errors import ConflictError, NotFoundError
@@ -32,12 +32,25 @@ class ByImage(GlobalSecondaryIndex):
     created_key = UnicodeAttribute(range_key=True)
 
 
+class ByDataset(GlobalSecondaryIndex):
+    """Sparse: the analyses of images that live in a dataset (what its purge removes)."""
+
+    class Meta:
+        index_name = "by_dataset"
+        projection = KeysOnlyProjection()
+
+    dataset_id = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
 class AnalysisItem(Model):
     Meta = table_meta("analyses_table")
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     by_image = ByImage()
+    by_dataset = ByDataset()
+    dataset_id = UnicodeAttribute(null=True)  # set for images under `datasets/<id>/`
     id = UnicodeAttribute()
     image_id = UnicodeAttribute()
     created_key = UnicodeAttribute()
@@ -81,6 +94,7 @@ class Analysis:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    dataset_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,8 @@ def _item(analysis: Analysis) -> AnalysisItem:
         created_key=f"{analysis.created_at.isoformat()}#{analysis.id}", model_name=analysis.model_name,
         model_version=analysis.model_version, parameters=analysis.parameters, status=analysis.status,
         key_id=analysis.key_id, artifacts=analysis.artifacts, prediction_count=analysis.prediction_count,
-        error=analysis.error, created_at=analysis.created_at, updated_at=analysis.updated_at)
+        error=analysis.error, created_at=analysis.created_at, updated_at=analysis.updated_at,
+        dataset_id=analysis.dataset_id)
 
 
 class AnalysisRepository:
@@ -166,6 +181,23 @@ class AnalysisRepository:
                                  AnalysisItem.updated_at.set(updated_at)],
                         condition=AnalysisItem.status == expected_status)
         return int(item.prediction_count)
+
+    def of_dataset(self, dataset_id: str) -> list[str]:
+        """The ids of the analyses of a dataset's images (Query the sparse `by_dataset` index)."""
+        with store_errors("reading a dataset's analyses"):
+            return [item.pk.removeprefix("A#") for item in AnalysisItem.by_dataset.query(dataset_id)]
+
+    def delete_all(self, analysis_ids: list[str]) -> int:
+        """Delete analyses with their predictions (each partition read for its keys, then one
+        BatchWriteItem batch across them, 25 a request); returns how many items went."""
+        removed = 0
+        with store_errors("deleting analyses"):
+            with AnalysisItem.batch_write() as batch:
+                for analysis_id in analysis_ids:
+                    for item in AnalysisItem.query(analysis_pk(analysis_id), attributes_to_get=["pk", "sk"]):
+                        batch.delete(AnalysisItem(pk=item.pk, sk=item.sk))
+                        removed += 1
+        return removed
 
     def predictions(self, analysis_id: str) -> list[Prediction]:
         """Every prediction of the analysis (one Query, paged by DynamoDB)."""

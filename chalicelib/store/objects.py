@@ -189,20 +189,20 @@ class Bucket:
         """Delete these objects (DeleteObjects, 1,000 keys a request); returns how many were asked."""
         return self._delete_objects([{"Key": key} for key in dict.fromkeys(keys)], "objects")
 
-    def delete_versions(self, prefix: str) -> int:
-        """Delete every version and delete marker under `prefix` (a versioned bucket keeps the old
-        bytes of a deleted or replaced object otherwise): ListObjectVersions, then DeleteObjects of
-        1,000 versions a request. Returns how many versions went."""
-        deleted = 0
+    def delete_versions(self, *prefixes: str) -> int:
+        """Delete every version and delete marker under each prefix (a versioned bucket keeps the old
+        bytes of a deleted or replaced object otherwise): ListObjectVersions pages, then DeleteObjects
+        of 1,000 versions a request across the prefixes. Returns how many versions went."""
+        found: list[dict[str, str]] = []
         paginator = client("s3").get_paginator("list_object_versions")
-        try:
-            for page in paginator.paginate(Bucket=self.name, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
-                versions = [{"Key": entry["Key"], "VersionId": entry["VersionId"]}
-                            for kind in ("Versions", "DeleteMarkers") for entry in page.get(kind, ())]
-                deleted += self._delete_objects(versions, prefix)
-        except ClientError as exc:
-            raise StoreError(f"listing versions under s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
-        return deleted
+        for prefix in prefixes:
+            try:
+                for page in paginator.paginate(Bucket=self.name, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+                    found += [{"Key": entry["Key"], "VersionId": entry["VersionId"]}
+                              for kind in ("Versions", "DeleteMarkers") for entry in page.get(kind, ())]
+            except ClientError as exc:
+                raise StoreError(f"listing versions under s3://{self.name}/{prefix} failed: {_code(exc)}") from exc
+        return self._delete_objects(found, ", ".join(prefixes[:3]))
 
     def delete_earlier_versions(self, prefix: str, keys: set[str]) -> int:
         """Delete the noncurrent versions of `keys` (their earlier bytes in a versioned bucket), all

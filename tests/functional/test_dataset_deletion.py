@@ -10,7 +10,11 @@ from datetime import timedelta
 import pytest
 import requests
 
+from chalicelib.clock import utcnow
+from chalicelib.errors import NotFoundError
+from chalicelib.ids import new_id
 from chalicelib.services.container import services
+from chalicelib.store.analyses import Analysis, AnalysisRepository, Prediction
 from chalicelib.services.registry import thumbnail_key
 from chalicelib.store.images import image_id as id_of
 from tests.conftest import Api, put_share_object, wait_for
@@ -125,6 +129,21 @@ def strip_urls(value):
     if isinstance(value, list):
         return [strip_urls(item) for item in value]
     return value
+
+
+def analysis_of(image_id: str, dataset_id: str | None) -> str:
+    """An ML analysis of the image, as a pipeline leaves it: one prediction and one artifact."""
+    now = utcnow()
+    analysis = Analysis(id=new_id(), image_id=image_id, model_name="yolo_v8", model_version="1", parameters={},
+                        status="processing", key_id="default", artifacts=[], prediction_count=0, error=None,
+                        created_at=now, updated_at=now, dataset_id=dataset_id)
+    repository = AnalysisRepository()
+    repository.create([analysis])
+    repository.add_predictions(analysis.id, "processing", [Prediction(
+        id=new_id(), annotation_type="classification", class_name="cat", confidence=0.9, data={},
+        storage_path=None, created_at=now)], now)
+    services().documents_bucket.put(f"ml_outputs/{analysis.id}/heat.png", b"png", "image/png")
+    return analysis.id
 
 
 # Impact -------------------------------------------------------------------------------------------
@@ -267,6 +286,9 @@ def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, a
     assert finished(api, f"{P}/{world.other}", exported["id"])["status"] == "completed"
     impact = data(api.get(f"{D}/{world.dataset}/deletion-impact"))
     assert [export["export_id"] for export in impact["exports"]] == [exported["id"]]
+    # and an ML analysis of one of its images (predictions, an artifact), and one of the image outside
+    analyses = {image: analysis_of(image, world.dataset if image != world.outside else None)
+                for image in (world.images[1], world.outside)}
     cache = services().cache_bucket
     assert all(cache.exists(key) for key in world.thumbnails.values())
     operation = deleted(api, world.dataset, "street", create_backup=False, purge=True)
@@ -298,6 +320,15 @@ def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, a
                                           Key=stored["Versions"][0]["Key"])["Body"].read().decode()
     assert world.images[0] not in document and world.outside in document
     assert data(api.get(f"/api/v1/tags/{world.tag}"))["usage_count"] == 1
+    # its image's analysis is gone with its predictions and artifact; the other image's stays
+    repository, documents = AnalysisRepository(), services().documents_bucket
+    with pytest.raises(NotFoundError):
+        repository.get(analyses[world.images[1]])
+    assert repository.of_dataset(world.dataset) == []
+    assert stack.aws("s3").list_object_versions(Bucket=stack.variables["PIXELPOOL_DATASETS_BUCKET"],
+                                                Prefix=f"ml_outputs/{analyses[world.images[1]]}/").get("Versions") is None
+    assert len(repository.predictions(analyses[world.outside])) == 1
+    assert documents.exists(f"ml_outputs/{analyses[world.outside]}/heat.png")
     # the other dataset is untouched
     assert explore(api, world.kept_project) == kept_before
     # the dataset record and its audit log stay; restore and delete name the purge
