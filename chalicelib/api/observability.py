@@ -3,6 +3,7 @@ every event: HTTP requests, the ingest handler and every Step Functions step."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from functools import lru_cache
 
@@ -12,6 +13,7 @@ from chalice.app import Request
 
 logger = Logger(service="pixelpool")
 metrics = Metrics(namespace="pixelpool")
+_FLUSHING = threading.Lock()
 _cold_start = True
 
 
@@ -89,6 +91,11 @@ def _observed(event, get_response):
                 metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
         return response
     finally:
-        metrics.add_metric(name="Invocations", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
-        metrics.flush_metrics()
+        # One invocation at a time per process on Lambda; the embedded stack runs the API and the
+        # steps on threads of one process, sharing Powertools' metric set: without the lock another
+        # thread's flush can empty it between these adds and this flush, which then raises.
+        with _FLUSHING:
+            metrics.add_metric(name="Invocations", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds,
+                               value=(time.perf_counter() - started) * 1000)
+            metrics.flush_metrics()

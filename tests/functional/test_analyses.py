@@ -443,7 +443,7 @@ def test_the_template_declares_the_secret_and_the_ttl_tables(stack):
         ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
         assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", attribute)
     indexes = ddb.describe_table(TableName=settings.analyses_table)["Table"]["GlobalSecondaryIndexes"]
-    assert [index["IndexName"] for index in indexes] == ["by_image"]
+    assert [index["IndexName"] for index in indexes] == ["by_image", "by_dataset"]
 
 
 # The simulation script (scripts/test_ml_pipeline.py) -----------------------------------------------
