@@ -200,11 +200,15 @@ class DatasetDeletionService:
         self._datasets.record_deletion(dataset.id, {"registry": counts})
         self._records.advance(operation_id, REGISTRY_CHUNK, 1)
 
-    def purge_objects(self, operation_id: str) -> None:
+    def purge_objects(self, operation_id: str) -> dict[str, bool]:
+        """One run of the objects step; `more`: the machine runs it again."""
         dataset = self._of(operation_id)
         counts = self._purge.objects(dataset.id, operation_id)
+        if counts.get("more"):
+            return {"more": True}
         self._datasets.record_deletion(dataset.id, {"objects": counts, "manifest_key": counts["manifest_key"]})
         self._records.advance(operation_id, REGISTRY_CHUNK + 1, 1)
+        return {"more": False}
 
     def purge_finish(self, operation_id: str) -> dict[str, Any]:
         dataset = self._of(operation_id)

@@ -42,7 +42,7 @@ from chalicelib.store.exports import ExportRepository
 from chalicelib.store.image_tags import ImageTagRepository
 from chalicelib.store.images import ImageRepository
 from chalicelib.store.jobs import JobImage, JobRepository
-from chalicelib.store.objects import Bucket
+from chalicelib.store.objects import Bucket, ObjectInfo
 from chalicelib.store.pool import PoolRepository
 from chalicelib.store.projects import ProjectRepository
 from chalicelib.store.tags import TagRepository
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 READERS = 8
+SHARE_KEYS_PER_RUN = 20_000  # objects one run of the objects step deletes (20 DeleteObjects on AWS)
 
 
 def work_prefix(dataset_id: str) -> str:
@@ -223,23 +224,38 @@ class DatasetPurge:
         return {"tag_links": removed_links, "records": records, "analysis_items": analysis_items}
 
     def objects(self, dataset_id: str, operation_id: str) -> dict[str, Any]:
-        """S3: the images, unshared thumbnails, export artifacts with the images, staged uploads;
-        then the manifest of every key deleted. Its counts are kept, so a re-run reports the first."""
-        done_key = f"{work_prefix(dataset_id)}done/objects.json"
+        """S3: the objects under the prefix, `SHARE_KEYS_PER_RUN` at a time (the machine runs the step
+        again while `more` is true: a large dataset never meets the step's time limit), then
+        unshared thumbnails, export artifacts with the images, staged uploads and the analyses'
+        artifacts, and the manifest of every key deleted. The final counts are kept, so a re-run
+        reports the first."""
+        work = work_prefix(dataset_id)
+        done_key = f"{work}done/objects.json"
         if self._cache.exists(done_key):
             return self._cache.get_json(done_key)
         prefix = dataset_prefix(dataset_id)
+        batch: list[ObjectInfo] = []
+        for page in self._share.walk(prefix):
+            batch += page
+            if len(batch) >= SHARE_KEYS_PER_RUN:
+                break
+        if batch:  # what this run deletes is noted first, for the manifest and the bytes freed
+            self._cache.put(f"{work}deleted/{batch[0].key.removeprefix(prefix)}.jsonl".replace("//", "/"),
+                            b"\n".join(json.dumps([info.key, info.size]).encode() for info in batch),
+                            "application/x-ndjson")
+            self._share.delete_keys([info.key for info in batch])
+            if len(batch) >= SHARE_KEYS_PER_RUN:
+                return {"more": True, "deleted": len(batch)}
+        deleted = {key: size for page in self._cache.walk(f"{work}deleted/") for info in page
+                   for key, size in (json.loads(line) for line in self._cache.lines(info.key) if line)}
         rows = list(self._plan_images(dataset_id))
-        found = [info for page in self._share.walk(prefix) for info in page]
-        listed = [info.key for info in found]
-        image_keys = sorted({row[1] for row in rows} | set(listed))
-        self._share.delete_keys(listed)
+        image_keys = sorted({row[1] for row in rows} | set(deleted))
         hashes = sorted({row[2] for row in rows if row[2]})
         still_used = set(self._registry_index.index().with_content(hashes)) if hashes else set()
         thumbnails = [thumbnail_key(sha) for sha in hashes if sha not in still_used]
         self._cache.delete_keys(thumbnails)
         artifacts: list[str] = []
-        plan = self._cache.get_json(f"{work_prefix(dataset_id)}plan.json")
+        plan = self._cache.get_json(f"{work}plan.json")
         for entry in plan["projects"]:
             if entry["own"]:
                 continue  # gone with its project
@@ -258,8 +274,8 @@ class DatasetPurge:
         key = manifest_key(dataset_id, operation_id)
         self._documents.put(key, "\n".join(manifest).encode(), "text/plain")
         counts = {"objects": len(image_keys), "thumbnails": len(thumbnails), "export_artifacts": len(artifacts),
-                  "staged_versions": uploads, "manifest_key": key,
-                  "bytes": sum(info.size for info in found) + staged_bytes}
+                  "staged_versions": uploads, "manifest_key": key, "bytes": sum(deleted.values()) + staged_bytes,
+                  "more": False}
         self._cache.put_json(done_key, counts)
         return counts
 

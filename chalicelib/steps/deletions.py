@@ -52,8 +52,7 @@ def purge_registry_dataset(event, context):
 
 @bp.lambda_function(name="purge_objects_dataset")
 def purge_objects_dataset(event, context):
-    services().dataset_deletion.purge_objects(event["operation_id"])
-    return {}
+    return services().dataset_deletion.purge_objects(event["operation_id"])
 
 
 @bp.lambda_function(name="purge_finish_dataset")

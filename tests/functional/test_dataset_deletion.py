@@ -278,8 +278,14 @@ def dataset_items(stack, world: World) -> dict[str, int]:
     return found
 
 
-def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, api, stack):
+def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, api, stack, monkeypatch):
+    from chalicelib.services import dataset_purge
     from tests.functional.test_exports import finished
+
+    monkeypatch.setattr(dataset_purge, "SHARE_KEYS_PER_RUN", 2)  # its 4 objects take the objects step 3 runs
+    share_keys = sorted(info.key for page in services().share_bucket.walk(f"datasets/{world.dataset}/")
+                        for info in page)
+    assert len(share_keys) == 4
 
     kept_before = explore(api, world.kept_project)
     exported = data(api.post(f"{P}/{world.other}/exports", {"export_mode": "detection"}), 202)
@@ -297,6 +303,10 @@ def test_a_purge_leaves_nothing_of_the_dataset_and_touches_nothing_else(world, a
     assert (summary["images_deleted"], summary["annotations_deleted"], summary["projects_deleted"],
             summary["pool_entries_deleted"]) == (3, 4, 1, 5)
     assert summary["storage_bytes_freed"] == impact["storage_bytes"] and summary["s3_keys_deleted_url"]
+    manifest = requests.get(summary["s3_keys_deleted_url"], timeout=30).text.splitlines()
+    bucket = stack.variables["PIXELPOOL_SHARE_BUCKET"]
+    assert [line for line in manifest if line.startswith(f"s3://{bucket}/")] == [f"s3://{bucket}/{key}"
+                                                                                 for key in share_keys]
     assert all(count == 0 for count in dataset_items(stack, world).values()), dataset_items(stack, world)
     # thumbnails of the purged images are gone, but the one the share image outside shares
     assert {name: cache.exists(key) for name, key in world.thumbnails.items()} == {
