@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 READERS = 8
-SHARE_KEYS_PER_RUN = 20_000  # objects one run of the objects step deletes (20 DeleteObjects on AWS)
+SHARE_KEYS_PER_RUN = 5_000  # objects one run of the objects step deletes (5 DeleteObjects; minutes on the emulator)
 
 
 def work_prefix(dataset_id: str) -> str:
