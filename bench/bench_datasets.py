@@ -74,7 +74,7 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import counting, requests_line, step_times
+from bench.harness import Api, counting, requests_line, step_times
 
 ROOT = Path(__file__).resolve().parent.parent
 D = "/api/v1/datasets"
@@ -221,22 +221,6 @@ def _describe(path: Path) -> tuple[int, float, int]:
 # The API ------------------------------------------------------------------------------------------
 
 
-class Api:
-    """The Chalice test client (as the functional tests use it) with a bearer token and JSON bodies."""
-
-    def __init__(self, client, token: str) -> None:
-        self._client, self._token = client, token
-
-    def call(self, method: str, path: str, body=None, status: int = 200):
-        response = self._client.http.request(
-            method, path, headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
-            body=json.dumps(body).encode() if body is not None else b"")
-        answer = json.loads(response.body) if response.body else None
-        if response.status_code != status:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {answer}")
-        return answer["data"]
-
-
 def _upload(api: Api, dataset: str, file_name: str, size: int, read_part, *, before=None) -> dict:
     """Start a multipart upload, PUT every part (PARALLEL_PARTS at once; `read_part(number, start,
     length)` makes each part's bytes in the worker that sends it), complete. `before(started)` runs
@@ -281,19 +265,7 @@ def _upload_file(api: Api, dataset: str, path: Path) -> dict:
 
 
 def _wait(api: Api, operation_id: str, timeout: float = 1800) -> dict:
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        operation = api.call("GET", f"/api/v1/operations/{operation_id}")
-        if operation["status"] in ("completed", "failed"):
-            return operation
-        progress = (operation["status"], operation["done"], operation["total"])
-        if progress != last:
-            last = progress
-            _say(f"operation {operation['status']} {operation['done']}/{operation['total']}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"operation {operation_id} did not finish: {operation}")
-        time.sleep(POLL_SECONDS)
+    return api.wait(operation_id, timeout, _say, POLL_SECONDS)
 
 
 # Import, floor, events ----------------------------------------------------------------------------

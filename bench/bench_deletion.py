@@ -64,7 +64,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.harness import counting, on_botocore_event, requests_line, step_times
+from bench.harness import Api, counting, on_botocore_event, requests_line, step_times
 
 ROOT = Path(__file__).resolve().parent.parent
 D = "/api/v1/datasets"
@@ -167,34 +167,8 @@ def _name_resources(stack) -> None:
 # The API ------------------------------------------------------------------------------------------
 
 
-class Api:
-    def __init__(self, client, token: str) -> None:
-        self._client, self._token = client, token
-
-    def call(self, method: str, path: str, body=None, status: int = 200):
-        response = self._client.http.request(
-            method, path, headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
-            body=json.dumps(body).encode() if body is not None else b"")
-        answer = json.loads(response.body) if response.body else None
-        if response.status_code != status:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {str(answer)[:500]}")
-        return answer["data"]
-
-
 def _wait(api: Api, operation_id: str, timeout: float = 3600) -> dict:
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        operation = api.call("GET", f"/api/v1/operations/{operation_id}")
-        if operation["status"] in ("completed", "failed"):
-            return operation
-        progress = (operation["status"], operation.get("done"), operation.get("total"))
-        if progress != last:
-            last = progress
-            _say(f"operation {operation['status']} {operation.get('done')}/{operation.get('total')}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"operation {operation_id} did not finish: {operation}")
-        time.sleep(0.2)
+    return api.wait(operation_id, timeout, _say, 0.2)
 
 
 # The world ----------------------------------------------------------------------------------------

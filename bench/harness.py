@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import io
+import json
 import resource
 import threading
+import time
 import tracemalloc
 from collections import Counter
 from contextlib import contextmanager
@@ -137,3 +139,35 @@ def step_times(recorder, steps: Iterable[str], suffix: str) -> str:
             parts.append(f"{short} x{len(calls)} median {statistics.median(seconds):.1f} s "
                          f"(max {max(seconds):.1f}; Map span {span:.1f} s)")
     return "; ".join(parts)
+
+
+class Api:
+    """The Chalice test client (as the functional tests use it) with a bearer token and JSON bodies."""
+
+    def __init__(self, client, token: str) -> None:
+        self._client, self._token = client, token
+
+    def call(self, method: str, path: str, body=None, status: int = 200):
+        response = self._client.http.request(
+            method, path, headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
+            body=json.dumps(body).encode() if body is not None else b"")
+        answer = json.loads(response.body) if response.body else None
+        if response.status_code != status:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {str(answer)[:500]}")
+        return answer["data"]
+
+    def wait(self, operation_id: str, timeout: float, say: Callable[[str], None], poll_seconds: float = 0.2) -> dict:
+        """Poll an operation until it completes or fails, saying each change of its progress."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            operation = self.call("GET", f"/api/v1/operations/{operation_id}")
+            if operation["status"] in ("completed", "failed"):
+                return operation
+            progress = (operation["status"], operation.get("done"), operation.get("total"))
+            if progress != last:
+                last = progress
+                say(f"operation {operation['status']} {operation.get('done')}/{operation.get('total')}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"operation {operation_id} did not finish: {operation}")
+            time.sleep(poll_seconds)

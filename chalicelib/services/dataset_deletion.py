@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib.clock import utcnow
 from chalicelib.config import Settings
-from chalicelib.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, PixelpoolError
+from chalicelib.errors import BadRequestError, ConflictError, ForbiddenError, PixelpoolError
 from chalicelib.ids import new_id
 from chalicelib.services.access import grant, Grant
 from chalicelib.services.dataset_purge import DatasetPurge
+from chalicelib.services.datasets import deletion_links, managed_dataset
+from chalicelib.services.operations import caught_message
 from chalicelib.store.datasets import (ACTIVE, DELETED, IMPORTING, PURGED, PURGING, Dataset, DatasetRepository,
                                        inactive_error)
 from chalicelib.store.objects import Bucket
@@ -245,10 +247,9 @@ class DatasetDeletionService:
         """A failed deletion before any purge is undone (the dataset restored, so nothing it asked
         for — a backup — is skipped); a failed purge leaves the dataset `purging` to be run again."""
         from chalicelib.services.dataset_backup import backup_key  # the steps' import, not the API's
-        from chalicelib.services.dataset_import import _error_of
 
         operation = self._records.get(operation_id)
-        message = _error_of(error)
+        message = caught_message(error, "the deletion failed")
         dataset = self._datasets.get(operation.params["dataset_id"])
         if dataset.state == PURGED and dataset.deletion.get("purge_operation_id") == operation_id:
             # Only the last step's answer was lost: the purge is whole, and the operation says so.
@@ -357,18 +358,4 @@ class DatasetDeletionService:
         return self._datasets.get(self._records.get(operation_id).params["dataset_id"])
 
     def _owned(self, actor: "Identity", dataset_id: str) -> Dataset:
-        """The dataset, for its owner or an administrator: others get 404 (they do not see it), a
-        role that manages no dataset 403."""
-        self._access.require_global(actor, "datasets.manage", actor.sub, what="managing datasets")
-        dataset = self._datasets.get(dataset_id)
-        if not self._access.may_global(actor, "datasets.read", dataset.owner_id):
-            raise NotFoundError(f"Dataset '{dataset_id}' not found")
-        self._access.require_global(actor, "datasets.manage", dataset.owner_id, what="managing this dataset")
-        return dataset
-
-
-def deletion_links(documents: Bucket, deletion: dict[str, Any], ttl: int) -> dict[str, str | None]:
-    """Fresh presigned links to a deletion's backup and keys manifest (short-lived, never stored)."""
-    backup, manifest = deletion.get("backup_key"), deletion.get("manifest_key")
-    return {"backup_url": documents.presign_get(backup, ttl) if backup else None,
-            "manifest_url": documents.presign_get(manifest, ttl) if manifest else None}
+        return managed_dataset(self._access, self._datasets, actor, dataset_id)

@@ -49,7 +49,7 @@ from chalicelib.services.identity import Identity
 from chalicelib.formats.dataset_contents import File
 from chalicelib.services.import_files import ImportFiles, staging_prefix
 from chalicelib.services.import_project import ImportProject, stable_id
-from chalicelib.services.operations import folder
+from chalicelib.services.operations import caught_message, folder
 from chalicelib.store.datasets import FAILED, IMPORTING, READY, Dataset, DatasetRepository, dataset_prefix
 from chalicelib.store.images import READY as IMAGE_READY
 from chalicelib.store.objects import Bucket
@@ -283,7 +283,7 @@ class DatasetImportService:
     def fail(self, operation_id: str, error: dict[str, Any]) -> dict[str, Any]:
         """The failure path: the operation and the dataset say why (a refusal names its problems)."""
         operation = self._records.get(operation_id)
-        message = _error_of(error)
+        message = caught_message(error, "the import failed")
         problems_key = f"{folder(operation_id)}/problems.json"
         problems = self._cache.get_json(problems_key) if self._cache.exists(problems_key) else []
         dataset_id = operation.params["dataset_id"]
@@ -313,16 +313,3 @@ def _shape_dict(shape: Shape) -> dict[str, Any]:
         return {"type": "bbox", "label": shape.label, "bbox": list(shape.bbox)}
     return {"type": shape.type, "label": shape.label, "points": [list(point) for point in shape.points or ()]}
 
-def _error_of(error: dict[str, Any]) -> str:
-    """The message of a Step Functions error caught from a Lambda (its Cause is the Lambda's error
-    as JSON; a timeout's or a service error's is text)."""
-    import json
-
-    cause = error.get("Cause") or ""
-    try:
-        parsed = json.loads(cause)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict) and parsed.get("errorMessage"):
-        return str(parsed["errorMessage"])
-    return cause or error.get("Error") or "the import failed"

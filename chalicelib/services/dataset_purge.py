@@ -115,8 +115,7 @@ class DatasetPurge:
             projects.append({"project_id": project_id, "name": project.name, "own": own,
                              "action": "deleted" if own else "loses images", "images": pooled,
                              "annotations": annotations, "tasks": task_count, "jobs": job_count})
-        with ThreadPoolExecutor(max_workers=READERS) as pool:
-            versions = sum(pool.map(lambda job_id: len(self._annotations.versions(job_id)), jobs_touched))
+        versions = self._count_versions(jobs_touched)
         exports = [{"project_id": export.project_id, "export_id": export.id, "name": export.name,
                     "status": export.status}
                    for project_id in project_ids for export in self._exports.of_project(project_id)

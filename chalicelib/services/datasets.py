@@ -22,7 +22,6 @@ from chalicelib.config import Settings
 from chalicelib.errors import NotFoundError, ValidationError
 from chalicelib.ids import new_id
 from chalicelib.services import cursors, paths
-from chalicelib.services.dataset_deletion import deletion_links
 from chalicelib.store.datasets import (ACTIVE, DELETED, PURGED, PURGING, Dataset, DatasetRepository, dataset_prefix,
                                        inactive_error)
 from chalicelib.store.objects import Bucket
@@ -254,20 +253,38 @@ class DatasetService:
         return file_name, content_type
 
     def _readable(self, actor: "Identity", dataset_id: str) -> Dataset:
-        dataset = self._datasets.get(dataset_id)
-        if not self._access.may_global(actor, "datasets.read", dataset.owner_id):
-            raise NotFoundError(f"Dataset '{dataset_id}' not found")  # others' datasets stay private
-        return dataset
+        return readable_dataset(self._access, self._datasets, actor, dataset_id)
 
     def _managed(self, actor: "Identity", dataset_id: str) -> Dataset:
-        # A role that manages no dataset is told so (403) before anything is read; others' datasets
-        # are then 404 to those who may not see them. A deleted dataset takes no change (409).
-        self._access.require_global(actor, "datasets.manage", actor.sub, what="managing datasets")
-        dataset = self._readable(actor, dataset_id)
-        self._access.require_global(actor, "datasets.manage", dataset.owner_id, what="managing this dataset")
-        if dataset.state != ACTIVE:
+        dataset = managed_dataset(self._access, self._datasets, actor, dataset_id)
+        if dataset.state != ACTIVE:  # a deleted dataset takes no change (409)
             raise inactive_error(dataset)
         return dataset
+
+
+def readable_dataset(access: "Access", datasets: DatasetRepository, actor: "Identity", dataset_id: str) -> Dataset:
+    """The dataset, if the caller may read it; others' datasets stay private (404)."""
+    dataset = datasets.get(dataset_id)
+    if not access.may_global(actor, "datasets.read", dataset.owner_id):
+        raise NotFoundError(f"Dataset '{dataset_id}' not found")
+    return dataset
+
+
+def managed_dataset(access: "Access", datasets: DatasetRepository, actor: "Identity", dataset_id: str) -> Dataset:
+    """The dataset, for its owner or an administrator, in any state. A role that manages no dataset
+    is told so (403) before anything is read; others' datasets are then 404 to those who may not
+    see them."""
+    access.require_global(actor, "datasets.manage", actor.sub, what="managing datasets")
+    dataset = readable_dataset(access, datasets, actor, dataset_id)
+    access.require_global(actor, "datasets.manage", dataset.owner_id, what="managing this dataset")
+    return dataset
+
+
+def deletion_links(documents: Bucket, deletion: dict[str, Any], ttl: int) -> dict[str, str | None]:
+    """Fresh presigned links to a deletion's backup and keys manifest (short-lived, never stored)."""
+    backup, manifest = deletion.get("backup_key"), deletion.get("manifest_key")
+    return {"backup_url": documents.presign_get(backup, ttl) if backup else None,
+            "manifest_url": documents.presign_get(manifest, ttl) if manifest else None}
 
 
 def _problem(field: str, message: str) -> dict[str, str]:

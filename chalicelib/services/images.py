@@ -7,7 +7,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from chalicelib.config import Settings
 from chalicelib.services.identity import Identity
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from chalicelib.services.registry_index import IndexedRegistry
     from chalicelib.services.trash import Trash
 
+T = TypeVar("T")
+R = TypeVar("R")
 MAX_METADATA_BYTES = 16 * 1024
 METADATA_ATTEMPTS = 3
 # What `imaging.inspect` reports for the formats it accepts (a unit test keeps the two equal);
@@ -122,6 +124,28 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def patched_metadata(read: Callable[[], T], current: Callable[[T], dict], write: Callable[[T, dict], R],
+                     patch: dict[str, Any]) -> R:
+    """Merge `patch` (RFC 7396) into what `read` gives and `write` it, conditional on what was read
+    (`write` raises ConflictError when someone changed it meanwhile: read again, up to
+    METADATA_ATTEMPTS times); 422 when the result is over MAX_METADATA_BYTES. Images and projects."""
+    for attempt in range(METADATA_ATTEMPTS):
+        found = read()
+        merged = merge_patch(current(found), patch)
+        size = len(json.dumps(merged).encode())
+        if size > MAX_METADATA_BYTES:
+            raise ValidationError(
+                f"metadata would be {size} bytes; the limit is {MAX_METADATA_BYTES}",
+                [{"field": "metadata", "location": "body", "message": "too large", "type": "too_long"}],
+            )
+        try:
+            return write(found, merged)
+        except ConflictError:
+            if attempt == METADATA_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 class ImageService:
     def __init__(self, settings: Settings, images: ImageRepository, tags: TagRepository,
                  share: Bucket, cache: Bucket, access: "Access", registry: "IndexedRegistry",
@@ -206,21 +230,10 @@ class ImageService:
     def update_metadata(self, actor: Identity, image_id: str, patch: dict[str, Any]) -> ImageView:
         """Merge `patch` into the image's custom metadata (RFC 7396), retrying a concurrent change."""
         self._access.require_global(actor, "images.metadata", what="changing image metadata")
-        for attempt in range(METADATA_ATTEMPTS):
-            image = self._visible(image_id)
-            merged = merge_patch(image.metadata, patch)
-            size = len(json.dumps(merged).encode())
-            if size > MAX_METADATA_BYTES:
-                raise ValidationError(
-                    f"metadata would be {size} bytes; the limit is {MAX_METADATA_BYTES}",
-                    [{"field": "metadata", "location": "body", "message": "too large", "type": "too_long"}],
-                )
-            try:
-                return self._view(self._images.update_metadata(image_id, merged, image.metadata_rev), self._tag_index())
-            except ConflictError:
-                if attempt == METADATA_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return patched_metadata(
+            lambda: self._visible(image_id), lambda image: image.metadata,
+            lambda image, merged: self._view(self._images.update_metadata(image_id, merged, image.metadata_rev),
+                                             self._tag_index()), patch)
 
     def set_mask(self, actor: Identity, image_id: str, source_id: str | None, category: str | None) -> ImageView:
         """Make `image_id` a mask of `source_id` in `category`, or (source None) an ordinary image again."""

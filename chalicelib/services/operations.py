@@ -5,6 +5,8 @@ under `operations/<id>/` in the cache bucket; the steps that do the work are in 
 """
 from __future__ import annotations
 
+import json
+
 from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib.config import Settings
@@ -58,3 +60,16 @@ class OperationService:
             url = self._cache.presign_get(operation.result_key, self._settings.presign_ttl_seconds,
                                           disposition="inline", content_type="application/json")
         return operation, url
+
+
+def caught_message(error: dict[str, Any], default: str) -> str:
+    """The message of a Step Functions error caught from a Lambda (its Cause is the Lambda's error
+    as JSON; a timeout's or a service error's is text), for a failure step to record."""
+    cause = error.get("Cause") or ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("errorMessage"):
+        return str(parsed["errorMessage"])
+    return cause or error.get("Error") or default

@@ -1,7 +1,6 @@
 """Projects, their label sets and members, and each project's activity timeline."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, Sequence
 
@@ -10,7 +9,7 @@ from chalicelib.services import cursors
 from chalicelib.services.access import ROLES, Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
-from chalicelib.services.images import MAX_METADATA_BYTES, METADATA_ATTEMPTS, merge_patch
+from chalicelib.services.images import patched_metadata
 from chalicelib.store.activity import ActivityEntry
 from chalicelib.clock import utcnow
 from chalicelib.ids import new_id
@@ -97,22 +96,15 @@ class ProjectService:
         return ProjectView(project, caller.role)
 
     def _merge_metadata(self, project: Project, changes: dict[str, Any]) -> Project:
-        patch = changes["metadata"]
-        for attempt in range(METADATA_ATTEMPTS):
-            merged = merge_patch(project.metadata, patch)
-            size = len(json.dumps(merged).encode())
-            if size > MAX_METADATA_BYTES:
-                raise ValidationError(
-                    f"metadata would be {size} bytes; the limit is {MAX_METADATA_BYTES}",
-                    [{"field": "metadata", "location": "body", "message": "too large", "type": "too_long"}],
-                )
-            try:
-                return self._projects.update(project.id, {**changes, "metadata": merged}, expected_rev=project.rev)
-            except ConflictError:
-                if attempt == METADATA_ATTEMPTS - 1:
-                    raise
-                project = self._projects.get(project.id)
-        raise AssertionError("unreachable")
+        first = [project]  # the project the access check read; later attempts read it again
+
+        def read() -> Project:
+            return first.pop() if first else self._projects.get(project.id)
+
+        return patched_metadata(read, lambda found: found.metadata,
+                                lambda found, merged: self._projects.update(
+                                    found.id, {**changes, "metadata": merged}, expected_rev=found.rev),
+                                changes["metadata"])
 
     def delete(self, actor: Identity, project_id: str) -> ProjectView:
         """Delete the project with its tasks, jobs, annotations, pool, members and filters.
