@@ -13,6 +13,7 @@ from chalicelib.schemas.images import (
     BulkTagBody,
     BulkTagOut,
     BulkUntagOut,
+    CaptionIn,
     DuplicateGroupOut,
     ImageListQuery,
     ImageOut,
@@ -44,6 +45,7 @@ def image_out(view, **extra) -> dict:
         perceptual_hash=image.phash, exif=image.exif, etag=image.etag, metadata=image.metadata,
         mask_of=image.mask_of, mask_category=image.mask_category, registered_by=image.registered_by,
         thumbnail_url=view.thumbnail_url, tags=[TagRef.model_validate(tag) for tag in view.tags],
+        caption=image.caption,
         created_at=image.created_at, updated_at=image.updated_at, **extra,
     )
 
@@ -146,6 +148,20 @@ def set_mask(image_id, identity, body: MaskBody):
     """Register this image as a mask of a source image (with its category), or clear that."""
     view = services().images.set_mask(identity, image_id, body.source_image_id, body.mask_category)
     return ok(ImageOut(**image_out(view)), "Mask link updated")
+
+
+@endpoint(bp, f"{BASE}/{{image_id}}/caption", "PUT", body=CaptionIn, response=ImageOut)
+def set_caption(image_id, identity, body: CaptionIn):
+    """Write the image's caption for image-text training: free text, ordered tags, or both."""
+    view = services().images.set_caption(identity, image_id, body.text, body.tags)
+    return ok(ImageOut(**image_out(view)), "Caption saved")
+
+
+@endpoint(bp, f"{BASE}/{{image_id}}/caption", "DELETE", response=ImageOut)
+def delete_caption(image_id, identity):
+    """Remove the image's caption (idempotent)."""
+    view = services().images.clear_caption(identity, image_id)
+    return ok(ImageOut(**image_out(view)), "Caption removed")
 
 
 @endpoint(bp, f"{BASE}/{{image_id}}/tags", "POST", body=TagIdsBody, response=ImageOut)

@@ -1,8 +1,8 @@
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints, model_validator
 
 from chalicelib.schemas.base import PageQuery, ShortName, RequestModel, ResponseModel
 from chalicelib.schemas.documents import FreeForm
@@ -16,6 +16,18 @@ class TagRef(ResponseModel):
     name: str
     color: str
     category: str | None = None
+
+
+class CaptionOut(ResponseModel):
+    text: str = Field(description="the caption; with tags only, the tags joined by ', '")
+    tags: list[str] = Field(default_factory=list, description="ordered tags, when the caption is a tag list")
+    source: Literal["user", "prediction"] = Field(description="written by a person, or promoted from a prediction")
+    updated_by: str | None = None
+    updated_at: datetime
+    analysis_id: str | None = Field(default=None, description="source prediction: its analysis")
+    prediction_id: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
 
 
 class ImageOut(ResponseModel):
@@ -41,6 +53,7 @@ class ImageOut(ResponseModel):
     registered_by: str | None = None
     thumbnail_url: str | None = Field(default=None, description="presigned GET of the 256 px JPEG thumbnail")
     tags: list[TagRef] = Field(default_factory=list)
+    caption: CaptionOut | None = Field(default=None, description="for image-text training (PUT …/caption)")
     created_at: datetime = Field(description="when the object landed in the share")
     updated_at: datetime
 
@@ -72,6 +85,20 @@ class RegisterOut(ResponseModel):
 
 class MetadataPatch(RequestModel):
     metadata: FreeForm = Field(description="merged into the custom metadata (RFC 7396: null deletes a key)")
+
+
+class CaptionIn(RequestModel):
+    """Free text, ordered tags, or both (tags alone make the text `tag, tag, …`)."""
+
+    text: str | None = Field(default=None, min_length=1, max_length=2000)
+    tags: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] | None = Field(
+        default=None, min_length=1, max_length=100, description="ordered, as a tagger's caption")
+
+    @model_validator(mode="after")
+    def _something(self) -> "CaptionIn":
+        if self.text is None and self.tags is None:
+            raise ValueError("give text, tags or both")
+        return self
 
 
 class UrlQuery(RequestModel):

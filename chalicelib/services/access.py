@@ -19,7 +19,7 @@ token's groups, as organisation roles do in CVAT or Label Studio:
 - `viewer` (the `viewer_group`, or anyone outside `contributor_group` when that is set): reads only;
 - `contributor` (every other signed-in user): registers and uploads, creates tags, projects and
   datasets (a dataset is its owner's: others do not see it),
-  tags images, edits image metadata and masks, and changes or deletes the tags they created
+  tags and captions images, edits image metadata and masks, and changes or deletes the tags they created
   (`OWN`: granted on what the caller created).
 Reading (`global.read`) is every valid token's right, checked by the authorizer. A refusal is 403
 naming the role and the action. The matrix tests (tests/functional/test_access.py) are generated
@@ -89,6 +89,7 @@ GLOBAL_RULES: dict[str, tuple[Grant, Grant, Grant]] = {
     "explore_index.rebuild": (A, N, N),
     "images.metadata":       (A, A, N),
     "images.masks":          (A, A, N),
+    "images.caption":        (A, A, N),
     "images.tag":            (A, A, N),
     "share.upload":          (A, A, N),
     "tags.create":           (A, A, N),

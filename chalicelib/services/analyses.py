@@ -181,8 +181,14 @@ class AnalysisService:
             raise StoreError(f"recording the Idempotency-Key failed: {exc}") from exc
 
     def finalize(self, pipeline: Pipeline, analysis_id: str, status: str, error: str | None = None) -> Analysis:
-        """End the analysis; `completed` only if every declared artifact is in S3 with its declared size."""
+        """End the analysis; `completed` only if every declared artifact is in S3 with its declared size.
+        A completed analysis is noted on its image, where Explore's prediction conditions find it;
+        finalizing it again as completed (a retry whose answer was lost) notes it again and answers
+        the analysis as it is."""
         analysis = self._analyses.get(analysis_id)
+        if analysis.status == status == "completed":
+            self._images.add_analysis(analysis.image_id, analysis_id)
+            return analysis
         self._require_move(analysis, status)
         if status == "completed":
             problems = []
@@ -196,7 +202,10 @@ class AnalysisService:
             if problems:
                 raise ValidationError("Declared artifacts missing or incomplete: " + ", ".join(
                     f"{p['field']} ({p['message']})" for p in problems), problems)
-        return self._analyses.update(analysis_id, analysis.status, status=status, error=error, updated_at=utcnow())
+        ended = self._analyses.update(analysis_id, analysis.status, status=status, error=error, updated_at=utcnow())
+        if status == "completed":
+            self._images.add_analysis(analysis.image_id, analysis_id)
+        return ended
 
     # Users ---------------------------------------------------------------------------------------
 

@@ -32,7 +32,9 @@ from chalicelib.services.access import Access, Caller, Grant, grant
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
 from chalicelib.services.images import ImageService, ImageView
+from chalicelib.store.analyses import AnalysisRepository
 from chalicelib.store.image_tags import ImageTagRepository
+from chalicelib.store.images import ImageRepository
 from chalicelib.store.jobs import Job, JobImage, JobRepository, Use
 from chalicelib.store.pool import PoolEntry, PoolRepository
 from chalicelib.store.tasks import Task, TaskRepository
@@ -48,6 +50,18 @@ class Placement:
     split: str
     job_id: str
     annotated: bool
+
+
+@dataclass(frozen=True)
+class AnalysisFacts:
+    """A completed ML analysis as Explore filters on it: its model and its predictions' classes and
+    confidences (None for types that have none, e.g. a caption)."""
+
+    analysis_id: str
+    image_id: str
+    model_name: str
+    model_version: str
+    predictions: tuple[tuple[str | None, float | None], ...]
 
 
 class Selection:
@@ -109,7 +123,10 @@ class PoolQuery:
     """`ExploreIndex` over DynamoDB: Query the project's partitions, filter in memory."""
 
     def __init__(self, pool: PoolRepository, tasks: TaskRepository, jobs: JobRepository,
-                 links: ImageTagRepository, tags: TagRepository) -> None:
+                 links: ImageTagRepository, tags: TagRepository, images: ImageRepository | None = None,
+                 analyses: AnalysisRepository | None = None) -> None:
+        self._images = images or ImageRepository()
+        self._analyses = analyses or AnalysisRepository()
         self._pool = pool
         self._tasks = tasks
         self._jobs = jobs
@@ -133,8 +150,26 @@ class PoolQuery:
             if candidates is not None:
                 entries = [entry for entry in entries if entry.image_id in candidates]
         matches = [entry for entry in entries if _matches(f, entry, placements.get(entry.image_id, ()), tagged)]
+        if _about_shared_facts(f):
+            matches = self._shared_matches(f, matches)
         matches.sort(key=order_key)
         return Selection(matches, placements)
+
+    def _shared_matches(self, f: ImageFilter, entries: list[PoolEntry]) -> list[PoolEntry]:
+        """The entries whose caption and completed analyses meet the filter (their image records,
+        then the analyses they name with their predictions, read for these entries only)."""
+        facts = self._images.shared_facts([entry.image_id for entry in entries])
+        analyses: dict[str, list[AnalysisFacts]] = {}
+        if f.prediction_model is not None or f.predicts():
+            wanted = [a for found in facts.values() for a in found.analysis_ids]
+            completed = [a for a in self._analyses.find(wanted).values() if a.status == "completed"]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                predictions = list(pool.map(lambda a: self._analyses.prediction_facts(a.id), completed))
+            for a, found in zip(completed, predictions):
+                analyses.setdefault(a.image_id, []).append(
+                    AnalysisFacts(a.id, a.image_id, a.model_name, a.model_version, tuple(found)))
+        return [entry for entry in entries if entry.image_id in facts
+                and shared_match(f, facts[entry.image_id].caption, analyses.get(entry.image_id, []))]
 
     def _tagged(self, f: ImageFilter) -> tuple[dict[str, set[str]], set[str] | None]:
         """For each tag the filter names, the images carrying it — all of them, or only those among
@@ -248,6 +283,36 @@ def _matches(f: ImageFilter, entry: PoolEntry, placements, tagged: dict[str, set
         if f.split not in splits:
             return False
     return True
+
+
+def _about_shared_facts(f: ImageFilter) -> bool:
+    return bool(f.caption) or f.has_caption is not None or f.prediction_model is not None or f.predicts()
+
+
+def shared_match(f: ImageFilter, caption: str | None, analyses: list[AnalysisFacts]) -> bool:
+    """The caption and prediction conditions over an image's caption and completed analyses: every
+    prediction condition must hold for one and the same prediction (with a model alone, one analysis)."""
+    if f.caption and (caption is None or f.caption.casefold() not in caption.casefold()):
+        return False
+    if f.has_caption is not None and (caption is not None) != f.has_caption:
+        return False
+    if f.prediction_model is None and not f.predicts():
+        return True
+    for analysis in analyses:
+        if f.prediction_model is not None and (analysis.model_name != f.prediction_model or (
+                f.prediction_model_version is not None and analysis.model_version != f.prediction_model_version)):
+            continue
+        if not f.predicts():
+            return True
+        for class_name, confidence in analysis.predictions:
+            if f.predicted_class is not None and class_name != f.predicted_class:
+                continue
+            if f.min_confidence is not None and (confidence is None or confidence < f.min_confidence):
+                continue
+            if f.confidence_below is not None and (confidence is None or confidence >= f.confidence_below):
+                continue
+            return True
+    return False
 
 
 @dataclass(frozen=True)

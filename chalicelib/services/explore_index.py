@@ -20,11 +20,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.errors import NotFoundError
-from chalicelib.services.explore import Placement, Selection
+from chalicelib.services.explore import AnalysisFacts, Placement, Selection
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.kept_index import KeptIndexes, TagList
 from chalicelib.services.trash import Trash
 from chalicelib.services.project_index import LAYOUT, IndexedSelection, ProjectIndex
+from chalicelib.store.analyses import AnalysisRepository
 from chalicelib.store.changes import Change, ChangeLog, project_stream
 from chalicelib.store.images import ImageRepository
 from chalicelib.store.jobs import Job, JobImage, JobRepository
@@ -41,8 +42,10 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
 
     def __init__(self, pool: PoolRepository, tasks: TaskRepository, jobs: JobRepository, images: ImageRepository,
                  log: ChangeLog, snapshots: Bucket | None = None, projects: ProjectRepository | None = None,
-                 tag_list: TagList | None = None, trash: "Trash | None" = None) -> None:
+                 tag_list: TagList | None = None, trash: "Trash | None" = None,
+                 analyses: AnalysisRepository | None = None) -> None:
         super().__init__(log, snapshots, tag_list, trash)
+        self._analyses = analyses or AnalysisRepository()
         self._projects = projects or ProjectRepository()
         self._pool = pool
         self._tasks = tasks
@@ -90,7 +93,7 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
         index = ProjectIndex()
         entries = self._pool.entries(scope)
         index.put_entries(entries)
-        self._refresh_tags(index, [entry.image_id for entry in entries])
+        self._refresh_shared(index, [entry.image_id for entry in entries])
         tasks = self._tasks.tasks(scope)
         by_task: dict[str, list[JobImage]] = {task.id: [] for task in tasks}
         if tasks:
@@ -112,7 +115,7 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
             index.put_entries(present.values())
             tagged |= set(added)
         if tagged:
-            self._refresh_tags(index, list(index.members(tagged)))
+            self._refresh_shared(index, list(index.members(tagged)))
         for task_id in sorted(tasks):
             self._refresh_task(project_id, index, task_id)
         for task_id, job_id, image_id in sorted(uses):
@@ -121,11 +124,31 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
             image = self._jobs.job_image_of(task_id, job_id, image_id)
             index.set_use(task_id, job_id, image_id, None if image is None else image.annotated)
 
-    def _refresh_tags(self, index: ProjectIndex, image_ids: list[str]) -> None:
+    def _refresh_shared(self, index: ProjectIndex, image_ids: list[str]) -> None:
+        """Tags, captions and completed analyses of these pool images, as their records say now.
+        A completed analysis never changes: only those the index lacks are read (with their
+        predictions' classes and confidences), and those gone are dropped."""
         if not image_ids:
             return
-        tags = self._images.tag_sets(image_ids)
-        index.set_tags({image_id: sorted(tags.get(image_id, ())) for image_id in image_ids})
+        facts = self._images.shared_facts(image_ids)
+        index.set_tags({image_id: sorted(facts[image_id].tag_ids) if image_id in facts else []
+                        for image_id in image_ids})
+        index.set_captions({image_id: facts[image_id].caption if image_id in facts else None
+                            for image_id in image_ids})
+        held = index.analyses_of(image_ids)
+        wanted = {image_id: set(facts[image_id].analysis_ids) if image_id in facts else set()
+                  for image_id in image_ids}
+        index.drop_analyses([a for image_id, ids in held.items() for a in ids - wanted[image_id]])
+        missing = [a for image_id, ids in wanted.items() for a in ids - held.get(image_id, set())]
+        if missing:
+            index.put_analyses(self._analysis_facts(missing))
+
+    def _analysis_facts(self, analysis_ids: list[str]) -> list[AnalysisFacts]:
+        found = [a for a in self._analyses.find(analysis_ids).values() if a.status == "completed"]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            predictions = list(pool.map(lambda a: self._analyses.prediction_facts(a.id), found))
+        return [AnalysisFacts(a.id, a.image_id, a.model_name, a.model_version, tuple(p))
+                for a, p in zip(found, predictions)]
 
     def _refresh_task(self, project_id: str, index: ProjectIndex, task_id: str) -> None:
         try:

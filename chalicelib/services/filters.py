@@ -43,6 +43,20 @@ class ImageFilter(BaseModel):
     min_file_size: int | None = Field(default=None, ge=0, le=LARGEST, description="bytes")
     max_file_size: int | None = Field(default=None, ge=0, le=LARGEST, description="bytes")
     path_prefix: str | None = Field(default=None, max_length=1024, description="folder or key prefix in the share")
+    caption: str | None = Field(default=None, max_length=200, description="case-insensitive substring of the caption")
+    has_caption: bool | None = Field(default=None, description="has a caption (true) or none (false)")
+    # Predictions of completed ML analyses. Every prediction condition given must hold for one and
+    # the same prediction: "yolo_v8 saw a cat with confidence below 0.5".
+    prediction_model: str | None = Field(default=None, max_length=100,
+                                         description="has a completed ML analysis by this model")
+    prediction_model_version: str | None = Field(default=None, max_length=50,
+                                                 description="with prediction_model: of this version")
+    predicted_class: str | None = Field(default=None, max_length=200,
+                                        description="has a prediction of this class (exact name)")
+    min_confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False,
+                                         description="has a prediction with confidence >= this")
+    confidence_below: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False,
+                                           description="has a prediction with confidence < this")
 
     @field_validator("tag_ids", "exclude_tag_ids", "task_id", mode="before")
     @classmethod
@@ -60,7 +74,8 @@ class ImageFilter(BaseModel):
                 raise ValueError("ids are 1 to 64 characters")
         return list(dict.fromkeys(value))
 
-    @field_validator("search", "path_prefix", "job_id")
+    @field_validator("search", "path_prefix", "job_id", "caption", "prediction_model", "prediction_model_version",
+                     "predicted_class")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
@@ -82,7 +97,18 @@ class ImageFilter(BaseModel):
             lo, hi = getattr(self, low), getattr(self, high)
             if lo is not None and hi is not None and lo > hi:
                 raise ValueError(f"{low} ({lo}) is greater than {high} ({hi})")
+        if self.prediction_model_version is not None and self.prediction_model is None:
+            raise ValueError("prediction_model_version needs prediction_model")
+        if (self.min_confidence is not None and self.confidence_below is not None
+                and self.min_confidence >= self.confidence_below):
+            raise ValueError(f"min_confidence ({self.min_confidence}) is not below confidence_below "
+                             f"({self.confidence_below}): no confidence is in between")
         return self
+
+    def predicts(self) -> bool:
+        """Whether a condition is about one prediction (not only the model of an analysis)."""
+        return (self.predicted_class is not None or self.min_confidence is not None
+                or self.confidence_below is not None)
 
     def applied(self) -> dict[str, Any]:
         """The conditions actually set (reported to clients as `filters_applied`)."""

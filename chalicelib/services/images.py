@@ -9,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from chalicelib.clock import utcnow
 from chalicelib.config import Settings
 from chalicelib.services.identity import Identity
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
@@ -234,6 +235,19 @@ class ImageService:
             lambda: self._visible(image_id), lambda image: image.metadata,
             lambda image, merged: self._view(self._images.update_metadata(image_id, merged, image.metadata_rev),
                                              self._tag_index()), patch)
+
+    def set_caption(self, actor: Identity, image_id: str, text: str | None, tags: list[str] | None) -> ImageView:
+        """Write the image's caption (free text, ordered tags, or both: tags alone make the text)."""
+        self._access.require_global(actor, "images.caption", what="captioning images")
+        self._visible(image_id)
+        caption = {"text": text if text is not None else ", ".join(tags or ()), "tags": list(tags or ()),
+                   "source": "user", "updated_by": actor.sub, "updated_at": utcnow().isoformat()}
+        return self._view(self._images.set_caption(image_id, caption), self._tag_index())
+
+    def clear_caption(self, actor: Identity, image_id: str) -> ImageView:
+        self._access.require_global(actor, "images.caption", what="captioning images")
+        self._visible(image_id)
+        return self._view(self._images.set_caption(image_id, None), self._tag_index())
 
     def set_mask(self, actor: Identity, image_id: str, source_id: str | None, category: str | None) -> ImageView:
         """Make `image_id` a mask of `source_id` in `category`, or (source None) an ordinary image again."""

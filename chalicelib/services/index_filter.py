@@ -33,6 +33,32 @@ _TESTS = {
 }
 
 
+def _predicted(f: ImageFilter, form: int, params: list) -> str:
+    """The prediction conditions as one test: a prediction (or, with a model alone, a completed
+    analysis) of the image that meets them all."""
+    table = "pred" if f.predicts() else "analysis"
+    tests: list[str] = []
+    if f.prediction_model is not None:
+        if f.prediction_model_version is not None:
+            tests.append("model IN (SELECT model FROM model WHERE name = ? AND version = ?)")
+            params += [f.prediction_model, f.prediction_model_version]
+        else:
+            tests.append("model IN (SELECT model FROM model WHERE name = ?)")
+            params.append(f.prediction_model)
+    if f.predicted_class is not None:
+        tests.append("cls IN (SELECT cls FROM class_name WHERE name = ?)")
+        params.append(f.predicted_class)
+    if f.min_confidence is not None:
+        tests.append("confidence >= ?")
+        params.append(f.min_confidence)
+    if f.confidence_below is not None:
+        tests.append("confidence < ?")
+        params.append(f.confidence_below)
+    if form:
+        return f"EXISTS (SELECT 1 FROM {table} WHERE {table}.slot = img.slot AND {' AND '.join(tests)})"
+    return f"slot IN (SELECT slot FROM {table} WHERE {' AND '.join(tests)})"
+
+
 def following(prefix: str) -> str | None:
     """The least string after every string that starts with `prefix` (text compares as UTF-8 bytes,
     that is by code point), or None when its last character has no successor to encode."""
@@ -89,6 +115,13 @@ def where(f: ImageFilter, paging: bool = False, hidden: tuple[str, ...] = ()) ->
         conditions.append(test("task", f.task_id))
     if f.job_id:
         conditions.append(test("job", [f.job_id]))
+    if f.caption:
+        conditions.append("instr(caption_folded, ?) > 0")
+        params.append(f.caption.casefold())
+    if f.has_caption is not None:
+        conditions.append("caption_folded IS NOT NULL" if f.has_caption else "caption_folded IS NULL")
+    if f.prediction_model is not None or f.predicts():
+        conditions.append(_predicted(f, form, params))
     if f.is_annotated is not None:
         conditions.append("annotation_count > 0" if f.is_annotated else "annotation_count = 0")
     if f.split == "none":  # in no split: no task of the image has one

@@ -15,7 +15,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
-from chalicelib.services.explore import Placement, Selection
+from chalicelib.services.explore import AnalysisFacts, Placement, Selection
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.index_filter import following, marks, where
 from chalicelib.services.split_leaks import Copy, Leak, find, split_rank
@@ -37,7 +37,8 @@ CREATE TABLE img (
     size INTEGER,
     sha256 BLOB,
     phash INTEGER,
-    annotation_count INTEGER NOT NULL
+    annotation_count INTEGER NOT NULL,
+    caption_folded TEXT
 );
 CREATE INDEX img_order ON img (created DESC, image_id);
 CREATE INDEX img_path ON img (file_path);
@@ -50,10 +51,21 @@ CREATE INDEX job_task ON job (task_id);
 CREATE TABLE place (job INTEGER NOT NULL, slot INTEGER NOT NULL, annotated INTEGER NOT NULL,
                     PRIMARY KEY (job, slot)) WITHOUT ROWID;
 CREATE INDEX place_slot ON place (slot);
+CREATE TABLE model (model INTEGER PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL, UNIQUE (name, version));
+CREATE TABLE class_name (cls INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE analysis (analysis INTEGER PRIMARY KEY, analysis_id TEXT NOT NULL UNIQUE, slot INTEGER NOT NULL,
+                       model INTEGER NOT NULL);
+CREATE INDEX analysis_slot ON analysis (slot, model);
+CREATE INDEX analysis_model ON analysis (model, slot);
+CREATE TABLE pred (analysis INTEGER NOT NULL, slot INTEGER NOT NULL, model INTEGER NOT NULL, cls INTEGER,
+                   confidence REAL);
+CREATE INDEX pred_slot ON pred (slot, cls, confidence);
+CREATE INDEX pred_class ON pred (cls, confidence, slot);
+CREATE INDEX pred_analysis ON pred (analysis);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 # A snapshot of another layout is not loaded (the index is built from DynamoDB instead).
-LAYOUT = "4"
+LAYOUT = "5"
 COLUMNS = "image_id, file_path, status, width, height, size, created, added, annotation_count, sha256, phash"
 ORDER = "ORDER BY created DESC, image_id"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -144,7 +156,7 @@ class ProjectIndex:
         with self.lock:
             slots = list(self._slots(list(image_ids)).values())
             self._db.execute("BEGIN")
-            for table in ("tag", "place", "img"):
+            for table in ("tag", "place", "pred", "analysis", "img"):
                 self._db.executemany(f"DELETE FROM {table} WHERE slot = ?", [(slot,) for slot in slots])
             self._db.execute("COMMIT")
 
@@ -158,6 +170,58 @@ class ProjectIndex:
             self._db.executemany("INSERT INTO tag (tag, slot) VALUES (?, ?)",
                                  [(numbers[tag], slots[image]) for image, values in tags.items() if image in slots
                                   for tag in values])
+            self._db.execute("COMMIT")
+
+    def set_captions(self, captions: dict[str, str | None]) -> None:
+        """The captions of these images (None: none); those not in the pool are skipped."""
+        with self.lock:
+            self._db.executemany("UPDATE img SET caption_folded = ? WHERE image_id = ?",
+                                 [(None if text is None else text.casefold(), image) for image, text in captions.items()])
+
+    def analyses_of(self, image_ids: list[str]) -> dict[str, set[str]]:
+        """The completed analyses the index holds for each of these images."""
+        found: dict[str, set[str]] = {}
+        with self.lock:
+            for start in range(0, len(image_ids), 500):
+                chunk = image_ids[start : start + 500]
+                for image_id, analysis_id in self._db.execute(
+                        "SELECT img.image_id, analysis.analysis_id FROM img JOIN analysis USING (slot) "
+                        f"WHERE img.image_id IN ({marks(len(chunk))})", chunk):
+                    found.setdefault(image_id, set()).add(analysis_id)
+        return found
+
+    def put_analyses(self, analyses: Iterable[AnalysisFacts]) -> None:
+        """Add completed analyses with their predictions (class, confidence); an analysis already
+        held, or of an image not in the pool, is skipped (a completed analysis never changes)."""
+        with self.lock:
+            self._db.execute("BEGIN")
+            for found in analyses:
+                slot = self._slot(found.image_id)
+                if slot is None or self._db.execute("SELECT 1 FROM analysis WHERE analysis_id = ?",
+                                                    (found.analysis_id,)).fetchone():
+                    continue
+                self._db.execute("INSERT OR IGNORE INTO model (name, version) VALUES (?, ?)",
+                                 (found.model_name, found.model_version))
+                model = self._db.execute("SELECT model FROM model WHERE name = ? AND version = ?",
+                                         (found.model_name, found.model_version)).fetchone()[0]
+                analysis = self._db.execute("INSERT INTO analysis (analysis_id, slot, model) VALUES (?, ?, ?)",
+                                            (found.analysis_id, slot, model)).lastrowid
+                classes = self._numbers("class_name", "cls", "name",
+                                        {name for name, _ in found.predictions if name is not None})
+                self._db.executemany(
+                    "INSERT INTO pred (analysis, slot, model, cls, confidence) VALUES (?, ?, ?, ?, ?)",
+                    [(analysis, slot, model, None if name is None else classes[name], confidence)
+                     for name, confidence in found.predictions])
+            self._db.execute("COMMIT")
+
+    def drop_analyses(self, analysis_ids: Iterable[str]) -> None:
+        with self.lock:
+            self._db.execute("BEGIN")
+            for analysis_id in analysis_ids:
+                row = self._db.execute("SELECT analysis FROM analysis WHERE analysis_id = ?", (analysis_id,)).fetchone()
+                if row:
+                    self._db.execute("DELETE FROM pred WHERE analysis = ?", row)
+                    self._db.execute("DELETE FROM analysis WHERE analysis = ?", row)
             self._db.execute("COMMIT")
 
     def put_task(self, task: Task, job_images: list[JobImage] | None) -> None:
@@ -206,8 +270,8 @@ class ProjectIndex:
 
     def _numbers(self, table: str, number: str, name: str, values: set[str]) -> dict[str, int]:
         """The integer of each id in an interning table, adding the ids it lacks."""
-        if table == "tag_name":
-            self._db.executemany("INSERT OR IGNORE INTO tag_name (tag_id) VALUES (?)", [(v,) for v in sorted(values)])
+        if table in ("tag_name", "class_name"):
+            self._db.executemany(f"INSERT OR IGNORE INTO {table} ({name}) VALUES (?)", [(v,) for v in sorted(values)])
         found: dict[str, int] = {}
         ordered = sorted(values)
         for start in range(0, len(ordered), 500):

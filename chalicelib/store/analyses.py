@@ -149,6 +149,20 @@ class AnalysisRepository:
         except DoesNotExist as exc:
             raise NotFoundError(f"Analysis '{analysis_id}' not found") from exc
 
+    def find(self, analysis_ids: list[str]) -> dict[str, Analysis]:
+        """The analyses that exist among these ids (BatchGetItem, consistent, 100 keys a request)."""
+        keys = [(analysis_pk(analysis_id), ANALYSIS_SK) for analysis_id in dict.fromkeys(analysis_ids)]
+        with store_errors("reading analyses"):
+            return {item.id: _analysis(item) for item in AnalysisItem.batch_get(keys, consistent_read=True)}
+
+    def prediction_facts(self, analysis_id: str) -> list[tuple[str | None, float | None]]:
+        """Each prediction's class and confidence, what Explore filters on (one Query, projected)."""
+        with store_errors("reading predictions"):
+            return [(item.class_name, None if item.confidence is None else float(item.confidence))
+                    for item in PredictionItem.query(analysis_pk(analysis_id), PredictionItem.sk.startswith("P#"),
+                                                     consistent_read=True,
+                                                     attributes_to_get=["class_name", "confidence"])]
+
     def of_image(self, image_id: str) -> list[Analysis]:
         """An image's analyses, newest first (one Query of `by_image`)."""
         with store_errors("listing an image's analyses"):

@@ -109,6 +109,12 @@ class ImageItem(Model):
     tag_ids = UnicodeSetAttribute(null=True)
     mask_of = UnicodeAttribute(null=True)
     mask_category = UnicodeAttribute(null=True)
+    # A caption for image-text training: {text, tags, source: user|prediction, updated_by,
+    # updated_at, and for a promoted prediction analysis_id, prediction_id, model_name, model_version}.
+    caption = MapAttribute(null=True)
+    # The image's completed ML analyses: what Explore's prediction conditions read (with the tags,
+    # in one projected BatchGetItem), set when an analysis completes.
+    analysis_ids = UnicodeSetAttribute(null=True)
 
     catalog = Catalog()
     masks = Masks()
@@ -167,6 +173,8 @@ class Image:
     mask_category: str | None
     sequencer: str = ""
     metadata_rev: int = 0
+    caption: dict | None = None
+    analysis_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,22 @@ class CatalogEntry:
     mask_of: str | None = None
     created_at: datetime | None = None
 
+
+
+@dataclass(frozen=True)
+class SharedFacts:
+    """An image's facts that every project holding it shares (store/changes.py: the tag stream)."""
+
+    tag_ids: frozenset[str]
+    caption: str | None
+    analysis_ids: frozenset[str]
+
+
+def _caption_text(caption) -> str | None:
+    if caption is None:
+        return None
+    text = caption["text"] if isinstance(caption, dict) else caption.as_dict().get("text")
+    return text or None
 
 
 def _to_image(item: ImageItem) -> Image:
@@ -263,6 +287,52 @@ class ImageRepository:
             for part in pool.map(read, chunks):
                 found.update(part)
         return found
+
+    def shared_facts(self, image_ids: Iterable[str]) -> dict[str, "SharedFacts"]:
+        """What every project holding these images filters on beyond the pool entry — tags, caption,
+        completed analyses — for each existing image (BatchGetItem projected to those, consistent,
+        100 keys a request, in parallel)."""
+        keys = list(dict.fromkeys(image_ids))
+        chunks = [keys[start : start + 100] for start in range(0, len(keys), 100)]
+
+        def read(chunk: list[str]) -> dict[str, SharedFacts]:
+            with store_errors("reading images' tags, captions and analyses"):
+                return {item.id: SharedFacts(frozenset(item.tag_ids or ()), _caption_text(item.caption),
+                                             frozenset(item.analysis_ids or ()))
+                        for item in ImageItem.batch_get(chunk, consistent_read=True,
+                                                        attributes_to_get=["id", "tag_ids", "caption", "analysis_ids"])}
+
+        found: dict[str, SharedFacts] = {}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for part in pool.map(read, chunks):
+                found.update(part)
+        return found
+
+    def set_caption(self, image_id_: str, caption: dict | None, *, unless_by_a_person: bool = False) -> Image:
+        """Set (or with None remove) the image's caption; one UpdateItem whose answer is the image.
+        `unless_by_a_person`: only where there is none or it came from a prediction (ConflictError
+        otherwise) — a promoted caption never replaces one a person wrote. Every project's Explore
+        index hears of it through the tag stream."""
+        item = ImageItem(id=image_id_)
+        actions = [ImageItem.caption.set(caption) if caption is not None else ImageItem.caption.remove(),
+                   ImageItem.updated_at.set(utcnow())]
+        condition = ImageItem.id.exists()
+        if unless_by_a_person:
+            condition &= ImageItem.caption.does_not_exist() | (ImageItem.caption["source"] == "prediction")
+        if not self._conditional_update(item, actions, condition):
+            self.get(image_id_)  # 404 when the image is gone
+            raise ConflictError(f"Shared image '{image_id_}' has a caption written by a person")
+        change_log.record(change_log.TAGS_STREAM, tagged=[image_id_])
+        return _to_image(item)
+
+    def add_analysis(self, image_id_: str, analysis_id: str) -> bool:
+        """Note a completed analysis on its image (Explore's prediction conditions); False when the
+        image record is gone. Recorded in the tag stream, which every project's index reads."""
+        item = ImageItem(id=image_id_)
+        written = self._conditional_update(item, [ImageItem.analysis_ids.add({analysis_id})], ImageItem.id.exists())
+        if written:
+            change_log.record(change_log.TAGS_STREAM, tagged=[image_id_])
+        return written
 
     def find_by_keys(self, keys: Iterable[str]) -> dict[str, Image]:
         """The registered images among share `keys`, by key."""

@@ -6,6 +6,7 @@ selection, its order and its total. Then read-your-writes for each kind of write
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import datetime
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from chalicelib.services.container import services
 from chalicelib.services.filters import ImageFilter
 from tests.conftest import ROOT, Api
+from tests.functional.test_analyses import Pipeline, enable
 from tests.imagefiles import picture
 
 IMAGES = "/api/v1/shared-images"
@@ -24,7 +26,18 @@ KEYS = [f"{folder}{stem}_{n:02d}.jpg" for n, (folder, stem) in
 LABELS = [{"name": "cat", "annotation_type": "bbox"}]
 BOX = {"type": "bbox", "label": "cat", "state": "confirmed", "bbox": [1, 1, 8, 8]}
 SPLITS = ("none", "train", "val", "test")
+CAPTIONS = ("A cat on a mat", "dog and CAT", "open sky")
+MODELS = (("yolo_v8", "1"), ("yolo_v8", "2"), ("resnet50_classifier", "1"))
+PREDICTION_KEYS = ("predicted_class", "min_confidence", "confidence_below")
 _counter = itertools.count()
+
+
+class FreshPipeline(Pipeline):
+    """Signs with the current second: every request of the machine differs from the others (ids or
+    a run number in the body), so none is a replay, and hundreds of them never drift ahead."""
+
+    def headers(self, method, path, body, timestamp=None, extra=None):
+        return super().headers(method, path, body, timestamp or int(time.time()), extra)
 
 
 def new_index():
@@ -55,13 +68,14 @@ def registry(local_stack):
     with Client(local_stack.app, stage_name="dev", project_dir=str(ROOT)) as client:
         api = Api(client, local_stack.token(sub="alice", email="alice@example.com", groups=[]))
         registered = api.post(f"{IMAGES}/register", {"file_paths": KEYS}).json["data"]["registered"]
-        yield local_stack, api, {image["file_path"]: image["id"] for image in registered}
+        yield local_stack, api, {image["file_path"]: image["id"] for image in registered}, FreshPipeline(client)
 
 
 class ExploreWrites(RuleBasedStateMachine):
     """Writes through the API; the oracle is what those writes said."""
 
-    stack = api = by_key = None  # set by the test
+    stack = api = by_key = pipeline = None  # set by the test
+    completed: list[tuple[str, str, str, list[tuple[str, float]]]] = []  # analyses, across runs
 
     @initialize()
     def start(self):
@@ -74,12 +88,18 @@ class ExploreWrites(RuleBasedStateMachine):
         self.tagged: dict[str, set[str]] = {tag: set() for tag in self.tags}
         self.tasks: dict[str, dict] = {}  # task id → {"split", "jobs": {job id: [image ids]}}
         self.annotated: set[tuple[str, str]] = set()
+        # Captions and completed analyses belong to the images, which every run shares: what
+        # earlier runs left is where this one starts.
+        self.captions: dict[str, str] = {image: self.facts[image]["caption"] for image in self.ids
+                                         if self.facts[image]["caption"] is not None}
+        self.analyses = self.completed
+        enable(self.stack)
         self.warm = new_index()
         self.warm.select(self.project, ImageFilter())  # built before any write of this run
 
     def _facts(self, image_id: str) -> dict:
         data = self.api.get(f"{IMAGES}/{image_id}").json["data"]
-        return {"file_path": data["file_path"], "width": data["width"], "height": data["height"], "status": data["status"],
+        return {"caption": (data["caption"] or {}).get("text"), "file_path": data["file_path"], "width": data["width"], "height": data["height"], "status": data["status"],
                 "created": -datetime.fromisoformat(data["created_at"]).timestamp()}
 
     # Writes -----------------------------------------------------------------------------------------
@@ -167,6 +187,40 @@ class ExploreWrites(RuleBasedStateMachine):
         assert saved.status_code == 200, saved.json
         (self.annotated.add if keep else self.annotated.discard)((job, image))
 
+    @rule(data=st.data())
+    def caption(self, data):
+        image = data.draw(st.sampled_from(self.ids))
+        text = data.draw(st.sampled_from((*CAPTIONS, None)))
+        if text is None:
+            assert self.api.delete(f"{IMAGES}/{image}/caption").status_code == 200
+            self.captions.pop(image, None)
+        else:
+            assert self.api.request("PUT", f"{IMAGES}/{image}/caption", {"text": text}).status_code == 200
+            self.captions[image] = text
+
+    @precondition(lambda self: any(self.facts[image]["status"] == "ready" for image in self.ids))
+    @rule(data=st.data())
+    def analyze(self, data):
+        """A pipeline analyses an image: only an analysis that completes counts in Explore."""
+        image = data.draw(st.sampled_from([image for image in self.ids if self.facts[image]["status"] == "ready"]))
+        model, version = data.draw(st.sampled_from(MODELS))
+        predicted = data.draw(st.lists(st.tuples(st.sampled_from(["cat", "dog"]),
+                                                 st.sampled_from([0.1, 0.3, 0.5, 0.7, 0.9])), max_size=3))
+        finish = data.draw(st.sampled_from(["completed", "completed", "failed", None]))
+        made = self.pipeline.post(f"/api/v1/images/{image}/analyses", {
+            "model_name": model, "model_version": version, "parameters": {"run": next(_counter)}})
+        assert made.status_code == 201, made.json
+        a = f"/api/v1/analyses/{made.json['data']['id']}"
+        assert self.pipeline.patch(f"{a}/status", {"status": "processing"}).status_code == 200
+        if predicted:
+            items = [{"annotation_type": "classification", "class_name": name, "confidence": confidence}
+                     for name, confidence in predicted]
+            assert self.pipeline.post(f"{a}/annotations:bulk", {"annotations": items}).status_code == 200
+        if finish:
+            assert self.pipeline.post(f"{a}/finalize", {"status": finish}).status_code == 200
+        if finish == "completed":
+            self.analyses.append((image, model, version, predicted))
+
     @rule(data=st.data(), gone=st.booleans())
     def change_the_object(self, data, gone):
         """The object is replaced by a picture of another size, or deleted (the record goes missing)."""
@@ -187,8 +241,20 @@ class ExploreWrites(RuleBasedStateMachine):
             return [(task_id, task["split"], job, (job, image) in self.annotated)
                     for task_id, task in self.tasks.items() for job, images in task["jobs"].items() if image in images]
 
+        def predicted(image):
+            for analysed, model, version, predictions in self.analyses:
+                if analysed != image or f.get("prediction_model", model) != model or (
+                        f.get("prediction_model_version", version) != version):
+                    continue
+                if not any(key in f for key in PREDICTION_KEYS):
+                    return True
+                if any(f.get("predicted_class", name) == name and f.get("min_confidence", 0) <= confidence
+                       < f.get("confidence_below", 2) for name, confidence in predictions):
+                    return True
+            return False
+
         def keep(image):
-            facts, places = self.facts[image], placed(image)
+            facts, places, caption = self.facts[image], placed(image), self.captions.get(image)
             has = [image in self.tagged[tag] for tag in f.get("tag_ids", [])]
             excluded = [image in self.tagged[tag] for tag in f.get("exclude_tag_ids", [])]
             return all([
@@ -201,6 +267,9 @@ class ExploreWrites(RuleBasedStateMachine):
                 "split" not in f or f["split"] in ({p[1] for p in places} - {"none"} or {"none"}),
                 f.get("min_width", 0) <= facts["width"] <= f.get("max_width", 10**9),
                 facts["file_path"].startswith(f.get("path_prefix", "")),
+                "caption" not in f or (caption is not None and f["caption"].casefold() in caption.casefold()),
+                "has_caption" not in f or (caption is not None) == f["has_caption"],
+                not any(key in f for key in ("prediction_model", *PREDICTION_KEYS)) or predicted(image),
             ])
 
         return sorted((image for image in self.pool if keep(image)), key=lambda i: (self.facts[i]["created"], i))
@@ -211,7 +280,12 @@ class ExploreWrites(RuleBasedStateMachine):
         jobs = sorted(job for task in self.tasks.values() for job in task["jobs"])
         filters = [{}, {"tag_ids": self.tags, "tag_mode": "all"}, {"tag_ids": self.tags},
                    {"exclude_tag_ids": self.tags[:1], "is_annotated": False}, {"min_width": 30, "path_prefix": "ix/a/"},
-                   {"search": "DOG"}, *({"split": split} for split in SPLITS), {"is_annotated": True}]
+                   {"search": "DOG"}, *({"split": split} for split in SPLITS), {"is_annotated": True},
+                   {"caption": "cat"}, {"has_caption": False, "search": "cat"}, {"prediction_model": "yolo_v8"},
+                   {"prediction_model": "yolo_v8", "prediction_model_version": "2"},
+                   {"prediction_model": "yolo_v8", "predicted_class": "cat", "confidence_below": 0.5},
+                   {"min_confidence": 0.7}, {"predicted_class": "dog", "min_confidence": 0.3, "confidence_below": 0.9,
+                                             "prediction_model": "resnet50_classifier"}]
         if self.tasks:
             filters += [{"task_id": sorted(self.tasks)[:1]}, {"task_id": sorted(self.tasks)[-1:], "split": "train"}]
         if jobs:
@@ -226,8 +300,9 @@ class ExploreWrites(RuleBasedStateMachine):
 
 @pytest.fixture
 def machine(registry):
-    stack, api, by_key = registry
-    ExploreWrites.stack, ExploreWrites.api, ExploreWrites.by_key = stack, api, by_key
+    stack, api, by_key, pipeline = registry
+    ExploreWrites.stack, ExploreWrites.api, ExploreWrites.by_key, ExploreWrites.pipeline = stack, api, by_key, pipeline
+    ExploreWrites.completed = []
     yield ExploreWrites
     stack.pump.drain()
 
