@@ -384,7 +384,8 @@ class Services:
         from chalicelib.store.images import ImageRepository
 
         return AnalysisService(self.settings, AnalysisRepository(), ImageRepository(), self.trash,
-                               self.documents_bucket, self.pipelines, persistence_layer(), self.explore)
+                               self.documents_bucket, self.pipelines, persistence_layer(), self.activity,
+                               self.explore)
 
     @provided
     def tag_list(self) -> "TagList":

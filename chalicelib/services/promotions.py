@@ -131,7 +131,7 @@ def _require_labels(label_map: dict[str, str], labels: dict[str, str]) -> None:
     wrong = [(name, target) for name, target in label_map.items() if target not in labels]
     if wrong:
         raise ValidationError("label_map names labels the project does not have: " + ", ".join(
-            f"{name} → {target!r}" for name, target in wrong[:10]),
+            f"label_map.{name} ({target!r})" for name, target in wrong[:10]),
             [{"field": f"label_map.{name}", "location": "body", "type": "label",
               "message": f"{target!r} is not in the project's label set"} for name, target in wrong])
 
