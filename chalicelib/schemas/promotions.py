@@ -9,6 +9,8 @@ from chalicelib.schemas.analyses import ClassName, ModelName, ModelVersion
 from chalicelib.schemas.base import RequestModel, ResponseModel
 
 LabelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# Bounded like an id: each is a DynamoDB key (an empty or oversized one is a store error, not a 422).
+AnalysisId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 MAX_ANALYSES = 100
 MAX_LABEL_MAP = 200
 
@@ -17,7 +19,7 @@ class PromoteBody(RequestModel):
     """Which predictions to promote: the given analyses, or every completed analysis of a model (and
     version) of the job's images; one of `analysis_ids` and `model`, not both."""
 
-    analysis_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_ANALYSES)
+    analysis_ids: list[AnalysisId] | None = Field(default=None, min_length=1, max_length=MAX_ANALYSES)
     # Validated after `analysis_ids` (field order), so its validator sees whether that was given.
     model: ModelName | None = Field(default=None, validate_default=True,
                                     description="a model name; with it, every completed analysis of that model")
