@@ -124,6 +124,39 @@ def test_confirmed_work_is_kept_and_a_confirmed_promoted_annotation_is_untouched
     assert len(after) == 3
 
 
+def test_a_save_between_the_promotes_read_and_write_is_kept_and_the_write_retried(job):
+    from chalicelib.services.annotations import AnnotationService
+    from chalicelib.services.container import services
+    from chalicelib.store.annotations import AnnotationRepository
+    from chalicelib.store.images import ImageRepository
+
+    image = job.images[0]
+    human = {"id": "by-hand", "type": "bbox", "label": "cat", "state": "confirmed", "bbox": [1, 1, 30, 30]}
+    analysis_id = job.analysis(image, [prediction()])
+
+    class Racing(AnnotationRepository):
+        """The real store, with a person's save landing just before the promote's first write."""
+
+        raced = False
+
+        def replace(self, *args, **kwargs):
+            if not Racing.raced:
+                Racing.raced = True
+                assert put(job.api, job.id, image, [human]).status_code == 200
+            return super().replace(*args, **kwargs)
+
+    built = services()
+    built.override(annotations=AnnotationService(built.jobs, Racing(), ImageRepository(), built.documents_bucket,
+                                                 built.activity))
+    # When the promote's revision-guarded write loses to the person's save
+    data = job.promote({"analysis_ids": [analysis_id]})
+    # Then it read their set again and added to it: both are there, at the revision after theirs
+    saved = get(job.api, job.id, image)
+    assert Racing.raced and data["totals"]["promoted"] == 1
+    assert sorted(a["id"] for a in saved["annotations"]) == sorted(["by-hand", *data["images"][0]["annotation_ids"]])
+    assert saved["rev"] == data["images"][0]["rev"] == 2
+
+
 def test_a_second_promote_writes_nothing(job):
     image = job.images[1]
     analysis_id = job.analysis(image, [prediction(), prediction("classification", "indoor")])
