@@ -30,12 +30,12 @@ READERS = 8
 
 
 @dataclass
-class Totals:
-    promoted: int = 0
-    already_present: int = 0
+class Skipped:
+    """The predictions not promoted, by reason."""
+
     below_confidence: int = 0
-    unmapped: Counter = field(default_factory=Counter)
-    not_promotable: Counter = field(default_factory=Counter)
+    unmapped: Counter = field(default_factory=Counter)  # class name → count
+    not_promotable: Counter = field(default_factory=Counter)  # prediction type → count
 
 
 @dataclass(frozen=True)
@@ -71,39 +71,42 @@ class PromotionService:
         labels = {label["name"]: label.get("annotation_type", "any") for label in caller.project.labels}
         _require_labels(label_map, labels)
         image_ids = [entry.image_id for entry in self._job_images.images_of_job(job)]
-        with ThreadPoolExecutor(max_workers=READERS) as pool:
-            if analysis_ids is not None:
-                chosen = self._given(pool, analysis_ids, set(image_ids))
-            else:
-                per_image = pool.map(self._analyses.of_image, image_ids)
-                chosen = [analysis for found in per_image for analysis in found if analysis.model_name == model
-                          and model_version in (None, analysis.model_version)]
-            chosen = [analysis for analysis in chosen if analysis.status == "completed"]
-            predicted = list(pool.map(lambda analysis: self._analyses.predictions(analysis.id), chosen))
-        totals = Totals()
+        chosen = self._chosen(image_ids, analysis_ids, model, model_version)
+        skipped = Skipped()
         wanted: dict[str, list[dict[str, Any]]] = {}
-        for analysis, predictions in zip(chosen, predicted):
+        for analysis, predictions in chosen:
             for prediction in predictions:
-                annotation = _annotation(analysis, prediction, min_confidence, label_map, labels, totals)
+                annotation = _annotation(analysis, prediction, min_confidence, label_map, labels, skipped)
                 if annotation is not None:
                     wanted.setdefault(analysis.image_id, []).append(annotation)
-        additions = {image_id: wanted[image_id] for image_id in image_ids if image_id in wanted}
-        added = self._annotations.add_absent(actor, job_id, additions)
+        added = self._annotations.add_absent(actor, job_id, {image_id: wanted[image_id] for image_id in image_ids
+                                                             if image_id in wanted})
         images = [PromotedImage(image_id, result.added, result.saved.rev)
                   for image_id, result in added.items() if result.saved is not None]
-        totals.promoted = sum(len(result.added) for result in added.values())
-        totals.already_present = sum(result.present for result in added.values())
-        counts = {"images": len(images), "promoted": totals.promoted, "already_present": totals.already_present,
-                  "below_confidence": totals.below_confidence, "unmapped": dict(totals.unmapped),
-                  "not_promotable": dict(totals.not_promotable)}
-        taken = [analysis.id for analysis in chosen]
+        totals = {"images": len(images), "promoted": sum(len(result.added) for result in added.values()),
+                  "already_present": sum(result.present for result in added.values()),
+                  "below_confidence": skipped.below_confidence, "unmapped": dict(skipped.unmapped),
+                  "not_promotable": dict(skipped.not_promotable)}
+        taken = [analysis.id for analysis, _ in chosen]
         source = f"{len(taken)} analysis(es)" if model is None else f"model {model} {model_version or ''}".strip()
         self._activity.record(actor, "job", job_id, "predictions_promoted", project_id=job.project_id,
-                              summary=f"Promoted {totals.promoted} prediction(s) of {source} to draft annotations "
-                                      f"in job {job.sequence_number + 1} of \"{task.name}\"",
-                              details={**counts, "analysis_ids": taken, "model": model,
+                              summary=f"Promoted {totals['promoted']} prediction(s) of {source} to draft "
+                                      f"annotations in job {job.sequence_number + 1} of \"{task.name}\"",
+                              details={**totals, "analysis_ids": taken, "model": model,
                                        "model_version": model_version, "min_confidence": min_confidence})
-        return Promotion(job_id, taken, counts, images)
+        return Promotion(job_id, taken, totals, images)
+
+    def _chosen(self, image_ids: list[str], analysis_ids: list[str] | None, model: str | None,
+                model_version: str | None) -> list[tuple[Analysis, list[Prediction]]]:
+        """The completed analyses asked for, with their predictions (read in parallel)."""
+        with ThreadPoolExecutor(max_workers=READERS) as pool:
+            if analysis_ids is not None:
+                found = self._given(pool, analysis_ids, set(image_ids))
+            else:
+                found = [analysis for of_image in pool.map(self._analyses.of_image, image_ids) for analysis in of_image
+                         if analysis.model_name == model and model_version in (None, analysis.model_version)]
+            completed = [analysis for analysis in found if analysis.status == "completed"]
+            return list(zip(completed, pool.map(lambda analysis: self._analyses.predictions(analysis.id), completed)))
 
     def _given(self, pool: ThreadPoolExecutor, analysis_ids: list[str], image_ids: set[str]) -> list[Analysis]:
         """The named analyses, each of an image of the job (else 422 naming every one that is not)."""
@@ -137,20 +140,20 @@ def _require_labels(label_map: dict[str, str], labels: dict[str, str]) -> None:
 
 
 def _annotation(analysis: Analysis, prediction: Prediction, min_confidence: float, label_map: dict[str, str],
-                 labels: dict[str, str], totals: Totals) -> dict[str, Any] | None:
-    """The draft annotation a prediction becomes, or None (counted in `totals` with the reason)."""
+                 labels: dict[str, str], skipped: Skipped) -> dict[str, Any] | None:
+    """The draft annotation a prediction becomes, or None (counted in `skipped` with the reason)."""
     kind = PROMOTABLE.get(prediction.annotation_type)
     if kind is None:
-        totals.not_promotable[prediction.annotation_type] += 1
+        skipped.not_promotable[prediction.annotation_type] += 1
         return None
     confidence = prediction.confidence or 0.0
     if confidence < min_confidence:
-        totals.below_confidence += 1
+        skipped.below_confidence += 1
         return None
     class_name = prediction.class_name or ""
     label = label_map.get(class_name, class_name)
     if labels.get(label) not in ("any", kind):
-        totals.unmapped[class_name] += 1
+        skipped.unmapped[class_name] += 1
         return None
     annotation: dict[str, Any] = {
         "id": f"pred-{prediction.id}", "type": kind, "label": label, "state": "draft",
