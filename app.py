@@ -21,6 +21,7 @@ from chalicelib.api import (  # noqa: E402
     operations,
     pool,
     projects,
+    promotions,
     saved_filters,
     share,
     shared_images,
@@ -56,6 +57,7 @@ app.register_blueprint(comments.bp)
 app.register_blueprint(tasks.bp)
 app.register_blueprint(jobs.bp)
 app.register_blueprint(annotations.bp)
+app.register_blueprint(promotions.bp)
 app.register_blueprint(exports.bp)
 app.register_blueprint(split_leaks.bp)
 app.register_blueprint(analyses.bp)

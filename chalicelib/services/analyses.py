@@ -36,6 +36,7 @@ from chalicelib.store.pool import dataset_of
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+    from chalicelib.services.activity import ActivityService
     from chalicelib.services.explore import ExploreService
     from chalicelib.services.filters import ImageFilter
     from chalicelib.services.identity import Identity
@@ -89,8 +90,9 @@ def _replayed(response: Any, record: Any) -> Any:
 class AnalysisService:
     def __init__(self, settings: Settings, analyses: AnalysisRepository, images: ImageRepository, trash: "Trash",
                  artifacts: Bucket, auth: PipelineAuth, persistence: "BasePersistenceLayer",
-                 explore: "ExploreService | None" = None) -> None:
+                 activity: "ActivityService", explore: "ExploreService | None" = None) -> None:
         self._settings = settings
+        self._activity = activity
         self._analyses = analyses
         self._images = images
         self._trash = trash
@@ -111,6 +113,11 @@ class AnalysisService:
         image = self._visible(image_id)
         analysis = self._new(pipeline, image_id, model_name, model_version, parameters, image.file_path)
         self._analyses.create([analysis])
+        self._activity.record(None, "analysis", analysis.id, "created",
+                              summary=f"Pipeline key '{pipeline.key_id}' queued {model_name} {model_version} "
+                                      f"on image {image_id}",
+                              details={"pipeline_key_id": pipeline.key_id, "image_id": image_id,
+                                       "model_name": model_name, "model_version": model_version})
         return analysis
 
     def create_batch(self, pipeline: Pipeline, image_ids: list[str], model_name: str, model_version: str,
@@ -127,12 +134,19 @@ class AnalysisService:
         analyses = [self._new(pipeline, image_id, model_name, model_version, parameters, found[image_id].file_path)
                     for image_id in wanted]
         self._analyses.create(analyses)
+        # One entry for the request: a batch of 100 is one act of the pipeline, not 100.
+        self._activity.record(None, "analysis_batch", analyses[0].id, "created",
+                              summary=f"Pipeline key '{pipeline.key_id}' queued {model_name} {model_version} "
+                                      f"on {len(analyses)} image(s)",
+                              details={"pipeline_key_id": pipeline.key_id, "count": len(analyses),
+                                       "analysis_ids": [a.id for a in analyses], "model_name": model_name,
+                                       "model_version": model_version})
         return analyses
 
     def set_status(self, pipeline: Pipeline, analysis_id: str, status: str, error: str | None = None) -> Analysis:
         analysis = self._analyses.get(analysis_id)
         self._require_move(analysis, status)
-        return self._analyses.update(analysis_id, analysis.status, status=status, error=error, updated_at=utcnow())
+        return self._moved(pipeline, analysis, status, error)
 
     def presign_artifact(self, pipeline: Pipeline, analysis_id: str, artifact_type: str, filename: str,
                          content_type: str | None, size: int) -> Upload:
@@ -202,10 +216,7 @@ class AnalysisService:
             if problems:
                 raise ValidationError("Declared artifacts missing or incomplete: " + ", ".join(
                     f"{p['field']} ({p['message']})" for p in problems), problems)
-        ended = self._analyses.update(analysis_id, analysis.status, status=status, error=error, updated_at=utcnow())
-        if status == "completed":
-            self._images.add_analysis(analysis.image_id, analysis_id)
-        return ended
+        return self._moved(pipeline, analysis, status, error)
 
     # Users ---------------------------------------------------------------------------------------
 
@@ -269,6 +280,22 @@ class AnalysisService:
                            storage_path=item.get("storage_path"), created_at=now) for item in items]
         count = self._analyses.add_predictions(analysis_id, "processing", made, now)
         return {"analysis_id": analysis_id, "written": len(made), "prediction_count": count, "replayed": False}
+
+    def _moved(self, pipeline: Pipeline, analysis: Analysis, status: str, error: str | None) -> Analysis:
+        """Move the analysis (409 if someone moved it first); reaching a final status is recorded in the
+        global activity log, by the pipeline's key (pipelines are not users: no actor)."""
+        moved = self._analyses.update(analysis.id, analysis.status, status=status, error=error, updated_at=utcnow())
+        if status == "completed":  # where Explore's prediction conditions find it
+            self._images.add_analysis(analysis.image_id, analysis.id)
+        if status not in MOVES:
+            self._activity.record(None, "analysis", analysis.id, status,
+                                  summary=f"Analysis {analysis.model_name} {analysis.model_version} of image "
+                                          f"{analysis.image_id}: {status}",
+                                  details={"pipeline_key_id": pipeline.key_id, "image_id": analysis.image_id,
+                                           "model_name": analysis.model_name,
+                                           "model_version": analysis.model_version,
+                                           "prediction_count": moved.prediction_count, "error": error})
+        return moved
 
     def _new(self, pipeline: Pipeline, image_id: str, model_name: str, model_version: str,
              parameters: dict[str, Any], file_path: str) -> Analysis:

@@ -2,20 +2,45 @@
 and immutable numbered versions of a job's annotations (documents in S3)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import ConflictError, TooLargeError, ValidationError
+from chalicelib.services.access import Caller
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.identity import Identity
 from chalicelib.services.jobs import JobService
 from chalicelib.store.annotations import MAX_SET_BYTES, AnnotationRepository, AnnotationSet, Version, stored_size
 from chalicelib.clock import utcnow
 from chalicelib.ids import new_id
-from chalicelib.store.images import ImageRepository
+from chalicelib.store.images import Image, ImageRepository
+from chalicelib.store.jobs import Job
+from chalicelib.store.tasks import Task
 from chalicelib.store.objects import Bucket
 
 MAX_ANNOTATIONS = 1000
 VERSION_ATTEMPTS = 5
+WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Added:
+    """What `add_absent` did to one image's set: the set written (None: nothing was missing), the
+    ids it added, and how many of the wanted annotations were there already."""
+
+    saved: AnnotationSet | None
+    added: list[str]
+    present: int
+
+
+def _require_open(job: Job) -> None:
+    if job.status == "done":
+        raise ConflictError(f"Job '{job.id}' is done; move it back to review before changing annotations")
+
+
+def _absent(current: AnnotationSet | None, wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    held = {annotation["id"] for annotation in current.annotations} if current else set()
+    return [annotation for annotation in wanted if annotation["id"] not in held]
 
 
 def _problem(index: int, field: str, message: str) -> dict[str, Any]:
@@ -68,12 +93,66 @@ class AnnotationService:
         """Replace the image's set in the job. With `expected_rev`, only if nobody saved since (409)."""
         caller, job, task = self._jobs.admit(actor, job_id, "annotations.write")
         self._jobs.job_image(job, image_id)
-        if job.status == "done":
-            raise ConflictError(f"Job '{job_id}' is done; move it back to review before changing annotations")
+        _require_open(job)
+        image = self._sized(image_id)
+        annotations = [{**annotation, "id": annotation.get("id") or new_id()} for annotation in annotations]
+        self._check(caller, image, annotations)
+        current = self._annotations.get(job_id, image_id)
+        current_rev = current.rev if current else 0
+        if expected_rev is not None and expected_rev != current_rev:
+            raise ConflictError(f"Annotations of image '{image_id}' in job '{job_id}' are at revision "
+                                f"{current_rev}, not {expected_rev}; reload and retry")
+        return self._save(job, task, image_id, annotations, current, actor)
+
+    def add_absent(self, actor: Identity, job_id: str,
+                   additions: dict[str, list[dict[str, Any]]]) -> dict[str, Added]:
+        """Add to each image's set the annotations (with ids) whose id it does not hold yet, keeping
+        every annotation present as it is; an image with nothing to add is not written. Every set is
+        checked before the first write, so a refused call writes nothing."""
+        caller, job, task = self._jobs.admit(actor, job_id, "annotations.write")
+        _require_open(job)
+        planned = []
+        for image_id, wanted in additions.items():
+            image = self._sized(image_id)
+            current = self._annotations.get(job_id, image_id)
+            self._check(caller, image, (current.annotations if current else []) + _absent(current, wanted))
+            planned.append((image, wanted, current))
+        return {image.id: self._add(caller, job, task, image, wanted, current)
+                for image, wanted, current in planned}
+
+    def _add(self, caller: Caller, job: Job, task: Task, image: Image, wanted: list[dict[str, Any]],
+             current: AnnotationSet | None) -> Added:
+        """Write `current` plus what it lacks of `wanted`, guarded by the revision it was read at; when
+        someone saved meanwhile, read their set and add what it still lacks."""
+        for _ in range(WRITE_ATTEMPTS):
+            new = _absent(current, wanted)
+            if not new:
+                return Added(None, [], len(wanted))
+            merged = (current.annotations if current else []) + new
+            self._check(caller, image, merged)
+            try:
+                saved = self._save(job, task, image.id, merged, current, caller.identity)
+            except ConflictError:
+                current = self._annotations.get(job.id, image.id)
+                continue
+            return Added(saved, [annotation["id"] for annotation in new], len(wanted) - len(new))
+        raise ConflictError(f"Annotations of image '{image.id}' in job '{job.id}' kept changing during "
+                            f"{WRITE_ATTEMPTS} attempts; retry")
+
+    def _sized(self, image_id: str) -> Image:
         image = self._images.get(image_id)
         if not image.width or not image.height:
             raise ConflictError(f"Shared image '{image_id}' has no known size (status {image.status})")
-        annotations = [{**annotation, "id": annotation.get("id") or new_id()} for annotation in annotations]
+        return image
+
+    @staticmethod
+    def _check(caller: Caller, image: Image, annotations: list[dict[str, Any]]) -> None:
+        # A set PUT could not save again (more than its 1,000) would strand whoever edits it next.
+        if len(annotations) > MAX_ANNOTATIONS:
+            raise ValidationError(f"The image's set would hold {len(annotations)} annotations; a set holds at most "
+                                  f"{MAX_ANNOTATIONS}", [{"field": "annotations", "location": "body",
+                                                          "message": f"{len(annotations)} > {MAX_ANNOTATIONS}",
+                                                          "type": "too_many"}])
         problems = check(annotations, caller.project.labels, image.width, image.height)
         if problems:
             raise ValidationError(f"{len(problems)} annotation(s) are not valid: {problems[0]['field']}: "
@@ -84,16 +163,13 @@ class AnnotationService:
                                 f"is {MAX_SET_BYTES:,} bytes", [{"field": "annotations", "location": "body",
                                                                   "message": f"{size} > {MAX_SET_BYTES} bytes",
                                                                   "type": "too_large"}])
-        current = self._annotations.get(job_id, image_id)
-        current_rev = current.rev if current else 0
-        if expected_rev is None:
-            expected_rev = current_rev
-        elif expected_rev != current_rev:
-            raise ConflictError(f"Annotations of image '{image_id}' in job '{job_id}' are at revision "
-                                f"{current_rev}, not {expected_rev}; reload and retry")
-        previous_count = len(current.annotations) if current else 0
-        return self._annotations.replace(job.project_id, task.id, job_id, image_id, annotations, expected_rev,
-                                         previous_count, actor.sub, utcnow())
+
+    def _save(self, job: Job, task: Task, image_id: str, annotations: list[dict[str, Any]],
+              current: AnnotationSet | None, actor: Identity) -> AnnotationSet:
+        """Write the set over `current` (the set as read: its revision guards the write, 409 if it moved)."""
+        return self._annotations.replace(job.project_id, task.id, job.id, image_id, annotations,
+                                         current.rev if current else 0,
+                                         len(current.annotations) if current else 0, actor.sub, utcnow())
 
     def create_version(self, actor: Identity, job_id: str, note: str | None) -> Version:
         """Freeze the job's current annotations as the next numbered version."""

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from chalicelib.services.pipelines import PipelineAuth
     from chalicelib.services.pool import PoolService
     from chalicelib.services.projects import ProjectService
+    from chalicelib.services.promotions import PromotionService
     from chalicelib.services.kept_index import TagList
     from chalicelib.services.registry_index import IndexedRegistry
     from chalicelib.services.registry import RegistryService
@@ -383,7 +384,8 @@ class Services:
         from chalicelib.store.images import ImageRepository
 
         return AnalysisService(self.settings, AnalysisRepository(), ImageRepository(), self.trash,
-                               self.documents_bucket, self.pipelines, persistence_layer(), self.explore)
+                               self.documents_bucket, self.pipelines, persistence_layer(), self.activity,
+                               self.explore)
 
     @provided
     def tag_list(self) -> "TagList":
@@ -451,6 +453,15 @@ class Services:
 
         return AnnotationService(self.jobs, AnnotationRepository(), ImageRepository(), self.documents_bucket,
                                  self.activity)
+
+    @provided
+    def promotions(self) -> "PromotionService":
+        """Predictions into a job's annotations, as drafts (through `annotations`' write path)."""
+        from chalicelib.services.promotions import PromotionService
+        from chalicelib.store.analyses import AnalysisRepository
+        from chalicelib.store.jobs import JobRepository
+
+        return PromotionService(self.jobs, JobRepository(), AnalysisRepository(), self.annotations, self.activity)
 
     @provided
     def saved_filters(self) -> "SavedFilterService":

@@ -243,6 +243,9 @@ ROWS = [
     Row("GET", f"{J}/images/{{image_id}}/annotations", "annotations.read", lambda w, j: Call(w.image_path(j))),
     Row("PUT", f"{J}/images/{{image_id}}/annotations", "annotations.write",
         lambda w, j: Call(w.image_path(j), {"annotations": [BOX]})),
+    # no analysis of the model in the world: a permitted promote answers with nothing to add
+    Row("POST", f"{J}/predictions/promote", "annotations.write",
+        lambda w, j: Call(w.j(j, "/predictions/promote"), {"model": "yolo_v8", "min_confidence": 0.5})),
     Row("POST", f"{J}/versions", "versions.create", lambda w, j: Call(w.j(j, "/versions"), {"note": "checkpoint"})),
     Row("GET", f"{J}/versions", "annotations.read", lambda w, j: Call(w.j(j, "/versions"))),
     Row("POST", f"{P}/exports/preview", "exports.read",

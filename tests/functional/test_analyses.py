@@ -527,3 +527,30 @@ def test_a_refused_post_leaves_its_idempotency_key_free_for_the_corrected_one(pi
     # Then it is stored, not refused as a reuse of the key
     assert fixed.status_code == 200, fixed.json
     assert fixed.json["data"]["replayed"] is False and len(api.get(a).json["data"]["predictions"]) == 1
+
+
+def test_analyses_are_in_the_global_activity_log_by_their_pipeline_key(pipeline, stack, admin_api, image_id):
+    from chalicelib.services.container import services
+
+    # Given one analysis created alone, a batch of two, one completed and one failed
+    alone = create(pipeline, image_id)["id"]
+    second = register(stack, admin_api, "ml/dog.jpg")
+    batch = pipeline.post("/api/v1/analyses/batch", {"image_ids": [image_id, second], "model_name": "yolo_v8",
+                                                     "model_version": "2"})
+    batch_ids = [a["id"] for a in batch.json["data"]["analyses"]]
+    finished = processing(pipeline, image_id)
+    pipeline.post(f"/api/v1/analyses/{finished}/annotations:bulk", {"annotations": [box()]})
+    assert pipeline.post(f"/api/v1/analyses/{finished}/finalize", {"status": "completed"}).status_code == 200
+    assert pipeline.patch(f"/api/v1/analyses/{alone}/status", {"status": "failed", "error": "OOM"}).status_code == 200
+    # When the global activity log is read
+    entries, _ = services().activity.newest(None, limit=50)
+    logged = [e for e in entries if e.entity_type.startswith("analysis")]
+    # Then each creation request, and each final status, is one entry, by no user but the key
+    assert [(e.entity_type, e.action) for e in logged] == [
+        ("analysis", "failed"), ("analysis", "completed"), ("analysis", "created"), ("analysis_batch", "created"),
+        ("analysis", "created")]
+    assert {(e.actor, e.project_id, e.details["pipeline_key_id"]) for e in logged} == {(None, None, "default")}
+    assert (logged[0].entity_id, logged[0].details["error"]) == (alone, "OOM")
+    assert (logged[1].entity_id, logged[1].details["prediction_count"]) == (finished, 1)
+    assert (logged[3].details["count"], logged[3].details["analysis_ids"]) == (2, batch_ids)
+    assert logged[4].entity_id == alone and logged[4].details["image_id"] == image_id
