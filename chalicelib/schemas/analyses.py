@@ -18,7 +18,7 @@ ClassName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 MAX_BULK = 1000
 MAX_BATCH_IMAGES = 100
 
-AnnotationType = Literal["bounding_box", "polygon", "classification", "keypoints", "heatmap"]
+AnnotationType = Literal["bounding_box", "polygon", "classification", "keypoints", "heatmap", "caption"]
 ArtifactType = Literal["heatmap", "mask", "json"]
 
 

@@ -55,8 +55,20 @@ class PromotionTotals(ResponseModel):
     already_present: int = Field(description="predictions whose annotation is there already (left as it is)")
     below_confidence: int
     unmapped: dict[str, int] = Field(description="class name → predictions skipped: no project label for it")
-    not_promotable: dict[str, int] = Field(description="prediction type → predictions skipped: keypoints, "
-                                                       "heatmaps and captions have no annotation type")
+    not_promotable: dict[str, int] = Field(description="prediction type → predictions skipped: keypoints and "
+                                                       "heatmaps have no annotation type")
+    captions: "CaptionTotals" = Field(description="caption predictions: the most confident per image becomes its "
+                                                  "caption, unless a person wrote one")
+
+
+class CaptionTotals(ResponseModel):
+    written: int = Field(description="images whose caption is now a promoted prediction")
+    already_present: int = Field(description="images whose caption is that prediction already")
+    kept_by_person: int = Field(description="images with a caption a person wrote: left as it is")
+    not_allowed: int = Field(description="your global role may not caption images: none written")
+
+
+PromotionTotals.model_rebuild()
 
 
 class PromotedImage(ResponseModel):

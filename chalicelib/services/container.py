@@ -461,7 +461,10 @@ class Services:
         from chalicelib.store.analyses import AnalysisRepository
         from chalicelib.store.jobs import JobRepository
 
-        return PromotionService(self.jobs, JobRepository(), AnalysisRepository(), self.annotations, self.activity)
+        from chalicelib.store.images import ImageRepository
+
+        return PromotionService(self.jobs, JobRepository(), AnalysisRepository(), self.annotations, self.activity,
+                                ImageRepository(), self.access)
 
     @provided
     def saved_filters(self) -> "SavedFilterService":

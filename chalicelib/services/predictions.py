@@ -6,8 +6,10 @@ Coordinates are pixels of the image as displayed (EXIF orientation applied): `0 
 - `polygon`: `{points: [[x, y], ...]}`, at least 3 points;
 - `keypoints`: `{keypoints: [{x, y, name?, visible?}, ...]}`, at least 1;
 - `classification`: `{}` (the class and confidence say it all);
-- `heatmap`: `{width, height}` and a `storage_path` under `ml_outputs/<analysis id>/`.
-Every type but `heatmap` needs `class_name` and `confidence` (0..1). Every problem is reported at
+- `heatmap`: `{width, height}` and a `storage_path` under `ml_outputs/<analysis id>/`;
+- `caption`: `{text}` (and optionally ordered `tags`) from a captioning model; no class, and its
+  `confidence` is optional.
+Every other type needs `class_name` and `confidence` (0..1). Every problem is reported at
 once, each naming the item's index and field (`annotations.3.data.x_max`).
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Callable
 from chalicelib.errors import ValidationError
 
 Problem = tuple[str, str]  # (field under the item, message)
+MAX_CAPTION = 2000  # as a caption a person writes (schemas/images.py CaptionIn)
 
 
 def artifact_prefix(analysis_id: str) -> str:
@@ -105,12 +108,24 @@ def _heatmap(data: dict, width: int, height: int, analysis_id: str) -> list[Prob
     return problems
 
 
+def _caption(data: dict, width: int, height: int, analysis_id: str) -> list[Problem]:
+    problems = _keys(data, {"text", "tags"}, {"text"})
+    text, tags = data.get("text"), data.get("tags")
+    if "text" in data and not (isinstance(text, str) and 0 < len(text.strip()) <= MAX_CAPTION):
+        problems.append(("data.text", f"must be text of 1 to {MAX_CAPTION} characters"))
+    if "tags" in data and not (isinstance(tags, list) and len(tags) <= 100
+                               and all(isinstance(tag, str) and 0 < len(tag) <= 100 for tag in tags)):
+        problems.append(("data.tags", "must be a list of up to 100 tags of 1 to 100 characters"))
+    return problems
+
+
 CHECKS: dict[str, Callable[[dict, int, int, str], list[Problem]]] = {
     "bounding_box": _bounding_box,
     "polygon": _polygon,
     "keypoints": _keypoints,
     "classification": _classification,
     "heatmap": _heatmap,
+    "caption": _caption,
 }
 
 
@@ -124,6 +139,11 @@ def check(items: list[dict[str, Any]], width: int, height: int, analysis_id: str
         if kind == "heatmap":
             if not path or not path.startswith(prefix) or ".." in path:
                 problems.append(("storage_path", f"must be an artifact under {prefix}"))
+        elif kind == "caption":
+            if item.get("class_name") is not None:
+                problems.append(("class_name", "a caption has no class"))
+            if path is not None:
+                problems.append(("storage_path", "only heatmaps have one"))
         else:
             if item.get("class_name") is None:
                 problems.append(("class_name", "is required"))

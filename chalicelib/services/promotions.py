@@ -6,6 +6,11 @@ A promoted annotation's id is `pred-<prediction id>`: promoting again adds only 
 and an annotation a person confirmed, edited or left as a draft is never touched. Nothing present
 is deleted or overwritten; sets are written through `AnnotationService.add_absent`, the same
 checks, history and counts as a person's save.
+
+A `caption` prediction becomes the image's caption (a fact of the image, shared by every project,
+so it needs the global right to caption images): per image the most confident one that passes
+`min_confidence` (a caption without a confidence counts as 0), and only where the image has no
+caption or one that came from a prediction — a caption a person wrote is never replaced.
 """
 from __future__ import annotations
 
@@ -15,16 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.errors import NotFoundError, ValidationError
+from chalicelib.clock import utcnow
+from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.annotations import AnnotationService
 from chalicelib.services.identity import Identity
 from chalicelib.services.jobs import JobService
 from chalicelib.store.analyses import Analysis, AnalysisRepository, Prediction
+from chalicelib.store.images import ImageRepository
 from chalicelib.store.jobs import JobRepository
 
-# Prediction type → annotation type; the others (keypoints, heatmap, caption) have no annotation
-# type to land in and are reported as not promotable.
+# Prediction type → annotation type; keypoints and heatmaps have no annotation type to land in and
+# are reported as not promotable. A `caption` prediction becomes the image's caption (below).
 PROMOTABLE = {"bounding_box": "bbox", "polygon": "polygon", "classification": "classification"}
 READERS = 8
 
@@ -36,6 +44,16 @@ class Skipped:
     below_confidence: int = 0
     unmapped: Counter = field(default_factory=Counter)  # class name → count
     not_promotable: Counter = field(default_factory=Counter)  # prediction type → count
+
+
+@dataclass
+class Captions:
+    """What became of the images' best caption predictions."""
+
+    written: int = 0
+    already_present: int = 0
+    kept_by_person: int = 0  # the image has a caption a person wrote
+    not_allowed: int = 0  # the caller may not caption images (global role)
 
 
 @dataclass(frozen=True)
@@ -55,7 +73,10 @@ class Promotion:
 
 class PromotionService:
     def __init__(self, jobs: JobService, job_images: JobRepository, analyses: AnalysisRepository,
-                 annotations: AnnotationService, activity: ActivityService) -> None:
+                 annotations: AnnotationService, activity: ActivityService, images: ImageRepository,
+                 access: Access) -> None:
+        self._images = images
+        self._access = access
         self._jobs = jobs
         self._job_images = job_images
         self._analyses = analyses
@@ -74,8 +95,18 @@ class PromotionService:
         chosen = self._chosen(image_ids, analysis_ids, model, model_version)
         skipped = Skipped()
         wanted: dict[str, list[dict[str, Any]]] = {}
+        best_captions: dict[str, tuple[float, str, Analysis, Prediction]] = {}
         for analysis, predictions in chosen:
             for prediction in predictions:
+                if prediction.annotation_type == "caption":
+                    confidence = prediction.confidence or 0.0
+                    if confidence < min_confidence:
+                        skipped.below_confidence += 1
+                        continue
+                    rank = (confidence, analysis.created_at.isoformat(), analysis, prediction)
+                    if analysis.image_id not in best_captions or rank[:2] > best_captions[analysis.image_id][:2]:
+                        best_captions[analysis.image_id] = rank
+                    continue
                 annotation = _annotation(analysis, prediction, min_confidence, label_map, labels, skipped)
                 if annotation is not None:
                     wanted.setdefault(analysis.image_id, []).append(annotation)
@@ -83,10 +114,11 @@ class PromotionService:
                                                              if image_id in wanted})
         images = [PromotedImage(image_id, result.added, result.saved.rev)
                   for image_id, result in added.items() if result.saved is not None]
+        captions = self._captions(actor, {image_id: found[2:] for image_id, found in best_captions.items()})
         totals = {"images": len(images), "promoted": sum(len(result.added) for result in added.values()),
                   "already_present": sum(result.present for result in added.values()),
                   "below_confidence": skipped.below_confidence, "unmapped": dict(skipped.unmapped),
-                  "not_promotable": dict(skipped.not_promotable)}
+                  "not_promotable": dict(skipped.not_promotable), "captions": vars(captions)}
         taken = [analysis.id for analysis, _ in chosen]
         source = f"{len(taken)} analysis(es)" if model is None else f"model {model} {model_version or ''}".strip()
         self._activity.record(actor, "job", job_id, "predictions_promoted", project_id=job.project_id,
@@ -95,6 +127,34 @@ class PromotionService:
                               details={**totals, "analysis_ids": taken, "model": model,
                                        "model_version": model_version, "min_confidence": min_confidence})
         return Promotion(job_id, taken, totals, images)
+
+    def _captions(self, actor: Identity, chosen: dict[str, tuple[Analysis, Prediction]]) -> Captions:
+        """Each image's chosen caption prediction as its caption, unless a person wrote one."""
+        result = Captions()
+        if not chosen:
+            return result
+        if not self._access.may_global(actor, "images.caption"):
+            result.not_allowed = len(chosen)
+            return result
+        current = self._images.find(list(chosen))
+        for image_id, (analysis, prediction) in chosen.items():
+            caption = current[image_id].caption if image_id in current else None
+            if caption is not None and caption.get("prediction_id") == prediction.id:
+                result.already_present += 1
+                continue
+            if caption is not None and caption.get("source") != "prediction":
+                result.kept_by_person += 1
+                continue
+            try:
+                self._images.set_caption(image_id, {
+                    "text": prediction.data["text"], "tags": list(prediction.data.get("tags") or ()),
+                    "source": "prediction", "updated_by": actor.sub, "updated_at": utcnow().isoformat(),
+                    "analysis_id": analysis.id, "prediction_id": prediction.id, "model_name": analysis.model_name,
+                    "model_version": analysis.model_version}, unless_by_a_person=True)
+                result.written += 1
+            except ConflictError:  # a person captioned it meanwhile
+                result.kept_by_person += 1
+        return result
 
     def _chosen(self, image_ids: list[str], analysis_ids: list[str] | None, model: str | None,
                 model_version: str | None) -> list[tuple[Analysis, list[Prediction]]]:

@@ -71,7 +71,8 @@ def test_predictions_become_drafts_under_mapped_and_same_name_labels(job):
     data = job.promote({"analysis_ids": [analysis_id], "label_map": {"contour": "outline"}})
     # Then three drafts were added, the others counted with the reason
     assert data["totals"] == {"images": 1, "promoted": 3, "already_present": 0, "below_confidence": 0,
-                              "unmapped": {"dog": 1}, "not_promotable": {"keypoints": 1}}
+                              "unmapped": {"dog": 1}, "not_promotable": {"keypoints": 1},
+                              "captions": {"written": 0, "already_present": 0, "kept_by_person": 0, "not_allowed": 0}}
     saved = get(job.api, job.id, image)
     assert [(i["image_id"], i["rev"], sorted(i["annotation_ids"])) for i in data["images"]] == [
         (image, saved["rev"], sorted(f"pred-{ids[key]}" for key in (("bounding_box", "cat"), ("polygon", "contour"),
@@ -215,3 +216,40 @@ def test_bad_requests_are_422_naming_the_field(job, body, field):
     error = job.promote(body, 422)
     assert field in [d["field"] for d in error["details"]], error
     assert field in error["message"]
+
+
+def caption(text: str, confidence: float | None = None) -> dict:
+    return {"annotation_type": "caption", "confidence": confidence, "data": {"text": text}}
+
+
+def test_the_most_confident_caption_prediction_becomes_the_caption_once(job):
+    first, second = job.images[0], job.images[1]
+    # Given a captioning model's two captions of one image and one of another, one of them too weak
+    a = job.analysis(first, [caption("a cat", 0.4), caption("a tabby cat on a sofa", 0.8)], model="resnet50_classifier")
+    b = job.analysis(second, [caption("a rocket", 0.2)], model="resnet50_classifier")
+    # When they are promoted with min_confidence 0.3
+    data = job.promote({"analysis_ids": [a, b], "min_confidence": 0.3})
+    # Then the first image's caption is the most confident, marked as a prediction; the weak one is skipped
+    assert data["totals"]["captions"] == {"written": 1, "already_present": 0, "kept_by_person": 0, "not_allowed": 0}
+    assert data["totals"]["below_confidence"] == 1 and data["totals"]["promoted"] == 0
+    shown = job.api.get(f"/api/v1/shared-images/{first}").json["data"]["caption"]
+    assert (shown["text"], shown["source"], shown["analysis_id"]) == ("a tabby cat on a sofa", "prediction", a)
+    assert job.api.get(f"/api/v1/shared-images/{second}").json["data"]["caption"] is None
+    # And promoting again writes nothing
+    again = job.promote({"analysis_ids": [a, b], "min_confidence": 0.3})
+    assert again["totals"]["captions"]["already_present"] == 1 and again["totals"]["captions"]["written"] == 0
+
+
+def test_a_caption_a_person_wrote_is_never_replaced_but_a_promoted_one_is(job):
+    first, second = job.images[0], job.images[1]
+    assert job.api.request("PUT", f"/api/v1/shared-images/{first}/caption", {"text": "mine"}).status_code == 200
+    old = job.analysis(second, [caption("first guess", 0.5)], model="resnet50_classifier")
+    assert job.promote({"analysis_ids": [old]})["totals"]["captions"]["written"] == 1
+    # When a newer model's captions of both are promoted
+    new = [job.analysis(image, [caption("better guess", 0.9)], model="resnet50_classifier", version="2")
+           for image in (first, second)]
+    data = job.promote({"analysis_ids": new})
+    # Then the person's caption stays and the promoted one is replaced
+    assert data["totals"]["captions"] == {"written": 1, "already_present": 0, "kept_by_person": 1, "not_allowed": 0}
+    assert job.api.get(f"/api/v1/shared-images/{first}").json["data"]["caption"]["text"] == "mine"
+    assert job.api.get(f"/api/v1/shared-images/{second}").json["data"]["caption"]["text"] == "better guess"

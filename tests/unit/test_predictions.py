@@ -22,6 +22,8 @@ VALID = [
     item("classification", {}),
     item("heatmap", {"width": 512, "height": 512}, class_name=None, confidence=None,
          storage_path=f"ml_outputs/{A}/heat.png"),
+    item("caption", {"text": "a tabby cat asleep on a red sofa"}, class_name=None, confidence=None),
+    item("caption", {"text": "cat, sofa", "tags": ["cat", "sofa"]}, class_name=None),
 ]
 
 
@@ -50,6 +52,12 @@ def test_every_shape_inside_the_image_passes():
     (item("heatmap", {"width": 0}, storage_path=f"ml_outputs/{A}/h.png"), "annotations.0.data.width"),
     (item("bounding_box", {"x_min": 0, "y_min": 0, "x_max": 1, "y_max": 1}, storage_path="x"),
      "annotations.0.storage_path"),
+    (item("caption", {"text": "a cat"}), "annotations.0.class_name"),
+    (item("caption", {}, class_name=None), "annotations.0.data.text"),
+    (item("caption", {"text": "  "}, class_name=None), "annotations.0.data.text"),
+    (item("caption", {"text": "x" * 2001}, class_name=None), "annotations.0.data.text"),
+    (item("caption", {"text": "a", "tags": "a"}, class_name=None), "annotations.0.data.tags"),
+    (item("caption", {"text": "a", "box": 1}, class_name=None), "annotations.0.data.box"),
 ])
 def test_each_problem_names_the_item_and_field(bad, field):
     assert fields_of([bad]) == {field}
@@ -57,4 +65,4 @@ def test_each_problem_names_the_item_and_field(bad, field):
 
 def test_all_problems_are_reported_at_once_with_their_indexes():
     items = [*VALID, item("bounding_box", {"x_min": -1, "y_min": 0, "x_max": 1, "y_max": H * 2})]
-    assert fields_of(items) == {"annotations.5.data.x_min", "annotations.5.data.y_max"}
+    assert fields_of(items) == {f"annotations.{len(VALID)}.data.x_min", f"annotations.{len(VALID)}.data.y_max"}
