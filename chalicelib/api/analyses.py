@@ -16,8 +16,10 @@ from chalicelib.schemas.analyses import (
     ArtifactPresign,
     ArtifactUploadOut,
     BatchCreated,
+    BulkManyOut,
     BulkOut,
     BulkPredictions,
+    BulkPredictionsOfMany,
     ExportQuery,
     Finalize,
     PredictionOut,
@@ -81,6 +83,18 @@ def post_predictions(analysis_id, pipeline, body: BulkPredictions):
     message = ("Retry of an earlier post (Idempotency-Key): nothing written again" if written["replayed"]
                else f"{written['written']} prediction(s) stored")
     return ok(BulkOut.model_validate(written), message)
+
+
+@endpoint(bp, "/api/v1/analyses/annotations:bulk", "POST", body=BulkPredictionsOfMany, response=BulkManyOut,
+          pipeline=True)
+def post_predictions_of_many(pipeline, body: BulkPredictionsOfMany):
+    """Post up to 1,000 predictions of several analyses, each item naming its analysis_id; all or none."""
+    key = (bp.current_request.headers or {}).get("idempotency-key") or None
+    items = [item.model_dump() for item in body.annotations]
+    written = services().analyses.post_predictions(pipeline, None, items, key, bp.lambda_context)
+    message = ("Retry of an earlier post (Idempotency-Key): nothing written again" if written["replayed"]
+               else f"{written['written']} prediction(s) of {len(written['analyses'])} analysis(es) stored")
+    return ok(BulkManyOut.model_validate(written), message)
 
 
 @endpoint(bp, f"{A}/finalize", "POST", body=Finalize, response=AnalysisOut, pipeline=True)

@@ -67,6 +67,16 @@ class BulkPredictions(RequestModel):
     annotations: list[PredictionIn] = Field(min_length=1, max_length=MAX_BULK)
 
 
+class PredictionOfIn(PredictionIn):
+    analysis_id: str = Field(min_length=1, max_length=64, description="the analysis (processing) it belongs to")
+
+
+class BulkPredictionsOfMany(RequestModel):
+    """Predictions of several analyses in one post (a pipeline's batch across images)."""
+
+    annotations: list[PredictionOfIn] = Field(min_length=1, max_length=MAX_BULK)
+
+
 class ExportQuery(RequestModel):
     format: Literal["json", "csv"] = "json"
 
@@ -130,6 +140,18 @@ class BulkOut(ResponseModel):
     analysis_id: str
     written: int
     prediction_count: int
+    replayed: bool = Field(default=False, description="a retry (same Idempotency-Key): nothing written again")
+
+
+class BulkOfAnalysisOut(ResponseModel):
+    analysis_id: str
+    written: int
+    prediction_count: int
+
+
+class BulkManyOut(ResponseModel):
+    written: int
+    analyses: list[BulkOfAnalysisOut] = Field(default_factory=list, description="per analysis, in order of first item")
     replayed: bool = Field(default=False, description="a retry (same Idempotency-Key): nothing written again")
 
 

@@ -173,12 +173,15 @@ class AnalysisService:
         url = self._artifacts.presign_put(key, content_type, size, expires_in)
         return Upload(url=url, method="PUT", headers={"Content-Type": content_type}, key=key, expires_in=expires_in)
 
-    def post_predictions(self, pipeline: Pipeline, analysis_id: str, items: list[dict[str, Any]],
+    def post_predictions(self, pipeline: Pipeline, analysis_id: str | None, items: list[dict[str, Any]],
                          idempotency_key: str | None, lambda_context: Any = None) -> dict[str, Any]:
-        """Store up to 1,000 predictions. With an `idempotency_key`, a retry of the same post (same key,
-        same body) answers the first answer and writes nothing (`replayed: true`); the same key with
-        another body is 422. `lambda_context` bounds how long an interrupted post blocks its key."""
-        request = {"analysis_id": analysis_id, "items": items, "idempotency_key": idempotency_key,
+        """Store up to 1,000 predictions: of one analysis (`analysis_id`), or of many, each item naming
+        its `analysis_id` (a pipeline posting a batch across images: one request per 1,000, whatever
+        the images). All or nothing: every item is checked before any is written. With an
+        `idempotency_key`, a retry of the same post (same key, same body) answers the first answer and
+        writes nothing (`replayed: true`); the same key with another body is 422. `lambda_context`
+        bounds how long an interrupted post blocks its key."""
+        request = {"analysis_id": analysis_id or "*", "items": items, "idempotency_key": idempotency_key,
                    "body_sha256": hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()}
         if not idempotency_key:
             return self._post_predictions(request=request)
@@ -265,21 +268,46 @@ class AnalysisService:
     # Internals -----------------------------------------------------------------------------------
 
     def _post_predictions(self, request: dict[str, Any]) -> dict[str, Any]:
-        analysis_id, items = request["analysis_id"], request["items"]
-        analysis = self._analyses.get(analysis_id)
-        if analysis.status != "processing":
-            raise ConflictError(f"Analysis '{analysis_id}' is '{analysis.status}': predictions are posted while "
-                                "it is 'processing'", [{"status": analysis.status}])
-        image = self._visible(analysis.image_id)
-        if not image.width or not image.height:
-            raise ConflictError(f"Shared image '{image.id}' has no size yet (status '{image.status}')")
-        checks.check(items, int(image.width), int(image.height), analysis_id)
+        one = request["analysis_id"] if request["analysis_id"] != "*" else None
+        items = request["items"]
+        groups: dict[str, list[int]] = {}
+        for position, item in enumerate(items):
+            groups.setdefault(one or item["analysis_id"], []).append(position)
+        found = self._analyses.find(list(groups))
+        missing = [analysis_id for analysis_id in groups if analysis_id not in found]
+        if missing:
+            raise NotFoundError(f"Analysis(es) not found: {', '.join(missing[:10])}",
+                                [{"field": f"annotations.{groups[a][0]}.analysis_id", "location": "body",
+                                  "message": f"analysis '{a}' not found", "type": "not_found"} for a in missing])
+        closed = [a for a in found.values() if a.status != "processing"]
+        if closed:
+            raise ConflictError("Predictions are posted while an analysis is 'processing': " + ", ".join(
+                f"'{a.id}' is '{a.status}'" for a in closed[:10]),
+                [{"analysis_id": a.id, "status": a.status} for a in closed])
+        images = self._images.find({a.image_id for a in found.values()})
+        hidden = self._trash.hidden_now([image.file_path for image in images.values()])
+        details: list[dict[str, Any]] = []
+        for analysis_id, positions in groups.items():
+            image = images.get(found[analysis_id].image_id)
+            if image is None or image.file_path in hidden:
+                raise NotFoundError(f"Shared image '{found[analysis_id].image_id}' not found")
+            if not image.width or not image.height:
+                raise ConflictError(f"Shared image '{image.id}' has no size yet (status '{image.status}')")
+            details += checks.problems([items[p] for p in positions], int(image.width), int(image.height),
+                                       analysis_id, positions)
+        checks.refuse(details)
         now = utcnow()
-        made = [Prediction(id=new_id(), annotation_type=item["annotation_type"], class_name=item.get("class_name"),
-                           confidence=item.get("confidence"), data=item.get("data") or {},
-                           storage_path=item.get("storage_path"), created_at=now) for item in items]
-        count = self._analyses.add_predictions(analysis_id, "processing", made, now)
-        return {"analysis_id": analysis_id, "written": len(made), "prediction_count": count, "replayed": False}
+        made = {analysis_id: [Prediction(id=new_id(), annotation_type=items[p]["annotation_type"],
+                                         class_name=items[p].get("class_name"),
+                                         confidence=items[p].get("confidence"), data=items[p].get("data") or {},
+                                         storage_path=items[p].get("storage_path"), created_at=now)
+                              for p in positions] for analysis_id, positions in groups.items()}
+        counts = self._analyses.add_predictions(made, "processing", now)
+        if one is not None:
+            return {"analysis_id": one, "written": len(items), "prediction_count": counts[one], "replayed": False}
+        return {"written": len(items), "replayed": False,
+                "analyses": [{"analysis_id": a, "written": len(made[a]), "prediction_count": counts[a]}
+                             for a in groups]}
 
     def _moved(self, pipeline: Pipeline, analysis: Analysis, status: str, error: str | None) -> Analysis:
         """Move the analysis (409 if someone moved it first); reaching a final status is recorded in the

@@ -129,31 +129,45 @@ CHECKS: dict[str, Callable[[dict, int, int, str], list[Problem]]] = {
 }
 
 
-def check(items: list[dict[str, Any]], width: int, height: int, analysis_id: str) -> None:
-    """Raise one 422 listing every problem of `items` (dicts with the `PredictionIn` fields)."""
+def problems(items: list[dict[str, Any]], width: int, height: int, analysis_id: str,
+             positions: list[int] | None = None) -> list[dict[str, Any]]:
+    """Every problem of `items` (dicts with the `PredictionIn` fields), each naming the item by its
+    place in the request (`positions`, or its index here) and its field."""
     details = []
     prefix = artifact_prefix(analysis_id)
     for index, item in enumerate(items):
         kind, path = item["annotation_type"], item.get("storage_path")
-        problems = CHECKS[kind](item.get("data") or {}, width, height, analysis_id)
+        found = CHECKS[kind](item.get("data") or {}, width, height, analysis_id)
         if kind == "heatmap":
             if not path or not path.startswith(prefix) or ".." in path:
-                problems.append(("storage_path", f"must be an artifact under {prefix}"))
+                found.append(("storage_path", f"must be an artifact under {prefix}"))
         elif kind == "caption":
             if item.get("class_name") is not None:
-                problems.append(("class_name", "a caption has no class"))
+                found.append(("class_name", "a caption has no class"))
             if path is not None:
-                problems.append(("storage_path", "only heatmaps have one"))
+                found.append(("storage_path", "only heatmaps have one"))
         else:
             if item.get("class_name") is None:
-                problems.append(("class_name", "is required"))
+                found.append(("class_name", "is required"))
             if item.get("confidence") is None:
-                problems.append(("confidence", "is required (0..1)"))
+                found.append(("confidence", "is required (0..1)"))
             if path is not None:
-                problems.append(("storage_path", "only heatmaps have one"))
-        details += [{"field": f"annotations.{index}.{field}", "location": "body", "message": text,
-                     "type": "prediction"} for field, text in problems]
+                found.append(("storage_path", "only heatmaps have one"))
+        place = index if positions is None else positions[index]
+        details += [{"field": f"annotations.{place}.{field}", "location": "body", "message": text,
+                     "type": "prediction"} for field, text in found]
+    return details
+
+
+def refuse(details: list[dict[str, Any]]) -> None:
+    """Raise one 422 listing every problem, if there is any."""
     if details:
+        details = sorted(details, key=lambda d: (int(d["field"].split(".")[1]), d["field"]))
         named = ", ".join(f"{d['field']} ({d['message']})" for d in details[:5])
         more = f" and {len(details) - 5} more" if len(details) > 5 else ""
         raise ValidationError(f"Invalid predictions: {named}{more}", details)
+
+
+def check(items: list[dict[str, Any]], width: int, height: int, analysis_id: str) -> None:
+    """Raise one 422 listing every problem of `items` (dicts with the `PredictionIn` fields)."""
+    refuse(problems(items, width, height, analysis_id))

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,8 @@ from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
 
 ANALYSIS_SK = "ANALYSIS"
+# The counts of a post across analyses are UpdateItems side by side on these threads.
+_COUNTERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prediction-counts")
 
 
 class ByImage(GlobalSecondaryIndex):
@@ -178,23 +181,33 @@ class AnalysisRepository:
             item.update(actions=actions, condition=AnalysisItem.status == expected_status)
         return _analysis(item)
 
-    def add_predictions(self, analysis_id: str, expected_status: str, predictions: list[Prediction],
-                        updated_at: datetime) -> int:
-        """Write predictions with BatchWriteItem (25 a request), then count them on the analysis."""
-        pk = analysis_pk(analysis_id)
+    def add_predictions(self, groups: dict[str, list[Prediction]], expected_status: str,
+                        updated_at: datetime) -> dict[str, int]:
+        """Write the predictions of these analyses together with BatchWriteItem (25 a request, across
+        analyses), then count them on each analysis if it is still in `expected_status` (one
+        UpdateItem each, in parallel); returns each analysis's new count."""
         with store_errors("writing predictions"):
             with PredictionItem.batch_write() as batch:
-                for prediction in predictions:
-                    batch.save(PredictionItem(
-                        pk=pk, sk=f"P#{prediction.id}", id=prediction.id, annotation_type=prediction.annotation_type,
-                        class_name=prediction.class_name, confidence=prediction.confidence, data=prediction.data,
-                        storage_path=prediction.storage_path, created_at=prediction.created_at))
-        item = AnalysisItem(pk=pk, sk=ANALYSIS_SK)
-        with conditional("counting predictions", ConflictError(f"Analysis '{analysis_id}' changed meanwhile")):
-            item.update(actions=[AnalysisItem.prediction_count.add(len(predictions)),
-                                 AnalysisItem.updated_at.set(updated_at)],
-                        condition=AnalysisItem.status == expected_status)
-        return int(item.prediction_count)
+                for analysis_id, predictions in groups.items():
+                    pk = analysis_pk(analysis_id)
+                    for prediction in predictions:
+                        batch.save(PredictionItem(
+                            pk=pk, sk=f"P#{prediction.id}", id=prediction.id,
+                            annotation_type=prediction.annotation_type, class_name=prediction.class_name,
+                            confidence=prediction.confidence, data=prediction.data,
+                            storage_path=prediction.storage_path, created_at=prediction.created_at))
+
+        def count(analysis_id: str) -> int:
+            item = AnalysisItem(pk=analysis_pk(analysis_id), sk=ANALYSIS_SK)
+            with conditional("counting predictions", ConflictError(f"Analysis '{analysis_id}' changed meanwhile")):
+                item.update(actions=[AnalysisItem.prediction_count.add(len(groups[analysis_id])),
+                                     AnalysisItem.updated_at.set(updated_at)],
+                            condition=AnalysisItem.status == expected_status)
+            return int(item.prediction_count)
+
+        if len(groups) == 1:
+            return {analysis_id: count(analysis_id) for analysis_id in groups}
+        return dict(zip(groups, _COUNTERS.map(count, list(groups))))
 
     def of_dataset(self, dataset_id: str) -> list[str]:
         """The ids of the analyses of a dataset's images (Query the sparse `by_dataset` index)."""

@@ -380,6 +380,41 @@ def test_a_retried_bulk_post_with_its_idempotency_key_is_a_no_op(pipeline, image
     assert other.status_code == 422
 
 
+def test_one_post_carries_predictions_of_several_analyses_all_or_none(pipeline, stack, admin_api, image_id, api):
+    second = register(stack, admin_api, "ml/dog.jpg")
+    first_a, second_a = processing(pipeline, image_id), processing(pipeline, second)
+    many = "/api/v1/analyses/annotations:bulk"
+    # When one post carries three predictions of the first analysis and one of the second
+    items = [{**box(), "analysis_id": first_a}, {**box(x_min=0), "analysis_id": second_a},
+             {**box(x_min=1), "analysis_id": first_a}, {**box(x_min=2), "analysis_id": first_a}]
+    posted = pipeline.post(many, {"annotations": items})
+    # Then each analysis holds its own, counted
+    assert posted.status_code == 200, posted.json
+    assert posted.json["data"]["analyses"] == [
+        {"analysis_id": first_a, "written": 3, "prediction_count": 3},
+        {"analysis_id": second_a, "written": 1, "prediction_count": 1}]
+    assert [len(api.get(f"/api/v1/analyses/{a}").json["data"]["predictions"]) for a in (first_a, second_a)] == [3, 1]
+    # And a post with one bad item, an unknown analysis or a closed one writes nothing at all
+    bad = pipeline.post(many, {"annotations": [{**box(), "analysis_id": first_a},
+                                               {**box(x_max=WIDTH + 1), "analysis_id": second_a}]})
+    assert bad.status_code == 422 and [d["field"] for d in bad.json["error"]["details"]] == ["annotations.1.data.x_max"]
+    unknown = pipeline.post(many, {"annotations": [{**box(), "analysis_id": first_a}, {**box(), "analysis_id": "nope"}]})
+    assert unknown.status_code == 404 and "nope" in unknown.json["error"]["message"]
+    assert pipeline.patch(f"/api/v1/analyses/{second_a}/status", {"status": "canceled"}).status_code == 200
+    closed = pipeline.post(many, {"annotations": [{**box(), "analysis_id": first_a}, {**box(), "analysis_id": second_a}]})
+    assert closed.status_code == 409 and second_a in closed.json["error"]["message"]
+    assert [len(api.get(f"/api/v1/analyses/{a}").json["data"]["predictions"]) for a in (first_a, second_a)] == [3, 1]
+    # And an item without its analysis is 422 naming the field
+    missing = pipeline.post(many, {"annotations": [box()]})
+    assert missing.status_code == 422 and "annotations.0.analysis_id" in str(missing.json["error"])
+    # And a retry with its Idempotency-Key is a no-op there too
+    body = {"annotations": [{**box(x_min=3), "analysis_id": first_a}]}
+    once = pipeline.post(many, body, headers={"Idempotency-Key": "many-1"})
+    again = pipeline.post(many, body, headers={"Idempotency-Key": "many-1"})
+    assert again.json["data"] == {**once.json["data"], "replayed": True}
+    assert len(api.get(f"/api/v1/analyses/{first_a}").json["data"]["predictions"]) == 4
+
+
 def test_the_batch_form_queues_one_analysis_per_image(pipeline, stack, admin_api, image_id):
     second = register(stack, admin_api, "ml/dog.jpg")
     response = pipeline.post("/api/v1/analyses/batch", {"image_ids": [image_id, second], "model_name": "yolo_v8",

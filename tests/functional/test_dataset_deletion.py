@@ -139,9 +139,9 @@ def analysis_of(image_id: str, dataset_id: str | None) -> str:
                         created_at=now, updated_at=now, dataset_id=dataset_id)
     repository = AnalysisRepository()
     repository.create([analysis])
-    repository.add_predictions(analysis.id, "processing", [Prediction(
+    repository.add_predictions({analysis.id: [Prediction(
         id=new_id(), annotation_type="classification", class_name="cat", confidence=0.9, data={},
-        storage_path=None, created_at=now)], now)
+        storage_path=None, created_at=now)]}, "processing", now)
     services().documents_bucket.put(f"ml_outputs/{analysis.id}/heat.png", b"png", "image/png")
     return analysis.id
 
