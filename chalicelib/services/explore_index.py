@@ -5,15 +5,18 @@ added to the package):
 - `img`: every pool entry's filterable facts (path, folded file name, dimensions, size, status,
   landing time, annotation count, hashes) with an index in Explore order (newest first, then id);
 - `tag`: the tags of those images (`tag_id`, `slot`);
-- `task` and `place`: the project's ready tasks and where each image sits in their jobs.
+- `task` and `place`: the project's ready tasks and where each image sits in their jobs;
+- the caption of each image (a column of `img`), and `model`, `analysis`, `pred`: the images'
+  completed ML analyses and their predictions' class and confidence.
 
 A filter becomes one WHERE clause: the total is a COUNT, a page is a LIMIT/OFFSET in Explore order,
 so a call costs the same whatever the filter selects and never reads the pool from DynamoDB.
 
 How it stays current (read-your-writes, snapshots, compaction) is `KeptIndexes`'
 (services/kept_index.py); this module says what feeds a project's index: its stream `P#<project>`
-(pool entries, tasks, job images) and the tag stream, and how to build it from DynamoDB — the pool
-partition, the tags of its images, the ready tasks' job images.
+(pool entries, tasks, job images) and the tag stream (tags, captions, completed analyses), and how
+to build it from DynamoDB — the pool partition, the tags, captions and analyses of its images (with
+their predictions), the ready tasks' job images.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """One project's Explore facts in an in-memory SQLite database, and a filter's answer over it.
 
 `ProjectIndex` holds every pool entry's filterable facts (path, folded file name, dimensions,
-size, status, landing time, annotation count), the images' tags and the ready tasks' placements;
+size, status, landing time, annotation count), the images' tags and captions, their completed ML
+analyses with each prediction's class and confidence, and the ready tasks' placements;
 `where` (services/index_filter.py) turns an `ImageFilter` into one WHERE clause, so a total is a
 COUNT and a page a LIMIT/OFFSET in Explore order; `split_leaks` finds copies of one picture across
 the tasks' splits (services/split_leaks.py). Keeping it current is `IndexedExplore`'s

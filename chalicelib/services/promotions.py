@@ -162,8 +162,9 @@ class PromotionService:
         with ThreadPoolExecutor(max_workers=READERS) as pool:
             if analysis_ids is not None:
                 found = self._given(pool, analysis_ids, set(image_ids))
-            else:
-                found = [analysis for of_image in pool.map(self._analyses.of_image, image_ids) for analysis in of_image
+            else:  # the completed analyses noted on the images' records (consistent reads, batched)
+                noted = [a for facts in self._images.shared_facts(image_ids).values() for a in facts.analysis_ids]
+                found = [analysis for analysis in self._analyses.find(noted).values()
                          if analysis.model_name == model and model_version in (None, analysis.model_version)]
             completed = [analysis for analysis in found if analysis.status == "completed"]
             return list(zip(completed, pool.map(lambda analysis: self._analyses.predictions(analysis.id), completed)))

@@ -9,8 +9,9 @@ Three kinds of stream:
 - `P#<project>`: the project's pool entries (membership, facts, annotation count), its tasks
   (state, split, their job images) and single job images (annotated or not);
 - `R`: registry images whose record changed (registered, re-ingested, missing);
-- `G`: images whose tags changed, tags created, changed or deleted, and datasets deleted, restored
-  or purged (a deleted dataset's images are hidden everywhere: services/trash.py). Tags are facts of the image, shared by every project that holds
+- `G`: images whose tags, caption or completed ML analyses changed, tags created, changed or
+  deleted, and datasets deleted, restored or purged (a deleted dataset's images are hidden
+  everywhere: services/trash.py). Those are facts of the image, shared by every project that holds
   it: one record reaches all of them, and each index takes the images it holds.
 
 A record names what changed, not the new value: the reader re-reads those items from their tables
@@ -48,7 +49,7 @@ class ChangeItem(Model):
     stream = UnicodeAttribute(hash_key=True)
     at = UnicodeAttribute(range_key=True)
     entries = UnicodeSetAttribute(null=True)  # image ids whose pool entry (P) or record (R) changed
-    tagged = UnicodeSetAttribute(null=True)  # image ids whose tags changed
+    tagged = UnicodeSetAttribute(null=True)  # image ids whose tags, caption or completed analyses changed
     tasks = UnicodeSetAttribute(null=True)  # task ids whose state, split or job images changed
     uses = UnicodeSetAttribute(null=True)  # "<task>#<job>#<image>": a job image's annotated flag changed
     tags = UnicodeSetAttribute(null=True)  # tag ids created, renamed, recoloured or deleted (G)
