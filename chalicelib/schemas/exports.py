@@ -21,7 +21,8 @@ class ExportBody(RequestModel):
     export_mode: Mode
     output_format: Format | None = Field(default=None, validate_default=True,
                                          description="coco_json | yolo | manifest_csv | image_folder | "
-                                                     "url_manifest; the mode's first format if omitted")
+                                                     "url_manifest | image_text; the mode's first format "
+                                                     "if omitted")
     name: str | None = Field(default=None, min_length=1, max_length=200, description="else 'Detection Export v3'")
     filter: ImageFilter | None = None
     saved_filter_id: str | None = Field(default=None, min_length=1, max_length=64)
