@@ -149,10 +149,11 @@ class ExportContents:
                 continue
             in_splits = tuple(sorted({splits[task] for _, task, _, _ in uses} - {"none"}, key=split_rank))
             kept.append(_Kept(entry, split, uses, image_classes, in_splits))
-        if spec.export_mode == "captions" and any(k.split != "none" for k in kept):
+        beside = [k for k in kept if k.split == "none"]
+        if spec.export_mode == "captions" and beside and len(beside) < len(kept):
             # Once there are split folders, Hugging Face's imagefolder reads only them: an image
             # in no split beside them would be silently lost, so it is left out and counted.
-            excluded["in_no_split"] += sum(k.split == "none" for k in kept)
+            excluded["in_no_split"] += len(beside)
             kept = [k for k in kept if k.split != "none"]
         leaks = _leaks(kept, spec.options.leak_max_distance)
         dropped = later_copies(leaks) if spec.options.exclude_leaks else set()
