@@ -278,7 +278,7 @@ class ExportService:
     def _image_records(self, rows: list[Row]) -> dict[str, Image]:
         """The registry records of `rows`' images: one batched read (BatchGetItem, 100 keys a
         request) for every fact a shard needs of them, the caption and the EXIF orientation."""
-        return self._images.find(row.image_id for row in rows)
+        return self._images.find([row.image_id for row in rows])
 
     def _write_images(self, archive: Archive, parts: Parts, named: dict[int, str], work: str) -> None:
         """Stream each staged image into the ZIP a chunk at a time (stored: images are compressed already)."""
