@@ -216,7 +216,7 @@ class ImageText(ExportFormat):
 
     Only captioned records reach a writer (`ExportContents.place` leaves the rest out, counted)."""
 
-    name, title = "image_text", "image-text pairs"
+    name, title = "image_text", "Image-text pairs"
     needs_images = True
 
     def part(self, shard, spec, categories, records, entries):

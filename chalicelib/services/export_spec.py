@@ -23,7 +23,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "captions": ("image_text",),
 }
 FORMAT_NAMES = {"coco_json": "COCO JSON", "yolo": "YOLO", "manifest_csv": "CSV", "image_folder": "ImageFolder",
-                "url_manifest": "URL manifest", "image_text": "image-text pairs"}
+                "url_manifest": "URL manifest", "image_text": "Image-text pairs"}
 
 
 class ClassMapping(BaseModel):

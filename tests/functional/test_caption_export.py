@@ -60,7 +60,10 @@ def test_each_captioned_image_is_paired_with_its_text_in_its_split_folder(stack,
     assert done["summary"]["split_distribution"] == {"train": 1, "val": 1}
     keys = ("images", "annotations", "annotation_counts", "split_distribution", "class_distribution", "excluded")
     assert {key: preview[key] for key in keys} == {key: done["summary"][key] for key in keys}
-    archive.extractall(tmp_path / "captions")  # unpacked, for a look with a real loader (docs: the HF check)
+    # And it unpacks into folders where each image's caption file sits beside it
+    archive.extractall(tmp_path / "captions")
+    assert (tmp_path / "captions/val/c.txt").read_text() == "cat, dog, night"
+    assert (tmp_path / "captions/val/c.png").read_bytes() == share_bytes(stack, "zoo/night/c.png")
 
 
 def test_images_in_no_split_make_one_dataset_at_the_root(stack, api, small, tmp_path):
@@ -75,6 +78,7 @@ def test_images_in_no_split_make_one_dataset_at_the_root(stack, api, small, tmp_
     assert metadata(archive, "metadata.jsonl") == [{"file_name": "d.jpg", "text": "a blurry yard"}]
     assert done["summary"]["excluded"] == {} and done["summary"]["split_distribution"] == {"none": 1}
     archive.extractall(tmp_path / "flat")
+    assert (tmp_path / "flat/d.txt").read_text() == "a blurry yard"
 
 
 def test_the_caption_is_the_image_records_when_the_export_is_built(stack, api, small):
@@ -91,7 +95,7 @@ def test_the_caption_is_the_image_records_when_the_export_is_built(stack, api, s
     assert done["summary"]["excluded"] == {"without_caption": 1}
 
 
-def test_names_that_meet_across_share_folders_stay_unique_pairs(stack, api):
+def test_names_that_meet_across_share_folders_stay_unique_pairs(stack, api, tmp_path):
     # Given three images of one split whose stems meet: x.jpg in two folders and X.png
     made = project_with(stack, api, {"zoo/x.jpg": imagefiles.picture(30, 20, seed=1),
                                      "yard/x.jpg": imagefiles.picture(30, 20, seed=2),
@@ -113,6 +117,9 @@ def test_names_that_meet_across_share_folders_stay_unique_pairs(stack, api):
     assert sorted(archive.namelist()) == sorted(["export.json", "train/metadata.jsonl", *(
         f"train/{name}" for name in images), *(f"train/{name.rsplit('.', 1)[0]}.txt" for name in images)])
     assert done["image_count"] == 3
+    archive.extractall(tmp_path / "pairs")
+    assert sorted(path.name for path in (tmp_path / "pairs/train").iterdir()) == sorted(
+        ["metadata.jsonl", *images, *(f"{name.rsplit('.', 1)[0]}.txt" for name in images)])
 
 
 @pytest.mark.parametrize("body, field", [
