@@ -1,14 +1,16 @@
 """What an export contains: one code path for the preview and for the pipeline's steps.
 
 `plan` freezes the filter's images in Explore order, with split, classes and where they are
-used (images a split-based format cannot place, or classification cannot class, are left out and
-counted); `records` gives each image's annotations as the version mode has them, label-filtered,
-or its caption, from the registry records the caller read;
-`plan` also finds the split leaks among the images it keeps, on the split each is exported in
-(`exclude_leaks` leaves out the later-split copies); `place` drops the records the export cannot place (a classification image with no class once its
-label classes are known, an image with no caption in a captions export) and counts them; `entries` the COCO annotation entries every detection and
-segmentation format counts; `summary` the counts of a set of placed records and what was left
-out, which `merge` adds up across shards. The preview, each shard's summary and the ZIP all come
+used (images a split-based format cannot place, a captions export images in no split beside
+split folders, or classification cannot class, are left out and counted); `records` gives each
+image's annotations as the version mode has them, label-filtered, or its caption, from the
+registry records the caller read; `plan` also finds the split leaks
+among the images it keeps, on the split each is exported in (`exclude_leaks` leaves out the
+later-split copies); `place` drops the records the export cannot place (a classification image
+with no class once its label classes are known, an image with no caption in a captions export)
+and counts them; `entries` the COCO annotation entries every detection and segmentation format
+counts; `summary` the counts of a set of placed records and what was left out, which `merge` adds
+up across shards. The preview, each shard's summary and the ZIP all come
 from these, so they agree.
 """
 from __future__ import annotations
@@ -189,7 +191,8 @@ class ExportContents:
                     classes.setdefault(image, set()).add(name)
         return classes
 
-    def records(self, spec: ExportSpec, rows: list[Row], images: dict[str, Image] | None = None) -> list[ExportImage]:
+    def records(self, spec: ExportSpec, rows: list[Row],
+                images: dict[str, Image] | None = None) -> list[ExportImage]:
         """Each row as an export record. A captions export takes each image's caption text from
         `images` (its registry records, read by the caller in one batched read) and reads no
         annotations."""
