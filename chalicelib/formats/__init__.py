@@ -30,6 +30,7 @@ class ExportImage:
     split: str  # "train" | "val" | "test" | "none"
     classes: tuple[str, ...] = ()  # classification exports: the image's class names
     shapes: tuple[Shape, ...] = field(default_factory=tuple)
+    caption: str | None = None  # captions exports: the image's caption text
 
 
 # Characters a member name never carries: control (Cc) and format (Cf: bidi overrides such as

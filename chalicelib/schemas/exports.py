@@ -21,7 +21,8 @@ class ExportBody(RequestModel):
     export_mode: Mode
     output_format: Format | None = Field(default=None, validate_default=True,
                                          description="coco_json | yolo | manifest_csv | image_folder | "
-                                                     "url_manifest; the mode's first format if omitted")
+                                                     "url_manifest | image_text; the mode's first format "
+                                                     "if omitted")
     name: str | None = Field(default=None, min_length=1, max_length=200, description="else 'Detection Export v3'")
     filter: ImageFilter | None = None
     saved_filter_id: str | None = Field(default=None, min_length=1, max_length=64)
@@ -65,12 +66,14 @@ class PreviewOut(ResponseModel):
     export_mode: str
     output_format: str
     images: int
-    annotations: int = Field(description="annotations (or class rows) the artifact will contain")
-    annotation_counts: dict[str, int] = Field(description="selected annotations by type (bbox, polygon, classification)")
+    annotations: int = Field(description="annotations (or class rows, or captions) the artifact will contain")
+    annotation_counts: dict[str, int] = Field(description="selected annotations by type (bbox, polygon, "
+                                                          "classification; caption in a captions export)")
     split_distribution: dict[str, int]
     class_distribution: dict[str, int]
     excluded: dict[str, int] = Field(description="images the filter selects that the export leaves out, by reason "
-                                                 "(copy_in_earlier_split: exclude_leaks)")
+                                                 "(copy_in_earlier_split: exclude_leaks; without_caption: a "
+                                                 "captions export's images with no caption)")
     leaks: ExportLeaksOut = Field(description="copies of one picture in different splits among the exported images")
 
 

@@ -1,13 +1,16 @@
 """What an export contains: one code path for the preview and for the pipeline's steps.
 
 `plan` freezes the filter's images in Explore order, with split, classes and where they are
-used (images a split-based format cannot place, or classification cannot class, are left out and
-counted); `records` gives each image's annotations as the version mode has them, label-filtered;
-`plan` also finds the split leaks among the images it keeps, on the split each is exported in
-(`exclude_leaks` leaves out the later-split copies); `place` drops the records the export cannot place (a classification image with no class once its
-label classes are known) and counts them; `entries` the COCO annotation entries every detection and
-segmentation format counts; `summary` the counts of a set of placed records and what was left
-out, which `merge` adds up across shards. The preview, each shard's summary and the ZIP all come
+used (images a split-based format cannot place, a captions export images in no split beside
+split folders, or classification cannot class, are left out and counted); `records` gives each
+image's annotations as the version mode has them, label-filtered, or its caption, from the
+registry records the caller read; `plan` also finds the split leaks
+among the images it keeps, on the split each is exported in (`exclude_leaks` leaves out the
+later-split copies); `place` drops the records the export cannot place (a classification image
+with no class once its label classes are known, an image with no caption in a captions export)
+and counts them; `entries` the COCO annotation entries every detection and segmentation format
+counts; `summary` the counts of a set of placed records and what was left out, which `merge` adds
+up across shards. The preview, each shard's summary and the ZIP all come
 from these, so they agree.
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ from chalicelib.services.export_spec import ExportSpec
 from chalicelib.services.split_leaks import Copy, Leak, counts, find, later_copies, own_leaks, split_rank
 from chalicelib.store.annotations import AnnotationRepository
 from chalicelib.store.image_tags import ImageTagRepository
-from chalicelib.store.images import READY
+from chalicelib.store.images import READY, Image
 from chalicelib.store.jobs import JobRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.pool import PoolEntry
@@ -148,6 +151,12 @@ class ExportContents:
                 continue
             in_splits = tuple(sorted({splits[task] for _, task, _, _ in uses} - {"none"}, key=split_rank))
             kept.append(_Kept(entry, split, uses, image_classes, in_splits))
+        beside = [k for k in kept if k.split == "none"]
+        if spec.export_mode == "captions" and beside and len(beside) < len(kept):
+            # Once there are split folders, Hugging Face's imagefolder reads only them: an image
+            # in no split beside them would be silently lost, so it is left out and counted.
+            excluded["in_no_split"] += len(beside)
+            kept = [k for k in kept if k.split != "none"]
         leaks = _leaks(kept, spec.options.leak_max_distance)
         dropped = later_copies(leaks) if spec.options.exclude_leaks else set()
         rows, left_out = [], []
@@ -182,8 +191,13 @@ class ExportContents:
                     classes.setdefault(image, set()).add(name)
         return classes
 
-    def records(self, spec: ExportSpec, rows: list[Row]) -> list[ExportImage]:
-        sets = self._annotation_sets(spec, rows)
+    def records(self, spec: ExportSpec, rows: list[Row],
+                images: dict[str, Image] | None = None) -> list[ExportImage]:
+        """Each row as an export record. A captions export takes each image's caption text from
+        `images` (its registry records, read by the caller in one batched read) and reads no
+        annotations."""
+        captions = spec.export_mode == "captions"
+        sets = {} if captions else self._annotation_sets(spec, rows)
         wanted = set(spec.options.labels) if spec.options.labels is not None else None
         labels_are_classes = spec.options.class_mapping is not None and spec.options.class_mapping.kind == "labels"
         records = []
@@ -195,7 +209,8 @@ class ExportContents:
                 classes = tuple(sorted({shape.label for shape in shapes if shape.type == "classification"}))
             records.append(ExportImage(number=row.number, image_id=row.image_id, file_path=row.file_path,
                                        width=row.width, height=row.height, split=row.split, classes=classes,
-                                       shapes=shapes))
+                                       shapes=shapes,
+                                       caption=caption_text((images or {}).get(row.image_id)) if captions else None))
         return records
 
     def category_tags(self, spec: ExportSpec) -> list:
@@ -236,19 +251,23 @@ class ExportContents:
     @staticmethod
     def place(plan: Plan, records: list[ExportImage]) -> tuple[list[ExportImage], dict[str, int]]:
         """The records the artifact holds, and the rest by reason: a classification export places
-        only images with a class (tag classes are known at plan time, label classes only here)."""
-        if plan.spec.export_mode != "classification":
+        only images with a class (tag classes are known at plan time, label classes only here), a
+        captions export only images with a caption (read when the shard is built)."""
+        if plan.spec.export_mode == "classification":
+            placed, reason = [record for record in records if record.classes], "without_class"
+        elif plan.spec.export_mode == "captions":
+            placed, reason = [record for record in records if record.caption is not None], "without_caption"
+        else:
             return records, {}
-        placed = [record for record in records if record.classes]
         left = len(records) - len(placed)
-        return placed, ({"without_class": left} if left else {})
+        return placed, ({reason: left} if left else {})
 
     @staticmethod
     def entries(plan: Plan, records: list[ExportImage]) -> list[list[dict]] | None:
         """Each record's COCO annotation entries (detection and segmentation: what every format of
-        those modes counts and COCO writes); None for classification."""
+        those modes counts and COCO writes); None for classification and captions."""
         spec = plan.spec
-        if spec.export_mode == "classification":
+        if spec.export_mode in ("classification", "captions"):
             return None
         ids = {category["name"]: category["id"] for category in coco.categories(plan.categories)}
         options = _coco_options(spec)
@@ -262,7 +281,7 @@ class ExportContents:
         if entries is None:
             for record in records:
                 classes.update(record.classes)
-                annotations += len(record.classes)
+                annotations += len(record.classes) + (record.caption is not None)
         else:
             names = {category["id"]: category["name"] for category in coco.categories(plan.categories)}
             for found in entries:
@@ -270,6 +289,8 @@ class ExportContents:
                 annotations += len(found)
         for record in records:
             counts.update(shape.type for shape in record.shapes)
+            if record.caption is not None:
+                counts["caption"] += 1
         return {"images": len(records), "annotations": annotations, "annotation_counts": dict(counts),
                 "split_distribution": dict(Counter(record.split for record in records)),
                 "class_distribution": dict(classes), "excluded": dict(excluded or {})}
@@ -321,10 +342,19 @@ def categories(labels: list[dict[str, Any]], spec: ExportSpec) -> list[str]:
         written = {"bbox"} | ({"polygon"} if options.bbox_from_polygons else set())
     elif spec.export_mode == "segmentation":
         written = {"polygon"} | ({"bbox"} if options.include_bboxes or options.bboxes_as_polygons else set())
-    else:
+    elif spec.export_mode == "classification":
         written = {"classification"}
+    else:  # captions: no annotation is written
+        written = set()
     return sorted({label["name"] for label in labels
                    if _CARRIES.get(label.get("annotation_type", "any"), set()) & written})
+
+
+def caption_text(image: Image | None) -> str | None:
+    """The caption an export writes for `image`: its caption's text, None when it has none (or an
+    empty one, which no training pair can use)."""
+    text = ((image.caption if image else None) or {}).get("text")
+    return text if isinstance(text, str) and text.strip() else None
 
 
 def _coco_options(spec: ExportSpec) -> coco.CocoOptions:

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
 import orjson
 
 from chalicelib.clock import utcnow
-from chalicelib.formats import ExportImage, coco, manifests, member_name, yolo
+from chalicelib.formats import ExportImage, captions, coco, manifests, member_name, yolo
 
 if TYPE_CHECKING:  # types only: the spec module imports this one
     from chalicelib.services.export_spec import ExportSpec
@@ -210,8 +210,38 @@ class UrlManifest(ExportFormat):
         return {}
 
 
+class ImageText(ExportFormat):
+    """Image-text pairs (formats/captions.py): `<split>/<name>` beside `<split>/<stem>.txt`, and a
+    `metadata.jsonl` per split folder (at the root when the export's images are in no split).
+
+    Only captioned records reach a writer (`ExportContents.place` leaves the rest out, counted)."""
+
+    name, title = "image_text", "Image-text pairs"
+    needs_images = True
+
+    def part(self, shard, spec, categories, records, entries):
+        shard.put_lines(".captions.jsonl", (orjson.dumps([
+            record.number, record.image_id, record.split, record.file_path, record.caption]) for record in records))
+
+    def body(self, archive, parts, spec, categories):
+        names = captions.PairNames()
+        images: dict[int, str] = {}
+        # Held until every caption file is written: a ZIP takes one member at a time.
+        metadata: dict[str, list[bytes]] = {}
+        for line in parts.lines(".captions.jsonl"):
+            number, image_id, split, file_path, text = orjson.loads(line)
+            folder = captions.folder_of(split)
+            image, caption = names.place(folder, file_path, image_id)
+            archive.write(caption, text)
+            images[number] = image
+            metadata.setdefault(folder, []).append(captions.metadata_line(image[len(folder):].lstrip("/"), text))
+        for folder, lines in sorted(metadata.items()):
+            archive.write(captions.metadata_path(folder), b"".join(lines))
+        return images
+
+
 FORMAT_WRITERS: dict[str, ExportFormat] = {writer.name: writer for writer in (
-    CocoJson(), Yolo(), ManifestCsv(), ImageFolder(), UrlManifest())}
+    CocoJson(), Yolo(), ManifestCsv(), ImageFolder(), UrlManifest(), ImageText())}
 
 
 def writer_of(spec: ExportSpec) -> ExportFormat:

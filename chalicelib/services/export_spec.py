@@ -14,15 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.split_leaks import DEFAULT_DISTANCE, MAX_DISTANCE
 
-Mode = Literal["classification", "detection", "segmentation"]
-Format = Literal["coco_json", "yolo", "manifest_csv", "image_folder", "url_manifest"]
+Mode = Literal["classification", "detection", "segmentation", "captions"]
+Format = Literal["coco_json", "yolo", "manifest_csv", "image_folder", "url_manifest", "image_text"]
 FORMATS: dict[str, tuple[str, ...]] = {
     "classification": ("manifest_csv", "image_folder", "url_manifest"),
     "detection": ("coco_json", "yolo", "url_manifest"),
     "segmentation": ("coco_json", "url_manifest"),
+    "captions": ("image_text",),
 }
 FORMAT_NAMES = {"coco_json": "COCO JSON", "yolo": "YOLO", "manifest_csv": "CSV", "image_folder": "ImageFolder",
-                "url_manifest": "URL manifest"}
+                "url_manifest": "URL manifest", "image_text": "Image-text pairs"}
 
 
 class ClassMapping(BaseModel):

@@ -9,8 +9,9 @@ Pipeline (infra/statemachines/export.asl.json), every step idempotent and re-run
   plan (categories, what was left out, the split leaks found over the whole plan); returns only
   shard numbers;
 - build (a Map over shards): one shard's part of the artifact (the format's writer,
-  export_formats.py: COCO entries, YOLO label files, CSV rows, URL lines) and its summary, written
-  to S3; image files copied server-side, except images with an EXIF orientation other than 1,
+  export_formats.py: COCO entries, YOLO label files, CSV rows, URL lines, caption lines) and its
+  summary, written to S3; captions and EXIF orientations come from one batched read of the shard's
+  registry records; image files copied server-side, except images with an EXIF orientation other than 1,
   which are turned into their displayed frame and re-encoded (the annotations are in that frame;
   `raw_images` keeps the stored bytes). Only those images pass through this process,
   TURNS_AT_ONCE at a time;
@@ -43,7 +44,7 @@ from chalicelib.services.saved_filters import SavedFilterService
 from chalicelib.clock import utcnow
 from chalicelib.ids import new_id
 from chalicelib.store.exports import COMPLETED, FAILED, PENDING, PROCESSING, Export, ExportRepository
-from chalicelib.store.images import ImageRepository
+from chalicelib.store.images import Image, ImageRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.pool import dataset_of
 from chalicelib.store.projects import ProjectRepository
@@ -102,7 +103,8 @@ class ExportService:
         caller = self._access.require(actor, project_id, "exports.read")
         spec = self._resolved(actor, project_id, spec, saved_filter_id)
         plan = self._contents.plan(caller.project, spec)
-        records, excluded = self._contents.place(plan, self._contents.records(plan.spec, plan.rows))
+        images = self._image_records(plan.rows) if spec.export_mode == "captions" else {}
+        records, excluded = self._contents.place(plan, self._contents.records(plan.spec, plan.rows, images))
         summary = merge([{"excluded": plan.excluded},
                          self._contents.summary(plan, records, self._contents.entries(plan, records), excluded)])
         return {**summary, "leaks": plan.leaks, "export_mode": spec.export_mode, "output_format": spec.output_format}
@@ -187,7 +189,9 @@ class ExportService:
         stored = self._artifacts.get_json(f"{work}/plan.json")
         rows = [Row.load(line) for line in self._artifacts.lines(f"{work}/manifest-{shard:05d}.jsonl") if line]
         plan = Plan(spec, stored["categories"], rows, stored["excluded"], stored.get("leaks", {}))
-        records, excluded = self._contents.place(plan, self._contents.records(spec, rows))
+        turned = spec.with_images and not spec.options.raw_images
+        images = self._image_records(rows) if spec.export_mode == "captions" or turned else {}
+        records, excluded = self._contents.place(plan, self._contents.records(spec, rows, images))
         entries = self._contents.entries(plan, records)
         part = Shard(self._artifacts, self._share, f"{work}/part-{shard:05d}")
         writer.part(part, spec, plan.categories, records, entries)
@@ -195,7 +199,8 @@ class ExportService:
             placements = writer.placements(records)
             part.put_lines(".files.jsonl", (orjson.dumps([r.number, r.image_id, path]) for r, path in placements))
             placed = {record.image_id for record, _ in placements}
-            self._stage_images([row for row in rows if row.image_id in placed], work, spec.options.raw_images)
+            self._stage_images([row for row in rows if row.image_id in placed], work,
+                               _oriented(images) if turned else set())
         self._artifacts.put_json(f"{work}/summary-{shard:05d}.json",
                                  self._contents.summary(plan, records, entries, excluded))
         self._exports.shard_done(project_id, export_id, shard)
@@ -246,13 +251,13 @@ class ExportService:
 
     # Images -------------------------------------------------------------------------------------
 
-    def _stage_images(self, rows: list[Row], work: str, raw: bool) -> None:
+    def _stage_images(self, rows: list[Row], work: str, oriented: set[str]) -> None:
         """The shard's images under the work folder, frozen now: server-side copies, never in this
-        process's memory, except images stored with an EXIF orientation other than 1 (unless `raw`),
-        which are written turned into their displayed frame (the frame annotations are in)."""
+        process's memory, except the `oriented` ones (stored with an EXIF orientation other than 1,
+        when not `raw_images`), which are written turned into their displayed frame (the frame
+        annotations are in)."""
         from chalicelib import imaging  # Pillow: only the build step needs it, not the API's cold start
 
-        oriented = set() if raw else self._oriented([row.image_id for row in rows])
         turns = threading.BoundedSemaphore(TURNS_AT_ONCE)
 
         def stage(row: Row) -> None:
@@ -270,10 +275,10 @@ class ExportService:
         with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
             list(pool.map(stage, rows))
 
-    def _oriented(self, image_ids: list[str]) -> set[str]:
-        """The images among `image_ids` whose stored pixels are not in their displayed frame."""
-        return {image.id for image in self._images.find(image_ids).values()
-                if (image.exif or {}).get("orientation") not in (None, 1)}
+    def _image_records(self, rows: list[Row]) -> dict[str, Image]:
+        """The registry records of `rows`' images: one batched read (BatchGetItem, 100 keys a
+        request) for every fact a shard needs of them, the caption and the EXIF orientation."""
+        return self._images.find([row.image_id for row in rows])
 
     def _write_images(self, archive: Archive, parts: Parts, named: dict[int, str], work: str) -> None:
         """Stream each staged image into the ZIP a chunk at a time (stored: images are compressed already)."""
@@ -292,6 +297,11 @@ class ExportService:
     @staticmethod
     def _prefix(project_id: str, export_id: str) -> str:
         return f"exports/{project_id}/{export_id}"
+
+
+def _oriented(images: dict[str, Image]) -> set[str]:
+    """The images whose stored pixels are not in their displayed frame."""
+    return {image.id for image in images.values() if (image.exif or {}).get("orientation") not in (None, 1)}
 
 
 def _spec(export: Export) -> ExportSpec:

@@ -419,6 +419,12 @@ def held(archive: zipfile.ZipFile, output_format: str) -> dict:
     if output_format == "image_folder":  # <split>/<class>/<name>: one file per (image, class)
         return {"images": len({name.rsplit("/", 1)[1] for name in names}), "annotations": len(names),
                 "files": [name for name in names]}
+    if output_format == "image_text":  # metadata.jsonl per folder, a caption .txt beside each image
+        folders = [name for name in names if name.rsplit("/", 1)[-1] == "metadata.jsonl"]
+        lines = [line for name in folders for line in archive.read(name).splitlines()]
+        captions = [name for name in names if name.endswith(".txt")]
+        return {"images": len(lines), "annotations": len(captions),
+                "files": [name for name in names if name not in folders and name not in captions]}
     lines = archive.read("manifest.jsonl").decode().splitlines()
     return {"images": len(lines), "annotations": None, "files": files}
 
@@ -435,6 +441,9 @@ def test_preview_summary_and_artifact_agree_for_every_mode_format_and_mapping(st
              for kind in mappings]
     cases += [("detection", fmt, None) for fmt in ("coco_json", "yolo", "url_manifest")]
     cases += [("segmentation", fmt, None) for fmt in ("coco_json", "url_manifest")]
+    cases += [("captions", "image_text", None)]
+    for path, text in (("zoo/a.jpg", "a cat"), ("zoo/night/c.png", "a cat and a dog"), ("yard/d.jpg", "a yard")):
+        assert api.request("PUT", f"/api/v1/shared-images/{small.ids[path]}/caption", {"text": text}).status_code == 200
     for mode, output_format, kind in cases:
         image_filter = rng.choice([{}, {"is_annotated": True}, {"tag_ids": [small.tags["cat"]]},
                                    {"path_prefix": "zoo/"}])
@@ -443,7 +452,7 @@ def test_preview_summary_and_artifact_agree_for_every_mode_format_and_mapping(st
             options["class_mapping"] = mappings[kind]
         elif mode == "detection":
             options["bbox_from_polygons"] = rng.random() < 0.5
-        else:
+        elif mode == "segmentation":
             options.update(include_bboxes=rng.random() < 0.5, bboxes_as_polygons=rng.random() < 0.5)
         if rng.random() < 0.3:
             options["labels"] = rng.sample(["cat", "dog", "indoor"], 2)
@@ -466,7 +475,7 @@ def test_preview_summary_and_artifact_agree_for_every_mode_format_and_mapping(st
         assert found["images"] == preview["images"], (case, preview, archive.namelist())
         if found["annotations"] is not None:
             assert found["annotations"] == preview["annotations"], (case, preview, archive.namelist())
-        if options["include_images"] and output_format != "image_folder":
+        if (options["include_images"] or output_format == "image_text") and output_format != "image_folder":
             assert len(found["files"]) == preview["images"], (case, archive.namelist())
 
 

@@ -60,7 +60,8 @@ def section(page: str, operation: str) -> str:
 def test_request_body_fields_nested_models_and_example(page):
     export = section(page, "POST /api/v1/projects/{project_id}/exports")
     assert "**Request body** (`ExportBody`, JSON, required)" in export
-    assert "| `export_mode` | string | yes |  | one of `\"classification\"`, `\"detection\"`, `\"segmentation\"` |" in export
+    assert ("| `export_mode` | string | yes |  | one of `\"classification\"`, `\"detection\"`, `\"segmentation\"`, "
+            "`\"captions\"` |") in export
     assert "| `options.leak_max_distance` | integer | no | `4` | 0 to 16 |" in export  # a nested model, in place
     assert "| `options.class_mapping.kind` | string | yes |" in export  # two levels down
     assert '"export_mode": "classification"' in export  # the JSON example
