@@ -65,9 +65,10 @@ def dump(model: Any) -> Any:
 
 
 def wait_operation(sdk: Client, operation: Operation, json_mode: bool, timeout: float) -> Operation:
+    stage = f"operation:{operation.kind}"
     with output.bars(json_mode) as bars:
         return sdk.operations.wait(operation.id, timeout=timeout,
-                                   on_progress=lambda done, total: bars.update("operation", done, total))
+                                   on_progress=lambda done, total: bars.update(stage, done, total))
 
 
 def operation_code(operation: Operation) -> int:
@@ -472,7 +473,7 @@ def datasets_delete(name: Annotated[str, typer.Argument(help="the dataset's exac
     result = finished.result or {}
     output.emit(json_mode, dump(finished), lambda: output.stdout.print(
         f"dataset {dataset.name}: {finished.status}, state {result.get('state')}"
-        + (f", backup {result.get('backup_key')}" if result.get("backup_key") else ""), markup=False))
+        + (f", backup {result.get('backup_path')}" if result.get("backup_path") else ""), markup=False))
     return operation_code(finished)
 
 

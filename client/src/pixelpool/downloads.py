@@ -15,18 +15,28 @@ ATTEMPTS = 3
 
 
 def download(url: str, destination: Path, expected_size: int | None = None,
-             on_progress: Callable[[str, int, "int | None"], None] | None = None) -> int:
+             on_progress: Callable[[str, int, "int | None"], None] | None = None,
+             transport: httpx.BaseTransport | None = None) -> int:
     """Stream `url` into `destination` (written under a temporary name, renamed when complete);
     returns the byte count, which must equal `expected_size` when given."""
     on_progress = on_progress or (lambda stage, done, total: None)
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
+    http = httpx.Client(timeout=httpx.Timeout(300.0, connect=30.0), transport=transport)
+    try:
+        return _fetch(http, url, destination, partial, expected_size, on_progress)
+    finally:
+        http.close()
+
+
+def _fetch(http: httpx.Client, url: str, destination: Path, partial: Path, expected_size: int | None,
+           on_progress: Callable[[str, int, "int | None"], None]) -> int:
     problem = ""
     for _ in range(ATTEMPTS):
         received = 0
         try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(300.0, connect=30.0)) as response:
+            with http.stream("GET", url) as response:
                 if response.status_code >= 300:
                     response.read()
                     raise TransferError(f"download answered {response.status_code}: {response.text[:200]}")

@@ -22,13 +22,16 @@ URLS_PER_CALL = 100
 
 
 class MultipartUpload:
+    """One file to a dataset's staging area; `transport` carries the part PUTs (tests inject one)."""
+
     def __init__(self, client: "Client", dataset_id: str, path: Path, *, workers: int = 4,
                  on_progress: Callable[[str, int, "int | None"], None] | None = None,
-                 http: httpx.Client | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client, self.dataset_id, self.path = client, dataset_id, Path(path)
         self.workers = max(1, workers)
         self.on_progress = on_progress or (lambda stage, done, total: None)
-        self._http = http or httpx.Client(timeout=httpx.Timeout(300.0, connect=30.0))
+        self._sleep = sleep
+        self._http = httpx.Client(timeout=httpx.Timeout(300.0, connect=30.0), transport=transport)
         self._urls: dict[int, str] = {}
         self._lock = threading.Lock()
         self._sent = 0
@@ -40,7 +43,7 @@ class MultipartUpload:
         started = PartUpload.model_validate(self.client.data(
             "POST", self._base, json={"file_name": self.path.name, "size": size}))
         self._remember(started)
-        self.on_progress("upload", 0, size)
+        self.on_progress(f"upload:{self.path.name}", 0, size)
         try:
             with ThreadPoolExecutor(self.workers) as pool:
                 numbers = range(1, started.part_count + 1)
@@ -55,6 +58,7 @@ class MultipartUpload:
         parts = [{"part_number": number, "etag": etag} for number, etag in enumerate(etags, 1)]
         done = self.client.data("POST", f"{self._base}/complete",
                                 json={"file_name": started.file_name, "upload_id": started.upload_id, "parts": parts})
+        self._http.close()
         return Staged.model_validate({**done, "size": size})
 
     def _remember(self, answer: PartUpload) -> None:
@@ -91,12 +95,12 @@ class MultipartUpload:
                     with self._lock:
                         self._sent += length
                         sent = self._sent
-                    self.on_progress("upload", sent, upload.size)
+                    self.on_progress(f"upload:{self.path.name}", sent, upload.size)
                     return response.headers["ETag"]
                 problem = f"S3 answered {response.status_code}: {response.text[:200]}"
                 fresh = response.status_code == 403  # an expired URL: ask for this part's again
                 if response.status_code < 500 and response.status_code not in (403, 429):
                     break
             if attempt + 1 < ATTEMPTS:
-                time.sleep(0.5 * 2 ** attempt)
+                self._sleep(0.5 * 2 ** attempt)
         raise TransferError(f"{self.path.name} part {number}: {problem}")

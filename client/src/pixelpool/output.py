@@ -48,8 +48,13 @@ class Bars:
     def update(self, stage: str, done: int, total: int | None) -> None:
         if self.progress is None:
             return
-        label, unit = STAGES.get(stage, (stage, "items"))
+        base, _, detail = stage.partition(":")
+        label, unit = STAGES.get(base, (base, "items"))
+        label = f"{label} {detail}" if detail else label
         if stage not in self.tasks:
+            if total == 0:
+                return  # nothing to do in this stage: no empty bar
+
             self.tasks[stage] = self.progress.add_task(label, total=total, amount="")
         self.progress.update(self.tasks[stage], completed=done, total=total, amount=_amount(done, total, unit))
 
@@ -60,7 +65,7 @@ def bars(json_mode: bool) -> Iterator[Bars]:
     if json_mode:
         yield Bars(None)
         return
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description:<16}"), BarColumn(), TaskProgressColumn(),
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(), TaskProgressColumn(),
                         TextColumn("{task.fields[amount]}"), TimeElapsedColumn(), console=stderr)
     with progress:
         yield Bars(progress)

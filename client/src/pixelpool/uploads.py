@@ -105,17 +105,19 @@ def folder_prefix(folder: str) -> str:
 
 
 class Uploader:
-    """Uploads files into the share (or into a dataset's prefix) and waits for their ingestion."""
+    """Uploads files into the share (or into a dataset's prefix) and waits for their ingestion;
+    `transport` carries the S3 POSTs (tests inject one)."""
 
     def __init__(self, client: "Client", *, workers: int = 8, on_progress: OnProgress | None = None,
-                 poll_interval: float = 0.5, ingest_timeout: float = 900.0) -> None:
+                 poll_interval: float = 0.5, ingest_timeout: float = 900.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.client = client
         self.workers = max(1, workers)
         self.on_progress = on_progress or (lambda stage, done, total: None)
         self.poll_interval, self.ingest_timeout = poll_interval, ingest_timeout
         self._lock = threading.Lock()
         self._sent = 0
-        self._s3 = httpx.Client(timeout=httpx.Timeout(300.0, connect=30.0),
+        self._s3 = httpx.Client(timeout=httpx.Timeout(300.0, connect=30.0), transport=transport,
                                 limits=httpx.Limits(max_connections=self.workers,
                                                     max_keepalive_connections=self.workers))
 
