@@ -60,11 +60,13 @@ class UploadResult:
     bytes_uploaded: int = 0
     seconds: float = 0.0
     waited: bool = True
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: hash, check, send, ingest
 
     def as_dict(self) -> dict:
         return {"folder": self.folder, "total": self.total, "skipped": self.skipped, "uploaded": self.uploaded,
                 "ready": self.ready, "failed": self.failed, "ignored": self.ignored,
-                "bytes_uploaded": self.bytes_uploaded, "seconds": round(self.seconds, 3), "waited": self.waited}
+                "bytes_uploaded": self.bytes_uploaded, "seconds": round(self.seconds, 3), "waited": self.waited,
+                "phases": {name: round(seconds, 3) for name, seconds in self.phases.items()}}
 
 
 def collect(sources: Iterable[Path]) -> tuple[list[LocalFile], list[str]]:
@@ -128,11 +130,13 @@ class Uploader:
                wait_ready: bool = True) -> UploadResult:
         """Upload the images of `sources` under `folder` of the share (or of dataset `dataset_id`)."""
         started = time.monotonic()
+        phases: dict[str, float] = {}
         files, ignored = collect(sources)
         base = folder_prefix(folder)
         if dataset_id is not None:
             base = folder_prefix(self.client.datasets.get(dataset_id).prefix) + base
         self._hash(files)
+        phases["hash"] = time.monotonic() - started
         registered = self._registered(base)
         todo, kept = [], []
         for item in files:
@@ -140,13 +144,16 @@ class Uploader:
             same = (record is not None and record.status != "missing" and record.file_size_bytes == item.size
                     and record.checksum_sha256 == item.sha256)
             (kept if same else todo).append(item)
+        phases["check"] = time.monotonic() - started - sum(phases.values())
         failed_to_send = self._send(todo, folder, dataset_id)
+        phases["send"] = time.monotonic() - started - sum(phases.values())
         sent = [item for item in todo if item.relative not in failed_to_send]
         result = UploadResult(folder=base.rstrip("/"), total=len(files), skipped=len(kept), uploaded=len(sent),
-                              ready=0, ignored=ignored, bytes_uploaded=self._sent, waited=wait_ready)
+                              ready=0, ignored=ignored, bytes_uploaded=self._sent, waited=wait_ready, phases=phases)
         result.failed = [{"path": base + rel, "reason": reason} for rel, reason in failed_to_send.items()]
         if wait_ready:
             records = self._wait_ingested(base, sent)
+            phases["ingest"] = time.monotonic() - started - sum(phases.values())
             fresh = {item.relative for item in sent}
             for item in kept + sent:
                 key = base + item.relative
