@@ -43,6 +43,7 @@ class LocalFile:
     relative: str  # the path under the upload's folder, '/'-separated
     size: int
     sha256: str = ""
+    key: str = ""  # the object's key, as the API presigned it
 
 
 @dataclass
@@ -156,8 +157,7 @@ class Uploader:
             phases["ingest"] = time.monotonic() - started - sum(phases.values())
             fresh = {item.relative for item in sent}
             for item in kept + sent:
-                key = base + item.relative
-                record = records.get(key) if item.relative in fresh else registered[key]
+                record = records.get(item.key) if item.relative in fresh else registered[base + item.relative]
                 if record is not None and record.status == "ready":
                     result.ready += 1
                 elif record is not None:
@@ -188,17 +188,21 @@ class Uploader:
         self.on_progress("upload", 0, total)
         failed: dict[str, str] = {}
         pending: set[Future] = set()
-        with ThreadPoolExecutor(self.workers) as pool:
+        pool = ThreadPoolExecutor(self.workers)
+        try:
             for start in range(0, len(todo), URLS_PER_CALL):
                 batch = todo[start:start + URLS_PER_CALL]
                 while len(pending) > self.workers * 2:
                     _, pending = wait(pending, return_when=FIRST_COMPLETED)
                 posts = self._presign(batch, folder, dataset_id)
                 for item, post in zip(batch, posts):
+                    item.key = post.path
                     future = pool.submit(self._post, item, post, folder, dataset_id, total)
                     future.add_done_callback(lambda f, rel=item.relative: _note_failure(f, rel, failed))
                     pending.add(future)
             wait(pending)
+        finally:  # on Ctrl-C or an API error, files not yet started are not sent
+            pool.shutdown(wait=True, cancel_futures=True)
         return failed
 
     def _presign(self, batch: list[LocalFile], folder: str, dataset_id: str | None) -> list[PresignedPost]:
@@ -238,7 +242,7 @@ class Uploader:
 
     def _wait_ingested(self, base: str, sent: list[LocalFile]) -> dict[str, Image]:
         """Poll the registry until every sent file has a record of its bytes (`ready` or `failed`)."""
-        wanted = {base + item.relative: item.sha256 for item in sent}
+        wanted = {item.key: item.sha256 for item in sent}
         deadline = time.monotonic() + self.ingest_timeout
         self.on_progress("ingest", 0, len(wanted))
         while True:
@@ -256,6 +260,9 @@ class Uploader:
 
 
 def _note_failure(future: Future, relative: str, failed: dict[str, str]) -> None:
+    if future.cancelled():
+        failed[relative] = "not sent: the upload was stopped"
+        return
     exc = future.exception()
     if isinstance(exc, (TransferError, ApiError)):
         failed[relative] = str(exc)
