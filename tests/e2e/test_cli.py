@@ -263,3 +263,23 @@ def test_a_dataset_zip_is_imported_then_deleted_with_a_backup(served, tmp_path):
     assert (deleted["status"], deleted["result"]["state"]) == ("completed", "deleted")
     assert deleted["result"]["backup_path"].endswith(".zip")
     assert [d["name"] for d in cli_json(served, "datasets", "ls", "--state", "deleted")] == ["street"]
+
+
+def test_login_stores_the_endpoint_and_token_for_later_commands(served, tmp_path):
+    # Given no endpoint or token in the environment
+    env = {k: v for k, v in served.env.items() if k not in ("PIXELPOOL_URL", "PIXELPOOL_TOKEN")}
+    env["PIXELPOOL_CONFIG"] = str(tmp_path / "pixelpool.json")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "pixelpool", *args], cwd=ROOT, env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    assert run("whoami").returncode == 5
+    # When the user logs in
+    logged = run("login", "--url", served.api, "--token", served.token, "--json")
+    assert logged.returncode == 0, logged.stderr
+    # Then the token is kept for its owner only, and the next command uses it
+    assert (tmp_path / "pixelpool.json").stat().st_mode & 0o777 == 0o600
+    me = json.loads(run("whoami", "--json").stdout)
+    assert (me["url"], me["user"]["sub"]) == (served.api, json.loads(logged.stdout)["user"])
+    # And a token the API refuses is not stored
+    refused = run("login", "--url", served.api, "--token", "not-a-token")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: 401 unauthorized:")
+    assert json.loads((tmp_path / "pixelpool.json").read_text())["token"] == served.token
