@@ -107,3 +107,13 @@ def test_cursors_are_followed_in_meta_and_beside_the_items():
     client, _ = client_for(lambda r: explore(r) if r.url.path.endswith("/explore") else activity(r))
     assert [e.id for e in client.projects.activity("p")] == ["first", "second"]
     assert [i.id for i in client.projects.explore("p", {"tag_ids": ["a", "b"]})] == ["one", "two"]
+
+
+def test_the_sdk_and_cli_import_nothing_of_the_server():
+    import subprocess
+    import sys
+
+    code = ("import sys, pixelpool, pixelpool.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('chalice', 'chalicelib', 'boto3', 'app')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
