@@ -72,38 +72,85 @@ def _post(key: str, data: bytes) -> httpx.Request:
                          files={"file": ("x.jpg", data, "image/jpeg")})
 
 
-def test_a_multipart_part_that_fails_is_sent_again_alone(tmp_path: Path):
+class FakeStaging:
+    """The dataset upload routes over a fake S3 that keeps the parts it received."""
+
+    def __init__(self, size: int, part_size: int) -> None:
+        self.size, self.part_size = size, part_size
+        self.count = -(-size // part_size)
+        self.received: dict[int, bytes] = {}
+        self.put: list[int] = []
+        self.failures: dict[int, int] = {}
+        self.completed: dict = {}
+        self.started = 0
+
+    def api(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/complete"):
+            self.completed = json.loads(request.content)
+            return envelope({"file_name": "set.zip", "key": "uploads/d/set.zip", "etag": f'"x-{self.count}"'})
+        if path.endswith("/parts"):
+            assert request.url.params["upload_id"] == "U"
+            return envelope([{"part_number": n, "etag": f'"e{n}"', "size": len(body)}
+                             for n, body in sorted(self.received.items())])
+        first = int(request.url.params.get("first", 1))
+        self.started += path.endswith("/uploads")
+        return envelope({"file_name": "set.zip", "key": "uploads/d/set.zip", "upload_id": "U", "size": self.size,
+                         "part_size": self.part_size, "part_count": self.count, "expires_at": "2030-01-01T00:00:00Z",
+                         "parts": [{"part_number": n, "url": f"http://s3.test/p{n}"}
+                                   for n in range(first, self.count + 1)]})
+
+    def s3(self, request: httpx.Request) -> httpx.Response:
+        number = int(request.url.path.removeprefix("/p"))
+        self.put.append(number)
+        if self.failures.get(number):
+            self.failures[number] -= 1
+            return httpx.Response(500, text="<Error><Code>InternalError</Code></Error>")
+        self.received[number] = request.read()
+        return httpx.Response(200, headers={"ETag": f'"e{number}"'})
+
+
+def staging_upload(staging: FakeStaging, archive: Path, waits: list[float]) -> MultipartUpload:
+    client = Client("http://api.test", "T", transport=httpx.MockTransport(staging.api))
+    return MultipartUpload(client, "d", archive, workers=3, transport=httpx.MockTransport(staging.s3),
+                           sleep=waits.append)
+
+
+def test_a_multipart_part_that_fails_is_sent_again_alone(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PIXELPOOL_CONFIG", str(tmp_path / "config.json"))
     # Given a 25-byte file in parts of 10 and an S3 that fails part 2 twice
     archive = tmp_path / "set.zip"
     archive.write_bytes(bytes(range(25)))
-    failures = {2: 2}
-    received: dict[int, bytes] = {}
-    completed = {}
-
-    def api(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/complete"):
-            completed.update(json.loads(request.content))
-            return envelope({"file_name": "set.zip", "key": "uploads/d/set.zip", "etag": '"x-3"'})
-        return envelope({"file_name": "set.zip", "key": "uploads/d/set.zip", "upload_id": "U", "size": 25,
-                         "part_size": 10, "part_count": 3, "expires_at": "2030-01-01T00:00:00Z",
-                         "parts": [{"part_number": n, "url": f"http://s3.test/p{n}"} for n in (1, 2, 3)]})
-
-    def s3(request: httpx.Request) -> httpx.Response:
-        number = int(request.url.path.removeprefix("/p"))
-        if failures.get(number):
-            failures[number] -= 1
-            return httpx.Response(500, text="<Error><Code>InternalError</Code></Error>")
-        received[number] = request.read()
-        return httpx.Response(200, headers={"ETag": f'"e{number}"'})
-
-    client = Client("http://api.test", "T", transport=httpx.MockTransport(api))
+    staging = FakeStaging(25, 10)
+    staging.failures = {2: 2}
     waits: list[float] = []
     # When it is uploaded
-    done = MultipartUpload(client, "d", archive, workers=3, transport=httpx.MockTransport(s3), sleep=waits.append).run()
-    # Then part 2 was sent again alone (two waits), every part arrived intact and the upload was completed with the parts in order
-    assert b"".join(received[n] for n in (1, 2, 3)) == bytes(range(25))
-    assert completed["parts"] == [{"part_number": n, "etag": f'"e{n}"'} for n in (1, 2, 3)]
-    assert done.etag == '"x-3"' and len(waits) == 2
+    done = staging_upload(staging, archive, waits).run()
+    # Then part 2 was sent again alone (two waits), every part arrived intact
+    assert b"".join(staging.received[n] for n in (1, 2, 3)) == bytes(range(25))
+    assert sorted(staging.put) == [1, 2, 2, 2, 3] and len(waits) == 2
+    assert staging.completed["parts"] == [{"part_number": n, "etag": f'"e{n}"'} for n in (1, 2, 3)]
+    assert done.etag == '"x-3"'
+
+
+def test_an_interrupted_multipart_upload_resumes_with_the_missing_parts(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PIXELPOOL_CONFIG", str(tmp_path / "config.json"))
+    # Given a run that could not send part 3 (S3 kept failing it)
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(bytes(range(25)))
+    staging = FakeStaging(25, 10)
+    staging.failures = {3: 100}
+    with pytest.raises(TransferError, match="part 3"):
+        staging_upload(staging, archive, []).run()
+    assert sorted(staging.received) == [1, 2]
+    # When the same file is uploaded again, S3 now well
+    staging.failures, staging.put = {}, []
+    done = staging_upload(staging, archive, []).run()
+    # Then only part 3 is sent, into the same upload, and the upload is completed whole
+    assert (staging.put, staging.started) == ([3], 1)
+    assert staging.completed["upload_id"] == "U" and [p["part_number"] for p in staging.completed["parts"]] == [1, 2, 3]
+    assert done.etag == '"x-3"'
+    assert not list((tmp_path / "uploads").rglob("*.json"))  # nothing left to resume
 
 
 def test_a_download_of_the_wrong_size_is_refused(tmp_path: Path):

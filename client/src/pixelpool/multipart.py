@@ -1,8 +1,16 @@
 """Large files (a dataset's ZIP, an annotation file) by S3 multipart upload: the API starts it and
 presigns each part's PUT; parts go straight to S3 in parallel, each retried on its own (with a fresh
-URL when one expired); the API joins them. A file that cannot be sent is aborted, not left half-made."""
+URL when one expired); the API joins them.
+
+An upload that stops half-way (Ctrl-C, a killed process, a part that kept failing) resumes: its
+upload id is noted in the config folder (`uploads/<dataset>/<file>.json`, with the file's size and
+modification time), and the next run for the same unchanged file asks S3 which parts it already has
+(`…/uploads/parts`) and sends only the others. An upload never resumed is aborted after two days by
+the bucket's lifecycle rule.
+"""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +19,9 @@ from typing import TYPE_CHECKING, Callable
 
 import httpx
 
-from pixelpool.errors import TransferError
-from pixelpool.models import PartUpload, Staged
+from pixelpool.config import config_path
+from pixelpool.errors import ApiError, TransferError
+from pixelpool.models import PartUpload, ReceivedPart, Staged
 
 if TYPE_CHECKING:
     from pixelpool.client import Client
@@ -38,28 +47,61 @@ class MultipartUpload:
         self._base = f"/api/v1/datasets/{dataset_id}/uploads"
 
     def run(self) -> Staged:
-        """Send the file; returns the staged upload (its key and S3 ETag)."""
-        size = self.path.stat().st_size
-        started = PartUpload.model_validate(self.client.data(
-            "POST", self._base, json={"file_name": self.path.name, "size": size}))
-        self._remember(started)
-        self.on_progress(f"upload:{self.path.name}", 0, size)
-        try:
-            with ThreadPoolExecutor(self.workers) as pool:
-                numbers = range(1, started.part_count + 1)
-                etags = list(pool.map(lambda n: self._send_part(started, n), numbers))
-        except BaseException:
-            try:  # the parts S3 holds are dropped; the bucket's lifecycle rule would do it in two days
-                self.client.request("POST", f"{self._base}/abort",
-                                    json={"file_name": started.file_name, "upload_id": started.upload_id})
-            except Exception:  # noqa: BLE001 - the first failure is the one to report
-                pass
-            raise
+        """Send the file (what S3 does not have yet of an earlier, interrupted run); returns the
+        staged upload (its key and S3 ETag)."""
+        stat = self.path.stat()
+        upload, received = self._resumed(stat.st_size, stat.st_mtime_ns)
+        if upload is None:
+            upload = PartUpload.model_validate(self.client.data(
+                "POST", self._base, json={"file_name": self.path.name, "size": stat.st_size}))
+            self._remember(upload)
+            self._note({"upload_id": upload.upload_id, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                        "part_size": upload.part_size, "part_count": upload.part_count})
+        self._sent = sum(part.size for part in received.values())
+        self.on_progress(f"upload:{self.path.name}", self._sent, stat.st_size)
+        with ThreadPoolExecutor(self.workers) as pool:
+            numbers = range(1, upload.part_count + 1)
+            etags = list(pool.map(lambda n: received[n].etag if n in received else self._send_part(upload, n),
+                                  numbers))
         parts = [{"part_number": number, "etag": etag} for number, etag in enumerate(etags, 1)]
         done = self.client.data("POST", f"{self._base}/complete",
-                                json={"file_name": started.file_name, "upload_id": started.upload_id, "parts": parts})
+                                json={"file_name": upload.file_name, "upload_id": upload.upload_id, "parts": parts})
+        self._state().unlink(missing_ok=True)
         self._http.close()
-        return Staged.model_validate({**done, "size": size})
+        return Staged.model_validate({**done, "size": stat.st_size})
+
+    def _state(self) -> Path:
+        return config_path().parent / "uploads" / self.dataset_id / f"{self.path.name}.json"
+
+    def _note(self, state: dict) -> None:
+        path = self._state()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(state))
+
+    def _resumed(self, size: int, mtime_ns: int) -> tuple[PartUpload | None, dict[int, ReceivedPart]]:
+        """The earlier upload of this same file and the parts S3 holds of it, if there is one."""
+        try:
+            state = json.loads(self._state().read_text())
+        except (OSError, ValueError):
+            return None, {}
+        if (state.get("size"), state.get("mtime_ns")) != (size, mtime_ns):
+            return None, {}  # the file changed: its parts are not these bytes
+        try:
+            listed = self.client.data("GET", f"{self._base}/parts",
+                                      params={"file_name": self.path.name, "upload_id": state["upload_id"]})
+        except ApiError as exc:
+            if exc.status == 404:  # completed, aborted or expired since
+                return None, {}
+            raise
+        upload = PartUpload(file_name=self.path.name, key="", upload_id=state["upload_id"], size=size,
+                            part_size=state["part_size"], part_count=state["part_count"], parts=[],
+                            expires_at="1970-01-01T00:00:00Z")
+        received = {}
+        for part in (ReceivedPart.model_validate(item) for item in listed):
+            offset = (part.part_number - 1) * upload.part_size
+            if part.size == min(upload.part_size, size - offset):
+                received[part.part_number] = part
+        return upload, received
 
     def _remember(self, answer: PartUpload) -> None:
         with self._lock:

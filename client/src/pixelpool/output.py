@@ -83,7 +83,9 @@ def emit(json_mode: bool, document: Any, human: Callable[[], None] | str | None 
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
-    shown = Table(*columns, title=title, show_lines=False, header_style="bold")
+    shown = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:  # ids are for copying: never cut
+        shown.add_column(column, no_wrap=column == "id", min_width=36 if column == "id" else None)
     for row in rows:
         shown.add_row(*["" if cell is None else str(cell) for cell in row])
     stdout.print(shown)

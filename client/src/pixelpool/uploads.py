@@ -256,7 +256,8 @@ class Uploader:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(wanted) - settled} of {len(wanted)} uploaded image(s) not ingested "
                                    f"after {self.ingest_timeout:.0f} s")
-            time.sleep(self.poll_interval)
+            # Each poll lists the folder (200 records a request): a large folder is polled less often.
+            time.sleep(max(self.poll_interval, len(records) / 200 * 0.1))
 
 
 def _note_failure(future: Future, relative: str, failed: dict[str, str]) -> None:
