@@ -108,8 +108,8 @@ def _aws_copy(served: Served, folder: Path, prefix: str) -> tuple[float, float]:
         config = TransferConfig(max_concurrency=CONCURRENCY)
         files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            list(pool.map(lambda p: s3.upload_file(str(p), served.bucket, f"{prefix}/{p.relative_to(folder).as_posix()}",
-                                                   Config=config), files))
+            key = lambda path: f"{prefix}/{path.relative_to(folder).as_posix()}"  # noqa: E731
+            list(pool.map(lambda path: s3.upload_file(str(path), served.bucket, key(path), Config=config), files))
     copied = time.perf_counter() - started
     while _ready(served, prefix) < IMAGES:
         time.sleep(0.1)
@@ -179,7 +179,7 @@ def run() -> list[tuple[str, str, str]]:
         (f"{label}: `pixelpool upload`, until all sent (hash, registry check, POSTs)", rate(cli_sent), ""),
         ("pixelpool (until ready) / AWS CLI copy only, throughput", f"{ratio_copy:.2f}x", ">= 0.8x"),
         ("pixelpool (until ready) / AWS CLI copy + until ready", f"{ratio_ready:.2f}x", ">= 0.8x"),
-        ("pixelpool (until sent) / AWS CLI copy only", f"{statistics.median(aws_copy) / statistics.median(cli_sent):.2f}x",
-         ""),
+        ("pixelpool (until sent) / AWS CLI copy only",
+         f"{statistics.median(aws_copy) / statistics.median(cli_sent):.2f}x", ""),
         (f"{label}: run again, all {IMAGES:,} skipped (hash + registry listing)", f"{resume_seconds:.1f} s", ""),
     ]

@@ -178,7 +178,8 @@ def test_a_folder_becomes_a_project_task_and_a_coco_export_with_progress_bars(se
     assert "5 image(s) under 'coco-e2e': 5 uploaded" in shown
     # And a tag on the cat, a project with labels, and a task of the folder (all --json)
     tag = cli_json(served, "tags", "create", "whiskers", "--color", "#10B981")
-    chelsea = next(i for i in cli_json(served, "images", "ls", "--folder", "coco-e2e") if i["filename"] == "chelsea.png")
+    registry = cli_json(served, "images", "ls", "--folder", "coco-e2e")
+    chelsea = next(image for image in registry if image["filename"] == "chelsea.png")
     assert [t["name"] for t in cli_json(served, "images", "tag", chelsea["id"], "whiskers")["tags"]] == ["whiskers"]
     project = cli_json(served, "projects", "create", "COCO e2e", "--label", "cat:bbox", "--label", "rocket:bbox")
     created = cli_json(served, "tasks", "create", "COCO e2e", "--from-folder", "coco-e2e", "--chunk-size", "5",
@@ -209,7 +210,8 @@ def test_a_folder_becomes_a_project_task_and_a_coco_export_with_progress_bars(se
     with Image.open(tmp_path / "out" / "images" / image["file_name"]) as photo:
         assert photo.size == (451, 300)
     listed = cli_json(served, "exports", "ls", "COCO e2e")
-    assert listed[0]["status"] == "completed" and listed[0]["artifact_size_bytes"] == (tmp_path / "out.zip").stat().st_size
+    assert listed[0]["status"] == "completed"
+    assert listed[0]["artifact_size_bytes"] == (tmp_path / "out.zip").stat().st_size
 
 
 def test_an_api_error_is_one_line_naming_the_field_with_a_non_zero_exit(served, tmp_path):
@@ -256,7 +258,8 @@ def test_a_dataset_zip_is_imported_then_deleted_with_a_backup(served, tmp_path):
     # Then the import made a project of both images and both boxes
     assert [staged["file_name"] for staged in done["staged"]] == ["street.zip", "coco.json"]
     summary = done["import"]["result"]["upload_summary"]
-    assert (done["import"]["status"], summary["images_uploaded"], summary["annotations_imported"]) == ("completed", 2, 2)
+    assert done["import"]["status"] == "completed"
+    assert (summary["images_uploaded"], summary["annotations_imported"]) == (2, 2)
     assert cli_json(served, "operations", "wait", done["import"]["id"])["status"] == "completed"
     # And deleting it by name writes a backup and leaves it restorable
     deleted = cli_json(served, "datasets", "delete", "street", "--backup")

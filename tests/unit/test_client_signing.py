@@ -34,6 +34,7 @@ def test_a_pipeline_posts_signed_json_and_gets_the_data():
         return httpx.Response(200, json={"data": {"written": 1}, "message": "ok", "status_code": 200})
 
     pipeline = Pipeline("http://api.test", secret="s", transport=httpx.MockTransport(handler))
-    assert pipeline.post("/api/v1/analyses/A/annotations:bulk", {"annotations": [{"class_name": "cat"}]}) == {"written": 1}
+    answer = pipeline.post("/api/v1/analyses/A/annotations:bulk", {"annotations": [{"class_name": "cat"}]})
+    assert answer == {"written": 1}
     expected = sign("s", seen["x-ml-timestamp"], "POST", "/api/v1/analyses/A/annotations:bulk", "", seen["body"])
     assert seen["x-ml-signature"] == expected and json.loads(seen["body"])["annotations"][0]["class_name"] == "cat"

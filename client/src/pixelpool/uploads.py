@@ -8,7 +8,6 @@ the registry listing. An interrupted upload run again skips whatever the registr
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -280,7 +279,3 @@ def _s3_message(text: str) -> str:
     if code or message:
         return " ".join(m.group(1) for m in (code, message) if m)
     return text[:200]
-
-
-def workers_default() -> int:
-    return min(32, (os.cpu_count() or 2) * 4)
