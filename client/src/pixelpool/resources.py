@@ -185,8 +185,14 @@ class Datasets(Resource):
                                                        json=_present({"name": name, "description": description})))
 
     def find(self, name: str) -> Dataset | None:
-        """Your active dataset with this name (names are unique ignoring case), or None."""
-        return next((d for d in self.iter(search=name) if d.name.lower() == name.lower()), None)
+        """Your active dataset with this name (unique ignoring case among one owner's), or None; an
+        administrator who sees two owners' datasets of that name must give the id instead."""
+        named = [d for d in self.iter(search=name) if d.name.lower() == name.lower()]
+        if len(named) > 1:
+            raise ApiError(409, "conflict", f"{len(named)} datasets are named {name!r}: "
+                           f"use one of their ids ({', '.join(d.id for d in named)})",
+                           [{"field": "name", "message": "ambiguous name"}])
+        return named[0] if named else None
 
     def start_import(self, dataset_id: str, chunk_size: int = 100) -> Operation:
         return Operation.model_validate(self.client.data("POST", f"{V1}/datasets/{dataset_id}/import",
