@@ -71,7 +71,7 @@ def datasets_upload(source: Annotated[Path, typer.Argument(help="a folder of ima
 
 @datasets_app.command("delete")
 @handled
-def datasets_delete(name: Annotated[str, typer.Argument(help="the dataset's exact name")],
+def datasets_delete(name: Annotated[str, typer.Argument(help="the dataset's name (or its id)")],
                     backup: Annotated[bool, typer.Option("--backup/--no-backup",
                                                          help="write a backup ZIP first")] = True,
                     purge: Annotated[bool, typer.Option(help="purge now, not after the retention window")] = False,
@@ -79,7 +79,7 @@ def datasets_delete(name: Annotated[str, typer.Argument(help="the dataset's exac
                     timeout: Timeout = 900.0, json_mode: Json = False) -> int:
     """Delete a dataset (restorable until purged), with a backup unless --no-backup."""
     sdk = client()
-    dataset = sdk.datasets.find(name)
+    dataset = sdk.datasets.find(name) or next((d for d in sdk.datasets.iter() if d.id == name), None)
     if dataset is None:
         raise PixelpoolError(f"no active dataset named {name!r} (`pixelpool datasets ls` lists yours)")
     finished = wait_operation(sdk, sdk.datasets.delete(dataset, backup=backup, purge=purge, force=force),
