@@ -1,0 +1,4 @@
+"""`python -m pixelpool` is the `pixelpool` command."""
+from pixelpool.cli import main
+
+main()
