@@ -74,14 +74,21 @@ def presign_artifact(analysis_id, pipeline, body: ArtifactPresign):
     return ok(ArtifactUploadOut.model_validate(upload), message)
 
 
-@endpoint(bp, f"{A}/annotations:bulk", "POST", body=BulkPredictions, response=BulkOut, pipeline=True)
-def post_predictions(analysis_id, pipeline, body: BulkPredictions):
-    """Post up to 1,000 predictions; an Idempotency-Key makes a retry a no-op."""
+def _posted(pipeline, analysis_id: str | None, body: BulkPredictions | BulkPredictionsOfMany) -> tuple[dict, str]:
+    """Both bulk posts: the Idempotency-Key header, the items, the service's answer and its message."""
     key = (bp.current_request.headers or {}).get("idempotency-key") or None
     items = [item.model_dump() for item in body.annotations]
     written = services().analyses.post_predictions(pipeline, analysis_id, items, key, bp.lambda_context)
-    message = ("Retry of an earlier post (Idempotency-Key): nothing written again" if written["replayed"]
-               else f"{written['written']} prediction(s) stored")
+    if written["replayed"]:
+        return written, "Retry of an earlier post (Idempotency-Key): nothing written again"
+    of = "" if analysis_id else f" of {len(written['analyses'])} analysis(es)"
+    return written, f"{written['written']} prediction(s){of} stored"
+
+
+@endpoint(bp, f"{A}/annotations:bulk", "POST", body=BulkPredictions, response=BulkOut, pipeline=True)
+def post_predictions(analysis_id, pipeline, body: BulkPredictions):
+    """Post up to 1,000 predictions; an Idempotency-Key makes a retry a no-op."""
+    written, message = _posted(pipeline, analysis_id, body)
     return ok(BulkOut.model_validate(written), message)
 
 
@@ -89,11 +96,7 @@ def post_predictions(analysis_id, pipeline, body: BulkPredictions):
           pipeline=True)
 def post_predictions_of_many(pipeline, body: BulkPredictionsOfMany):
     """Post up to 1,000 predictions of several analyses, each item naming its analysis_id; all or none."""
-    key = (bp.current_request.headers or {}).get("idempotency-key") or None
-    items = [item.model_dump() for item in body.annotations]
-    written = services().analyses.post_predictions(pipeline, None, items, key, bp.lambda_context)
-    message = ("Retry of an earlier post (Idempotency-Key): nothing written again" if written["replayed"]
-               else f"{written['written']} prediction(s) of {len(written['analyses'])} analysis(es) stored")
+    written, message = _posted(pipeline, None, body)
     return ok(BulkManyOut.model_validate(written), message)
 
 
