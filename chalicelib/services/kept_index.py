@@ -60,11 +60,25 @@ class Held(Generic[I]):
     applied: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     saved: dict[str, str] | None = None  # the watermarks of the snapshot it came from (or last wrote)
+    read_at: str | None = None  # when the last catch-up started reading (the reader's clock)
 
 
 def behind(at: str, margin: timedelta) -> str:
     moment = datetime.strptime(at.split("#", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ") - margin
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _read_from(held: Held, stream: str) -> str:
+    """Where a catch-up reads `stream` from: MARGIN behind the watermark, where a record stamped
+    earlier may still commit — unless the last catch-up started more than MARGIN after that: every
+    record stamped MARGIN before it had committed and was read then. An index whose stream has been
+    quiet for a while reads only what is newer than its watermark (a busy stream's last ten seconds,
+    thousands of records after a pipeline finalized its analyses, are not re-read on every call)."""
+    watermark = held.watermarks[stream]
+    start = behind(watermark, MARGIN)
+    if held.read_at is not None:
+        start = max(start, min(watermark, behind(held.read_at, MARGIN)))
+    return start
 
 
 def snapshot_key(scope: str) -> str:
@@ -263,8 +277,9 @@ class KeptIndexes(ABC, Generic[I]):
 
     def _catch_up(self, scope: str, held: Held[I]) -> None:
         streams = self._streams(scope)
-        found = list(_READERS.map(lambda stream: self._log.since(stream, behind(held.watermarks[stream], MARGIN)),
-                                  streams))
+        reading = stamp()
+        found = list(_READERS.map(lambda stream: self._log.since(stream, _read_from(held, stream)), streams))
+        held.read_at = reading
         fresh: list[Change] = []
         for stream, records in zip(streams, found):
             for record in records:
