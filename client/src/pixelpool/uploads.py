@@ -245,7 +245,9 @@ class Uploader:
         deadline = time.monotonic() + self.ingest_timeout
         self.on_progress("ingest", 0, len(wanted))
         while True:
+            polled = time.monotonic()
             records = self._registered(base) if wanted else {}
+            polled = time.monotonic() - polled
             settled = sum(1 for key, digest in wanted.items()
                           if key in records and records[key].checksum_sha256 == digest
                           and records[key].status in ("ready", "failed"))
@@ -255,8 +257,9 @@ class Uploader:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(wanted) - settled} of {len(wanted)} uploaded image(s) not ingested "
                                    f"after {self.ingest_timeout:.0f} s")
-            # Each poll lists the folder (200 records a request): a large folder is polled less often.
-            time.sleep(max(self.poll_interval, len(records) / 200 * 0.1))
+            # Each poll lists the folder (200 records a request). The same server ingests what was
+            # sent: polls spaced at least three times their own length keep them to a quarter of it.
+            time.sleep(max(self.poll_interval, 3 * polled))
 
 
 def _note_failure(future: Future, relative: str, failed: dict[str, str]) -> None:
