@@ -17,4 +17,19 @@ def promote_predictions(job_id, identity, body: PromoteBody):
     promotion = services().promotions.promote(identity, job_id, analysis_ids=body.analysis_ids, model=body.model,
                                               model_version=body.model_version,
                                               min_confidence=body.min_confidence, label_map=body.label_map)
-    return ok(PromotionOut.model_validate(promotion), f"Promoted {promotion.totals['promoted']} prediction(s)")
+    return ok(PromotionOut.model_validate(promotion), promotion_message(promotion, body.model, body.model_version))
+
+
+def promotion_message(promotion, model: str | None, model_version: str | None) -> str:
+    """What happened, in words: how many drafts from how many analyses, captions written, or why
+    nothing was (no completed analysis matched)."""
+    taken = len(promotion.analysis_ids)
+    if not taken:
+        which = f"of model '{model}'{f' version {model_version!r}' if model_version else ''}" if model else "named"
+        return f"Nothing promoted: no completed analysis {which} of this job's images"
+    totals = promotion.totals
+    said = f"Promoted {totals['promoted']} prediction(s) from {taken} completed analysis(es) as draft annotations"
+    if totals["already_present"]:
+        said += f" ({totals['already_present']} already there)"
+    written = totals["captions"]["written"]
+    return said + (f"; {written} caption(s) written" if written else "")

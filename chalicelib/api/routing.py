@@ -51,17 +51,23 @@ def field_errors(exc: pydantic.ValidationError, location: str) -> list[dict[str,
     details = []
     for err in exc.errors(include_url=False):
         path = ".".join(str(part) for part in err["loc"]) or location
-        details.append({"field": path, "location": location, "message": err["msg"], "type": err["type"]})
+        # Our validators' messages, without pydantic's "Value error, " in front of them.
+        message = err["msg"].removeprefix("Value error, ")
+        details.append({"field": path, "location": location, "message": message, "type": err["type"]})
     return details
 
 
+SHOWN = 5  # problems spelled out in the message; `details` has them all
+
+
 def _validation_error(exc: pydantic.ValidationError, location: str) -> errors.ValidationError:
+    """One line a person can act on: each field with what is wrong with it (a rule across fields,
+    such as min <= max, has no field of its own: its message says which)."""
     details = field_errors(exc, location)
-    names = sorted({detail["field"] for detail in details if detail["field"] != location})
-    # A rule across fields (min <= max) has no field of its own: its message says which.
-    general = [detail["message"] for detail in details if detail["field"] == location]
-    parts = ([", ".join(names)] if names else []) + general
-    return errors.ValidationError(f"Invalid {location}: {'; '.join(parts)}", details)
+    parts = [detail["message"] if detail["field"] == location else f"{detail['field']} ({detail['message']})"
+             for detail in details[:SHOWN]]
+    more = f"; and {len(details) - SHOWN} more" if len(details) > SHOWN else ""
+    return errors.ValidationError(f"Invalid {location}: {'; '.join(parts)}{more}", details)
 
 
 def parse_body(request: Request, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:

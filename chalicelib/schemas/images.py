@@ -2,7 +2,7 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from chalicelib.schemas.base import PageQuery, ShortName, RequestModel, ResponseModel
 from chalicelib.schemas.documents import FreeForm
@@ -92,13 +92,15 @@ class CaptionIn(RequestModel):
 
     text: str | None = Field(default=None, min_length=1, max_length=2000)
     tags: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] | None = Field(
-        default=None, min_length=1, max_length=100, description="ordered, as a tagger's caption")
+        default=None, min_length=1, max_length=100, validate_default=True,
+        description="ordered, as a tagger's caption")
 
-    @model_validator(mode="after")
-    def _something(self) -> "CaptionIn":
-        if self.text is None and self.tags is None:
+    @field_validator("tags")
+    @classmethod
+    def _something(cls, tags: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if tags is None and info.data.get("text") is None and "text" in info.data:
             raise ValueError("give text, tags or both")
-        return self
+        return tags
 
 
 class UrlQuery(RequestModel):

@@ -97,13 +97,23 @@ class ImageFilter(BaseModel):
             lo, hi = getattr(self, low), getattr(self, high)
             if lo is not None and hi is not None and lo > hi:
                 raise ValueError(f"{low} ({lo}) is greater than {high} ({hi})")
-        if self.prediction_model_version is not None and self.prediction_model is None:
-            raise ValueError("prediction_model_version needs prediction_model")
-        if (self.min_confidence is not None and self.confidence_below is not None
-                and self.min_confidence >= self.confidence_below):
-            raise ValueError(f"min_confidence ({self.min_confidence}) is not below confidence_below "
-                             f"({self.confidence_below}): no confidence is in between")
         return self
+
+    # Rules across two fields, checked on the later one so that an error names it.
+    @field_validator("prediction_model_version")
+    @classmethod
+    def _version_of_a_model(cls, version: str | None, info: ValidationInfo) -> str | None:
+        if version is not None and info.data.get("prediction_model") is None:
+            raise ValueError("needs prediction_model: it selects a version of that model")
+        return version
+
+    @field_validator("confidence_below")
+    @classmethod
+    def _above_the_minimum(cls, below: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("min_confidence")
+        if below is not None and low is not None and low >= below:
+            raise ValueError(f"must be above min_confidence ({low}): no confidence is at least {low} and below {below}")
+        return below
 
     def predicts(self) -> bool:
         """Whether a condition is about one prediction (not only the model of an analysis)."""

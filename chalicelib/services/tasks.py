@@ -116,6 +116,12 @@ class TaskService:
         limit = self._settings.task_sync_limit
         selection = self._share.expand(file_paths, recursive=True, max_keys=limit, named_files=True)
         self._refuse_hidden(selection.keys, "file_paths")
+        if not selection.keys:
+            named = ", ".join(repr(path) for path in file_paths[:10])
+            raise ValidationError(f"No file at {named}, and no folder there holds any: nothing to make a task of",
+                                  [{"field": f"file_paths.{n}", "location": "body", "type": "empty",
+                                    "message": f"{path!r}: no file, and no folder holding files"}
+                                   for n, path in enumerate(file_paths[:100])])
         if selection.complete and len(selection.keys) <= limit:
             existing = self._images.find_by_keys(selection.keys)
             unregistered = [key for key in selection.keys if key not in existing]
@@ -230,7 +236,9 @@ class TaskService:
     def _create(self, actor_sub: str | None, project_id: str, spec: TaskSpec, images: list[Image],
                 failed: list[dict[str, str]], task_id: str, source: str) -> TaskCreation:
         if not images:
-            raise ValidationError("None of the selected paths can be used for a task",
+            named = "; ".join(f"{entry['file_path']} ({entry['reason']})" for entry in failed[:5])
+            more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+            raise ValidationError(f"None of the selected paths can be used for a task: {named}{more}",
                                   [{"field": "file_paths", **entry} for entry in failed[:100]])
         order = list(images)
         seed = spec.seed

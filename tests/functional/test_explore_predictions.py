@@ -76,13 +76,14 @@ def test_a_caption_is_written_read_and_removed(api, world):
     assert api.get(f"{SI}/{ids[0]}").json["data"]["caption"] is None
 
 
-@pytest.mark.parametrize(("body", "field"), [({}, "body"), ({"text": ""}, "text"), ({"tags": []}, "tags"),
+@pytest.mark.parametrize(("body", "field"), [({}, "tags"), ({"text": ""}, "text"), ({"tags": []}, "tags"),
                                              ({"text": "x" * 2001}, "text")])
 def test_a_bad_caption_is_422_naming_the_field(api, world, body, field):
     _, ids = world
     response = api.request("PUT", f"{SI}/{ids[0]}/caption", body)
     assert response.status_code == 422, response.json
-    assert field in str(response.json["error"]), response.json
+    assert [detail["field"] for detail in response.json["error"]["details"]] == [field], response.json
+    assert response.json["error"]["message"].startswith(f"Invalid body: {field} (")
     assert api.get(f"{SI}/{ids[0]}").json["data"]["caption"] is None
 
 
@@ -152,13 +153,15 @@ def test_a_finalize_retried_after_a_lost_answer_is_answered_and_noted_again(clie
     assert every_index(project, predicted_class="cat") == [{ids[0]}] * 3
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("prediction_model_version=1", "prediction_model"),
-    ("min_confidence=0.6&confidence_below=0.5", "min_confidence"),
-    ("min_confidence=1.5", "min_confidence"),
-    ("confidence_below=nan", "confidence_below"),
+@pytest.mark.parametrize(("query", "field", "says"), [
+    ("prediction_model_version=1", "prediction_model_version", "needs prediction_model"),
+    ("min_confidence=0.6&confidence_below=0.5", "confidence_below", "must be above min_confidence (0.6)"),
+    ("min_confidence=1.5", "min_confidence", "less than or equal to 1"),
+    ("confidence_below=nan", "confidence_below", "finite number"),
 ])
-def test_contradictory_prediction_conditions_are_422_naming_them(api, world, query, field):
+def test_contradictory_prediction_conditions_are_422_naming_them(api, world, query, field, says):
     project, _ = world
     response = api.get(f"/api/v1/projects/{project}/explore?{query}")
-    assert response.status_code == 422 and field in str(response.json["error"]), response.json
+    assert response.status_code == 422, response.json
+    assert [detail["field"] for detail in response.json["error"]["details"]] == [field]
+    assert f"{field} (" in response.json["error"]["message"] and says in response.json["error"]["message"]

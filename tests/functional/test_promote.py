@@ -253,3 +253,13 @@ def test_a_caption_a_person_wrote_is_never_replaced_but_a_promoted_one_is(job):
     assert data["totals"]["captions"] == {"written": 1, "already_present": 0, "kept_by_person": 1, "not_allowed": 0}
     assert job.api.get(f"/api/v1/shared-images/{first}").json["data"]["caption"]["text"] == "mine"
     assert job.api.get(f"/api/v1/shared-images/{second}").json["data"]["caption"]["text"] == "better guess"
+
+
+def test_the_answer_says_when_no_analysis_matched_and_what_was_promoted(job):
+    nothing = job.api.post(job.path, {"model": "yolo_v9"})
+    assert nothing.status_code == 200
+    assert nothing.json["message"] == "Nothing promoted: no completed analysis of model 'yolo_v9' of this job's images"
+    analysis_id = job.analysis(job.images[0], [prediction(), caption("a cat", 0.9)])
+    done = job.api.post(job.path, {"analysis_ids": [analysis_id]})
+    assert done.json["message"] == ("Promoted 1 prediction(s) from 1 completed analysis(es) as draft annotations; "
+                                    "1 caption(s) written")

@@ -117,3 +117,25 @@ def test_the_sdk_and_cli_import_nothing_of_the_server():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('chalice', 'chalicelib', 'boto3', 'app')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_an_image_is_found_by_its_share_path_in_its_folder():
+    # Given a registry folder with `cat.jpg` and `cat.jpg.bak` (both match a name search)
+    def record(image_id, path):
+        return {"id": image_id, "file_path": path, "filename": path.rsplit("/", 1)[-1], "folder": "photos",
+                "status": "ready"}
+
+    asked = []
+
+    def handler(request):
+        asked.append(dict(request.url.params))
+        return envelope([record("i-bak", "photos/cat.jpg.bak"), record("i-cat", "photos/cat.jpg")],
+                        meta={"total": 2})
+
+    client, _ = client_for(handler)
+    # Then a path is looked up in its folder, and only the exact path is taken; an id is used as is
+    assert client.images.resolve("photos/cat.jpg") == "i-cat"
+    assert asked[0]["folder"] == "photos" and asked[0]["search"] == "cat.jpg"
+    assert client.images.resolve("i-cat") == "i-cat" and len(asked) == 1
+    with pytest.raises(ValueError, match="no registered image at 'photos/dog.jpg'"):
+        client.images.resolve("photos/dog.jpg")

@@ -31,6 +31,16 @@ class Images(Resource):
     def get(self, image_id: str) -> Image:
         return self.client.get(f"{V1}/shared-images/{image_id}", Image)
 
+    def resolve(self, id_or_path: str) -> str:
+        """An image id, given an id or a share path (`photos/cat.jpg`: looked up in its folder)."""
+        if "/" not in id_or_path:
+            return id_or_path
+        folder, _, name = id_or_path.rpartition("/")
+        for image in self.iter(folder=folder, search=name):
+            if image.file_path == id_or_path:
+                return image.id
+        raise ValueError(f"no registered image at '{id_or_path}' (give an image id or a registered path)")
+
     def tag(self, image_id: str, tag_ids: list[str]) -> Image:
         return Image.model_validate(self.client.data("POST", f"{V1}/shared-images/{image_id}/tags",
                                                      json={"tag_ids": tag_ids}))

@@ -28,7 +28,7 @@ def datasets_ls(state: Annotated[Optional[str], typer.Option()] = None, json_mod
 
 @datasets_app.command("upload")
 @handled
-def datasets_upload(source: Annotated[Path, typer.Argument(help="a folder of images or a ZIP")],
+def datasets_upload(source: Annotated[Path, typer.Argument(exists=True, help="a folder of images or a ZIP")],
                     annotations: Annotated[Optional[list[Path]],
                                            typer.Option(help="COCO/YOLO/… file; repeat")] = None,
                     name: Annotated[Optional[str], typer.Option(help="default: the folder's or ZIP's name")] = None,

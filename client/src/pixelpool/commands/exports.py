@@ -9,7 +9,8 @@ import typer
 from pixelpool import output
 from pixelpool.client import Client
 from pixelpool.commands.base import Json, Timeout, app, client, dump, exports_app, handled
-from pixelpool.commands.projects import Bound, ExcludeTag, Tag, TagMode, Text, image_filter
+from pixelpool.commands.projects import (Bound, Confidence, ExcludeTag, HasCaption, Model, PredictedClass, Tag, TagMode,
+                                       Text, image_filter)
 from pixelpool.downloads import download, unzip
 
 
@@ -31,13 +32,15 @@ def fetch_export(sdk: Client, project_id: str, export: Any, destination: Path, u
 @app.command()
 @handled
 def export(project: Annotated[str, typer.Argument(help="project id or name")],
-           mode: Annotated[str, typer.Option(help="classification, detection or segmentation")],
+           mode: Annotated[str, typer.Option(help="classification, detection, segmentation or captions")],
            format: Annotated[Optional[str],
                              typer.Option(help="coco, yolo, csv, imagefolder, urls (or the API's name)")] = None,
            saved_filter: Annotated[Optional[str], typer.Option(help="a saved filter's id")] = None,
            tag: Tag = None, exclude_tag: ExcludeTag = None, tag_mode: TagMode = "any", search: Text = None,
            split: Text = None, path_prefix: Text = None, min_width: Bound = None, min_height: Bound = None,
-           name: Text = None, include_images: Annotated[bool, typer.Option(help="put the images in the ZIP")] = True,
+           caption: Text = None, has_caption: HasCaption = None, model: Model = None, model_version: Text = None,
+           predicted_class: PredictedClass = None, min_confidence: Confidence = None,
+           confidence_below: Confidence = None, name: Text = None, include_images: Annotated[bool, typer.Option(help="put the images in the ZIP")] = True,
            wait: Annotated[bool, typer.Option(help="wait until it is built")] = False,
            download_to: Annotated[Optional[Path], typer.Option("--download", help="save the ZIP here (waits)")] = None,
            unzip_to: Annotated[Optional[Path],
@@ -47,7 +50,10 @@ def export(project: Annotated[str, typer.Argument(help="project id or name")],
     sdk = client()
     project_id = sdk.projects.resolve(project).id
     filters = image_filter(sdk, tag, exclude_tag, tag_mode, search=search, split=split, path_prefix=path_prefix,
-                           min_width=min_width, min_height=min_height)
+                           min_width=min_width, min_height=min_height, caption=caption, has_caption=has_caption,
+                           prediction_model=model, prediction_model_version=model_version,
+                           predicted_class=predicted_class, min_confidence=min_confidence,
+                           confidence_below=confidence_below)
     made = sdk.exports.create(project_id, mode, FORMATS.get(format or "", format), name=name,
                               filter=None if saved_filter else filters, saved_filter_id=saved_filter,
                               options={"include_images": include_images})

@@ -109,6 +109,9 @@ TagMode = Annotated[str, typer.Option(help="any or all of the --tag tags")]
 Bound = Annotated[Optional[int], typer.Option(min=0)]
 Text = Annotated[Optional[str], typer.Option()]
 Confidence = Annotated[Optional[float], typer.Option(min=0, max=1)]
+HasCaption = Annotated[Optional[bool], typer.Option("--has-caption/--no-caption", help="with a caption, or without")]
+Model = Annotated[Optional[str], typer.Option(help="has a completed ML analysis by this model")]
+PredictedClass = Annotated[Optional[str], typer.Option(help="has a prediction of this class")]
 
 
 @app.command()
@@ -117,10 +120,9 @@ def explore(project: Annotated[str, typer.Argument(help="project id or name")], 
             exclude_tag: ExcludeTag = None, tag_mode: TagMode = "any", search: Text = None,
             split: Text = None, path_prefix: Text = None, min_width: Bound = None, max_width: Bound = None,
             min_height: Bound = None, max_height: Bound = None, caption: Text = None,
-            model: Annotated[Optional[str], typer.Option(help="has a completed ML analysis by this model")] = None,
-            model_version: Text = None,
-            predicted_class: Annotated[Optional[str], typer.Option(help="a prediction of this class")] = None,
-            min_confidence: Confidence = None, confidence_below: Confidence = None,
+            has_caption: HasCaption = None, model: Model = None, model_version: Text = None,
+            predicted_class: PredictedClass = None, min_confidence: Confidence = None,
+            confidence_below: Confidence = None,
             limit: Annotated[int, typer.Option(min=1)] = 100, json_mode: Json = False) -> int:
     """The project's pool through Explore's filters, newest first. The prediction options hold for one
     prediction: --model yolo_v8 --predicted-class cat --confidence-below 0.5."""
@@ -128,7 +130,8 @@ def explore(project: Annotated[str, typer.Argument(help="project id or name")], 
     project_id = sdk.projects.resolve(project).id
     filters = image_filter(sdk, tag, exclude_tag, tag_mode, search=search, split=split, path_prefix=path_prefix,
                            min_width=min_width, max_width=max_width, min_height=min_height, max_height=max_height,
-                           caption=caption, prediction_model=model, prediction_model_version=model_version,
+                           caption=caption, has_caption=has_caption, prediction_model=model,
+                           prediction_model_version=model_version,
                            predicted_class=predicted_class, min_confidence=min_confidence,
                            confidence_below=confidence_below)
     found = list(sdk.projects.explore(project_id, filters, limit=limit))

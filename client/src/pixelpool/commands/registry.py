@@ -22,7 +22,7 @@ def show_upload(result: dict) -> None:
 
 @app.command()
 @handled
-def upload(sources: Annotated[list[Path], typer.Argument(help="folders (kept as sub-folders) and image files")],
+def upload(sources: Annotated[list[Path], typer.Argument(exists=True, help="folders (kept as sub-folders) and image files")],
            prefix: Annotated[str, typer.Option(help="share folder to upload into")] = "",
            workers: Annotated[int, typer.Option(min=1, max=64, help="parallel uploads")] = 8,
            wait: Annotated[bool, typer.Option(help="wait until every image is ready or failed")] = True,
@@ -61,9 +61,10 @@ def images_ls(folder: Annotated[Optional[str], typer.Option()] = None,
 
 @images_app.command("show")
 @handled
-def images_show(image_id: str, json_mode: Json = False) -> int:
+def images_show(image: Annotated[str, typer.Argument(help="image id or share path")], json_mode: Json = False) -> int:
     """One image: file facts, SHA-256, tags, metadata."""
-    image = client().images.get(image_id)
+    sdk = client()
+    image = sdk.images.get(sdk.images.resolve(image))
     output.emit(json_mode, dump(image), lambda: output.table(
         ["field", "value"], [(k, v) for k, v in dump(image).items() if k not in ("thumbnail_url",)]))
     return 0
@@ -71,22 +72,22 @@ def images_show(image_id: str, json_mode: Json = False) -> int:
 
 @images_app.command("tag")
 @handled
-def images_tag(image_id: str, tags: Annotated[list[str], typer.Argument(help="tag names or ids")],
-               json_mode: Json = False) -> int:
+def images_tag(image: Annotated[str, typer.Argument(help="image id or share path")],
+               tags: Annotated[list[str], typer.Argument(help="tag names or ids")], json_mode: Json = False) -> int:
     """Tag an image (idempotent)."""
     sdk = client()
-    image = sdk.images.tag(image_id, sdk.tags.resolve(tags))
+    image = sdk.images.tag(sdk.images.resolve(image), sdk.tags.resolve(tags))
     output.emit(json_mode, dump(image), f"{image.file_path}: {', '.join(t.name for t in image.tags)}")
     return 0
 
 
 @images_app.command("untag")
 @handled
-def images_untag(image_id: str, tags: Annotated[list[str], typer.Argument(help="tag names or ids")],
-                 json_mode: Json = False) -> int:
+def images_untag(image: Annotated[str, typer.Argument(help="image id or share path")],
+                 tags: Annotated[list[str], typer.Argument(help="tag names or ids")], json_mode: Json = False) -> int:
     """Remove tags from an image (idempotent)."""
     sdk = client()
-    image = None
+    image_id, image = sdk.images.resolve(image), None
     for tag_id in sdk.tags.resolve(tags):
         image = sdk.images.untag(image_id, tag_id)
     output.emit(json_mode, dump(image), f"{image.file_path}: {', '.join(t.name for t in image.tags) or 'no tags'}")
