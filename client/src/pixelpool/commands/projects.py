@@ -136,6 +136,7 @@ def explore(project: Annotated[str, typer.Argument(help="project id or name")], 
                            confidence_below=confidence_below)
     found = list(sdk.projects.explore(project_id, filters, limit=limit))
     output.emit(json_mode, dump(found), lambda: output.table(
-        ["id", "path", "size", "tags"], [(i.id, i.file_path, f"{i.width}x{i.height}", ", ".join(t.name for t in i.tags))
-                                         for i in found]))
+        ["id", "path", "pixels", "tags"], [(i.id, i.file_path, f"{i.width}x{i.height}",
+                                            ", ".join(t.name for t in i.tags)) for i in found])
+        if found else output.stdout.print("no image matches the filter"))
     return 0
