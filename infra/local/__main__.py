@@ -19,6 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY_FILE = ROOT / ".local" / "issuer-key.pem"
 
 
+def _ml_status() -> str:
+    """Whether pipelines may post analyses (docs/analyses.md), as the API's settings say."""
+    from chalicelib.services.container import services
+
+    settings = services().settings
+    if not settings.ml_analysis_enabled:
+        return "off (ML_ANALYSIS_ENABLED=true turns them on)"
+    return f"on, models: {settings.ml_allowed_models or '(none allowed: set ML_ALLOWED_MODELS)'}"
+
+
 def _serve(args: argparse.Namespace) -> int:
     from chalice.local import create_local_server
 
@@ -40,6 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"  AWS endpoint       {stack.endpoint}   (region {stack.region}, any access key)\n"
         + "".join(f"  {lid:<18} {name}\n" for lid, name in sorted(buckets.items()))
         + f"  ingest queue       {stack.physical['IngestQueue']['QueueName']}\n"
+        f"  ML analyses        {_ml_status()}\n"
         f"  admin token        {stack.token()}\n\n"
         f"  curl -H \"Authorization: Bearer $TOKEN\" {api}/api/v1/tags\n"
         f"  aws --endpoint-url {stack.endpoint} s3 cp photo.jpg s3://{buckets.get('ShareBucket')}/photos/\n"
