@@ -24,9 +24,11 @@ def promotion_message(promotion, model: str | None, model_version: str | None) -
     """What happened, in words: how many drafts from how many analyses, captions written, or why
     nothing was (no completed analysis matched)."""
     taken = len(promotion.analysis_ids)
+    if not taken and model:
+        version = f" version {model_version!r}" if model_version else ""
+        return f"Nothing promoted: no completed analysis of model '{model}'{version} of this job's images"
     if not taken:
-        which = f"of model '{model}'{f' version {model_version!r}' if model_version else ''}" if model else "named"
-        return f"Nothing promoted: no completed analysis {which} of this job's images"
+        return "Nothing promoted: none of the named analyses is completed"
     totals = promotion.totals
     said = f"Promoted {totals['promoted']} prediction(s) from {taken} completed analysis(es) as draft annotations"
     if totals["already_present"]:

@@ -28,7 +28,7 @@ from chalicelib.errors import ConflictError, NotFoundError, StoreError, Validati
 from chalicelib.ids import new_id
 from chalicelib.services import predictions as checks
 from chalicelib.services.pipelines import Pipeline, PipelineAuth
-from chalicelib.store.analyses import Analysis, AnalysisRepository, Prediction
+from chalicelib.store.analyses import MAX_ANALYSES_A_POST, Analysis, AnalysisRepository, Prediction
 from chalicelib.store.images import Image, ImageRepository
 from chalicelib.store.objects import Bucket
 from chalicelib.store.pool import dataset_of
@@ -99,7 +99,9 @@ class AnalysisService:
         self._artifacts = artifacts
         self._auth = auth
         self._explore = explore
-        self._idempotency = IdempotencyConfig(event_key_jmespath="[analysis_id, idempotency_key]",
+        # A key is the pipeline's own (its key id), per analysis — or per pipeline for posts across
+        # analyses (`*`): two pipelines numbering their batches alike never meet.
+        self._idempotency = IdempotencyConfig(event_key_jmespath="[pipeline_key_id, analysis_id, idempotency_key]",
                                               payload_validation_jmespath="body_sha256",
                                               expires_after_seconds=IDEMPOTENCY_SECONDS, response_hook=_replayed)
         self._post_once = idempotent_function(self._post_predictions, data_keyword_argument="request",
@@ -181,7 +183,8 @@ class AnalysisService:
         `idempotency_key`, a retry of the same post (same key, same body) answers the first answer and
         writes nothing (`replayed: true`); the same key with another body is 422. `lambda_context`
         bounds how long an interrupted post blocks its key."""
-        request = {"analysis_id": analysis_id or "*", "items": items, "idempotency_key": idempotency_key,
+        request = {"pipeline_key_id": pipeline.key_id, "analysis_id": analysis_id or "*", "items": items,
+                   "idempotency_key": idempotency_key,
                    "body_sha256": hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()}
         if not idempotency_key:
             return self._post_predictions(request=request)
@@ -273,8 +276,14 @@ class AnalysisService:
         groups: dict[str, list[int]] = {}
         for position, item in enumerate(items):
             groups.setdefault(one or item["analysis_id"], []).append(position)
+        if len(groups) > MAX_ANALYSES_A_POST:
+            raise ValidationError(f"One post carries predictions of at most {MAX_ANALYSES_A_POST} analyses; this one "
+                                  f"has {len(groups)}: split it", [{"field": "annotations", "location": "body",
+                                                                    "type": "too_many_analyses"}])
         found = self._analyses.find(list(groups))
         missing = [analysis_id for analysis_id in groups if analysis_id not in found]
+        if missing and one is not None:
+            raise NotFoundError(f"Analysis '{one}' not found")
         if missing:
             raise NotFoundError(f"Analysis(es) not found: {', '.join(missing[:10])}",
                                 [{"field": f"annotations.{groups[a][0]}.analysis_id", "location": "body",

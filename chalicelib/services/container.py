@@ -241,8 +241,11 @@ class Services:
         from chalicelib.services.explore_rebuild import ExploreRebuild
         from chalicelib.store.projects import ProjectRepository
 
+        from chalicelib.store.analyses import AnalysisRepository
+        from chalicelib.store.images import ImageRepository
+
         return ExploreRebuild(self.access, self.operations, self.explore_index, self.registry_index,
-                              ProjectRepository())
+                              ProjectRepository(), AnalysisRepository(), ImageRepository())
 
     @provided
     def access(self) -> "Access":

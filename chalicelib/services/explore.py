@@ -168,8 +168,9 @@ class PoolQuery:
             for a, found in zip(completed, predictions):
                 analyses.setdefault(a.image_id, []).append(
                     AnalysisFacts(a.id, a.image_id, a.model_name, a.model_version, tuple(found)))
-        return [entry for entry in entries if entry.image_id in facts
-                and shared_match(f, facts[entry.image_id].caption, analyses.get(entry.image_id, []))]
+        # An entry whose record is gone has no caption and no analysis (as the index holds it).
+        return [entry for entry in entries if shared_match(
+            f, facts[entry.image_id].caption if entry.image_id in facts else None, analyses.get(entry.image_id, []))]
 
     def _tagged(self, f: ImageFilter) -> tuple[dict[str, set[str]], set[str] | None]:
         """For each tag the filter names, the images carrying it — all of them, or only those among

@@ -103,7 +103,8 @@ class ImageFilter(BaseModel):
     @field_validator("prediction_model_version")
     @classmethod
     def _version_of_a_model(cls, version: str | None, info: ValidationInfo) -> str | None:
-        if version is not None and info.data.get("prediction_model") is None:
+        # (a prediction_model that failed its own rules is not in `info.data`: that error says it all)
+        if version is not None and "prediction_model" in info.data and info.data["prediction_model"] is None:
             raise ValueError("needs prediction_model: it selects a version of that model")
         return version
 

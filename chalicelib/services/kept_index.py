@@ -37,6 +37,9 @@ logger = Logger(child=True)
 # Records commit in about the order of their stamps: each call re-reads this far behind its
 # watermark, so a record stamped earlier that committed later is still found (and applied once).
 MARGIN = timedelta(seconds=10)
+# How far a reader's clock may run ahead of the writers' (NTP keeps Lambda's within milliseconds):
+# a read settles the margin behind its own start less this.
+CLOCK_SKEW = timedelta(seconds=5)
 # A snapshot older than this behind the tag stream is written again by the compactor.
 TAGS_REPLAY = timedelta(hours=1)
 # The change-log Queries of a call run side by side on these threads (kept: starting threads
@@ -70,14 +73,14 @@ def behind(at: str, margin: timedelta) -> str:
 
 def _read_from(held: Held, stream: str) -> str:
     """Where a catch-up reads `stream` from: MARGIN behind the watermark, where a record stamped
-    earlier may still commit — unless the last catch-up started more than MARGIN after that: every
-    record stamped MARGIN before it had committed and was read then. An index whose stream has been
+    earlier may still commit — unless the last catch-up started more than MARGIN (and CLOCK_SKEW)
+    after that: every record stamped that long before it had committed and was read then. An index whose stream has been
     quiet for a while reads only what is newer than its watermark (a busy stream's last ten seconds,
     thousands of records after a pipeline finalized its analyses, are not re-read on every call)."""
     watermark = held.watermarks[stream]
     start = behind(watermark, MARGIN)
     if held.read_at is not None:
-        start = max(start, min(watermark, behind(held.read_at, MARGIN)))
+        start = max(start, min(watermark, behind(held.read_at, MARGIN + CLOCK_SKEW)))
     return start
 
 

@@ -8,22 +8,23 @@
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.store.dynamo import conditional, entity, store_errors, table_meta
+from chalicelib.errors import ConflictError, NotFoundError, StoreError
+from chalicelib.store.dynamo import Transaction, TransactionCancelled, conditional, entity, store_errors, table_meta
 
 ANALYSIS_SK = "ANALYSIS"
-# The counts of a post across analyses are UpdateItems side by side on these threads.
-_COUNTERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prediction-counts")
+# The analyses one post may carry: their counts are one transaction (TransactWriteItems' limit).
+MAX_ANALYSES_A_POST = 100
+logger = Logger(child=True)
 
 
 class ByImage(GlobalSecondaryIndex):
@@ -183,31 +184,60 @@ class AnalysisRepository:
 
     def add_predictions(self, groups: dict[str, list[Prediction]], expected_status: str,
                         updated_at: datetime) -> dict[str, int]:
-        """Write the predictions of these analyses together with BatchWriteItem (25 a request, across
-        analyses), then count them on each analysis if it is still in `expected_status` (one
-        UpdateItem each, in parallel); returns each analysis's new count."""
-        with store_errors("writing predictions"):
-            with PredictionItem.batch_write() as batch:
+        """Write the predictions of these analyses (at most MAX_ANALYSES_A_POST) together with
+        BatchWriteItem (25 a request, across the analyses), then count them on every analysis in one
+        transaction, each still in `expected_status`; returns each analysis's new count. All or
+        nothing: when the write fails, or an analysis left `expected_status` meanwhile (409 naming
+        it), the predictions just written are deleted again — none stays uncounted under an
+        analysis that completed, and a retry does not find half of them there."""
+        items = [PredictionItem(pk=analysis_pk(analysis_id), sk=f"P#{prediction.id}", id=prediction.id,
+                                annotation_type=prediction.annotation_type, class_name=prediction.class_name,
+                                confidence=prediction.confidence, data=prediction.data,
+                                storage_path=prediction.storage_path, created_at=prediction.created_at)
+                 for analysis_id, predictions in groups.items() for prediction in predictions]
+        try:
+            with store_errors("writing predictions"):
+                with PredictionItem.batch_write() as batch:
+                    for item in items:
+                        batch.save(item)
+            with Transaction("counting predictions") as tx:
                 for analysis_id, predictions in groups.items():
-                    pk = analysis_pk(analysis_id)
-                    for prediction in predictions:
-                        batch.save(PredictionItem(
-                            pk=pk, sk=f"P#{prediction.id}", id=prediction.id,
-                            annotation_type=prediction.annotation_type, class_name=prediction.class_name,
-                            confidence=prediction.confidence, data=prediction.data,
-                            storage_path=prediction.storage_path, created_at=prediction.created_at))
+                    tx.update(AnalysisItem(pk=analysis_pk(analysis_id), sk=ANALYSIS_SK),
+                              actions=[AnalysisItem.prediction_count.add(len(predictions)),
+                                       AnalysisItem.updated_at.set(updated_at)],
+                              condition=AnalysisItem.status == expected_status, name=analysis_id)
+        except TransactionCancelled as exc:
+            self._take_back(items)
+            moved = [analysis_id for analysis_id in groups if exc.failed(analysis_id)]
+            if moved:
+                raise ConflictError(f"Analysis(es) no longer '{expected_status}': {', '.join(moved[:10])}; "
+                                    "nothing was stored", [{"analysis_id": a} for a in moved]) from exc
+            raise
+        except StoreError:
+            self._take_back(items)
+            raise
+        return {analysis.id: analysis.prediction_count for analysis in self.find(list(groups)).values()}
 
-        def count(analysis_id: str) -> int:
-            item = AnalysisItem(pk=analysis_pk(analysis_id), sk=ANALYSIS_SK)
-            with conditional("counting predictions", ConflictError(f"Analysis '{analysis_id}' changed meanwhile")):
-                item.update(actions=[AnalysisItem.prediction_count.add(len(groups[analysis_id])),
-                                     AnalysisItem.updated_at.set(updated_at)],
-                            condition=AnalysisItem.status == expected_status)
-            return int(item.prediction_count)
+    @staticmethod
+    def _take_back(items: list[PredictionItem]) -> None:
+        """Delete predictions a refused post wrote (best effort: a key never written costs nothing)."""
+        try:
+            with store_errors("removing the predictions of a refused post"):
+                with PredictionItem.batch_write() as batch:
+                    for item in items:
+                        batch.delete(PredictionItem(pk=item.pk, sk=item.sk))
+        except StoreError:
+            logger.exception("could not remove the predictions of a refused post", extra={"items": len(items)})
 
-        if len(groups) == 1:
-            return {analysis_id: count(analysis_id) for analysis_id in groups}
-        return dict(zip(groups, _COUNTERS.map(count, list(groups))))
+    def completed(self) -> dict[str, set[str]]:
+        """Every completed analysis by image (a Scan of the table, projected: an administrator's
+        rebuild notes them on their images, for analyses completed before images carried them)."""
+        found: dict[str, set[str]] = {}
+        with store_errors("listing completed analyses"):
+            for item in AnalysisItem.scan((AnalysisItem.sk == ANALYSIS_SK) & (AnalysisItem.status == "completed"),
+                                          attributes_to_get=["id", "image_id"]):
+                found.setdefault(item.image_id, set()).add(item.id)
+        return found
 
     def of_dataset(self, dataset_id: str) -> list[str]:
         """The ids of the analyses of a dataset's images (Query the sparse `by_dataset` index)."""

@@ -325,6 +325,15 @@ class ImageRepository:
         change_log.record(change_log.TAGS_STREAM, tagged=[image_id_])
         return _to_image(item)
 
+    def note_analyses(self, by_image: dict[str, set[str]]) -> int:
+        """`add_analysis` for many images at once (one UpdateItem each, ADD: idempotent), recorded in
+        the tag stream together; returns how many image records took them."""
+        noted = [image for image, ids in by_image.items()
+                 if self._conditional_update(ImageItem(id=image), [ImageItem.analysis_ids.add(ids)],
+                                             ImageItem.id.exists())]
+        change_log.record(change_log.TAGS_STREAM, tagged=noted)
+        return len(noted)
+
     def add_analysis(self, image_id_: str, analysis_id: str) -> bool:
         """Note a completed analysis on its image (Explore's prediction conditions); False when the
         image record is gone. Recorded in the tag stream, which every project's index reads."""

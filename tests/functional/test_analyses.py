@@ -589,3 +589,49 @@ def test_analyses_are_in_the_global_activity_log_by_their_pipeline_key(pipeline,
     assert (logged[1].entity_id, logged[1].details["prediction_count"]) == (finished, 1)
     assert (logged[3].details["count"], logged[3].details["analysis_ids"]) == (2, batch_ids)
     assert logged[4].entity_id == alone and logged[4].details["image_id"] == image_id
+
+
+def test_a_post_whose_analysis_closed_meanwhile_leaves_no_prediction_anywhere(pipeline, stack, admin_api, image_id):
+    from chalicelib.clock import utcnow
+    from chalicelib.errors import ConflictError
+    from chalicelib.store.analyses import AnalysisRepository, Prediction
+
+    # Given two analyses checked open by a post, one of which is then canceled before the post counts
+    second = register(stack, admin_api, "ml/dog.jpg")
+    open_one, closing = processing(pipeline, image_id), processing(pipeline, second)
+    assert pipeline.patch(f"/api/v1/analyses/{closing}/status", {"status": "canceled"}).status_code == 200
+    now = utcnow()
+    made = {a: [Prediction(id=f"{a[:8]}-{n}", annotation_type="classification", class_name="cat", confidence=0.5,
+                           data={}, storage_path=None, created_at=now) for n in range(30)] for a in (open_one, closing)}
+    repository = AnalysisRepository()
+    # When the post writes and counts
+    with pytest.raises(ConflictError) as refused:
+        repository.add_predictions(made, "processing", now)
+    # Then it is refused naming the closed one, and neither analysis keeps a prediction or a count
+    assert closing in refused.value.message and open_one not in refused.value.message
+    assert [repository.predictions(a) for a in (open_one, closing)] == [[], []]
+    assert [repository.get(a).prediction_count for a in (open_one, closing)] == [0, 0]
+
+
+def test_one_post_takes_at_most_100_analyses(pipeline, image_id):
+    items = [{**box(), "analysis_id": f"analysis-{n}"} for n in range(101)]
+    response = pipeline.post("/api/v1/analyses/annotations:bulk", {"annotations": items})
+    assert response.status_code == 422 and "at most 100 analyses" in response.json["error"]["message"]
+
+
+def test_idempotency_keys_of_posts_across_analyses_are_each_pipelines_own(pipeline, stack, admin_api, image_id, api):
+    second = register(stack, admin_api, "ml/dog.jpg")
+    first_a, second_a = processing(pipeline, image_id), processing(pipeline, second)
+    many = "/api/v1/analyses/annotations:bulk"
+    # When a pipeline reuses a batch number another post of its own used with another body, 422;
+    once = pipeline.post(many, {"annotations": [{**box(), "analysis_id": first_a}]}, headers={"Idempotency-Key": "b-1"})
+    assert once.status_code == 200
+    reused = pipeline.post(many, {"annotations": [{**box(), "analysis_id": second_a}]}, headers={"Idempotency-Key": "b-1"})
+    assert reused.status_code == 422
+    # but another pipeline (its own key id) numbering its batches alike is not affected
+    set_keys(stack, {"other": "other-secret"})
+    enable(stack)  # a process that reads the secret afresh
+    other = Pipeline(pipeline._client, secret="other-secret", key_id="other")
+    theirs = other.post(many, {"annotations": [{**box(), "analysis_id": second_a}]}, headers={"Idempotency-Key": "b-1"})
+    assert theirs.status_code == 200 and theirs.json["data"]["replayed"] is False, theirs.json
+    assert len(api.get(f"/api/v1/analyses/{second_a}").json["data"]["predictions"]) == 1

@@ -165,3 +165,29 @@ def test_contradictory_prediction_conditions_are_422_naming_them(api, world, que
     assert response.status_code == 422, response.json
     assert [detail["field"] for detail in response.json["error"]["details"]] == [field]
     assert f"{field} (" in response.json["error"]["message"] and says in response.json["error"]["message"]
+
+
+def test_a_whole_rebuild_notes_analyses_completed_before_images_carried_them(stack, api, admin_api, world):
+    from chalicelib.clock import utcnow
+    from chalicelib.store.analyses import Analysis, AnalysisRepository, Prediction
+    from tests.conftest import wait_for
+
+    project, ids = world
+    # Given an analysis completed by an earlier release: in its table, not noted on its image
+    now = utcnow()
+    repository = AnalysisRepository()
+    repository.create([Analysis(id="old-one", image_id=ids[1], model_name="yolo_v8", model_version="0.9",
+                                parameters={}, status="processing", key_id="default", artifacts=[],
+                                prediction_count=0, error=None, created_at=now, updated_at=now)])
+    repository.add_predictions({"old-one": [Prediction(id="p1", annotation_type="classification", class_name="cat",
+                                                      confidence=0.8, data={}, storage_path=None, created_at=now)]},
+                               "processing", now)
+    repository.update("old-one", "processing", status="completed")
+    assert every_index(project, predicted_class="cat") == [set()] * 3
+    # When an administrator rebuilds every index
+    started = admin_api.post("/api/v1/admin/explore-index/rebuild", {})
+    done = wait_for(admin_api, started.json["data"]["id"])
+    # Then the analysis is on its image, and Explore finds it
+    assert done["status"] == "completed" and done["result"]["images_with_analyses"] == 1, done
+    assert every_index(project, predicted_class="cat", prediction_model_version="0.9",
+                       prediction_model="yolo_v8") == [{ids[1]}] * 3

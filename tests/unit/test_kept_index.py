@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from chalicelib.services.kept_index import MARGIN, Held, KeptIndexes, _read_from
+from chalicelib.services.kept_index import CLOCK_SKEW, MARGIN, Held, KeptIndexes, _read_from
 from chalicelib.store.changes import TAGS_STREAM, Change
 
 T0 = datetime(2026, 12, 3, 12, 0, 0, tzinfo=timezone.utc)
@@ -67,9 +67,9 @@ def kept(log: FakeLog, clock: list[datetime], monkeypatch) -> Kept:
 def test_the_read_starts_a_margin_back_until_a_read_has_settled_it():
     held = Held(Index(), {"s": at(T0)})
     assert _read_from(held, "s") == (T0 - MARGIN).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    held.read_at = at(T0 + timedelta(seconds=4))
+    held.read_at = at(T0 + CLOCK_SKEW + timedelta(seconds=4))
     assert _read_from(held, "s") == (T0 - timedelta(seconds=6)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    held.read_at = at(T0 + MARGIN + timedelta(seconds=30))
+    held.read_at = at(T0 + MARGIN + CLOCK_SKEW + timedelta(seconds=30))
     assert _read_from(held, "s") == at(T0)
 
 
