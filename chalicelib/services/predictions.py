@@ -30,14 +30,17 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _coordinate(value: Any, field: str, limit: int) -> list[Problem]:
+    """A pixel coordinate: a number within 0..limit (the image's width or height)."""
+    if not _number(value):
+        return [(field, "must be a number")]
+    if not 0 <= value <= limit:
+        return [(field, f"{value} is outside the image (0..{limit})")]
+    return []
+
+
 def _point(x: Any, y: Any, where: str, width: int, height: int) -> list[Problem]:
-    problems = []
-    for axis, value, limit in (("x", x, width), ("y", y, height)):
-        if not _number(value):
-            problems.append((f"{where}{axis}", "must be a number"))
-        elif not 0 <= value <= limit:
-            problems.append((f"{where}{axis}", f"{value} is outside the image (0..{limit})"))
-    return problems
+    return _coordinate(x, f"{where}x", width) + _coordinate(y, f"{where}y", height)
 
 
 def _keys(data: dict, allowed: set[str], required: set[str]) -> list[Problem]:
@@ -52,12 +55,7 @@ def _bounding_box(data: dict, width: int, height: int, analysis_id: str) -> list
     if problems:
         return problems
     for name in sorted(names):
-        limit = width if name.startswith("x") else height
-        value = data[name]
-        if not _number(value):
-            problems.append((f"data.{name}", "must be a number"))
-        elif not 0 <= value <= limit:
-            problems.append((f"data.{name}", f"{value} is outside the image (0..{limit})"))
+        problems += _coordinate(data[name], f"data.{name}", width if name.startswith("x") else height)
     if not problems:
         for low, high in (("x_min", "x_max"), ("y_min", "y_max")):
             if data[low] >= data[high]:
@@ -166,8 +164,3 @@ def refuse(details: list[dict[str, Any]]) -> None:
         named = ", ".join(f"{d['field']} ({d['message']})" for d in details[:5])
         more = f" and {len(details) - 5} more" if len(details) > 5 else ""
         raise ValidationError(f"Invalid predictions: {named}{more}", details)
-
-
-def check(items: list[dict[str, Any]], width: int, height: int, analysis_id: str) -> None:
-    """Raise one 422 listing every problem of `items` (dicts with the `PredictionIn` fields)."""
-    refuse(problems(items, width, height, analysis_id))

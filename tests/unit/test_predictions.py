@@ -4,7 +4,13 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.errors import ValidationError
-from chalicelib.services.predictions import check
+from chalicelib.services.predictions import problems, refuse
+
+
+def check(items: list[dict], width: int, height: int, analysis_id: str) -> None:
+    """What a post of one analysis's predictions goes through: every problem, one 422."""
+    refuse(problems(items, width, height, analysis_id))
+
 
 W, H = 100, 50
 A = "an-analysis"
