@@ -207,7 +207,7 @@ class AnalysisService:
         the analysis as it is."""
         analysis = self._analyses.get(analysis_id)
         if analysis.status == status == "completed":
-            self._images.add_analysis(analysis.image_id, analysis_id)
+            self._images.note_analyses({analysis.image_id: {analysis_id}})
             return analysis
         self._require_move(analysis, status)
         if status == "completed":
@@ -323,7 +323,7 @@ class AnalysisService:
         global activity log, by the pipeline's key (pipelines are not users: no actor)."""
         moved = self._analyses.update(analysis.id, analysis.status, status=status, error=error, updated_at=utcnow())
         if status == "completed":  # where Explore's prediction conditions find it
-            self._images.add_analysis(analysis.image_id, analysis.id)
+            self._images.note_analyses({analysis.image_id: {analysis.id}})
         if status not in MOVES:
             self._activity.record(None, "analysis", analysis.id, status,
                                   summary=f"Analysis {analysis.model_name} {analysis.model_version} of image "

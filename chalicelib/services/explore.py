@@ -32,6 +32,7 @@ from chalicelib.services.access import Access, Caller, Grant, grant
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.identity import Identity
 from chalicelib.services.images import ImageService, ImageView
+from chalicelib.services.shared_facts import AnalysisFacts, about_shared_facts, completed_facts, shared_match
 from chalicelib.store.analyses import AnalysisRepository
 from chalicelib.store.image_tags import ImageTagRepository
 from chalicelib.store.images import ImageRepository
@@ -50,18 +51,6 @@ class Placement:
     split: str
     job_id: str
     annotated: bool
-
-
-@dataclass(frozen=True)
-class AnalysisFacts:
-    """A completed ML analysis as Explore filters on it: its model and its predictions' classes and
-    confidences (None for types that have none, e.g. a caption)."""
-
-    analysis_id: str
-    image_id: str
-    model_name: str
-    model_version: str
-    predictions: tuple[tuple[str | None, float | None], ...]
 
 
 class Selection:
@@ -150,7 +139,7 @@ class PoolQuery:
             if candidates is not None:
                 entries = [entry for entry in entries if entry.image_id in candidates]
         matches = [entry for entry in entries if _matches(f, entry, placements.get(entry.image_id, ()), tagged)]
-        if _about_shared_facts(f):
+        if about_shared_facts(f):
             matches = self._shared_matches(f, matches)
         matches.sort(key=order_key)
         return Selection(matches, placements)
@@ -161,13 +150,8 @@ class PoolQuery:
         facts = self._images.shared_facts([entry.image_id for entry in entries])
         analyses: dict[str, list[AnalysisFacts]] = {}
         if f.prediction_model is not None or f.predicts():
-            wanted = [a for found in facts.values() for a in found.analysis_ids]
-            completed = [a for a in self._analyses.find(wanted).values() if a.status == "completed"]
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                predictions = list(pool.map(lambda a: self._analyses.prediction_facts(a.id), completed))
-            for a, found in zip(completed, predictions):
-                analyses.setdefault(a.image_id, []).append(
-                    AnalysisFacts(a.id, a.image_id, a.model_name, a.model_version, tuple(found)))
+            for found in completed_facts(self._analyses, [a for one in facts.values() for a in one.analysis_ids]):
+                analyses.setdefault(found.image_id, []).append(found)
         # An entry whose record is gone has no caption and no analysis (as the index holds it).
         return [entry for entry in entries if shared_match(
             f, facts[entry.image_id].caption if entry.image_id in facts else None, analyses.get(entry.image_id, []))]
@@ -284,36 +268,6 @@ def _matches(f: ImageFilter, entry: PoolEntry, placements, tagged: dict[str, set
         if f.split not in splits:
             return False
     return True
-
-
-def _about_shared_facts(f: ImageFilter) -> bool:
-    return bool(f.caption) or f.has_caption is not None or f.prediction_model is not None or f.predicts()
-
-
-def shared_match(f: ImageFilter, caption: str | None, analyses: list[AnalysisFacts]) -> bool:
-    """The caption and prediction conditions over an image's caption and completed analyses: every
-    prediction condition must hold for one and the same prediction (with a model alone, one analysis)."""
-    if f.caption and (caption is None or f.caption.casefold() not in caption.casefold()):
-        return False
-    if f.has_caption is not None and (caption is not None) != f.has_caption:
-        return False
-    if f.prediction_model is None and not f.predicts():
-        return True
-    for analysis in analyses:
-        if f.prediction_model is not None and (analysis.model_name != f.prediction_model or (
-                f.prediction_model_version is not None and analysis.model_version != f.prediction_model_version)):
-            continue
-        if not f.predicts():
-            return True
-        for class_name, confidence in analysis.predictions:
-            if f.predicted_class is not None and class_name != f.predicted_class:
-                continue
-            if f.min_confidence is not None and (confidence is None or confidence < f.min_confidence):
-                continue
-            if f.confidence_below is not None and (confidence is None or confidence >= f.confidence_below):
-                continue
-            return True
-    return False
 
 
 @dataclass(frozen=True)

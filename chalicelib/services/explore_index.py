@@ -23,11 +23,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.errors import NotFoundError
-from chalicelib.services.explore import AnalysisFacts, Placement, Selection
+from chalicelib.services.explore import Placement, Selection
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.kept_index import KeptIndexes, TagList
 from chalicelib.services.trash import Trash
 from chalicelib.services.project_index import LAYOUT, IndexedSelection, ProjectIndex
+from chalicelib.services.shared_facts import completed_facts
 from chalicelib.store.analyses import AnalysisRepository
 from chalicelib.store.changes import Change, ChangeLog, project_stream
 from chalicelib.store.images import ImageRepository
@@ -144,14 +145,7 @@ class IndexedExplore(KeptIndexes[ProjectIndex]):
         index.drop_analyses([a for image_id, ids in held.items() for a in ids - wanted[image_id]])
         missing = [a for image_id, ids in wanted.items() for a in ids - held.get(image_id, set())]
         if missing:
-            index.put_analyses(self._analysis_facts(missing))
-
-    def _analysis_facts(self, analysis_ids: list[str]) -> list[AnalysisFacts]:
-        found = [a for a in self._analyses.find(analysis_ids).values() if a.status == "completed"]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            predictions = list(pool.map(lambda a: self._analyses.prediction_facts(a.id), found))
-        return [AnalysisFacts(a.id, a.image_id, a.model_name, a.model_version, tuple(p))
-                for a, p in zip(found, predictions)]
+            index.put_analyses(completed_facts(self._analyses, missing))
 
     def _refresh_task(self, project_id: str, index: ProjectIndex, task_id: str) -> None:
         try:

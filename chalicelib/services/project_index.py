@@ -16,9 +16,10 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
-from chalicelib.services.explore import AnalysisFacts, Placement, Selection
+from chalicelib.services.explore import Placement, Selection
 from chalicelib.services.filters import ImageFilter
 from chalicelib.services.index_filter import following, marks, where
+from chalicelib.services.shared_facts import AnalysisFacts
 from chalicelib.services.split_leaks import Copy, Leak, find, split_rank
 from chalicelib.store.jobs import JobImage
 from chalicelib.store.pool import PoolEntry

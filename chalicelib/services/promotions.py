@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.clock import utcnow
-from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.services.access import Access
 from chalicelib.services.activity import ActivityService
 from chalicelib.services.annotations import AnnotationService
@@ -159,35 +159,29 @@ class PromotionService:
     def _chosen(self, image_ids: list[str], analysis_ids: list[str] | None, model: str | None,
                 model_version: str | None) -> list[tuple[Analysis, list[Prediction]]]:
         """The completed analyses asked for, with their predictions (read in parallel)."""
+        if analysis_ids is not None:
+            found = self._given(analysis_ids, set(image_ids))
+        else:  # the completed analyses noted on the images' records (consistent reads, batched)
+            noted = [a for facts in self._images.shared_facts(image_ids).values() for a in facts.analysis_ids]
+            found = [analysis for analysis in self._analyses.find(noted).values()
+                     if analysis.model_name == model and model_version in (None, analysis.model_version)]
+        completed = [analysis for analysis in found if analysis.status == "completed"]
         with ThreadPoolExecutor(max_workers=READERS) as pool:
-            if analysis_ids is not None:
-                found = self._given(pool, analysis_ids, set(image_ids))
-            else:  # the completed analyses noted on the images' records (consistent reads, batched)
-                noted = [a for facts in self._images.shared_facts(image_ids).values() for a in facts.analysis_ids]
-                found = [analysis for analysis in self._analyses.find(noted).values()
-                         if analysis.model_name == model and model_version in (None, analysis.model_version)]
-            completed = [analysis for analysis in found if analysis.status == "completed"]
             return list(zip(completed, pool.map(lambda analysis: self._analyses.predictions(analysis.id), completed)))
 
-    def _given(self, pool: ThreadPoolExecutor, analysis_ids: list[str], image_ids: set[str]) -> list[Analysis]:
-        """The named analyses, each of an image of the job (else 422 naming every one that is not)."""
+    def _given(self, analysis_ids: list[str], image_ids: set[str]) -> list[Analysis]:
+        """The named analyses (one BatchGetItem, consistent), each of an image of the job (else 422
+        naming every one that is not)."""
         wanted = list(dict.fromkeys(analysis_ids))
-
-        def read(analysis_id: str) -> Analysis | None:
-            try:
-                return self._analyses.get(analysis_id)
-            except NotFoundError:
-                return None
-
-        found = list(pool.map(read, wanted))
-        refused = [analysis_id for analysis_id, analysis in zip(wanted, found)
-                   if analysis is None or analysis.image_id not in image_ids]
+        found = self._analyses.find(wanted)
+        refused = [analysis_id for analysis_id in wanted
+                   if analysis_id not in found or found[analysis_id].image_id not in image_ids]
         if refused:
             raise ValidationError(f"Not analyses of this job's images: {', '.join(refused[:10])}",
                                   [{"field": f"analysis_ids.{analysis_ids.index(analysis_id)}", "location": "body",
                                     "message": f"analysis '{analysis_id}' is not of an image in this job",
                                     "type": "analysis"} for analysis_id in refused])
-        return [analysis for analysis in found if analysis is not None]
+        return [found[analysis_id] for analysis_id in wanted]
 
 
 def _require_labels(label_map: dict[str, str], labels: dict[str, str]) -> None:

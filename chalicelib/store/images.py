@@ -15,7 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
 
 from pynamodb.attributes import (
     MapAttribute,
@@ -195,6 +195,9 @@ class CatalogEntry:
 
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class SharedFacts:
     """An image's facts that every project holding it shares (store/changes.py: the tag stream)."""
@@ -272,37 +275,31 @@ class ImageRepository:
         return [_to_image(ImageItem.from_raw_data(raw)) for raw in items]
 
     def tag_sets(self, image_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        """The tag ids of each existing image among `image_ids` (BatchGetItem projected to the set,
+        """The tag ids of each existing image among `image_ids`."""
+        return self._projected(image_ids, ["tag_ids"], "images' tags", lambda item: frozenset(item.tag_ids or ()))
+
+    def shared_facts(self, image_ids: Iterable[str]) -> dict[str, "SharedFacts"]:
+        """What every project holding these images filters on beyond the pool entry — tags, caption,
+        completed analyses — for each existing image."""
+        return self._projected(image_ids, ["tag_ids", "caption", "analysis_ids"],
+                               "images' tags, captions and analyses",
+                               lambda item: SharedFacts(frozenset(item.tag_ids or ()), _caption_text(item.caption),
+                                                        frozenset(item.analysis_ids or ())))
+
+    @staticmethod
+    def _projected(image_ids: Iterable[str], attributes: list[str], what: str,
+                   shape: Callable[[ImageItem], T]) -> dict[str, T]:
+        """`shape` of each existing image's record read with only `attributes` (BatchGetItem,
         consistent, 100 keys a request, in parallel)."""
         keys = list(dict.fromkeys(image_ids))
         chunks = [keys[start : start + 100] for start in range(0, len(keys), 100)]
 
-        def read(chunk: list[str]) -> dict[str, frozenset[str]]:
-            with store_errors("reading images' tags"):
-                return {item.id: frozenset(item.tag_ids or ()) for item in
-                        ImageItem.batch_get(chunk, consistent_read=True, attributes_to_get=["id", "tag_ids"])}
+        def read(chunk: list[str]) -> dict[str, T]:
+            with store_errors(f"reading {what}"):
+                return {item.id: shape(item) for item in
+                        ImageItem.batch_get(chunk, consistent_read=True, attributes_to_get=["id", *attributes])}
 
-        found: dict[str, frozenset[str]] = {}
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for part in pool.map(read, chunks):
-                found.update(part)
-        return found
-
-    def shared_facts(self, image_ids: Iterable[str]) -> dict[str, "SharedFacts"]:
-        """What every project holding these images filters on beyond the pool entry — tags, caption,
-        completed analyses — for each existing image (BatchGetItem projected to those, consistent,
-        100 keys a request, in parallel)."""
-        keys = list(dict.fromkeys(image_ids))
-        chunks = [keys[start : start + 100] for start in range(0, len(keys), 100)]
-
-        def read(chunk: list[str]) -> dict[str, SharedFacts]:
-            with store_errors("reading images' tags, captions and analyses"):
-                return {item.id: SharedFacts(frozenset(item.tag_ids or ()), _caption_text(item.caption),
-                                             frozenset(item.analysis_ids or ()))
-                        for item in ImageItem.batch_get(chunk, consistent_read=True,
-                                                        attributes_to_get=["id", "tag_ids", "caption", "analysis_ids"])}
-
-        found: dict[str, SharedFacts] = {}
+        found: dict[str, T] = {}
         with ThreadPoolExecutor(max_workers=8) as pool:
             for part in pool.map(read, chunks):
                 found.update(part)
@@ -326,22 +323,14 @@ class ImageRepository:
         return _to_image(item)
 
     def note_analyses(self, by_image: dict[str, set[str]]) -> int:
-        """`add_analysis` for many images at once (one UpdateItem each, ADD: idempotent), recorded in
-        the tag stream together; returns how many image records took them."""
+        """Note completed analyses on their images, where Explore's prediction conditions and promote
+        find them (one UpdateItem an image, ADD: idempotent; an image whose record is gone is
+        skipped), recorded in the tag stream every project's index reads; returns how many took them."""
         noted = [image for image, ids in by_image.items()
                  if self._conditional_update(ImageItem(id=image), [ImageItem.analysis_ids.add(ids)],
                                              ImageItem.id.exists())]
         change_log.record(change_log.TAGS_STREAM, tagged=noted)
         return len(noted)
-
-    def add_analysis(self, image_id_: str, analysis_id: str) -> bool:
-        """Note a completed analysis on its image (Explore's prediction conditions); False when the
-        image record is gone. Recorded in the tag stream, which every project's index reads."""
-        item = ImageItem(id=image_id_)
-        written = self._conditional_update(item, [ImageItem.analysis_ids.add({analysis_id})], ImageItem.id.exists())
-        if written:
-            change_log.record(change_log.TAGS_STREAM, tagged=[image_id_])
-        return written
 
     def find_by_keys(self, keys: Iterable[str]) -> dict[str, Image]:
         """The registered images among share `keys`, by key."""
